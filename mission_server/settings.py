@@ -1,0 +1,48 @@
+"""Configuration: one settings object read from the environment.
+
+Secrets are ``SecretStr`` so they never show up in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGED_WORLD = Path(__file__).with_name("data") / "world.yaml"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variable names are in the field aliases."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    db_url: str | None = Field(default=None, alias="MISSION_DB_URL")
+    telnyx_api_key: SecretStr | None = Field(default=None, alias="TELNYX_API_KEY")
+    telnyx_base_url: str = Field(default="https://api.telnyx.com/v2", alias="TELNYX_BASE_URL")
+    http_token: SecretStr | None = Field(default=None, alias="MISSION_HTTP_TOKEN")
+    llm_base_url: str | None = Field(default=None, alias="MISSION_LLM_BASE_URL")
+    llm_api_key: SecretStr | None = Field(default=None, alias="MISSION_LLM_API_KEY")
+    llm_model: str | None = Field(default=None, alias="MISSION_LLM_MODEL")
+    sim_world: Path | None = Field(default=None, alias="MISSION_SIM_WORLD")
+    sim_speed: float = Field(default=60.0, gt=0, alias="MISSION_SIM_SPEED")
+    worker_id: str | None = Field(default=None, alias="MISSION_WORKER_ID")
+    lease_secs: float = Field(default=60.0, gt=0, alias="MISSION_LEASE_SECS")
+
+    @cached_property
+    def world_path(self) -> Path:
+        return self.sim_world or PACKAGED_WORLD
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, then apply explicit overrides (CLI flags)."""
+    settings = Settings()
+    if overrides:
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    return settings

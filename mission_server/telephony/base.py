@@ -1,0 +1,138 @@
+"""The telephony seam: what the engine needs from a phone platform.
+
+Implementations: ``SimulatedProvider`` (embedded default, a world file of businesses) and
+``TelnyxProvider`` (the real Telnyx API). The dispatcher talks to a provider only through this
+protocol, so a new platform is one class.
+
+Calls are two-phase, because real calls take minutes: ``place_call`` starts one and returns a
+``Placement``; ``get_outcome`` later reports the terminal ``CallOutcome`` (``None`` while the
+call is still going). A provider that already knows the outcome when placing (a simulator with
+instant completion) may return it in ``Placement.outcome``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+Channel = Literal["phone_call", "sms_chat"]
+CallStatus = Literal["completed", "busy", "no-answer", "failed", "canceled"]
+
+#: Terminal call statuses that the reference treats as retryable client-side outcomes.
+RETRYABLE_CALL_STATUSES: frozenset[str] = frozenset({"busy", "no-answer", "failed", "canceled"})
+CALL_STATUSES: frozenset[str] = frozenset({"completed"}) | RETRYABLE_CALL_STATUSES
+
+
+@dataclass(frozen=True)
+class AssistantSpec:
+    """What a provider needs to create or update a voice assistant."""
+
+    name: str
+    instructions: str
+    greeting: str | None = None
+    model: str | None = None
+    voice: str | None = None
+    dynamic_variables: dict[str, str] = field(default_factory=dict)
+    insight_group_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class NumberInfo:
+    """A phone number of the account."""
+
+    phone_number: str  # E.164
+    number_id: str
+    hd_voice: bool = False
+    assistant_ref: str | None = None  # provider ref of the assistant it is assigned to, if any
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One dispatch of a scheduled event (one attempt)."""
+
+    idempotency_key: str  # "<scheduled_event_id>:<attempt_number>"
+    scheduled_event_id: str
+    attempt_number: int
+    channel: Channel
+    from_number: str
+    to: str
+    assistant_ref: str
+    placed_at: datetime
+    instructions: str  # rendered with every variable known for this conversation
+    greeting: str | None  # rendered
+    text: str | None  # rendered SMS body (sms_chat only)
+    dynamic_variables: dict[str, str]  # merged: per-call > run > assistant defaults
+    conversation_metadata: dict[str, object] = field(default_factory=dict)
+    conversation_name: str | None = None
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """The terminal result of one attempt."""
+
+    call_status: CallStatus
+    ended_at: datetime
+    call_duration: float | None = None  # seconds; None when nobody answered
+    call_control_id: str | None = None
+    conversation_id: str | None = None
+    conversation_name: str | None = None
+    cost: float | None = None  # account currency, where the provider reports it
+    voicemail: bool = False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A call (or SMS) that the provider accepted."""
+
+    call_control_id: str
+    placed_at: datetime
+    conversation_id: str | None = None
+    outcome: CallOutcome | None = None  # set when the provider already knows it
+
+
+@dataclass(frozen=True)
+class TranscriptMessage:
+    role: Literal["assistant", "user", "system"]
+    text: str
+    sent_at: datetime
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A telephony platform. Methods raise ``mission_server.errors.ProviderError`` on failure."""
+
+    #: "simulated" or "telnyx" (shown by server_status and the CLI).
+    name: str
+
+    def create_assistant(self, spec: AssistantSpec) -> str:
+        """Create an assistant; return the provider's reference for it."""
+        ...
+
+    def update_assistant(self, assistant_ref: str, spec: AssistantSpec) -> None:
+        """Replace the assistant's configuration."""
+        ...
+
+    def list_phone_numbers(self) -> list[NumberInfo]:
+        """Every number of the account, assigned or not."""
+        ...
+
+    def assign_phone_number(self, number: NumberInfo, assistant_ref: str) -> None:
+        """Route the number to the assistant so it can call from it."""
+        ...
+
+    def place_call(self, request: CallRequest) -> Placement:
+        """Start one attempt. Must be idempotent on ``request.idempotency_key``."""
+        ...
+
+    def get_outcome(self, placement: Placement, now: datetime) -> CallOutcome | None:
+        """The terminal outcome of a placed attempt, or None while it is still in progress."""
+        ...
+
+    def find_attempt(self, idempotency_key: str) -> Placement | None:
+        """Look up an attempt by its idempotency key (crash reconciliation)."""
+        ...
+
+    def get_messages(self, conversation_id: str) -> list[TranscriptMessage]:
+        """The conversation's transcript in order."""
+        ...

@@ -1,0 +1,132 @@
+"""Engine and session factory.
+
+SQLite (the embedded default) gets WAL, a busy timeout and foreign keys on every connection;
+PostgreSQL is used when the URL says so (``postgresql+psycopg://…``; plain ``postgresql://``
+is accepted and pointed at psycopg 3).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, SQLModel, create_engine
+
+from state.errors import StateError
+
+APP_NAME = "agent-missions"
+
+
+def default_db_path() -> Path:
+    """Where the embedded SQLite database lives by default."""
+    return Path(user_data_dir(APP_NAME, appauthor=False)) / "missions.db"
+
+
+def normalise_url(url: str | None) -> str:
+    """Turn a user-supplied database URL or file path into a SQLAlchemy URL.
+
+    ``None`` means the default SQLite file; a bare path means a SQLite file there;
+    ``postgres://`` and ``postgresql://`` use the psycopg 3 driver.
+
+    Raises:
+        StateError: the URL names a database kind other than SQLite or PostgreSQL.
+    """
+    if not url:
+        path = default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if "://" not in url:
+        path = Path(url).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    backend = make_url(url).get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise StateError(
+            f"MISSION_DB_URL must be a SQLite or PostgreSQL URL, got backend {backend!r}"
+        )
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The sqlite3 module's own transaction handling would defeat BEGIN IMMEDIATE; we issue
+    # BEGIN ourselves in the "begin" event below.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (default: ``MISSION_DB_URL``, else the SQLite file).
+
+    Raises:
+        StateError: unsupported database kind.
+    """
+    url = normalise_url(url if url is not None else os.environ.get("MISSION_DB_URL"))
+    if url.startswith("sqlite"):
+        memory = url in {"sqlite://", "sqlite:///:memory:"}
+        options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if memory:
+            from sqlalchemy.pool import StaticPool
+
+            options["poolclass"] = StaticPool
+        options.update(kwargs)
+        engine = create_engine(url, **options)
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Every SQLite transaction takes the write lock up front, so claims are atomic and
+            # there is never a lock upgrade deadlock between two writers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    if kwargs.pop("null_pool", False):
+        options = {"poolclass": NullPool}
+    options.update(kwargs)
+    return create_engine(url, **options)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table directly from the models (tests, scratch databases)."""
+    import state.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.create_all(engine)
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the newest migration (what ``mission db upgrade`` does)."""
+    from state.migrate import upgrade_to_head
+
+    upgrade_to_head(engine)
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error, so a failed request
+    leaves nothing half-written."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,342 @@
+"""The system of record: SQLModel tables mirroring the Telnyx Missions, Assistants, Scheduled
+Events, Conversations and Insights APIs.
+
+Python attribute ``meta`` is stored in a column named ``metadata`` (SQLAlchemy reserves the
+attribute name); the service layer exposes it as ``metadata``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from state.types import JSONType, UTCDateTime, new_id
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(default: Any = None, name: str | None = None) -> Any:
+    factory = (lambda: dict(default)) if isinstance(default, dict) else (
+        (lambda: list(default)) if isinstance(default, list) else (lambda: default)
+    )
+    col = Column(name, JSONType, nullable=True) if name else Column(JSONType, nullable=True)
+    return Field(default_factory=factory, sa_column=col)
+
+
+def _text(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(Text, nullable=nullable))
+
+
+class Mission(SQLModel, table=True):
+    __tablename__ = "missions"
+
+    mission_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    description: str | None = _text()
+    instructions: str | None = _text()
+    meta: dict[str, Any] | None = _json({}, "metadata")
+    execution_mode: str = Field(default="external", max_length=16)
+    created_at: datetime | None = _ts(False, index=True)
+    updated_at: datetime | None = _ts(False)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    run_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    mission_id: str = Field(foreign_key="missions.mission_id", index=True, max_length=64)
+    status: str = Field(default="pending", max_length=16, index=True)
+    input: dict[str, Any] | None = _json({})
+    meta: dict[str, Any] | None = _json({}, "metadata")
+    variables: dict[str, Any] | None = _json({})
+    result_summary: str | None = _text()
+    result_payload: dict[str, Any] | None = _json(None)
+    error: str | None = _text()
+    # Guardrails
+    call_budget: int | None = Field(default=None)
+    calls_placed: int = Field(default=0)
+    approval_required: bool = Field(default=False)
+    approved_at: datetime | None = _ts()
+    created_at: datetime | None = _ts(False, index=True)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts(False)
+
+
+class PlanStep(SQLModel, table=True):
+    __tablename__ = "plan_steps"
+    __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_plan_steps_run_step"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    run_id: str = Field(foreign_key="runs.run_id", index=True, max_length=64)
+    step_id: str = Field(max_length=100)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    sequence: int = Field(default=0)
+    parent_step_id: str | None = Field(default=None, max_length=100)
+    status: str = Field(default="pending", max_length=16)
+    meta: dict[str, Any] | None = _json({}, "metadata")
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("run_id", "idempotency_key", name="uq_events_run_idempotency"),
+        Index("ix_events_run_seq", "run_id", "seq"),
+    )
+
+    seq: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    event_id: str = Field(default_factory=new_id, unique=True, max_length=64)
+    run_id: str = Field(foreign_key="runs.run_id", max_length=64)
+    type: str = Field(max_length=32)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    step_id: str | None = Field(default=None, max_length=100)
+    agent_id: str | None = Field(default=None, max_length=100)
+    payload: dict[str, Any] | None = _json({})
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime | None = _ts(False)
+
+
+class Assistant(SQLModel, table=True):
+    __tablename__ = "assistants"
+
+    assistant_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    instructions: str = Field(sa_column=Column(Text, nullable=False))
+    greeting: str | None = _text()
+    model: str | None = Field(default=None, max_length=200)
+    voice: str | None = Field(default=None, max_length=200)
+    dynamic_variables: dict[str, Any] | None = _json({})
+    insight_group_id: str | None = Field(default=None, max_length=64)
+    webhook_url: str | None = _text()  # per-assistant override of the insight group's webhook
+    provider: str = Field(default="simulated", max_length=32)
+    provider_ref: str | None = Field(default=None, max_length=200)
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+
+
+class RunAgent(SQLModel, table=True):
+    """Links a run to the assistants it created or used."""
+
+    __tablename__ = "run_agents"
+
+    run_id: str = Field(foreign_key="runs.run_id", primary_key=True, max_length=64)
+    assistant_id: str = Field(
+        foreign_key="assistants.assistant_id", primary_key=True, max_length=64
+    )
+    created_at: datetime | None = _ts(False)
+
+
+class PhoneNumber(SQLModel, table=True):
+    __tablename__ = "phone_numbers"
+
+    phone_number: str = Field(primary_key=True, max_length=32)  # E.164
+    number_id: str = Field(unique=True, max_length=100)
+    assistant_id: str | None = Field(
+        default=None, foreign_key="assistants.assistant_id", max_length=64
+    )
+    hd_voice: bool = Field(default=False)
+    provider: str = Field(default="simulated", max_length=32)
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+
+
+class DoNotCall(SQLModel, table=True):
+    __tablename__ = "do_not_call"
+
+    target: str = Field(primary_key=True, max_length=200)  # E.164 or SIP URI
+    reason: str | None = _text()
+    created_at: datetime | None = _ts(False)
+
+
+class ScheduledEvent(SQLModel, table=True):
+    """A call or SMS to be dispatched. This table is the durable outbox.
+
+    ``scheduled_at_fixed_datetime`` is the reference's field: when the next attempt is meant to
+    happen (after calling-hours deferral). ``due_at`` is when the dispatcher must next look at
+    the row: the scheduled time while pending, the next outcome check while in progress.
+    """
+
+    __tablename__ = "scheduled_events"
+    __table_args__ = (Index("ix_scheduled_events_claim", "status", "due_at"),)
+
+    scheduled_event_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    assistant_id: str = Field(foreign_key="assistants.assistant_id", index=True, max_length=64)
+    run_id: str | None = Field(
+        default=None, foreign_key="runs.run_id", index=True, max_length=64
+    )
+    step_id: str | None = Field(default=None, max_length=100)
+    telnyx_conversation_channel: str = Field(max_length=16)
+    telnyx_end_user_target: str = Field(max_length=200)
+    telnyx_agent_target: str = Field(max_length=200)
+    scheduled_at_fixed_datetime: datetime | None = _ts(False)
+    requested_at: datetime | None = _ts(False)  # what the caller asked for, before deferral
+    due_at: datetime | None = _ts(False)
+    text: str | None = _text()
+    dynamic_variables: dict[str, Any] | None = _json({})
+    conversation_metadata: dict[str, Any] | None = _json({})
+    max_retries_client_errors: int = Field(default=0)
+    retry_interval_secs: int | None = Field(default=None)
+    status: str = Field(default="pending", max_length=16)
+    call_status: str | None = Field(default=None, max_length=16)
+    conversation_id: str | None = Field(default=None, max_length=200)
+    errors: list[Any] | None = _json([])
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    # Calling hours: resolved zones of the target and the window policy that applied.
+    timezones: list[str] | None = _json([])
+    calling_window: dict[str, Any] | None = _json(None)
+    deferrals: list[Any] | None = _json([])
+    hold_reason: str | None = Field(default=None, max_length=32)  # awaiting_approval, paused
+    # The attempt in flight (placed, outcome not yet known).
+    current_attempt: int = Field(default=0)
+    in_flight_call_control_id: str | None = Field(default=None, max_length=200)
+    in_flight_placed_at: datetime | None = _ts()
+    # Dispatcher lease.
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = _ts()
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+
+
+class CallAttempt(SQLModel, table=True):
+    """One terminal dispatch of a scheduled event (the reference's ``call_attempts`` entry)."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        UniqueConstraint("scheduled_event_id", "attempt_number", name="uq_call_attempts_event"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    scheduled_event_id: str = Field(
+        foreign_key="scheduled_events.scheduled_event_id", index=True, max_length=64
+    )
+    attempt_number: int
+    attempted_at: datetime | None = _ts(False)
+    ended_at: datetime | None = _ts()
+    call_status: str = Field(max_length=16)
+    call_duration: float | None = None
+    telnyx_call_control_id: str | None = Field(default=None, max_length=200)
+    conversation_id: str | None = Field(default=None, max_length=200)
+    cost: float | None = None
+    voicemail: bool = Field(default=False)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+
+    conversation_id: str = Field(primary_key=True, max_length=200)
+    name: str | None = Field(default=None, max_length=300)
+    run_id: str | None = Field(default=None, foreign_key="runs.run_id", index=True, max_length=64)
+    assistant_id: str | None = Field(
+        default=None, foreign_key="assistants.assistant_id", index=True, max_length=64
+    )
+    scheduled_event_id: str | None = Field(default=None, index=True, max_length=64)
+    attempt_number: int | None = None
+    channel: str = Field(default="phone_call", max_length=16)
+    end_user_target: str | None = Field(default=None, max_length=200, index=True)
+    agent_target: str | None = Field(default=None, max_length=200)
+    instructions: str | None = _text()  # rendered
+    greeting: str | None = _text()  # rendered
+    dynamic_variables: dict[str, Any] | None = _json({})
+    meta: dict[str, Any] | None = _json({}, "metadata")
+    call_status: str | None = Field(default=None, max_length=16)
+    duration_secs: float | None = None
+    cost: float | None = None
+    started_at: datetime | None = _ts()
+    ended_at: datetime | None = _ts()
+    created_at: datetime | None = _ts(False)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_seq", "conversation_id", "seq"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    conversation_id: str = Field(foreign_key="conversations.conversation_id", max_length=200)
+    seq: int
+    role: str = Field(max_length=16)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sent_at: datetime | None = _ts()
+
+
+class Insight(SQLModel, table=True):
+    """An insight definition: free text (``parameters`` is None) or a structured schema."""
+
+    __tablename__ = "insights"
+
+    insight_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    instructions: str = Field(sa_column=Column(Text, nullable=False))
+    parameters: list[Any] | None = _json(None)
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+
+
+class InsightGroup(SQLModel, table=True):
+    __tablename__ = "insight_groups"
+
+    insight_group_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    webhook_url: str | None = _text()
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+
+
+class InsightGroupMember(SQLModel, table=True):
+    __tablename__ = "insight_group_members"
+
+    insight_group_id: str = Field(
+        foreign_key="insight_groups.insight_group_id", primary_key=True, max_length=64
+    )
+    insight_id: str = Field(foreign_key="insights.insight_id", primary_key=True, max_length=64)
+    position: int = Field(default=0)
+
+
+class InsightResult(SQLModel, table=True):
+    __tablename__ = "insight_results"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "insight_id", name="uq_insight_results_conv"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    conversation_id: str = Field(
+        foreign_key="conversations.conversation_id", index=True, max_length=200
+    )
+    insight_id: str = Field(foreign_key="insights.insight_id", max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    result: Any = _json(None)
+    error: str | None = _text()
+    extractor: str | None = Field(default=None, max_length=32)
+    created_at: datetime | None = _ts(False)
+    updated_at: datetime | None = _ts(False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    __tablename__ = "webhook_deliveries"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    delivery_id: str = Field(default_factory=new_id, max_length=64, index=True)
+    conversation_id: str = Field(max_length=200, index=True)
+    insight_group_id: str | None = Field(default=None, max_length=64)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    attempt: int = Field(default=1)
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = _text()
+    delivered: bool = Field(default=False)
+    created_at: datetime | None = _ts(False)
+
+
+ALL_TABLES = [
+    Mission, Run, PlanStep, Event, Assistant, RunAgent, PhoneNumber, DoNotCall, ScheduledEvent,
+    CallAttempt, Conversation, Message, Insight, InsightGroup, InsightGroupMember, InsightResult,
+    WebhookDelivery,
+]
