@@ -48,7 +48,7 @@ def normalise_url(url: str | None) -> str:
         return f"sqlite:///{path}"
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     backend = make_url(url).get_backend_name()
     if backend not in {"sqlite", "postgresql"}:
         raise StateError(

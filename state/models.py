@@ -21,8 +21,10 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
 
 
 def _json(default: Any = None, name: str | None = None) -> Any:
-    factory = (lambda: dict(default)) if isinstance(default, dict) else (
-        (lambda: list(default)) if isinstance(default, list) else (lambda: default)
+    factory = (
+        (lambda: dict(default))
+        if isinstance(default, dict)
+        else ((lambda: list(default)) if isinstance(default, list) else (lambda: default))
     )
     col = Column(name, JSONType, nullable=True) if name else Column(JSONType, nullable=True)
     return Field(default_factory=factory, sa_column=col)
@@ -170,9 +172,7 @@ class ScheduledEvent(SQLModel, table=True):
 
     scheduled_event_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
     assistant_id: str = Field(foreign_key="assistants.assistant_id", index=True, max_length=64)
-    run_id: str | None = Field(
-        default=None, foreign_key="runs.run_id", index=True, max_length=64
-    )
+    run_id: str | None = Field(default=None, foreign_key="runs.run_id", index=True, max_length=64)
     step_id: str | None = Field(default=None, max_length=100)
     telnyx_conversation_channel: str = Field(max_length=16)
     telnyx_end_user_target: str = Field(max_length=200)
@@ -199,6 +199,12 @@ class ScheduledEvent(SQLModel, table=True):
     current_attempt: int = Field(default=0)
     in_flight_call_control_id: str | None = Field(default=None, max_length=200)
     in_flight_placed_at: datetime | None = _ts()
+    # What the in-flight attempt was given (rendered text, variables), kept until it ends so the
+    # conversation record shows exactly what the assistant was told.
+    in_flight_context: dict[str, Any] | None = _json(None)
+    # Set by a claim that took over an abandoned lease: the previous holder may have placed
+    # the attempt, so the provider is asked before placing again.
+    recovered: bool = Field(default=False)
     # Dispatcher lease.
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = _ts()
@@ -336,7 +342,21 @@ class WebhookDelivery(SQLModel, table=True):
 
 
 ALL_TABLES = [
-    Mission, Run, PlanStep, Event, Assistant, RunAgent, PhoneNumber, DoNotCall, ScheduledEvent,
-    CallAttempt, Conversation, Message, Insight, InsightGroup, InsightGroupMember, InsightResult,
+    Mission,
+    Run,
+    PlanStep,
+    Event,
+    Assistant,
+    RunAgent,
+    PhoneNumber,
+    DoNotCall,
+    ScheduledEvent,
+    CallAttempt,
+    Conversation,
+    Message,
+    Insight,
+    InsightGroup,
+    InsightGroupMember,
+    InsightResult,
     WebhookDelivery,
 ]

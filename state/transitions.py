@@ -12,8 +12,15 @@ RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "cancelle
 STEP_STATUSES = ("pending", "in_progress", "completed", "skipped", "failed")
 EVENT_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 EVENT_TYPES = (
-    "status_change", "step_started", "step_completed", "step_failed", "tool_call",
-    "tool_result", "message", "error", "custom",
+    "status_change",
+    "step_started",
+    "step_completed",
+    "step_failed",
+    "tool_call",
+    "tool_result",
+    "message",
+    "error",
+    "custom",
 )
 
 RUN_TRANSITIONS: dict[str, set[str]] = {

@@ -11,12 +11,28 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from mission_server.telephony.base import TranscriptMessage
 
 ParameterType = Literal[
-    "string", "enum", "number", "integer", "boolean", "array", "array(string)",
-    "array(number)", "array(boolean)", "object",
+    "string",
+    "enum",
+    "number",
+    "integer",
+    "boolean",
+    "array",
+    "array(string)",
+    "array(number)",
+    "array(boolean)",
+    "object",
 ]
 PARAMETER_TYPES: tuple[str, ...] = (
-    "string", "enum", "number", "integer", "boolean", "array", "array(string)",
-    "array(number)", "array(boolean)", "object",
+    "string",
+    "enum",
+    "number",
+    "integer",
+    "boolean",
+    "array",
+    "array(string)",
+    "array(number)",
+    "array(boolean)",
+    "object",
 )
 ResultStatus = Literal["pending", "in_progress", "completed", "failed"]
 

@@ -1,0 +1,99 @@
+"""Wiring: build a service ``Context`` from settings — database, clock and provider.
+
+The provider is Telnyx when ``TELNYX_API_KEY`` is set and simulation is not forced; otherwise
+the simulated world. The choice is logged (stderr) so nobody mistakes a rehearsal for real calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
+from mission_server.context import Context
+from mission_server.settings import Settings, load_settings
+from mission_server.telephony.base import Provider
+from state.db import make_engine, upgrade
+
+log = logging.getLogger("mission_server")
+
+
+def choose_provider(
+    settings: Settings,
+    *,
+    simulate: bool | None = None,
+    world: Path | None = None,
+    seed: int | None = None,
+    ledger_path: Path | None = None,
+) -> Provider:
+    """Telnyx when configured and not ``simulate``; else the simulated world.
+
+    Raises:
+        ConfigurationError: the world file or Telnyx settings are unusable.
+    """
+    if settings.telnyx_api_key is not None and not simulate:
+        from mission_server.telephony.telnyx import TelnyxProvider
+
+        log.warning("provider: Telnyx (%s) — calls are REAL", settings.telnyx_base_url)
+        return TelnyxProvider.from_settings(settings)
+    from mission_server.telephony.simulated import SimulatedProvider
+
+    path = world or settings.world_path
+    reason = "--simulate given" if simulate else "TELNYX_API_KEY is not set"
+    log.warning("provider: simulated world %s (%s) — no real calls are placed", path, reason)
+    return SimulatedProvider.from_path(path, seed=seed, ledger_path=ledger_path)
+
+
+def world_start_time(provider: Provider) -> datetime | None:
+    world = getattr(provider, "world", None)
+    return getattr(world, "start_time", None)
+
+
+def build_context(
+    settings: Settings | None = None,
+    *,
+    db_url: str | None = None,
+    provider: Provider | None = None,
+    clock: Clock | str = "system",
+    simulate: bool | None = None,
+    world: Path | None = None,
+    seed: int | None = None,
+    sim_speed: float | None = None,
+    migrate: bool = True,
+    ledger_path: Path | None = None,
+) -> Context:
+    """Assemble a Context.
+
+    ``clock``: a Clock, or ``"system"`` (real time; accelerated from the world's start time when
+    the provider is simulated), or ``"virtual"`` (discrete-event time from the world's start).
+
+    Raises:
+        ConfigurationError, StateError.
+    """
+    settings = settings or load_settings()
+    engine = make_engine(db_url if db_url is not None else settings.db_url)
+    if migrate:
+        upgrade(engine)
+    if provider is None:
+        provider = choose_provider(
+            settings, simulate=simulate, world=world, seed=seed, ledger_path=ledger_path
+        )
+    if isinstance(clock, str):
+        start = world_start_time(provider) or datetime.now(UTC)
+        if clock == "virtual":
+            clock = VirtualClock(start)
+        elif provider.name == "simulated":
+            clock = AcceleratedClock(start, sim_speed or settings.sim_speed)
+        else:
+            clock = SystemClock()
+    extractor = None
+    try:
+        from mission_server.insights.factory import make_extractor
+
+        extractor = make_extractor(settings, provider)
+    except ImportError:
+        extractor = None
+    return Context(
+        engine=engine, clock=clock, provider=provider, settings=settings, extractor=extractor
+    )

@@ -1,0 +1,747 @@
+"""Missions, runs, plan steps, events and run variables: the Missions API semantics.
+
+Every function takes the service ``Context`` first, validates its input before writing
+anything, and writes in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from mission_server.context import Context
+from mission_server.errors import ValidationError
+from mission_server.schemas import (
+    AssistantOut,
+    ConversationOut,
+    EventOut,
+    MissionOut,
+    PlanStepOut,
+    RunOut,
+    ScheduledEventOut,
+)
+from mission_server.validation import (
+    optional_text,
+    require_choice,
+    require_int,
+    require_limit,
+    require_mapping,
+    require_slug,
+    require_text,
+)
+from state import models as m
+from state.db import session_scope
+from state.errors import NotFound
+from state.transitions import (
+    EVENT_TYPES,
+    RUN_STATUSES,
+    RUN_TRANSITIONS,
+    STEP_STATUSES,
+    STEP_TRANSITIONS,
+    TERMINAL_RUN,
+    check_transition,
+)
+
+EXECUTION_MODES = ("external", "managed")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def load_run(session: Session, run_id: str) -> m.Run:
+    run = session.get(m.Run, run_id)
+    if run is None:
+        raise NotFound("run", run_id)
+    return run
+
+
+def load_mission(session: Session, mission_id: str) -> m.Mission:
+    mission = session.get(m.Mission, mission_id)
+    if mission is None:
+        raise NotFound("mission", mission_id)
+    return mission
+
+
+def append_event(
+    session: Session,
+    run_id: str,
+    type: str,
+    summary: str,
+    now: datetime,
+    *,
+    step_id: str | None = None,
+    agent_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> m.Event:
+    """Add an event to the session (caller commits). Internal: inputs are trusted."""
+    event = m.Event(
+        run_id=run_id,
+        type=type,
+        summary=summary,
+        step_id=step_id,
+        agent_id=agent_id,
+        payload=payload or {},
+        idempotency_key=idempotency_key,
+        created_at=now,
+    )
+    session.add(event)
+    return event
+
+
+# --------------------------------------------------------------------------- missions
+
+
+def create_mission(
+    ctx: Context,
+    name: str,
+    instructions: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    execution_mode: str = "external",
+) -> MissionOut:
+    """Create a mission (the reusable definition of a task).
+
+    Raises:
+        ValidationError: empty or over-long name, non-object metadata, unknown execution_mode.
+    """
+    name = require_text(name, "name")
+    instructions = optional_text(instructions, "instructions")
+    description = optional_text(description, "description")
+    meta = require_mapping(metadata, "metadata")
+    require_choice(execution_mode, "execution_mode", EXECUTION_MODES)
+    now = ctx.now()
+    row = m.Mission(
+        name=name,
+        instructions=instructions,
+        description=description,
+        meta=meta,
+        execution_mode=execution_mode,
+        created_at=now,
+        updated_at=now,
+    )
+    with session_scope(ctx.engine) as session:
+        session.add(row)
+    return MissionOut.of(row)
+
+
+def get_mission(ctx: Context, mission_id: str) -> MissionOut:
+    """Raises: NotFound."""
+    with session_scope(ctx.engine) as session:
+        return MissionOut.of(load_mission(session, mission_id))
+
+
+class MissionPage(BaseModel):
+    missions: list[MissionOut]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor to get the next page; null on the last page."
+    )
+
+
+def list_missions(ctx: Context, limit: int | None = None, cursor: str | None = None) -> MissionPage:
+    """Missions, newest first, ``limit`` per page.
+
+    Raises:
+        ValidationError: limit out of 1..500 or a cursor that names no mission.
+    """
+    limit = require_limit(limit)
+    with session_scope(ctx.engine) as session:
+        query = select(m.Mission).order_by(
+            col(m.Mission.created_at).desc(), col(m.Mission.mission_id).desc()
+        )
+        if cursor:
+            anchor = session.get(m.Mission, cursor)
+            if anchor is None:
+                raise ValidationError(
+                    "cursor", "must be a next_cursor from a previous page", cursor
+                )
+            query = query.where(
+                (col(m.Mission.created_at) < anchor.created_at)
+                | (
+                    (col(m.Mission.created_at) == anchor.created_at)
+                    & (col(m.Mission.mission_id) < anchor.mission_id)
+                )
+            )
+        rows = list(session.exec(query.limit(limit + 1)))
+    page = rows[:limit]
+    return MissionPage(
+        missions=[MissionOut.of(r) for r in page],
+        next_cursor=page[-1].mission_id if len(rows) > limit else None,
+    )
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def start_run(
+    ctx: Context,
+    mission_id: str,
+    input: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    *,
+    call_budget: int | None = None,
+    require_approval: bool = False,
+) -> RunOut:
+    """Start a run of a mission. The run is ``running`` at once.
+
+    ``call_budget`` caps how many call attempts the run may place; ``require_approval`` holds
+    every call of the run until ``approve_run``.
+
+    Raises:
+        NotFound: unknown mission. ValidationError: bad input, metadata or budget.
+    """
+    run_input = require_mapping(input, "input")
+    meta = require_mapping(metadata, "metadata")
+    if call_budget is not None:
+        require_int(call_budget, "call_budget", minimum=1, maximum=10_000)
+    now = ctx.now()
+    with session_scope(ctx.engine) as session:
+        load_mission(session, mission_id)
+        run = m.Run(
+            mission_id=mission_id,
+            status="running",
+            input=run_input,
+            meta=meta,
+            variables={},
+            call_budget=call_budget,
+            approval_required=bool(require_approval),
+            created_at=now,
+            started_at=now,
+            updated_at=now,
+        )
+        session.add(run)
+        session.flush()
+        append_event(
+            session,
+            run.run_id,
+            "status_change",
+            "Run started",
+            now,
+            payload={"from": None, "to": "running"},
+        )
+    return RunOut.of(run)
+
+
+class RunDetail(RunOut):
+    """A run with everything it touched: plan, assistants, scheduled calls, conversations."""
+
+    mission_name: str
+    plan: list[PlanStepOut] = Field(default_factory=list)
+    assistants: list[AssistantOut] = Field(default_factory=list)
+    scheduled_calls: list[ScheduledEventOut] = Field(default_factory=list)
+    conversations: list[ConversationOut] = Field(default_factory=list)
+
+
+def get_run(ctx: Context, run_id: str) -> RunDetail:
+    """The run with its plan, linked assistants, scheduled calls and conversations.
+
+    Raises:
+        NotFound: unknown run.
+    """
+    with session_scope(ctx.engine) as session:
+        run = load_run(session, run_id)
+        mission = load_mission(session, run.mission_id)
+        steps = session.exec(
+            select(m.PlanStep)
+            .where(m.PlanStep.run_id == run_id)
+            .order_by(col(m.PlanStep.sequence), col(m.PlanStep.id))
+        ).all()
+        assistants = session.exec(
+            select(m.Assistant)
+            .join(m.RunAgent, col(m.RunAgent.assistant_id) == col(m.Assistant.assistant_id))
+            .where(m.RunAgent.run_id == run_id)
+            .order_by(col(m.RunAgent.created_at))
+        ).all()
+        numbers: dict[str, list[str]] = {}
+        if assistants:
+            for number in session.exec(
+                select(m.PhoneNumber).where(
+                    col(m.PhoneNumber.assistant_id).in_([a.assistant_id for a in assistants])
+                )
+            ):
+                numbers.setdefault(number.assistant_id or "", []).append(number.phone_number)
+        events = session.exec(
+            select(m.ScheduledEvent)
+            .where(m.ScheduledEvent.run_id == run_id)
+            .order_by(col(m.ScheduledEvent.created_at), col(m.ScheduledEvent.scheduled_event_id))
+        ).all()
+        attempts = attempts_by_event(session, [e.scheduled_event_id for e in events])
+        conversations = session.exec(
+            select(m.Conversation)
+            .where(m.Conversation.run_id == run_id)
+            .order_by(col(m.Conversation.started_at))
+        ).all()
+        base = RunOut.of(run).model_dump()
+        return RunDetail(
+            **base,
+            mission_name=mission.name,
+            plan=[PlanStepOut.of(s) for s in steps],
+            assistants=[AssistantOut.of(a, numbers.get(a.assistant_id)) for a in assistants],
+            scheduled_calls=[
+                ScheduledEventOut.of(e, attempts.get(e.scheduled_event_id, [])) for e in events
+            ],
+            conversations=[ConversationOut.of(c) for c in conversations],
+        )
+
+
+def attempts_by_event(session: Session, event_ids: list[str]) -> dict[str, list[m.CallAttempt]]:
+    if not event_ids:
+        return {}
+    grouped: dict[str, list[m.CallAttempt]] = {}
+    for attempt in session.exec(
+        select(m.CallAttempt)
+        .where(col(m.CallAttempt.scheduled_event_id).in_(event_ids))
+        .order_by(col(m.CallAttempt.attempt_number))
+    ):
+        grouped.setdefault(attempt.scheduled_event_id, []).append(attempt)
+    return grouped
+
+
+def list_runs(
+    ctx: Context,
+    mission_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> list[RunOut]:
+    """Runs, newest first.
+
+    Raises:
+        ValidationError: unknown status or limit out of range.
+    """
+    limit = require_limit(limit)
+    if status is not None:
+        require_choice(status, "status", RUN_STATUSES)
+    with session_scope(ctx.engine) as session:
+        query = select(m.Run).order_by(col(m.Run.created_at).desc(), col(m.Run.run_id))
+        if mission_id:
+            query = query.where(m.Run.mission_id == mission_id)
+        if status:
+            query = query.where(m.Run.status == status)
+        return [RunOut.of(r) for r in session.exec(query.limit(limit))]
+
+
+def update_run(
+    ctx: Context,
+    run_id: str,
+    status: str | None = None,
+    result_summary: str | None = None,
+    result_payload: dict[str, Any] | None = None,
+    error: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> RunOut:
+    """Change a run's status and/or record its result.
+
+    Moving to ``cancelled`` cancels the run's pending calls; ``paused`` holds them and
+    ``running`` (from paused) releases them. Metadata is merged into the existing metadata.
+
+    Raises:
+        NotFound, IllegalTransition, ValidationError.
+    """
+    if status is not None:
+        require_choice(status, "status", RUN_STATUSES)
+    result_summary = optional_text(result_summary, "result_summary", max_length=200_000)
+    if result_payload is not None:
+        result_payload = require_mapping(result_payload, "result_payload")
+    error = optional_text(error, "error")
+    meta = require_mapping(metadata, "metadata") if metadata is not None else None
+    now = ctx.now()
+    with session_scope(ctx.engine) as session:
+        run = load_run(session, run_id)
+        if status is not None and status != run.status:
+            check_transition("run", run_id, RUN_TRANSITIONS, run.status, status)
+            previous = run.status
+            run.status = status
+            if status in TERMINAL_RUN:
+                run.finished_at = now
+            _apply_run_status_to_calls(session, run_id, previous, status, now)
+            append_event(
+                session,
+                run_id,
+                "status_change",
+                f"Run {previous} → {status}",
+                now,
+                payload={"from": previous, "to": status, **({"error": error} if error else {})},
+            )
+        elif run.status in TERMINAL_RUN and (result_payload is not None or result_summary):
+            pass  # recording a result on a finished run is allowed (late summaries)
+        if result_summary is not None:
+            run.result_summary = result_summary
+        if result_payload is not None:
+            run.result_payload = result_payload
+        if error is not None:
+            run.error = error
+        if meta is not None:
+            run.meta = {**(run.meta or {}), **meta}
+        run.updated_at = now
+        session.add(run)
+    return RunOut.of(run)
+
+
+def _apply_run_status_to_calls(
+    session: Session, run_id: str, previous: str, status: str, now: datetime
+) -> None:
+    from mission_server.scheduling import cancel_pending_for_run, set_hold_for_run
+
+    if status == "cancelled" or status in {"failed", "succeeded"}:
+        cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
+    elif status == "paused":
+        set_hold_for_run(session, run_id, "paused", now)
+    elif previous == "paused" and status == "running":
+        set_hold_for_run(session, run_id, None, now)
+
+
+def cancel_run(ctx: Context, run_id: str, reason: str | None = None) -> RunOut:
+    """Cancel a run and every pending call of it. Raises: NotFound, IllegalTransition."""
+    return update_run(ctx, run_id, status="cancelled", error=reason)
+
+
+def pause_run(ctx: Context, run_id: str) -> RunOut:
+    """Pause a run: its pending calls are held. Raises: NotFound, IllegalTransition."""
+    return update_run(ctx, run_id, status="paused")
+
+
+def resume_run(ctx: Context, run_id: str) -> RunOut:
+    """Resume a paused run: its held calls become due again. Raises: NotFound,
+    IllegalTransition."""
+    out = update_run(ctx, run_id, status="running")
+    ctx.wake(ctx.now())
+    return out
+
+
+def approve_calls(ctx: Context, run_id: str, approved: bool, note: str | None = None) -> RunOut:
+    """Open (or refuse) the run's approval gate. Approval releases the held calls; refusal
+    cancels the run.
+
+    Raises:
+        NotFound, IllegalTransition.
+    """
+    from mission_server.scheduling import set_hold_for_run
+
+    note = optional_text(note, "note")
+    now = ctx.now()
+    if not approved:
+        return update_run(ctx, run_id, status="cancelled", error=note or "approval refused")
+    with session_scope(ctx.engine) as session:
+        run = load_run(session, run_id)
+        if run.status in TERMINAL_RUN:
+            check_transition("run", run_id, RUN_TRANSITIONS, run.status, "running")
+        run.approved_at = now
+        run.updated_at = now
+        session.add(run)
+        set_hold_for_run(session, run_id, None, now, only="awaiting_approval")
+        append_event(
+            session,
+            run_id,
+            "custom",
+            "Calls approved" + (f": {note}" if note else ""),
+            now,
+            payload={"approval": True, "note": note},
+        )
+    ctx.wake(now)
+    return RunOut.of(run)
+
+
+# --------------------------------------------------------------------------- plan steps
+
+
+class StepInput(BaseModel):
+    step_id: str
+    description: str
+    sequence: int | None = None
+    parent_step_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _validate_step(step: StepInput | dict[str, Any], index: int | None) -> StepInput:
+    prefix = f"steps[{index}]." if index is not None else ""
+    if isinstance(step, dict):
+        unknown = set(step) - set(StepInput.model_fields)
+        if unknown:
+            raise ValidationError(f"{prefix}{sorted(unknown)[0]}", "is not a plan step field", step)
+        if "step_id" not in step:
+            raise ValidationError(f"{prefix}step_id", "is required", None)
+        if "description" not in step:
+            raise ValidationError(f"{prefix}description", "is required", None)
+        step = StepInput(**step)
+    require_slug(step.step_id, f"{prefix}step_id")
+    require_text(step.description, f"{prefix}description", max_length=2000)
+    if step.sequence is not None:
+        require_int(step.sequence, f"{prefix}sequence", minimum=0, maximum=100_000)
+    if step.parent_step_id is not None:
+        require_slug(step.parent_step_id, f"{prefix}parent_step_id")
+    require_mapping(step.metadata, f"{prefix}metadata")
+    return step
+
+
+def create_plan(
+    ctx: Context, run_id: str, steps: list[dict[str, Any]] | list[StepInput]
+) -> list[PlanStepOut]:
+    """Add the run's plan steps in one go (all or nothing).
+
+    Raises:
+        NotFound: unknown run. ValidationError: bad step, duplicate step_id, unknown parent.
+    """
+    if not isinstance(steps, list) or not steps:
+        raise ValidationError("steps", "must be a non-empty list of steps", steps)
+    parsed = [_validate_step(s, i) for i, s in enumerate(steps)]
+    ids = [s.step_id for s in parsed]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValidationError("steps", "must have unique step_id values", duplicates)
+    now = ctx.now()
+    with session_scope(ctx.engine) as session:
+        load_run(session, run_id)
+        existing = {
+            s.step_id: s
+            for s in session.exec(select(m.PlanStep).where(m.PlanStep.run_id == run_id))
+        }
+        clash = sorted(set(ids) & set(existing))
+        if clash:
+            raise ValidationError("steps", "must not repeat step_ids already in the plan", clash)
+        known = set(existing) | set(ids)
+        start = max((s.sequence for s in existing.values()), default=0)
+        rows = []
+        for index, step in enumerate(parsed):
+            if step.parent_step_id and step.parent_step_id not in known:
+                raise ValidationError(
+                    f"steps[{index}].parent_step_id",
+                    "must name a step of this plan",
+                    step.parent_step_id,
+                )
+            row = m.PlanStep(
+                run_id=run_id,
+                step_id=step.step_id,
+                description=step.description.strip(),
+                sequence=step.sequence if step.sequence is not None else start + index + 1,
+                parent_step_id=step.parent_step_id,
+                status="pending",
+                meta=step.metadata or {},
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            rows.append(row)
+        append_event(
+            session,
+            run_id,
+            "custom",
+            f"Plan created with {len(rows)} steps",
+            now,
+            payload={"steps": ids},
+        )
+    return [PlanStepOut.of(r) for r in sorted(rows, key=lambda r: r.sequence)]
+
+
+def add_plan_step(
+    ctx: Context,
+    run_id: str,
+    step_id: str,
+    description: str,
+    sequence: int | None = None,
+    parent_step_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> PlanStepOut:
+    """Append one step to a run's plan. Raises: NotFound, ValidationError."""
+    step = StepInput(
+        step_id=step_id,
+        description=description,
+        sequence=sequence,
+        parent_step_id=parent_step_id,
+        metadata=metadata,
+    )
+    return create_plan(ctx, run_id, [step])[0]
+
+
+_STEP_EVENT = {
+    "in_progress": "step_started",
+    "completed": "step_completed",
+    "failed": "step_failed",
+}
+
+
+def update_plan_step(
+    ctx: Context,
+    run_id: str,
+    step_id: str,
+    status: str,
+    metadata: dict[str, Any] | None = None,
+) -> PlanStepOut:
+    """Move a plan step to ``status`` and log the matching step event
+    (step_started, step_completed, step_failed; custom for skipped/pending).
+
+    Raises:
+        NotFound, IllegalTransition, ValidationError.
+    """
+    require_choice(status, "status", STEP_STATUSES)
+    meta = require_mapping(metadata, "metadata") if metadata is not None else None
+    now = ctx.now()
+    with session_scope(ctx.engine) as session:
+        step = session.exec(
+            select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
+        ).first()
+        if step is None:
+            load_run(session, run_id)
+            raise NotFound("plan step", f"{run_id}/{step_id}")
+        check_transition("plan step", step_id, STEP_TRANSITIONS, step.status, status)
+        changed = step.status != status
+        step.status = status
+        if status == "in_progress" and step.started_at is None:
+            step.started_at = now
+        if status in {"completed", "failed", "skipped"}:
+            step.finished_at = now
+        if meta is not None:
+            step.meta = {**(step.meta or {}), **meta}
+        step.updated_at = now
+        session.add(step)
+        if changed:
+            append_event(
+                session,
+                run_id,
+                _STEP_EVENT.get(status, "custom"),
+                f"Step {step_id} {status.replace('_', ' ')}: {step.description}",
+                now,
+                step_id=step_id,
+                payload={"status": status, **({"metadata": meta} if meta else {})},
+            )
+    return PlanStepOut.of(step)
+
+
+def get_plan(ctx: Context, run_id: str) -> list[PlanStepOut]:
+    """Raises: NotFound."""
+    with session_scope(ctx.engine) as session:
+        load_run(session, run_id)
+        steps = session.exec(
+            select(m.PlanStep)
+            .where(m.PlanStep.run_id == run_id)
+            .order_by(col(m.PlanStep.sequence), col(m.PlanStep.id))
+        ).all()
+        return [PlanStepOut.of(s) for s in steps]
+
+
+# --------------------------------------------------------------------------- events
+
+
+def log_event(
+    ctx: Context,
+    run_id: str,
+    type: str,
+    summary: str,
+    step_id: str | None = None,
+    agent_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> EventOut:
+    """Append an event to the run's log. A repeated ``idempotency_key`` returns the first
+    event and writes nothing.
+
+    Raises:
+        NotFound, ValidationError.
+    """
+    require_choice(type, "type", EVENT_TYPES)
+    summary = require_text(summary, "summary", max_length=5000)
+    payload = require_mapping(payload, "payload")
+    if idempotency_key is not None:
+        idempotency_key = require_text(idempotency_key, "idempotency_key")
+    now = ctx.now()
+    try:
+        with session_scope(ctx.engine) as session:
+            load_run(session, run_id)
+            if idempotency_key is not None:
+                existing = _event_by_key(session, run_id, idempotency_key)
+                if existing is not None:
+                    return EventOut.of(existing)
+            event = append_event(
+                session,
+                run_id,
+                type,
+                summary,
+                now,
+                step_id=step_id,
+                agent_id=agent_id,
+                payload=payload,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # Another writer logged the same key between our check and insert.
+        with session_scope(ctx.engine) as session:
+            existing = _event_by_key(session, run_id, idempotency_key or "")
+            if existing is None:
+                raise
+            return EventOut.of(existing)
+    return EventOut.of(event)
+
+
+def _event_by_key(session: Session, run_id: str, key: str) -> m.Event | None:
+    return session.exec(
+        select(m.Event).where(m.Event.run_id == run_id, m.Event.idempotency_key == key)
+    ).first()
+
+
+def list_events(
+    ctx: Context,
+    run_id: str,
+    type: str | None = None,
+    step_id: str | None = None,
+    limit: int | None = None,
+) -> list[EventOut]:
+    """The run's events, oldest first. Raises: NotFound, ValidationError."""
+    limit = require_limit(limit, maximum=5000)
+    if type is not None:
+        require_choice(type, "type", EVENT_TYPES)
+    with session_scope(ctx.engine) as session:
+        load_run(session, run_id)
+        query = select(m.Event).where(m.Event.run_id == run_id)
+        if type:
+            query = query.where(m.Event.type == type)
+        if step_id:
+            query = query.where(m.Event.step_id == step_id)
+        return [EventOut.of(e) for e in session.exec(query.order_by(col(m.Event.seq)).limit(limit))]
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """Merge interim values (e.g. ``best_quote``) into the run's variables; every later
+    dispatch of the run's calls receives them. A value of null removes the variable.
+
+    Raises:
+        NotFound, ValidationError.
+    """
+    variables = require_mapping(variables, "variables")
+    for key, value in variables.items():
+        if not key or "{" in key or "}" in key or " " in key:
+            raise ValidationError("variables", "keys must be names without spaces or braces", key)
+        if isinstance(value, dict | list):
+            raise ValidationError(f"variables.{key}", "must be a string, number or boolean", value)
+    now = ctx.now()
+    with session_scope(ctx.engine) as session:
+        run = load_run(session, run_id)
+        merged = dict(run.variables or {})
+        for key, value in variables.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        run.variables = merged
+        run.updated_at = now
+        session.add(run)
+        append_event(
+            session,
+            run_id,
+            "custom",
+            "Run variables set: " + ", ".join(sorted(variables)),
+            now,
+            payload={"variables": variables},
+        )
+    return merged
+
+
+def get_run_variables(ctx: Context, run_id: str) -> dict[str, Any]:
+    """Raises: NotFound."""
+    with session_scope(ctx.engine) as session:
+        return dict(load_run(session, run_id).variables or {})

@@ -1,0 +1,524 @@
+"""Scheduled events (calls and SMS): creation with every rule of the reference, inspection,
+cancellation, calling hours and the do-not-call list.
+
+Rules (reference/09_scheduled-events.md): ``max_retries_client_errors`` 0–10 counts retries on
+top of the first attempt; ``retry_interval_secs`` 60–86400 is required when retries > 0 and
+rejected otherwise; both are rejected for ``sms_chat``, where ``text`` is required;
+``scheduled_at_fixed_datetime`` must be in the future.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from mission_server.assistants import load_assistant
+from mission_server.calling_hours import CallingWindow, is_inside, next_allowed
+from mission_server.clock import ensure_utc
+from mission_server.context import Context
+from mission_server.errors import ConflictError, GuardrailError, ValidationError
+from mission_server.missions import append_event, attempts_by_event, load_run
+from mission_server.schemas import ScheduledEventOut
+from mission_server.targets import normalise_target, timezones_for_target
+from mission_server.validation import (
+    optional_text,
+    require_choice,
+    require_int,
+    require_limit,
+    require_mapping,
+    require_text,
+)
+from state import models as m
+from state.db import session_scope
+from state.errors import NotFound
+from state.transitions import (
+    EVENT_STATUSES,
+    SCHEDULED_EVENT_TRANSITIONS,
+    TERMINAL_RUN,
+    check_transition,
+)
+
+CHANNELS = ("phone_call", "sms_chat")
+MAX_RETRIES = (0, 10)
+RETRY_INTERVAL = (60, 86_400)
+
+
+def validate_retry_policy(
+    channel: str, max_retries: Any, retry_interval: Any
+) -> tuple[int, int | None]:
+    """Apply the reference's retry rules; return (max_retries_client_errors,
+    retry_interval_secs).
+
+    Raises:
+        ValidationError: naming the field, the rule and the value.
+    """
+    if channel == "sms_chat":
+        if max_retries not in (None, 0):
+            raise ValidationError(
+                "max_retries_client_errors",
+                "must be omitted (or 0) for sms_chat events: retries are phone-call only",
+                max_retries,
+            )
+        if retry_interval not in (None, 0):
+            raise ValidationError(
+                "retry_interval_secs",
+                "must be omitted for sms_chat events: retries are phone-call only",
+                retry_interval,
+            )
+        return 0, None
+    retries = (
+        0
+        if max_retries is None
+        else require_int(
+            max_retries, "max_retries_client_errors", minimum=MAX_RETRIES[0], maximum=MAX_RETRIES[1]
+        )
+    )
+    if retries > 0:
+        if retry_interval is None:
+            raise ValidationError(
+                "retry_interval_secs",
+                "is required when max_retries_client_errors > 0",
+                retry_interval,
+            )
+        interval = require_int(
+            retry_interval,
+            "retry_interval_secs",
+            minimum=RETRY_INTERVAL[0],
+            maximum=RETRY_INTERVAL[1],
+        )
+        return retries, interval
+    if retry_interval is not None:
+        # Range first, so an out-of-range value gets the more specific message.
+        require_int(
+            retry_interval,
+            "retry_interval_secs",
+            minimum=RETRY_INTERVAL[0],
+            maximum=RETRY_INTERVAL[1],
+        )
+        raise ValidationError(
+            "retry_interval_secs",
+            "is only allowed when max_retries_client_errors > 0",
+            retry_interval,
+        )
+    return 0, None
+
+
+def describe_window(zones: list[str], window: CallingWindow) -> str:
+    start, end = window.effective()
+    days = window.to_dict()["days"]
+    day_text = f"{days[0]}–{days[-1]}" if len(days) > 1 else days[0]
+    return f"{day_text} {start:%H:%M}–{end:%H:%M} local ({', '.join(zones)})"
+
+
+def defer_for_calling_hours(
+    moment: datetime, zones: list[str], window: CallingWindow
+) -> tuple[datetime, str | None]:
+    """The time to use and, when it moved, the reason.
+
+    Raises:
+        ValidationError: the zones share no calling hours.
+    """
+    allowed = next_allowed(moment, zones, window)
+    if allowed == moment:
+        return moment, None
+    local = ", ".join(f"{moment.astimezone(ZoneInfo(z)):%a %H:%M} in {z}" for z in zones)
+    return allowed, (
+        f"outside calling hours ({describe_window(zones, window)}); it would be {local}"
+    )
+
+
+def deferral_record(requested: datetime, moved_to: datetime, reason: str, now: datetime) -> dict:
+    from state.types import utc_iso
+
+    return {
+        "requested": utc_iso(requested),
+        "moved_to": utc_iso(moved_to),
+        "reason": reason,
+        "recorded_at": utc_iso(now),
+    }
+
+
+def is_do_not_call(session: Session, target: str) -> bool:
+    return session.get(m.DoNotCall, target) is not None
+
+
+def create_scheduled_event(
+    ctx: Context,
+    *,
+    assistant_id: str,
+    channel: str,
+    to: str,
+    from_number: str | None = None,
+    scheduled_at: datetime | str | None = None,
+    text: str | None = None,
+    dynamic_variables: dict[str, Any] | None = None,
+    conversation_metadata: dict[str, Any] | None = None,
+    max_retries_client_errors: int | None = None,
+    retry_interval_secs: int | None = None,
+    run_id: str | None = None,
+    step_id: str | None = None,
+    idempotency_key: str | None = None,
+    timezone: str | None = None,
+    calling_window: dict[str, Any] | None = None,
+) -> ScheduledEventOut:
+    """Schedule a call or SMS. ``scheduled_at`` omitted means as soon as calling hours allow.
+
+    A repeated ``idempotency_key`` with the same request returns the first event; with a
+    different request it is a conflict. Nothing is written when any rule fails.
+
+    Raises:
+        ValidationError, NotFound (assistant, run, step), ConflictError, GuardrailError
+        (do-not-call list, finished run).
+    """
+    require_choice(channel, "telnyx_conversation_channel", CHANNELS)
+    target = normalise_target(to, "to")
+    retries, interval = validate_retry_policy(
+        channel, max_retries_client_errors, retry_interval_secs
+    )
+    if channel == "sms_chat":
+        text = require_text(text, "text", max_length=1600)
+    elif text is not None:
+        raise ValidationError("text", "applies to sms_chat events only", text)
+    variables = require_mapping(dynamic_variables, "dynamic_variables")
+    metadata = require_mapping(conversation_metadata, "conversation_metadata")
+    if idempotency_key is not None:
+        idempotency_key = require_text(idempotency_key, "idempotency_key")
+    window = CallingWindow.from_dict(calling_window)
+    zones = timezones_for_target(target, timezone)
+    now = ctx.now()
+    if scheduled_at is None:
+        requested = now
+    else:
+        if isinstance(scheduled_at, str):
+            try:
+                scheduled_at = datetime.fromisoformat(scheduled_at.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValidationError(
+                    "scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", scheduled_at
+                ) from None
+        requested = ensure_utc(scheduled_at, "scheduled_at_fixed_datetime")
+        if requested <= now:
+            raise ValidationError(
+                "scheduled_at_fixed_datetime",
+                f"must be in the future (server time is {now.isoformat()})",
+                requested.isoformat(),
+            )
+    due, reason = defer_for_calling_hours(requested, zones, window)
+
+    with session_scope(ctx.engine) as session:
+        assistant = load_assistant(session, assistant_id)
+        if from_number is None:
+            number = session.exec(
+                select(m.PhoneNumber)
+                .where(m.PhoneNumber.assistant_id == assistant_id)
+                .order_by(col(m.PhoneNumber.hd_voice).desc())
+            ).first()
+            if number is None:
+                raise ValidationError(
+                    "from_number",
+                    f"is required: assistant {assistant.name!r} has no phone "
+                    "number; call assign_phone_number first",
+                    None,
+                )
+            agent_target = number.phone_number
+        else:
+            agent_target = normalise_target(from_number, "from_number")
+            number = session.get(m.PhoneNumber, agent_target)
+            if number is None or number.assistant_id != assistant_id:
+                raise ValidationError(
+                    "from_number", "must be a number assigned to this assistant", agent_target
+                )
+        hold = None
+        if run_id is not None:
+            run = load_run(session, run_id)
+            if run.status in TERMINAL_RUN:
+                raise GuardrailError(f"run {run_id} is {run.status}; it cannot schedule calls")
+            if run.status == "paused":
+                hold = "paused"
+            elif run.approval_required and run.approved_at is None:
+                hold = "awaiting_approval"
+            if (
+                step_id is not None
+                and session.exec(
+                    select(m.PlanStep).where(
+                        m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id
+                    )
+                ).first()
+                is None
+            ):
+                raise ValidationError("step_id", "must name a step of the run's plan", step_id)
+        if is_do_not_call(session, target):
+            raise GuardrailError(f"{target} is on the do-not-call list; it will not be contacted")
+        if idempotency_key is not None:
+            existing = session.exec(
+                select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == idempotency_key)
+            ).first()
+            if existing is not None:
+                return _same_request_or_conflict(
+                    session,
+                    existing,
+                    assistant_id,
+                    channel,
+                    target,
+                    text,
+                    variables,
+                    retries,
+                    interval,
+                    run_id,
+                )
+        row = m.ScheduledEvent(
+            assistant_id=assistant_id,
+            run_id=run_id,
+            step_id=step_id,
+            telnyx_conversation_channel=channel,
+            telnyx_end_user_target=target,
+            telnyx_agent_target=agent_target,
+            scheduled_at_fixed_datetime=due,
+            requested_at=requested,
+            due_at=due,
+            text=text,
+            dynamic_variables=variables,
+            conversation_metadata=metadata,
+            max_retries_client_errors=retries,
+            retry_interval_secs=interval,
+            status="pending",
+            errors=[],
+            idempotency_key=idempotency_key,
+            timezones=zones,
+            calling_window=window.to_dict(),
+            hold_reason=hold,
+            deferrals=[deferral_record(requested, due, reason, now)] if reason else [],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        if run_id is not None:
+            summary = f"{'Call' if channel == 'phone_call' else 'SMS'} to {target} scheduled"
+            summary += f" for {due.isoformat()}"
+            if reason:
+                summary += f" (moved from {requested.isoformat()}: {reason})"
+            if hold:
+                summary += f"; held: {hold.replace('_', ' ')}"
+            append_event(
+                session,
+                run_id,
+                "tool_result",
+                summary,
+                now,
+                step_id=step_id,
+                payload={
+                    "scheduled_event_id": row.scheduled_event_id,
+                    "to": target,
+                    "scheduled_at_fixed_datetime": due.isoformat(),
+                    "deferred": bool(reason),
+                },
+            )
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise ConflictError(
+                f"idempotency_key {idempotency_key!r} was used concurrently; retry the request"
+            ) from None
+        out = ScheduledEventOut.of(row, [])
+    if hold is None:
+        ctx.wake(due)
+    return out
+
+
+def _same_request_or_conflict(
+    session: Session,
+    existing: m.ScheduledEvent,
+    assistant_id: str,
+    channel: str,
+    target: str,
+    text: str | None,
+    variables: dict,
+    retries: int,
+    interval: int | None,
+    run_id: str | None,
+) -> ScheduledEventOut:
+    mine = (assistant_id, channel, target, text, variables, retries, interval, run_id)
+    theirs = (
+        existing.assistant_id,
+        existing.telnyx_conversation_channel,
+        existing.telnyx_end_user_target,
+        existing.text,
+        existing.dynamic_variables or {},
+        existing.max_retries_client_errors,
+        existing.retry_interval_secs,
+        existing.run_id,
+    )
+    if mine != theirs:
+        raise ConflictError(
+            f"idempotency_key {existing.idempotency_key!r} was already used for scheduled event "
+            f"{existing.scheduled_event_id} with different parameters"
+        )
+    attempts = attempts_by_event(session, [existing.scheduled_event_id])
+    return ScheduledEventOut.of(existing, attempts.get(existing.scheduled_event_id, []))
+
+
+def load_event(session: Session, scheduled_event_id: str) -> m.ScheduledEvent:
+    row = session.get(m.ScheduledEvent, scheduled_event_id)
+    if row is None:
+        raise NotFound("scheduled event", scheduled_event_id)
+    return row
+
+
+def get_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEventOut:
+    """Raises: NotFound."""
+    with session_scope(ctx.engine) as session:
+        row = load_event(session, scheduled_event_id)
+        attempts = attempts_by_event(session, [scheduled_event_id])
+        return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
+
+
+def list_scheduled_events(
+    ctx: Context,
+    run_id: str | None = None,
+    status: str | None = None,
+    assistant_id: str | None = None,
+    limit: int | None = None,
+) -> list[ScheduledEventOut]:
+    """Scheduled events, in scheduled order. Raises: ValidationError."""
+    limit = require_limit(limit, maximum=5000)
+    if status is not None:
+        require_choice(status, "status", EVENT_STATUSES)
+    with session_scope(ctx.engine) as session:
+        query = select(m.ScheduledEvent)
+        if run_id:
+            query = query.where(m.ScheduledEvent.run_id == run_id)
+        if status:
+            query = query.where(m.ScheduledEvent.status == status)
+        if assistant_id:
+            query = query.where(m.ScheduledEvent.assistant_id == assistant_id)
+        rows = session.exec(
+            query.order_by(col(m.ScheduledEvent.scheduled_at_fixed_datetime)).limit(limit)
+        ).all()
+        attempts = attempts_by_event(session, [r.scheduled_event_id for r in rows])
+        return [ScheduledEventOut.of(r, attempts.get(r.scheduled_event_id, [])) for r in rows]
+
+
+def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEventOut:
+    """Cancel a pending event: no further dispatches; finished attempts stay as they are.
+
+    Raises:
+        NotFound, IllegalTransition (an event in progress or already finished).
+    """
+    now = ctx.now()
+    with session_scope(ctx.engine) as session:
+        row = load_event(session, scheduled_event_id)
+        check_transition(
+            "scheduled event",
+            scheduled_event_id,
+            SCHEDULED_EVENT_TRANSITIONS,
+            row.status,
+            "cancelled",
+        )
+        row.status = "cancelled"
+        row.hold_reason = None
+        row.lease_owner = None
+        row.lease_expires_at = None
+        row.updated_at = now
+        session.add(row)
+        if row.run_id:
+            append_event(
+                session,
+                row.run_id,
+                "custom",
+                f"Scheduled call to {row.telnyx_end_user_target} cancelled",
+                now,
+                step_id=row.step_id,
+                payload={"scheduled_event_id": scheduled_event_id},
+            )
+        attempts = attempts_by_event(session, [scheduled_event_id])
+        return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
+
+
+def cancel_pending_for_run(session: Session, run_id: str, now: datetime, reason: str) -> int:
+    """Cancel every pending event of a run (inside the caller's transaction)."""
+    result = session.exec(  # type: ignore[call-overload]
+        update(m.ScheduledEvent)
+        .where(col(m.ScheduledEvent.run_id) == run_id, col(m.ScheduledEvent.status) == "pending")
+        .values(
+            status="cancelled",
+            hold_reason=None,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    if result.rowcount:
+        append_event(
+            session,
+            run_id,
+            "custom",
+            f"{result.rowcount} pending call(s) cancelled: {reason}",
+            now,
+        )
+    return int(result.rowcount or 0)
+
+
+def set_hold_for_run(
+    session: Session, run_id: str, hold: str | None, now: datetime, only: str | None = None
+) -> int:
+    """Hold (or release, with ``hold=None``) the run's pending events."""
+    query = update(m.ScheduledEvent).where(
+        col(m.ScheduledEvent.run_id) == run_id, col(m.ScheduledEvent.status) == "pending"
+    )
+    if only is not None:
+        query = query.where(col(m.ScheduledEvent.hold_reason) == only)
+    result = session.exec(query.values(hold_reason=hold, updated_at=now))  # type: ignore[call-overload]
+    return int(result.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- do-not-call
+
+
+def add_do_not_call(ctx: Context, target: str, reason: str | None = None) -> str:
+    """Put a number or SIP URI on the do-not-call list; it is checked before every dispatch.
+
+    Raises:
+        ValidationError.
+    """
+    normalised = normalise_target(target, "target")
+    reason = optional_text(reason, "reason")
+    with session_scope(ctx.engine) as session:
+        if session.get(m.DoNotCall, normalised) is None:
+            session.add(m.DoNotCall(target=normalised, reason=reason, created_at=ctx.now()))
+    return normalised
+
+
+def remove_do_not_call(ctx: Context, target: str) -> bool:
+    normalised = normalise_target(target, "target")
+    with session_scope(ctx.engine) as session:
+        row = session.get(m.DoNotCall, normalised)
+        if row is None:
+            return False
+        session.delete(row)
+        return True
+
+
+def list_do_not_call(ctx: Context) -> list[str]:
+    with session_scope(ctx.engine) as session:
+        return [
+            r.target for r in session.exec(select(m.DoNotCall).order_by(col(m.DoNotCall.target)))
+        ]
+
+
+__all__ = [
+    "CHANNELS",
+    "add_do_not_call",
+    "cancel_scheduled_event",
+    "create_scheduled_event",
+    "defer_for_calling_hours",
+    "get_scheduled_event",
+    "is_inside",
+    "list_scheduled_events",
+    "validate_retry_policy",
+]

@@ -1,0 +1,89 @@
+"""Call targets: phone numbers (normalised to E.164) and SIP URIs, and their timezones."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as pn_timezone
+
+from mission_server.errors import ValidationError
+
+_SIP_URI = re.compile(r"^sips?:[^@\s]+@[^@\s]+$", re.IGNORECASE)
+
+
+def is_sip_uri(value: str) -> bool:
+    return bool(_SIP_URI.match(value.strip()))
+
+
+def normalise_target(value: str, field: str = "to") -> str:
+    """Return the phone number in E.164 form, or the SIP URI unchanged.
+
+    Numbers without a leading ``+`` are read as US/Canada (NANP) numbers.
+
+    Raises:
+        ValidationError: not a valid phone number or SIP URI.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a phone number in E.164 form or a SIP URI", value)
+    text = value.strip()
+    if is_sip_uri(text):
+        return text
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else "US")
+    except phonenumbers.NumberParseException:
+        raise ValidationError(
+            field, "must be a phone number in E.164 form (e.g. +13125550101) or a SIP URI", value
+        ) from None
+    if not phonenumbers.is_valid_number(parsed) and not _is_fictional_nanp(parsed):
+        raise ValidationError(field, "must be a valid, dialable phone number", value)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _is_fictional_nanp(parsed: phonenumbers.PhoneNumber) -> bool:
+    # 555-0100..0199 numbers are reserved for fiction in the NANP; phonenumbers calls them
+    # invalid, but they are exactly what examples and simulated worlds use.
+    national = str(parsed.national_number)
+    return parsed.country_code == 1 and len(national) == 10 and national[3:7] == "5550"
+
+
+def validate_timezone(name: str, field: str = "timezone") -> str:
+    """Return ``name`` if it is a known IANA zone.
+
+    Raises:
+        ValidationError: unknown zone.
+    """
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            field, "must be an IANA timezone such as America/Chicago", name
+        ) from None
+    return name
+
+
+def timezones_for_target(target: str, explicit: str | None = None) -> list[str]:
+    """The recipient's timezone(s): the explicit one if given, else those of the number.
+
+    A number that maps to several zones yields all of them (calling hours then use the
+    intersection of their windows). SIP URIs and numbers with no known zone yield ``[]``.
+
+    Raises:
+        ValidationError: ``explicit`` is not a known IANA zone.
+    """
+    if explicit:
+        return [validate_timezone(explicit)]
+    if is_sip_uri(target):
+        return []
+    try:
+        parsed = phonenumbers.parse(target, None)
+    except phonenumbers.NumberParseException:
+        return []
+    zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+    if not zones and _is_fictional_nanp(parsed):
+        # Fictional numbers carry no geography beyond the area code; look that up through a
+        # real exchange in the same area code.
+        probe = phonenumbers.parse(f"+1{str(parsed.national_number)[:3]}2000000", None)
+        zones = [z for z in pn_timezone.time_zones_for_number(probe) if z != "Etc/Unknown"]
+    return sorted(set(zones))
