@@ -10,7 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import state.types
+import sqlmodel  # noqa: F401
+import state.types  # noqa: F401
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -1,0 +1,186 @@
+"""The ``mission`` command line (typer + rich).
+
+Commands: ``run`` (a whole mission), ``approve``, ``serve`` (MCP server), ``worker``
+(dispatcher only), ``runs list|show``, ``db upgrade``, ``insights test``, ``demo``.
+Logs go to stderr; ``--json`` output goes to stdout alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mission_server.errors import MissionError
+from state.errors import StateError
+
+app = typer.Typer(
+    name="mission",
+    help="Agent missions: plan, schedule and run phone-call missions; serve them over MCP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
+    ),
+]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    from state.db import make_engine, upgrade
+    from state.migrate import current_revision
+
+    setup_logging()
+    try:
+        engine = make_engine(db)
+        upgrade(engine)
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    where = engine.url.render_as_string(hide_password=True)
+    err_console.print(f"database at revision {current_revision(engine)} ({where})")
+
+
+@runs_app.command("list")
+def runs_list(
+    db: DbOption = None,
+    mission_id: Annotated[str | None, typer.Option(help="Only runs of this mission.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List runs, newest first."""
+    from mission_server import missions
+    from mission_server.app import build_context
+    from mission_server.telephony.scripted import ScriptedProvider
+
+    try:
+        ctx = build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
+        runs = missions.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in runs])
+        return
+    table = Table("run_id", "mission_id", "status", "created", "finished", "summary")
+    for run in runs:
+        summary = (run.result_summary or run.error or "").strip().splitlines()
+        table.add_row(
+            run.run_id,
+            run.mission_id,
+            run.status,
+            str(run.created_at),
+            str(run.finished_at or ""),
+            summary[0][:60] if summary else "",
+        )
+    out_console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one run with its plan, calls and result."""
+    from mission_server import missions
+    from mission_server.app import build_context
+    from mission_server.telephony.scripted import ScriptedProvider
+
+    try:
+        ctx = build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
+        detail = missions.get_run(ctx, run_id)
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+        return
+    from mission_server.display import render_run_detail
+
+    render_run_detail(out_console, detail)
+
+
+@app.command()
+def worker(
+    db: DbOption = None,
+    simulate: Annotated[
+        bool,
+        typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
+    ] = False,
+    world: Annotated[Path | None, typer.Option(help="Simulated world file.")] = None,
+    poll_secs: Annotated[float, typer.Option(help="Safety sweep interval (seconds).")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Sweep once and exit.")] = False,
+) -> None:
+    """Run the dispatcher: place due calls, record outcomes, retry. Any number of workers may
+    share one PostgreSQL database."""
+    from mission_server.app import build_context
+    from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+
+    setup_logging()
+    try:
+        ctx = build_context(db_url=db, simulate=simulate or None, world=world)
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    from mission_server.wiring import install_listeners
+
+    install_listeners(ctx)
+    dispatcher = Dispatcher(ctx)
+    if once:
+        report = dispatcher.sweep()
+        err_console.print(report)
+        return
+    trigger = RealtimeTrigger(dispatcher, ctx.clock, poll_secs=poll_secs)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    trigger.start()
+    err_console.print(
+        f"worker {dispatcher.worker_id} running (provider {ctx.provider.name}); Ctrl-C to stop"
+    )
+    try:
+        stop.wait()
+    finally:
+        trigger.stop()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
