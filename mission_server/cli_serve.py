@@ -1,0 +1,145 @@
+"""``mission serve``: the MCP server over stdio (default) or streamable HTTP.
+
+The dispatcher runs in the same process (APScheduler real-time trigger) unless
+``--no-dispatcher`` is given, in which case ``mission worker`` processes place the calls.
+Everything the server logs goes to stderr: on stdio, stdout carries the protocol alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mission_server.server_http import DEFAULT_HOST, DEFAULT_PORT
+
+log = logging.getLogger("mission_server.serve")
+
+
+def serve(
+    http: Annotated[
+        bool,
+        typer.Option("--http", help="Serve streamable HTTP instead of stdio."),
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="HTTP bind address (loopback unless --allowed-host is given).")
+    ] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="HTTP port.", min=1, max=65535)] = DEFAULT_PORT,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="HTTP without the bearer token; loopback hosts only (MCP Inspector, "
+            "conformance suite).",
+        ),
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Host header value clients use (repeatable), e.g. mcp.example.com:8765; "
+            "required to bind a non-loopback address.",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
+        ),
+    ] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
+    ] = False,
+    world: Annotated[Path | None, typer.Option(help="Simulated world file.")] = None,
+    sim_speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated seconds per wall-clock second (default 60, or MISSION_SIM_SPEED)."
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the simulated world.")] = None,
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option(
+            "--no-dispatcher",
+            help="Do not place calls from this process; run `mission worker` instead.",
+        ),
+    ] = False,
+    poll_secs: Annotated[
+        float, typer.Option(help="Dispatcher safety sweep interval (seconds).", min=0.05)
+    ] = 1.0,
+) -> None:
+    """Serve the mission tools, resources and prompts over MCP (stdio by default)."""
+    from mission_server.app import build_context
+    from mission_server.cli import err_console, fail, setup_logging
+    from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.errors import MissionError
+    from mission_server.server import build_server
+    from mission_server.server_http import check_http_options
+    from mission_server.settings import load_settings
+    from mission_server.wiring import install_listeners
+    from state.errors import StateError
+
+    setup_logging()
+    try:
+        settings = load_settings()
+        security = (
+            check_http_options(host, settings.http_token, no_auth, allowed_host) if http else None
+        )
+        ctx = build_context(
+            settings,
+            db_url=db,
+            simulate=simulate or None,
+            world=world,
+            seed=seed,
+            sim_speed=sim_speed,
+        )
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+
+    install_listeners(ctx)
+    trigger = (
+        None if no_dispatcher else RealtimeTrigger(Dispatcher(ctx), ctx.clock, poll_secs=poll_secs)
+    )
+    server = build_server(
+        ctx,
+        dispatcher_running=lambda: trigger is not None and trigger.running,
+        auth_token=settings.http_token if http and not no_auth else None,
+    )
+    if trigger is not None:
+        trigger.start()
+    try:
+        if http:
+            import uvicorn
+
+            app = server.streamable_http_app(host=host, transport_security=security)
+            auth_text = "no auth (loopback only)" if no_auth else "bearer token required"
+            err_console.print(
+                f"MCP over streamable HTTP at http://{host}:{port}/mcp ({auth_text}); "
+                f"provider {ctx.provider.name}; dispatcher "
+                f"{'in this process' if trigger else 'external (mission worker)'}"
+            )
+            # log_config=None keeps uvicorn on our stderr logging (its default sends access
+            # logs to stdout).
+            uvicorn.Server(
+                uvicorn.Config(
+                    app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+                )
+            ).run()
+        else:
+            import anyio
+
+            log.info(
+                "MCP over stdio; provider %s; dispatcher %s",
+                ctx.provider.name,
+                "in this process" if trigger else "external (mission worker)",
+            )
+            anyio.run(server.run_stdio_async)
+    finally:
+        if trigger is not None:
+            trigger.stop()
+        ctx.engine.dispose()

@@ -1,0 +1,138 @@
+"""Output models of the MCP tools that the service layer does not already define.
+
+Every tool returns a pydantic model, so clients get ``structuredContent`` and an output schema.
+Lists are wrapped in an object (an output schema must be an object). Field names follow the
+service schemas, which follow the Telnyx APIs (``scheduled_at_fixed_datetime``,
+``call_attempts``, …).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mission_server.insights.models import InsightResultOut
+from mission_server.schemas import (
+    AssistantOut,
+    ConversationOut,
+    EventOut,
+    MessageOut,
+    MissionOut,
+    PhoneNumberOut,
+    PlanStepOut,
+    RunOut,
+    ScheduledEventOut,
+)
+
+
+class PlanStepSpec(BaseModel):
+    """One step of a plan as an agent writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step_id: str = Field(
+        description="Slug unique within the run: lowercase letters, digits, '-', '_' or '.', "
+        "e.g. 'call-lakefront'."
+    )
+    description: str = Field(description="What the step does, one line.")
+    sequence: int | None = Field(
+        default=None, description="Order of the step (0..100000); omitted: after the last step."
+    )
+    parent_step_id: str | None = Field(
+        default=None, description="step_id of the parent step, for sub-steps."
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="Free-form key/values.")
+
+
+class MissionDetail(MissionOut):
+    """A mission with its most recent runs (newest first)."""
+
+    runs: list[RunOut] = Field(default_factory=list)
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+
+
+class PlanOut(BaseModel):
+    run_id: str
+    steps: list[PlanStepOut]
+
+
+class EventList(BaseModel):
+    run_id: str
+    events: list[EventOut]
+
+
+class AssistantList(BaseModel):
+    assistants: list[AssistantOut]
+
+
+class PhoneNumberList(BaseModel):
+    phone_numbers: list[PhoneNumberOut]
+
+
+class ScheduledCallList(BaseModel):
+    scheduled_calls: list[ScheduledEventOut]
+
+
+class RunVariables(BaseModel):
+    run_id: str
+    variables: dict[str, Any] = Field(
+        description="Interim values every later dispatch of the run's calls receives as "
+        "dynamic variables (per-call dynamic_variables still win)."
+    )
+
+
+class ConversationDetail(ConversationOut):
+    """A conversation with its transcript (``messages``) and its insight results."""
+
+    insights: list[InsightResultOut] = Field(default_factory=list)
+
+
+class ConversationInsights(BaseModel):
+    conversation_id: str
+    insights: list[InsightResultOut] = Field(default_factory=list)
+
+
+class CallWaitResult(ScheduledEventOut):
+    """A scheduled call after waiting: the event (reference field names) plus what the agent
+    needs next — the transcript and the insight results of its conversation."""
+
+    terminal: bool = Field(description="True when status is completed, failed or cancelled.")
+    timed_out: bool = Field(
+        description="True when the wait ended before the event was terminal; call "
+        "wait_for_call again to keep waiting."
+    )
+    waited_secs: float = Field(description="Wall-clock seconds this call waited.")
+    server_time: datetime = Field(description="Server time (simulated time in simulation).")
+    calling_hours_note: str | None = Field(
+        default=None,
+        description="When and why calling hours moved the call, in one sentence; null when "
+        "the call was never moved.",
+    )
+    transcript: list[MessageOut] = Field(default_factory=list)
+    insights: list[InsightResultOut] = Field(default_factory=list)
+
+
+class ServerStatus(BaseModel):
+    """What an agent needs to know about this server before scheduling anything."""
+
+    provider: str = Field(description="'simulated' (no real calls), 'telnyx' (REAL calls), …")
+    real_calls: bool = Field(description="True when calls reach real phones.")
+    server_time: datetime = Field(
+        description="The server's current time; scheduled_at values are in this time. In "
+        "simulation it is simulated time."
+    )
+    clock: str = Field(description="'system', 'accelerated' (simulation) or 'virtual'.")
+    sim_speed: float | None = Field(
+        default=None, description="Simulated seconds per wall second; null outside simulation."
+    )
+    database: str = Field(description="'sqlite' or 'postgresql'.")
+    dispatcher_running: bool = Field(
+        description="True when this process places due calls; false means `mission worker` "
+        "processes must run, or calls stay pending."
+    )
+    version: str
