@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mission_server.cli_serve import serve
 from mission_server.errors import MissionError
 from state.errors import StateError
 
@@ -180,6 +181,9 @@ def worker(
         stop.wait()
     finally:
         trigger.stop()
+
+
+app.command("serve")(serve)
 
 
 def main() -> None:  # pragma: no cover - console entry
