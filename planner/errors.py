@@ -1,0 +1,37 @@
+"""Errors the planner raises on purpose.
+
+The planner does not import the service, so it has its own small hierarchy; the service maps
+these onto its own errors at the boundary (``SpecError`` becomes a ``ValidationError`` with the
+same field, rule and value).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PlannerError(Exception):
+    """Base class for every error the planner raises on purpose."""
+
+
+class SpecError(PlannerError, ValueError):
+    """A mission spec (or request) is invalid: names the field, the rule and the value."""
+
+    def __init__(self, field: str, rule: str, value: Any = None, *, show_value: bool = True):
+        self.field = field
+        self.rule = rule
+        self.value = value
+        self.show_value = show_value
+        message = f"{field} {rule}"
+        if show_value:
+            message += f", got {value!r}"
+        super().__init__(message)
+
+
+class OperationFailed(PlannerError):
+    """A ``MissionOps`` operation was refused for a reason the run should report (no free
+    number, a do-not-call target, a provider refusal). Bugs and outages are not wrapped."""
+
+
+class LLMError(PlannerError):
+    """The optional language model could not turn a request into a valid spec."""

@@ -1,0 +1,179 @@
+"""The ``MissionOps`` protocol: everything the planner asks of the mission service.
+
+The planner never imports the service, its storage or telephony; it is handed an object that
+implements this protocol (``mission_server.ops.ServiceOps`` in production, a fake in tests).
+Every method either succeeds, raises ``OperationFailed`` for a refusal the run should report
+(no free number, a do-not-call target), or raises anything else for a bug or an outage.
+
+Idempotency: graph nodes re-run from their start after a crash or an ``interrupt()``, so the
+methods that create things are idempotent where the planner relies on it (noted per method).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from planner.spec import MissionSpec
+
+StepStatus = Literal["pending", "in_progress", "completed", "skipped", "failed"]
+EventType = Literal["custom", "tool_call", "tool_result", "message", "error"]
+
+
+@dataclass(frozen=True)
+class PlanStepSpec:
+    """One step of the plan the planner creates."""
+
+    step_id: str
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    attempt_number: int
+    call_status: str
+    duration_secs: float | None = None
+    cost: float | None = None
+    voicemail: bool = False
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What the service knows about one scheduled call.
+
+    ``ready`` is true once the call is terminal (completed, failed or cancelled) and, when a
+    conversation happened, its insights have been extracted: the planner then records it.
+    """
+
+    scheduled_event_id: str
+    status: str  # pending in_progress completed failed cancelled
+    call_status: str | None
+    conversation_id: str | None
+    attempts: tuple[AttemptInfo, ...] = ()
+    errors: tuple[str, ...] = ()
+    deferrals: int = 0
+    insight_status: str | None = None  # completed, failed, pending, or None without insights
+    insights: dict[str, Any] | None = None
+    insight_error: str | None = None
+    ready: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    @property
+    def voicemail(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1].voicemail
+
+
+@runtime_checkable
+class MissionOps(Protocol):
+    """The mission service as the planner sees it."""
+
+    def check_spec(self, spec: MissionSpec) -> MissionSpec:
+        """Apply the service's own rules to a structurally valid spec (phone numbers,
+        timezones, retry policy, calling window, insight parameters); return the spec with
+        phone numbers normalised.
+
+        Raises:
+            SpecError: naming the field (``targets[1].phone``), the rule and the value.
+        """
+        ...
+
+    def create_mission(
+        self, *, name: str, instructions: str | None, description: str | None,
+        metadata: dict[str, Any],
+    ) -> str:
+        """Create a mission; return its id."""
+        ...
+
+    def start_run(
+        self, mission_id: str, *, input: dict[str, Any], metadata: dict[str, Any],
+        call_budget: int | None, require_approval: bool,
+    ) -> str:
+        """Start a run (status ``running``); return its id."""
+        ...
+
+    def run_status(self, run_id: str) -> str:
+        """The run's current status."""
+        ...
+
+    def create_plan(self, run_id: str, steps: list[PlanStepSpec]) -> None:
+        """Create the run's plan. Idempotent: steps already in the plan are left alone."""
+        ...
+
+    def update_step(
+        self, run_id: str, step_id: str, status: StepStatus,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Move a plan step (logs the step event). Repeating the current status is a no-op."""
+        ...
+
+    def log_event(
+        self, run_id: str, type: EventType, summary: str, *, step_id: str | None = None,
+        payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+    ) -> None:
+        """Append to the run's event log; a repeated idempotency key writes nothing."""
+        ...
+
+    def create_insight_group(
+        self, run_id: str, *, name: str, instructions: str, parameters: list[dict[str, Any]],
+    ) -> str | None:
+        """Define the structured insight extracted from every call of the run and a group
+        holding it; return the group id (None when the service has no insights). Idempotent
+        per run."""
+        ...
+
+    def create_assistant(
+        self, run_id: str, *, name: str, instructions: str, greeting: str | None,
+        dynamic_variables: dict[str, Any], insight_group_id: str | None,
+        model: str | None = None, voice: str | None = None,
+    ) -> str:
+        """Create the run's assistant and link it to the run; return its id. Idempotent per
+        run and name."""
+        ...
+
+    def assign_number(self, run_id: str, assistant_id: str) -> str:
+        """Give the assistant a caller ID; return the number. Idempotent.
+
+        Raises:
+            OperationFailed: no free number (the message says how to get one).
+        """
+        ...
+
+    def release_number(self, assistant_id: str) -> None:
+        """Free the assistant's numbers for other runs."""
+        ...
+
+    def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
+        """Merge into the run's variables (rendered into every later dispatch). Setting the
+        values already there writes nothing."""
+        ...
+
+    def schedule_call(
+        self, run_id: str, *, assistant_id: str, step_id: str, to: str, timezone: str | None,
+        dynamic_variables: dict[str, Any], conversation_metadata: dict[str, Any],
+        max_retries_client_errors: int, retry_interval_secs: int | None,
+        calling_window: dict[str, Any] | None, idempotency_key: str,
+    ) -> str:
+        """Schedule a call as soon as calling hours allow; return the scheduled event id.
+        The same idempotency key returns the first event.
+
+        Raises:
+            OperationFailed: a guardrail refused the call (do-not-call list, finished run).
+        """
+        ...
+
+    def get_call_result(self, scheduled_event_id: str) -> CallResult:
+        """The call's status, attempts and extracted insights (extracting them first if the
+        call ended without them, e.g. after a crash)."""
+        ...
+
+    def complete_run(
+        self, run_id: str, *, status: Literal["succeeded", "failed"], summary: str,
+        payload: dict[str, Any], error: str | None,
+    ) -> None:
+        """Record the result and finish the run. A run already finished (e.g. cancelled)
+        keeps its status; the result is still recorded."""
+        ...

@@ -1,0 +1,342 @@
+"""The mission spec: what ``mission run`` and the ``run_mission`` tool accept.
+
+A spec is YAML or JSON that a person (or the optional LLM) writes, so every mistake is reported
+with the path of the bad field: ``targets[1].phone must be ...``. The pydantic models check the
+structure; the rules the service owns (phone numbers, timezones, retry policy, calling window,
+insight parameter names) are checked through ``MissionOps.check_spec`` so there is one
+implementation of each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from planner.errors import SpecError
+
+__all__ = [
+    "PARAMETER_TYPES",
+    "AssistantConfig",
+    "ExtractField",
+    "Leverage",
+    "MissionSpec",
+    "RetryPolicy",
+    "Target",
+    "load_spec",
+    "parse_spec",
+    "spec_json_schema",
+]
+
+#: The insight parameter types of the reference (``20_structured-insights.md``).
+PARAMETER_TYPES: tuple[str, ...] = (
+    "string",
+    "enum",
+    "number",
+    "integer",
+    "boolean",
+    "array",
+    "array(string)",
+    "array(number)",
+    "array(boolean)",
+    "object",
+)
+ParameterType = Literal[
+    "string",
+    "enum",
+    "number",
+    "integer",
+    "boolean",
+    "array",
+    "array(string)",
+    "array(number)",
+    "array(boolean)",
+    "object",
+]
+Strategy = Literal["sequential_leverage", "parallel"]
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+Scalar = str | int | float | bool
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a misspelt ``retyr:`` silently ignored would change what calls
+    # are placed.
+    model_config = ConfigDict(extra="forbid")
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def _variable_name(value: str) -> str:
+    if not _VARIABLE.match(value):
+        raise ValueError(
+            "must be a variable name (a letter or '_' then letters, digits or '_')"
+        )
+    return value
+
+
+class AssistantConfig(_Model):
+    """The voice assistant every call of the mission uses.
+
+    ``instructions`` and ``greeting`` may hold ``{{placeholders}}`` and mustache sections
+    (``{{#best_quote}}…{{/best_quote}}`` renders only once a best quote is known).
+    ``variables`` are the assistant's default dynamic variables.
+    """
+
+    name: str = Field(max_length=200)
+    instructions: str = Field(max_length=50_000)
+    greeting: str | None = Field(default=None, max_length=5000)
+    variables: dict[str, Scalar] = Field(default_factory=dict)
+    model: str | None = None
+    voice: str | None = None
+
+    @field_validator("name", "instructions")
+    @classmethod
+    def _filled(cls, value: str) -> str:
+        return _not_blank(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for key in value:
+            _variable_name(key)
+        return value
+
+
+class Target(_Model):
+    """One party to call."""
+
+    name: str = Field(max_length=200)
+    phone: str
+    timezone: str | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+    variables: dict[str, Scalar] = Field(default_factory=dict)
+
+    @field_validator("name", "phone")
+    @classmethod
+    def _filled(cls, value: str) -> str:
+        return _not_blank(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for key in value:
+            _variable_name(key)
+        return value
+
+
+class ExtractField(_Model):
+    """One structured insight parameter extracted from every conversation."""
+
+    name: str
+    type: ParameterType
+    description: str = ""
+    required: bool = False
+    enum: list[str] = Field(default_factory=list)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _portal_spelling(cls, value: Any) -> Any:
+        # The portal writes typed arrays with a space: "array (string)".
+        return re.sub(r"\s+", "", value).lower() if isinstance(value, str) else value
+
+
+class Leverage(_Model):
+    """Which extracted value is carried from call to call, and which way is better.
+
+    After each call the best ``field`` value so far goes into the run variable ``variable``
+    (and the name of whoever offered it into ``name_variable``), so later calls render the
+    assistant's ``{{#variable}}…{{/variable}}`` sections with it.
+    """
+
+    field: str
+    initial_field: str | None = None
+    better: Literal["lower", "higher"] = "lower"
+    variable: str = "best_quote"
+    name_variable: str | None = "best_company"
+    label: str = "Quote"
+    money: bool = True
+    unit: str | None = None
+    quantity: float | None = Field(default=None, gt=0)
+    quantity_label: str | None = None
+
+    @field_validator("variable", "name_variable")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return None if value is None else _variable_name(value)
+
+
+class RetryPolicy(_Model):
+    """The reference's client-error retry budget, applied to every call."""
+
+    max_retries_client_errors: int = 0
+    retry_interval_secs: int | None = None
+
+
+class CallingWindowConfig(_Model):
+    days: list[str] | None = None
+    start: str | None = None
+    end: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class MissionSpec(_Model):
+    """A whole mission: who to call, what to ask, what to extract and how to compare."""
+
+    name: str = Field(max_length=200)
+    objective: str = Field(max_length=20_000)
+    strategy: Strategy = "sequential_leverage"
+    assistant: AssistantConfig
+    targets: list[Target] = Field(min_length=1, max_length=500)
+    extract: list[ExtractField] = Field(min_length=1, max_length=50)
+    leverage: Leverage | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    calling_window: CallingWindowConfig | None = None
+    require_approval: bool = False
+    call_budget: int | None = Field(default=None, ge=1, le=10_000)
+
+    @field_validator("name", "objective")
+    @classmethod
+    def _filled(cls, value: str) -> str:
+        return _not_blank(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MissionSpec:
+        names = [f.name for f in self.extract]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise SpecError(f"extract[{index}].name", "must be unique", name)
+        if self.strategy == "sequential_leverage" and self.leverage is None:
+            raise SpecError(
+                "leverage",
+                "is required when strategy is sequential_leverage (name the extracted field "
+                "carried to later calls)",
+                show_value=False,
+            )
+        if self.leverage is not None:
+            numeric = {f.name for f in self.extract if f.type in ("number", "integer")}
+            for key in ("field", "initial_field"):
+                value = getattr(self.leverage, key)
+                if value is not None and value not in numeric:
+                    raise SpecError(
+                        f"leverage.{key}",
+                        "must name a number or integer field of extract "
+                        f"({', '.join(sorted(numeric)) or 'there is none'})",
+                        value,
+                    )
+        return self
+
+    def extract_parameters(self) -> list[dict[str, Any]]:
+        """The ``extract`` list in the insight parameter form of the insights API."""
+        return [
+            {
+                "name": f.name,
+                "type": f.type,
+                "description": f.description,
+                "required": f.required,
+                **({"enum": list(f.enum)} if f.type == "enum" else {}),
+            }
+            for f in self.extract
+        ]
+
+
+def parse_spec(data: Any) -> MissionSpec:
+    """Validate a parsed spec (a mapping, or a ``MissionSpec``).
+
+    Raises:
+        SpecError: a field is missing, unknown or invalid; ``field`` is its path, e.g.
+            ``targets[1].phone``.
+    """
+    if isinstance(data, MissionSpec):
+        return data
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            "spec", "must be a mapping with name, objective, assistant, targets, extract",
+            type(data).__name__,
+        )
+    try:
+        return MissionSpec.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        raise _translate(exc) from None
+
+
+def load_spec(path: str | Path) -> MissionSpec:
+    """Read and validate a spec file (YAML, or JSON, which is YAML too).
+
+    Raises:
+        SpecError: the file cannot be read, is not valid YAML/JSON, or a field is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        rule = f"must be a readable file ({exc.strerror or exc})"
+        raise SpecError("spec", rule, str(path)) from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or "syntax error"
+        rule = f"must be valid YAML or JSON ({problem}{where})"
+        raise SpecError("spec", rule, str(path)) from None
+    return parse_spec(data if data is not None else {})
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec (what the LLM is asked to produce)."""
+    return MissionSpec.model_json_schema()
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _translate(exc: pydantic.ValidationError) -> SpecError:
+    # The first problem only: the one the user fixes next.
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    cause = ctx.get("error")
+    if isinstance(cause, SpecError):
+        # Raised by a model validator: its field is relative to the model's location.
+        prefix = _path(loc)
+        return SpecError(
+            f"{prefix}.{cause.field}" if prefix else cause.field,
+            cause.rule,
+            cause.value,
+            show_value=cause.show_value,
+        )
+    field = _path(loc) or "spec"
+    if kind == "missing":
+        return SpecError(field, "is required", show_value=False)
+    if kind == "extra_forbidden":
+        return SpecError(field, "is not a known field (check the spelling)", value)
+    if kind == "value_error" and cause is not None:
+        return SpecError(field, str(cause), value)
+    if kind == "literal_error":
+        return SpecError(field, f"must be one of {ctx.get('expected')}", value)
+    if kind == "too_short":
+        count = ctx.get("min_length", 1)
+        return SpecError(field, f"must have at least {count} item{'s' * (count != 1)}", value)
+    message = str(error["msg"])
+    for prefix, replacement in (("Input should be", "must be"), ("Value should be", "must be")):
+        if message.startswith(prefix):
+            message = replacement + message[len(prefix) :]
+    return SpecError(field, message[0].lower() + message[1:], value)
