@@ -217,16 +217,26 @@ class Dispatcher:
                     item = self._dispatch(row, now, lookups, report)
                 else:
                     item = self._check(row, now, report)
-            except Exception as exc:  # one bad row must not stall the batch
-                log.exception("dispatch of %s failed", row["scheduled_event_id"])
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                # The provider is briefly unavailable (polling an outcome, reconciling):
+                # look again later; nothing was decided.
+                log.warning("provider unavailable for %s: %s", row["scheduled_event_id"], exc)
                 item = _Work(row)
                 item.values = {"due_at": now + self.poll}
-                item.run_events.append(
-                    (
-                        "error",
-                        f"Dispatcher error on call to {row['telnyx_end_user_target']}: {exc}",
-                        {"scheduled_event_id": row["scheduled_event_id"]},
-                    )
+            except Exception as exc:
+                # One bad row must not stall the batch, nor be retried forever: it fails
+                # visibly with the reason.
+                if not isinstance(exc, MissionError):
+                    log.exception("dispatch of %s failed", row["scheduled_event_id"])
+                report.failed += 1
+                item = self._finish(
+                    _Work(row),
+                    now,
+                    "failed",
+                    row.get("call_status"),
+                    error={"code": "dispatch_error", "detail": str(exc)},
                 )
             work.append(item)
         self._record(work, now)

@@ -1,0 +1,218 @@
+"""Scheduled events: every validation rule of the reference, idempotent creation,
+cancellation, and that a refused request writes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlmodel import Session, func, select
+
+from mission_server import assistants, missions, scheduling
+from mission_server.errors import ConflictError, GuardrailError, ValidationError
+from state import models as m
+from state.errors import NotFound
+
+CHICAGO = "+13125550101"
+
+
+@pytest.fixture
+def assistant(ctx):
+    a = assistants.create_assistant(ctx, "Caller", "Ask for a quote.", greeting="Hello!")
+    assistants.assign_phone_number(ctx, a.assistant_id)
+    return a
+
+
+def schedule(ctx, assistant, **overrides):
+    args = {"assistant_id": assistant.assistant_id, "channel": "phone_call", "to": CHICAGO}
+    args.update(overrides)
+    return scheduling.create_scheduled_event(ctx, **args)
+
+
+def event_count(engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(m.ScheduledEvent)).one()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        (
+            {"max_retries_client_errors": -1, "retry_interval_secs": 60},
+            "max_retries_client_errors",
+            "between 0 and 10, got -1",
+        ),
+        (
+            {"max_retries_client_errors": 11, "retry_interval_secs": 60},
+            "max_retries_client_errors",
+            "between 0 and 10, got 11",
+        ),
+        (
+            {"max_retries_client_errors": 3, "retry_interval_secs": 59},
+            "retry_interval_secs",
+            "between 60 and 86400, got 59",
+        ),
+        (
+            {"max_retries_client_errors": 3, "retry_interval_secs": 86401},
+            "retry_interval_secs",
+            "between 60 and 86400, got 86401",
+        ),
+        (
+            {"max_retries_client_errors": 3},
+            "retry_interval_secs",
+            "is required when max_retries_client_errors > 0",
+        ),
+        (
+            {"retry_interval_secs": 300},
+            "retry_interval_secs",
+            "only allowed when max_retries_client_errors > 0",
+        ),
+        (
+            {"max_retries_client_errors": 0, "retry_interval_secs": 300},
+            "retry_interval_secs",
+            "only allowed when max_retries_client_errors > 0",
+        ),
+        (
+            {"max_retries_client_errors": "3", "retry_interval_secs": 300},
+            "max_retries_client_errors",
+            "must be an integer",
+        ),
+        (
+            {
+                "channel": "sms_chat",
+                "text": "hi",
+                "max_retries_client_errors": 2,
+                "retry_interval_secs": 60,
+            },
+            "max_retries_client_errors",
+            "phone-call only",
+        ),
+        (
+            {"channel": "sms_chat", "text": "hi", "retry_interval_secs": 60},
+            "retry_interval_secs",
+            "phone-call only",
+        ),
+        ({"channel": "sms_chat"}, "text", "must be a string"),
+        ({"channel": "sms_chat", "text": "   "}, "text", "must not be empty"),
+        ({"text": "hello"}, "text", "applies to sms_chat events only"),
+        ({"channel": "fax"}, "telnyx_conversation_channel", "must be one of"),
+        ({"to": "not a number"}, "to", "E.164"),
+        ({"to": "+1555"}, "to", "valid, dialable phone number"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "IANA timezone"),
+        (
+            {"calling_window": {"start": "18:00", "end": "09:00"}},
+            "calling_window.end",
+            "must be after start",
+        ),
+        ({"calling_window": {"days": ["funday"]}}, "calling_window.days", "must name days"),
+        ({"dynamic_variables": ["x"]}, "dynamic_variables", "must be an object"),
+    ],
+)
+def test_invalid_requests_name_field_rule_and_value_and_write_nothing(
+    ctx, assistant, overrides, field, fragment
+):
+    with pytest.raises(ValidationError) as info:
+        schedule(ctx, assistant, **overrides)
+    assert info.value.field == field
+    assert fragment in str(info.value)
+    assert str(info.value).startswith(field)
+    assert event_count(ctx.engine) == 0
+
+
+def test_scheduled_time_must_be_in_the_future(ctx, assistant, clock):
+    for moment in (clock.now(), clock.now() - timedelta(minutes=5)):
+        with pytest.raises(
+            ValidationError, match="scheduled_at_fixed_datetime must be in the future"
+        ):
+            schedule(ctx, assistant, scheduled_at=moment)
+    with pytest.raises(ValidationError, match="timezone offset"):
+        schedule(ctx, assistant, scheduled_at=datetime(2030, 1, 1, 12, 0))
+    with pytest.raises(ValidationError, match="ISO-8601"):
+        schedule(ctx, assistant, scheduled_at="next tuesday")
+    assert event_count(ctx.engine) == 0
+
+
+def test_valid_call_and_sms_are_stored_with_reference_fields(ctx, assistant, clock):
+    later = clock.now() + timedelta(hours=1)
+    call = schedule(
+        ctx,
+        assistant,
+        scheduled_at=later.isoformat(),
+        max_retries_client_errors=3,
+        retry_interval_secs=300,
+        conversation_metadata={"campaign": "q2"},
+    )
+    assert call.status == "pending"
+    assert call.scheduled_at_fixed_datetime == later
+    assert call.max_retries_client_errors == 3 and call.retry_interval_secs == 300
+    assert call.telnyx_agent_target == "+13125550100"
+    assert call.call_attempts == [] and call.errors == []
+    sms = schedule(
+        ctx, assistant, channel="sms_chat", text="Reminder: tomorrow at 10", to="(312) 555-0102"
+    )
+    assert sms.telnyx_end_user_target == "+13125550102"
+    assert sms.max_retries_client_errors == 0 and sms.retry_interval_secs is None
+    sip = schedule(ctx, assistant, to="sip:frontdesk@example.com")
+    assert sip.telnyx_end_user_target == "sip:frontdesk@example.com" and sip.timezones == []
+
+
+def test_explicit_zero_retries_without_interval_is_one_attempt(ctx, assistant):
+    call = schedule(ctx, assistant, max_retries_client_errors=0)
+    assert call.max_retries_client_errors == 0 and call.retry_interval_secs is None
+
+
+def test_unknown_assistant_and_missing_number(ctx):
+    with pytest.raises(NotFound, match="assistant 'nope' not found"):
+        scheduling.create_scheduled_event(
+            ctx, assistant_id="nope", channel="phone_call", to=CHICAGO
+        )
+    lonely = assistants.create_assistant(ctx, "No number", "x")
+    with pytest.raises(ValidationError, match="assign_phone_number first"):
+        scheduling.create_scheduled_event(
+            ctx, assistant_id=lonely.assistant_id, channel="phone_call", to=CHICAGO
+        )
+    with pytest.raises(ValidationError, match="must be a number assigned to this assistant"):
+        scheduling.create_scheduled_event(
+            ctx,
+            assistant_id=lonely.assistant_id,
+            channel="phone_call",
+            to=CHICAGO,
+            from_number="+13125550199",
+        )
+
+
+def test_do_not_call_target_is_refused_at_creation(ctx, assistant):
+    scheduling.add_do_not_call(ctx, "312-555-0101", reason="asked us not to call")
+    with pytest.raises(GuardrailError, match="do-not-call"):
+        schedule(ctx, assistant)
+    assert event_count(ctx.engine) == 0
+
+
+def test_idempotent_creation(ctx, assistant):
+    first = schedule(ctx, assistant, idempotency_key="k-1", dynamic_variables={"a": "1"})
+    again = schedule(ctx, assistant, idempotency_key="k-1", dynamic_variables={"a": "1"})
+    assert again.scheduled_event_id == first.scheduled_event_id
+    assert event_count(ctx.engine) == 1
+    with pytest.raises(ConflictError, match="different parameters"):
+        schedule(ctx, assistant, idempotency_key="k-1", dynamic_variables={"a": "2"})
+    assert event_count(ctx.engine) == 1
+
+
+def test_cancel_pending_is_idempotent(ctx, assistant):
+    call = schedule(ctx, assistant)
+    cancelled = scheduling.cancel_scheduled_event(ctx, call.scheduled_event_id)
+    assert cancelled.status == "cancelled"
+    assert scheduling.cancel_scheduled_event(ctx, call.scheduled_event_id).status == "cancelled"
+    with pytest.raises(NotFound):
+        scheduling.cancel_scheduled_event(ctx, "missing")
+
+
+def test_finished_run_cannot_schedule(ctx, assistant):
+    mission = missions.create_mission(ctx, "M")
+    run = missions.start_run(ctx, mission.mission_id)
+    missions.cancel_run(ctx, run.run_id)
+    with pytest.raises(GuardrailError, match="cancelled"):
+        schedule(ctx, assistant, run_id=run.run_id)
+    with pytest.raises(ValidationError, match="step_id must name a step"):
+        other = missions.start_run(ctx, mission.mission_id)
+        schedule(ctx, assistant, run_id=other.run_id, step_id="call-1")
