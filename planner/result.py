@@ -128,6 +128,8 @@ def build_outcome(
         outcome["error"] = reason
         return outcome
     if leverage is None:
+        if attempts > 1:
+            outcome["notes"] = f"Answered on attempt {attempts} ({_status_list(result)})"
         return outcome
     final = _number(result.insights.get(leverage.field))
     initial = (

@@ -1,0 +1,369 @@
+"""``mission run`` and ``mission approve``: run a whole mission from the command line.
+
+In the simulated world (the default without ``TELNYX_API_KEY``, or with ``--simulate``) the
+mission runs on the discrete-event virtual clock, so five-minute retries take no wall time:
+the catering mission finishes in about a second with realistic timestamps. Progress (plan
+steps, attempts, retries, deferrals, quotes) streams to stderr; the final summary goes to
+stdout, or with ``--json`` only the final run detail as JSON.
+
+Exit codes: 0 the run succeeded; 1 it failed or was cancelled; 2 bad input; 3 the run waits
+for approval (``mission approve RUN_ID``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from mission_server.errors import MissionError
+from state.errors import StateError
+
+log = logging.getLogger("mission_server.run")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print only the final run detail as JSON on stdout.")
+]
+SeedOption = Annotated[
+    int | None, typer.Option("--seed", help="Seed of the simulated world (reproducible calls).")
+]
+SimulateOption = Annotated[
+    bool,
+    typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
+]
+WorldOption = Annotated[
+    Path | None, typer.Option("--world", help="Simulated world file (default: the packaged one).")
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
+    ),
+]
+
+_ICONS = {
+    "status_change": "●",
+    "step_started": "▶",
+    "step_completed": "✔",
+    "step_failed": "✖",
+    "tool_call": "☎",
+    "tool_result": "←",
+    "error": "!",
+    "custom": "·",
+    "message": "»",
+}
+_STYLES = {"step_failed": "red", "error": "red", "step_completed": "green", "tool_call": "cyan"}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def ledger_path_for(db: str | None) -> Path | None:
+    """Where the simulator's placement ledger lives: beside a SQLite database, in the user
+    data directory with PostgreSQL, nowhere for an in-memory database."""
+    from sqlalchemy.engine import make_url
+
+    from state.db import default_db_path, normalise_url
+
+    url = make_url(normalise_url(db))
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return None
+        path = Path(url.database)
+        return path.with_name(f"{path.stem}.sim-ledger.jsonl")
+    return default_db_path().parent / "sim-ledger.jsonl"
+
+
+class Progress:
+    """Streams a run's new events (and its plan, once) to stderr."""
+
+    def __init__(self, ctx: Any, run_id: str, *, enabled: bool) -> None:
+        self.ctx = ctx
+        self.run_id = run_id
+        self.enabled = enabled
+        self._seen: set[str] = set()
+        self._plan_shown = False
+
+    def poll(self) -> None:
+        if not self.enabled:
+            return
+        from mission_server import missions
+
+        for event in missions.list_events(self.ctx, self.run_id, limit=5000):
+            if event.event_id in self._seen:
+                continue
+            self._seen.add(event.event_id)
+            icon = _ICONS.get(event.type, "·")
+            style = _STYLES.get(event.type)
+            text = escape(event.summary)
+            line = f"[dim]{event.created_at:%H:%M:%S}[/] {icon} " + (
+                f"[{style}]{text}[/]" if style else text
+            )
+            _err.print(line)
+            if event.summary.startswith("Plan created") and not self._plan_shown:
+                self._show_plan()
+
+    def _show_plan(self) -> None:
+        from mission_server import missions
+
+        self._plan_shown = True
+        table = Table("#", "step", "description", title="Plan", title_justify="left")
+        for step in missions.get_plan(self.ctx, self.run_id):
+            table.add_row(str(step.sequence), step.step_id, step.description)
+        _err.print(table)
+
+
+def _open(
+    db: str | None,
+    *,
+    simulate: bool,
+    world: Path | None,
+    seed: int | None,
+    run_id: str | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Build the service context: virtual clock in the simulated world, real time with
+    Telnyx. For an existing run, its recorded world and seed apply unless given."""
+    from mission_server.app import build_context
+    from mission_server.clock import VirtualClock
+    from mission_server.settings import load_settings
+
+    settings = load_settings()
+    recorded: dict[str, Any] = {}
+    if run_id is not None:
+        from mission_server.runner import cli_settings_of
+        from state.db import make_engine
+
+        engine = make_engine(db if db is not None else settings.db_url)
+        try:
+            from state.db import upgrade
+
+            upgrade(engine)
+            recorded = cli_settings_of(engine, run_id)
+        finally:
+            engine.dispose()
+    if world is None and recorded.get("world"):
+        world = Path(recorded["world"])
+    if seed is None and recorded.get("seed") is not None:
+        seed = int(recorded["seed"])
+    simulate = simulate or bool(recorded.get("simulate"))
+    simulated = simulate or settings.telnyx_api_key is None
+    ctx = build_context(
+        settings,
+        db_url=db,
+        clock="virtual" if simulated else "system",
+        simulate=simulate or None,
+        world=world,
+        seed=seed,
+        ledger_path=ledger_path_for(db if db is not None else settings.db_url),
+    )
+    if ctx.extractor is None and simulated:
+        # Without a configured extraction backend the simulator's transcripts are read by
+        # the offline extractor, so rehearsals produce results.
+        from mission_server.insights.offline import OfflineExtractor
+
+        ctx.extractor = OfflineExtractor()
+    cli = {
+        "world": str((world or settings.world_path).resolve()) if simulated else None,
+        "seed": seed,
+        "simulate": simulated,
+    }
+    if run_id is not None and isinstance(ctx.clock, VirtualClock):
+        from mission_server.runner import latest_activity
+
+        # A resumed run continues from where its recorded history stops, never earlier.
+        latest = latest_activity(ctx, run_id)
+        if latest is not None:
+            ctx.clock.advance_to(latest)
+    return ctx, cli
+
+
+def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
+    from mission_server.clock import VirtualClock
+    from mission_server.runner import drive_virtual, run_statuses
+
+    if isinstance(ctx.clock, VirtualClock):
+        drive_virtual(ctx, runner, [run_id], on_sweep=progress.poll)
+        return
+    from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+
+    trigger = RealtimeTrigger(Dispatcher(ctx), ctx.clock)
+    trigger.start()
+    stop = threading.Event()
+    try:
+        while not stop.is_set():
+            progress.poll()
+            status = run_statuses(ctx, [run_id]).get(run_id)
+            if status in ("succeeded", "failed", "cancelled"):
+                break
+            if runner.idle() and runner.waiting_for(run_id) == "approval":
+                break
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        _err.print(f"interrupted; continue with: mission run --resume {run_id}")
+    finally:
+        trigger.stop()
+        runner.wait_idle(10.0)
+        progress.poll()
+
+
+def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
+    from mission_server import missions
+
+    detail = missions.get_run(ctx, run_id)
+    waiting = runner.waiting_for(run_id) if detail.status == "running" else None
+    if as_json:
+        sys.stdout.write(json.dumps(detail.model_dump(mode="json"), indent=2) + "\n")
+    elif detail.result_summary:
+        _out.print(Markdown(detail.result_summary))
+    wall = time.monotonic() - started
+    if waiting == "approval":
+        _err.print(
+            f"run [cyan]{run_id}[/] is waiting for approval: "
+            f"mission approve {run_id}   (or --reject)"
+        )
+        return EXIT_WAITING
+    _err.print(f"run [cyan]{run_id}[/] {detail.status} ({wall:.2f} s wall time)")
+    if detail.error and detail.status != "succeeded":
+        _err.print(f"[red]{escape(detail.error)}[/]")
+    if detail.status == "succeeded":
+        return EXIT_OK
+    if detail.status == "running":
+        _err.print(f"the run stopped before finishing; continue: mission run --resume {run_id}")
+    return EXIT_FAILED
+
+
+def run(
+    spec_or_request: Annotated[
+        str | None,
+        typer.Argument(
+            help="A mission spec file (YAML or JSON), or a request in quotes that lists its "
+            "targets with phone numbers (any request, with MISSION_LLM_* set).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    seed: SeedOption = None,
+    simulate: SimulateOption = False,
+    world: WorldOption = None,
+    db: DbOption = None,
+    require_approval: Annotated[
+        bool,
+        typer.Option(
+            "--require-approval",
+            help="Plan, then wait for `mission approve RUN_ID` before placing any call.",
+        ),
+    ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Continue an interrupted run from its last checkpoint."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Run a mission: plan it, create the assistant, place the calls, compile the result."""
+    from mission_server.runner import MissionRunner
+    from planner.errors import SpecError
+    from planner.spec import load_spec
+
+    started = time.monotonic()
+    _setup_logging(verbose)
+    if (spec_or_request is None) == (resume is None):
+        raise _fail("give a spec file or request, or --resume RUN_ID (not both)")
+    spec = request = None
+    if spec_or_request is not None:
+        candidate = Path(spec_or_request)
+        looks_like_file = candidate.suffix.lower() in (".yaml", ".yml", ".json")
+        if candidate.is_file() or looks_like_file:
+            try:
+                spec = load_spec(candidate).model_dump(mode="json")
+            except SpecError as exc:
+                raise _fail(str(exc)) from None
+        else:
+            request = spec_or_request
+    try:
+        ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=resume)
+        runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
+    except (StateError, MissionError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        if resume is not None:
+            run_id = resume
+            runner.resume(run_id)
+            _err.print(f"resuming run [cyan]{run_id}[/]")
+        else:
+            run_id = runner.start(
+                spec, request, True if require_approval else None, metadata={"cli": cli}
+            )
+            _err.print(f"run [cyan]{run_id}[/] started")
+        progress = Progress(ctx, run_id, enabled=True)
+        _drive(ctx, runner, run_id, progress)
+        code = _finish(ctx, runner, run_id, as_json, started)
+    except (StateError, MissionError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        runner.close()
+    raise typer.Exit(code)
+
+
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The run waiting for approval.")],
+    reject: Annotated[
+        bool, typer.Option("--reject", help="Refuse: the run is cancelled, no call is placed.")
+    ] = False,
+    note: Annotated[str | None, typer.Option("--note", help="Why (recorded on the run).")] = None,
+    as_json: JsonOption = False,
+    seed: SeedOption = None,
+    simulate: SimulateOption = False,
+    world: WorldOption = None,
+    db: DbOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Approve a run that waits for approval and run it to the end (or --reject it)."""
+    from mission_server.runner import MissionRunner
+
+    started = time.monotonic()
+    _setup_logging(verbose)
+    try:
+        ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=run_id)
+        runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
+    except (StateError, MissionError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        runner.approve(run_id, not reject, note)
+        _err.print(f"run [cyan]{run_id}[/] {'rejected' if reject else 'approved'}")
+        progress = Progress(ctx, run_id, enabled=True)
+        _drive(ctx, runner, run_id, progress)
+        code = _finish(ctx, runner, run_id, as_json, started)
+    except (StateError, MissionError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        runner.close()
+    # Rejecting is what was asked for: the command succeeded even though the run did not.
+    raise typer.Exit(EXIT_OK if reject and code == EXIT_FAILED else code)

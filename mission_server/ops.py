@@ -1,0 +1,346 @@
+"""``ServiceOps``: the planner's ``MissionOps`` protocol on top of the service functions.
+
+Nothing here re-implements a rule: every check and every write goes through the same service
+function the MCP tools call (missions, assistants, scheduling, insights). What this adapter
+adds is what the planner needs because its nodes may run again after a crash or an
+``interrupt()``: creations that find what an earlier attempt already created, step moves
+that never go backwards, variables that are only written when they change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from sqlmodel import select
+
+from mission_server import assistants, missions, scheduling
+from mission_server.calling_hours import CallingWindow
+from mission_server.context import Context
+from mission_server.errors import MissionError, ValidationError
+from mission_server.targets import normalise_target, validate_timezone
+from mission_server.templating import validate_variable_names
+from planner.errors import OperationFailed, SpecError
+from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
+from planner.spec import MissionSpec
+from state import models as m
+from state.db import session_scope
+from state.transitions import TERMINAL_EVENT
+
+__all__ = ["ServiceOps", "spec_error"]
+
+log = logging.getLogger(__name__)
+
+#: Plan step statuses the planner never moves a step out of (a re-run node must not undo).
+_FINAL_STEP = frozenset({"completed", "skipped", "failed"})
+_INSIGHT_DONE = frozenset({"completed", "failed"})
+
+
+def spec_error(exc: ValidationError, prefix: str | None = None) -> SpecError:
+    """The service's validation error as the planner's, optionally under a field prefix."""
+    field = f"{prefix}.{exc.field}" if prefix and not exc.field.startswith(prefix) else exc.field
+    return SpecError(field, exc.rule, exc.value)
+
+
+class ServiceOps:
+    """``MissionOps`` for one service context.
+
+    Args:
+        ctx: the service context.
+        checkpoint: called with a named point (``planning``, ``compiling``) as the planner
+            passes it; the runner uses it for crash tests.
+        reextract_stale: re-extract a finished call's insights that are still marked pending
+            or in progress. Only safe when no other thread can be extracting them (the
+            single-threaded virtual-clock driver), where such rows are left over from a crash.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        checkpoint: Callable[[str], None] | None = None,
+        reextract_stale: bool = False,
+    ) -> None:
+        self.ctx = ctx
+        self._checkpoint = checkpoint or (lambda point: None)
+        self.reextract_stale = reextract_stale
+
+    # ------------------------------------------------------------------ spec
+
+    def check_spec(self, spec: MissionSpec) -> MissionSpec:
+        """Raises: SpecError naming the field (``targets[1].phone``), rule and value."""
+        targets = []
+        seen: dict[str, int] = {}
+        for index, target in enumerate(spec.targets):
+            try:
+                phone = normalise_target(target.phone, f"targets[{index}].phone")
+                if target.timezone is not None:
+                    validate_timezone(target.timezone, f"targets[{index}].timezone")
+                validate_variable_names(target.variables, field=f"targets[{index}].variables")
+            except ValidationError as exc:
+                raise spec_error(exc) from None
+            if phone in seen:
+                raise SpecError(
+                    f"targets[{index}].phone",
+                    f"must be unique; targets[{seen[phone]}] already has it",
+                    phone,
+                )
+            seen[phone] = index
+            targets.append(target.model_copy(update={"phone": phone}))
+        try:
+            validate_variable_names(spec.assistant.variables, field="assistant.variables")
+        except ValidationError as exc:
+            raise spec_error(exc) from None
+        try:
+            scheduling.validate_retry_policy(
+                "phone_call",
+                spec.retry.max_retries_client_errors,
+                spec.retry.retry_interval_secs,
+            )
+        except ValidationError as exc:
+            raise spec_error(exc, "retry") from None
+        if spec.calling_window is not None:
+            try:
+                CallingWindow.from_dict(spec.calling_window.as_dict(), "calling_window")
+            except ValidationError as exc:
+                raise spec_error(exc) from None
+        try:
+            from mission_server.insights.schema import parse_parameters
+
+            parse_parameters(spec.extract_parameters(), "extract")
+        except ValidationError as exc:
+            raise spec_error(exc) from None
+        return spec.model_copy(update={"targets": targets})
+
+    # ------------------------------------------------------------------ missions and runs
+
+    def create_mission(
+        self, *, name: str, instructions: str | None, description: str | None,
+        metadata: dict[str, Any],
+    ) -> str:
+        return missions.create_mission(
+            self.ctx, name, instructions=instructions, description=description,
+            metadata=metadata, execution_mode="managed",
+        ).mission_id
+
+    def start_run(
+        self, mission_id: str, *, input: dict[str, Any], metadata: dict[str, Any],
+        call_budget: int | None, require_approval: bool,
+    ) -> str:
+        return missions.start_run(
+            self.ctx, mission_id, input=input, metadata=metadata, call_budget=call_budget,
+            require_approval=require_approval,
+        ).run_id
+
+    def run_status(self, run_id: str) -> str:
+        with session_scope(self.ctx.engine) as session:
+            return missions.load_run(session, run_id).status
+
+    def run_metadata(self, run_id: str) -> dict[str, Any]:
+        with session_scope(self.ctx.engine) as session:
+            return dict(missions.load_run(session, run_id).meta or {})
+
+    def _merge_planner_metadata(self, run_id: str, values: dict[str, Any]) -> None:
+        current = self.run_metadata(run_id).get("planner") or {}
+        missions.update_run(self.ctx, run_id, metadata={"planner": {**current, **values}})
+
+    def create_plan(self, run_id: str, steps: list[PlanStepSpec]) -> None:
+        existing = {s.step_id for s in missions.get_plan(self.ctx, run_id)}
+        fresh = [
+            {"step_id": s.step_id, "description": s.description, "metadata": s.metadata}
+            for s in steps
+            if s.step_id not in existing
+        ]
+        if fresh:
+            missions.create_plan(self.ctx, run_id, fresh)
+        self._checkpoint("planning")
+
+    def update_step(
+        self, run_id: str, step_id: str, status: StepStatus,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        with session_scope(self.ctx.engine) as session:
+            row = session.exec(
+                select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
+            ).first()
+            current = row.status if row is not None else None
+        if current in _FINAL_STEP:
+            # A node that runs again after a crash repeats its step moves; a finished step
+            # stays as it finished.
+            return
+        missions.update_plan_step(self.ctx, run_id, step_id, status, metadata)
+
+    def log_event(
+        self, run_id: str, type: EventType, summary: str, *, step_id: str | None = None,
+        payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+    ) -> None:
+        missions.log_event(
+            self.ctx, run_id, type, summary, step_id=step_id, payload=payload,
+            idempotency_key=idempotency_key,
+        )
+
+    def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
+        current = missions.get_run_variables(self.ctx, run_id)
+        if all(current.get(k) == v for k, v in variables.items()):
+            return
+        missions.set_run_variables(self.ctx, run_id, variables)
+
+    def complete_run(
+        self, run_id: str, *, status: Literal["succeeded", "failed"], summary: str,
+        payload: dict[str, Any], error: str | None,
+    ) -> None:
+        self._checkpoint("compiling")
+        if self.run_status(run_id) in ("succeeded", "failed", "cancelled"):
+            missions.update_run(self.ctx, run_id, result_summary=summary, result_payload=payload)
+            return
+        missions.update_run(
+            self.ctx, run_id, status=status, result_summary=summary, result_payload=payload,
+            error=error,
+        )
+
+    # ------------------------------------------------------------------ assistant and number
+
+    def create_insight_group(
+        self, run_id: str, *, name: str, instructions: str, parameters: list[dict[str, Any]],
+    ) -> str | None:
+        try:
+            from mission_server.insights import service as insights
+        except ImportError:  # pragma: no cover - the insights package is part of the service
+            return None
+        known = (self.run_metadata(run_id).get("planner") or {}).get("insight_group_id")
+        if known:
+            return str(known)
+        now = self.ctx.now()
+        try:
+            insight = insights.create_insight(
+                self.ctx.engine, name=name, instructions=instructions, parameters=parameters,
+                now=now,
+            )
+            group = insights.create_insight_group(
+                self.ctx.engine, name, [insight.insight_id], now=now
+            )
+        except MissionError as exc:
+            raise OperationFailed(str(exc)) from None
+        self._merge_planner_metadata(
+            run_id,
+            {"insight_group_id": group.insight_group_id, "insight_id": insight.insight_id},
+        )
+        return group.insight_group_id
+
+    def create_assistant(
+        self, run_id: str, *, name: str, instructions: str, greeting: str | None,
+        dynamic_variables: dict[str, Any], insight_group_id: str | None,
+        model: str | None = None, voice: str | None = None,
+    ) -> str:
+        for existing in assistants.list_assistants(self.ctx, run_id=run_id):
+            if existing.name == name.strip():
+                return existing.assistant_id
+        try:
+            return assistants.create_assistant(
+                self.ctx, name, instructions, greeting=greeting, model=model, voice=voice,
+                dynamic_variables=dynamic_variables, insight_group_id=insight_group_id,
+                run_id=run_id,
+            ).assistant_id
+        except MissionError as exc:
+            raise OperationFailed(str(exc)) from None
+
+    def assign_number(self, run_id: str, assistant_id: str) -> str:
+        try:
+            return assistants.assign_phone_number(
+                self.ctx, assistant_id, run_id=run_id
+            ).phone_number
+        except MissionError as exc:
+            raise OperationFailed(str(exc)) from None
+
+    def release_number(self, assistant_id: str) -> None:
+        for number in assistants.get_assistant(self.ctx, assistant_id).phone_numbers:
+            assistants.release_phone_number(self.ctx, number)
+
+    # ------------------------------------------------------------------ calls
+
+    def schedule_call(
+        self, run_id: str, *, assistant_id: str, step_id: str, to: str, timezone: str | None,
+        dynamic_variables: dict[str, Any], conversation_metadata: dict[str, Any],
+        max_retries_client_errors: int, retry_interval_secs: int | None,
+        calling_window: dict[str, Any] | None, idempotency_key: str,
+    ) -> str:
+        try:
+            event = scheduling.create_scheduled_event(
+                self.ctx,
+                assistant_id=assistant_id,
+                channel="phone_call",
+                to=to,
+                dynamic_variables=dynamic_variables,
+                conversation_metadata=conversation_metadata,
+                max_retries_client_errors=max_retries_client_errors,
+                retry_interval_secs=retry_interval_secs,
+                run_id=run_id,
+                step_id=step_id,
+                idempotency_key=idempotency_key,
+                timezone=timezone,
+                calling_window=calling_window,
+            )
+        except MissionError as exc:
+            raise OperationFailed(str(exc)) from None
+        return event.scheduled_event_id
+
+    def get_call_result(self, scheduled_event_id: str) -> CallResult:
+        event = scheduling.get_scheduled_event(self.ctx, scheduled_event_id)
+        attempts = tuple(
+            AttemptInfo(
+                attempt_number=a.attempt_number,
+                call_status=a.call_status,
+                duration_secs=a.call_duration,
+                cost=a.cost,
+                voicemail=a.voicemail,
+            )
+            for a in event.call_attempts
+        )
+        errors = tuple(
+            str(e.get("detail") or e.get("code") or e) if isinstance(e, dict) else str(e)
+            for e in event.errors
+        )
+        terminal = event.status in TERMINAL_EVENT
+        status, insights, error = None, None, None
+        ready = terminal
+        if terminal and event.conversation_id is not None:
+            status, insights, error = self._insights(event.conversation_id)
+            ready = status in _INSIGHT_DONE or status is None
+        return CallResult(
+            scheduled_event_id=scheduled_event_id,
+            status=event.status,
+            call_status=event.call_status,
+            conversation_id=event.conversation_id,
+            attempts=attempts,
+            errors=errors,
+            deferrals=len(event.deferrals),
+            insight_status=status,
+            insights=insights,
+            insight_error=error,
+            ready=ready,
+        )
+
+    def _insights(
+        self, conversation_id: str
+    ) -> tuple[str | None, dict[str, Any] | None, str | None]:
+        """(status, structured result, error) of the conversation's structured insight,
+        extracting it now when the call ended without it (a crash between the call's end
+        and extraction, or a listener that was not installed)."""
+        from mission_server.insights import service as insights
+
+        results = insights.get_conversation_insights(self.ctx.engine, conversation_id)
+        stale = self.reextract_stale and any(r.status not in _INSIGHT_DONE for r in results)
+        if (not results or stale) and self.ctx.extractor is not None:
+            results = insights.extract_conversation_insights(
+                self.ctx.engine, conversation_id, self.ctx.extractor, now=self.ctx.now()
+            )
+        if not results:
+            return None, None, None
+        if any(r.status not in _INSIGHT_DONE for r in results):
+            return "pending", None, None
+        for result in results:
+            if result.status == "completed" and isinstance(result.result, dict):
+                return "completed", dict(result.result), None
+        failed = next((r for r in results if r.status == "failed"), results[0])
+        return "failed", None, failed.error or "no structured insight was extracted"
