@@ -19,6 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mission_server.cli_run import approve as approve_command
+from mission_server.cli_run import run as run_command
 from mission_server.cli_serve import serve
 from mission_server.errors import MissionError
 from state.errors import StateError
@@ -184,6 +186,8 @@ def worker(
 
 
 app.command("serve")(serve)
+app.command("run")(run_command)
+app.command("approve")(approve_command)
 
 
 def main() -> None:  # pragma: no cover - console entry
