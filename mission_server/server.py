@@ -29,7 +29,8 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context as MCPContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp_types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, ToolAnnotations
 from pydantic import BaseModel, Field, SecretStr
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import col, select
@@ -168,8 +169,9 @@ def as_resource(fn: F) -> F:
 
 
 class MissionMCPServer(MCPServer):
-    """``MCPServer`` whose argument-validation errors read like the service's: one line per
-    problem naming the field, the rule and the value (no pydantic boilerplate)."""
+    """``MCPServer`` whose argument errors read like the service's: one line per problem
+    naming the field, the rule and the value (no pydantic boilerplate); a bad prompt request
+    is "invalid params", not an internal error."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: MCPContext | None = None
@@ -183,6 +185,19 @@ class MissionMCPServer(MCPServer):
                     f"Error executing tool {name}: invalid arguments: {describe_error(cause)}"
                 ) from cause
             raise
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        context: MCPContext | None = None,
+    ) -> Any:
+        # The SDK reports a missing argument or an unknown prompt as an internal error; it is
+        # the caller's mistake, so say so with "invalid params" and the SDK's message.
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except ValueError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
 
 
 class ToolRegistrar:
@@ -333,7 +348,7 @@ def build_server(
     _register_mission_tools(tools, ctx)
     _register_plan_and_event_tools(tools, ctx)
     _register_assistant_tools(tools, ctx)
-    _register_call_tools(tools, ctx, wait_poll_secs, running)
+    _register_call_tools(tools, ctx, wait_poll_secs)
     _register_insight_tools(tools, ctx)
     _register_resources(server, ctx)
     _register_prompts(server)
@@ -836,9 +851,7 @@ MetadataArg = Annotated[
 ]
 
 
-def _register_call_tools(
-    tools: ToolRegistrar, ctx: Context, poll_secs: float, dispatcher_running: Callable[[], bool]
-) -> None:
+def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
     def schedule_call(
         assistant_id: Annotated[str, Field(description="The assistant that will call.")],
         to: Annotated[str, Field(description="Recipient, E.164 (e.g. '+13125550101') or SIP URI.")],
@@ -985,9 +998,9 @@ def _register_call_tools(
             raise ValidationError(
                 "timeout_secs", f"must be between 0 and {MAX_WAIT_SECS:g} seconds", timeout_secs
             )
-        # Insight results come from an extractor: ours when this process dispatches, else
-        # the worker's (which we cannot see, so assume it has one).
-        extracting = ctx.extractor is not None or not dispatcher_running()
+        # Insights are extracted where calls are dispatched; a worker is configured like this
+        # server, so our own extractor says whether results will come.
+        extracting = ctx.extractor is not None
         return await _wait_for_call(
             ctx, mcp_ctx, scheduled_event_id, wait, poll_secs, extracting=extracting
         )
