@@ -39,7 +39,9 @@ _INSIGHT_DONE = frozenset({"completed", "failed"})
 
 def spec_error(exc: ValidationError, prefix: str | None = None) -> SpecError:
     """The service's validation error as the planner's, optionally under a field prefix."""
-    field = f"{prefix}.{exc.field}" if prefix and not exc.field.startswith(prefix) else exc.field
+    field = exc.field
+    if prefix and not field.startswith(f"{prefix}."):
+        field = f"{prefix}.{field}"
     return SpecError(field, exc.rule, exc.value)
 
 

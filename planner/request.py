@@ -50,7 +50,10 @@ _WHEN = re.compile(
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?)",
     re.IGNORECASE,
 )
-_LEADING = re.compile(r"^(?:(?:and|then|call|phone|ring|also|plus|or)\b[\s,]*)+", re.IGNORECASE)
+_LEADING = re.compile(
+    r"^(?:(?:and|then|call|phone|ring|dial|contact|remind|ask|check|try|also|plus|or)\b[\s,]*)+",
+    re.IGNORECASE,
+)
 
 
 def _targets(request: str) -> list[dict[str, Any]]:

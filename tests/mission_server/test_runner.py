@@ -1,0 +1,307 @@
+"""Missions end to end in the simulated world: the planner graph on the real service,
+dispatcher and offline insight extraction, on the virtual clock."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Run alone under the ``pytest`` script, ``mission_server`` is a namespace package over
+# tests/mission_server, whose insights/ folder shadows mission_server.insights (see
+# tests/mission_server/insights/conftest.py); point it back at the source tree.
+_package = sys.modules.get("mission_server")
+if _package is not None and not getattr(_package, "__file__", None):
+    _package.__path__ = [str(Path(__file__).resolve().parents[2] / "mission_server")]
+    if not getattr(sys.modules.get("mission_server.insights"), "__file__", True):
+        del sys.modules["mission_server.insights"]
+
+from mission_server import missions, scheduling  # noqa: E402
+from mission_server.clock import VirtualClock  # noqa: E402
+from mission_server.context import Context  # noqa: E402
+from mission_server.dispatcher import Dispatcher  # noqa: E402
+from mission_server.errors import ConflictError, ValidationError  # noqa: E402
+from mission_server.insights.offline import OfflineExtractor  # noqa: E402
+from mission_server.runner import MissionRunner, drive_virtual, start_mission  # noqa: E402
+from mission_server.settings import Settings  # noqa: E402
+from mission_server.telephony.simulated import SimulatedProvider  # noqa: E402
+from planner.spec import load_spec  # noqa: E402
+from state import models as m  # noqa: E402
+from state.db import create_schema, make_engine, session_scope  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+WORLD = EXAMPLES / "world.yaml"
+LAKEFRONT, GRILL, PRAIRIE, WINDY = (
+    "+13125550101",
+    "+13125550102",
+    "+13125550103",
+    "+13125550104",
+)
+
+
+def catering(**changes: Any) -> dict[str, Any]:
+    spec = load_spec(EXAMPLES / "catering.yaml").model_dump(mode="json")
+    spec.update(changes)
+    return spec
+
+
+def make_ctx(url: str, tmp_path: Path) -> Context:
+    engine = make_engine(url)
+    create_schema(engine)
+    provider = SimulatedProvider.from_path(WORLD, ledger_path=tmp_path / "ledger.jsonl")
+    assert provider.world.start_time is not None
+    return Context(
+        engine=engine,
+        clock=VirtualClock(provider.world.start_time),
+        provider=provider,
+        settings=Settings(MISSION_LLM_BASE_URL=None, MISSION_LLM_MODEL=None),
+        extractor=OfflineExtractor(),
+    )
+
+
+@pytest.fixture
+def sim(tmp_path):
+    ctx = make_ctx(str(tmp_path / "missions.db"), tmp_path)
+    runner = MissionRunner(ctx, mode="inline")
+    yield ctx, runner
+    runner.close()
+    ctx.engine.dispose()
+
+
+def run_to_end(ctx: Context, runner: MissionRunner, run_id: str) -> missions.RunDetail:
+    drive_virtual(ctx, runner, [run_id])
+    return missions.get_run(ctx, run_id)
+
+
+def by_target(detail: missions.RunDetail) -> dict[str, Any]:
+    return {c.end_user_target: c for c in detail.conversations}
+
+
+def variables_of(ctx: Context, conversation_id: str) -> dict[str, Any]:
+    """The variables the conversation was rendered with (as the dispatcher recorded them)."""
+    with session_scope(ctx.engine) as session:
+        row = session.get(m.Conversation, conversation_id)
+        assert row is not None
+        return dict(row.dynamic_variables or {})
+
+
+def transcript(ctx: Context, conversation_id: str) -> str:
+    return "\n".join(f"{m.role}: {m.text}" for m in ctx.provider.get_messages(conversation_id))
+
+
+def test_catering_mission_negotiates_with_leverage_and_recommends_the_lowest_quote(sim):
+    ctx, runner = sim
+    run_id = runner.start(catering())
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "succeeded", detail.error
+    conversations = by_target(detail)
+
+    baseline = conversations[LAKEFRONT]
+    assert "best_quote" not in variables_of(ctx, baseline.conversation_id)
+    assert "$" not in (baseline.instructions or "")
+    assert "We have a quote of" not in transcript(ctx, baseline.conversation_id)
+
+    grill = conversations[GRILL]
+    assert variables_of(ctx, grill.conversation_id)["best_quote"] == "65"
+    assert variables_of(ctx, grill.conversation_id)["best_company"] == "Lakefront Catering"
+    assert "We have a quote of $65 per person from Lakefront Catering" in transcript(
+        ctx, grill.conversation_id
+    )
+    prairie = conversations[PRAIRIE]
+    assert variables_of(ctx, prairie.conversation_id)["best_quote"] == "62"
+    assert "We have a quote of $62 per person from Chicago Grill Co" in transcript(
+        ctx, prairie.conversation_id
+    )
+
+    payload = detail.result_payload or {}
+    finals = {t["name"]: t["final_value"] for t in payload["targets"]}
+    assert finals == {"Lakefront Catering": 65, "Chicago Grill Co": 62, "Prairie Table Events": 65}
+    rec = payload["recommendation"]
+    assert rec["name"] == "Chicago Grill Co" and rec["value"] == min(finals.values())
+    assert rec["baseline"] == {"name": "Lakefront Catering", "value": 65}
+    assert rec["saving"] == 150
+    assert "$150 savings over the baseline for 50 guests" in (detail.result_summary or "")
+    assert [s.status for s in detail.plan] == ["completed"] * 6
+    assert payload["totals"]["calls_placed"] == 4  # Prairie was busy once
+    assert len(ctx.provider.placements) == 4
+
+
+def test_a_target_that_never_answers_fails_after_its_retry_budget_and_is_reported(sim):
+    ctx, runner = sim
+    spec = catering()
+    spec["targets"].insert(1, {"name": "Windy City Bites", "phone": WINDY})
+    detail = run_to_end(ctx, runner, runner.start(spec))
+    assert detail.status == "succeeded"
+    windy = next(t for t in (detail.result_payload or {})["targets"] if t["phone"] == WINDY)
+    assert windy["status"] == "unreachable"
+    assert windy["attempts"] == 3  # 1 + max_retries_client_errors
+    assert windy["attempt_statuses"] == ["no-answer"] * 3
+    call = next(c for c in detail.scheduled_calls if c.telnyx_end_user_target == WINDY)
+    assert call.status == "failed"
+    assert call.errors[-1]["code"] == "client_error_retry_budget_exhausted"
+    assert "Windy City Bites (+13125550104): Unreachable after 3 attempts" in (
+        detail.result_summary or ""
+    )
+    step = next(s for s in detail.plan if s.step_id == "call-windy-city-bites")
+    assert step.status == "failed"
+    # The unreachable caterer does not change the leverage chain.
+    assert variables_of(ctx, by_target(detail)[GRILL].conversation_id)["best_quote"] == "65"
+
+
+def test_nothing_is_dispatched_before_approval(sim):
+    ctx, runner = sim
+    run_id = runner.start(catering(), require_approval=True)
+    drive_virtual(ctx, runner, [run_id])
+    assert missions.get_run(ctx, run_id).status == "running"
+    assert runner.waiting_for(run_id) == "approval"
+    assert scheduling.list_scheduled_events(ctx, run_id=run_id) == []
+    assert ctx.provider.placements == []
+    runner.approve(run_id, True, "go ahead")
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "succeeded"
+    assert detail.approved_at is not None
+    assert len(ctx.provider.placements) == 4
+
+
+def test_rejection_cancels_the_run_and_places_nothing(sim):
+    ctx, runner = sim
+    run_id = runner.start(catering(), require_approval=True)
+    drive_virtual(ctx, runner, [run_id])
+    runner.approve(run_id, False, "over budget")
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "cancelled"
+    assert detail.error == "over budget"
+    assert detail.scheduled_calls == [] and ctx.provider.placements == []
+    assert {s.step_id: s.status for s in detail.plan}["call-chicago-grill-co"] == "skipped"
+    with pytest.raises(ConflictError):
+        runner.approve(run_id, True)
+
+
+def test_a_run_cancelled_while_its_call_is_queued_stops_waiting(sim):
+    ctx, runner = sim
+    run_id = runner.start(catering())
+    runner.drain()  # plans and schedules the baseline call; nothing dispatched yet
+    assert runner.waiting_for(run_id) == "calls"
+    missions.cancel_run(ctx, run_id, "changed our minds")
+    runner.resume(run_id)
+    runner.drain()
+    assert runner.waiting_for(run_id) is None
+    detail = missions.get_run(ctx, run_id)
+    assert detail.status == "cancelled"
+    assert ctx.provider.placements == []
+
+
+def test_invalid_spec_names_the_field_and_creates_nothing(sim):
+    ctx, runner = sim
+    spec = catering()
+    spec["targets"][1]["phone"] = "12"
+    with pytest.raises(ValidationError) as err:
+        runner.start(spec)
+    assert err.value.field == "targets[1].phone"
+    spec = catering(retry={"retry_interval_secs": 300})
+    with pytest.raises(ValidationError) as err:
+        runner.start(spec)
+    assert err.value.field == "retry.retry_interval_secs"
+    assert "max_retries_client_errors > 0" in str(err.value)
+    spec = catering()
+    spec["targets"][2]["phone"] = "(312) 555-0101"
+    with pytest.raises(ValidationError) as err:
+        runner.start(spec)
+    assert err.value.field == "targets[2].phone" and "unique" in err.value.rule
+    assert missions.list_runs(ctx) == []
+
+
+def test_a_request_without_an_llm_must_list_targets_with_numbers(sim):
+    _ctx, runner = sim
+    with pytest.raises(ValidationError) as err:
+        runner.start(request="Find caterers in Chicago and negotiate the best price")
+    assert "spec file or an LLM" in str(err.value)
+    with pytest.raises(ValidationError):
+        runner.start()
+
+
+def test_a_request_listing_targets_runs_without_an_llm(sim):
+    ctx, runner = sim
+    run_id = runner.start(
+        request="Find catering for a corporate lunch with 50 people. Call Lakefront Catering "
+        "at 312-555-0101, Chicago Grill Co at 312-555-0102 and Prairie Table Events at "
+        "312-555-0103. Get a baseline quote from the first and negotiate with the others."
+    )
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "succeeded", detail.error
+    assert (detail.result_payload or {})["recommendation"]["name"] == "Chicago Grill Co"
+
+
+def test_parallel_survey_and_reminder_round_examples_succeed(sim):
+    ctx, runner = sim
+    survey = runner.start(load_spec(EXAMPLES / "venue-availability.yaml").model_dump())
+    reminders = runner.start(load_spec(EXAMPLES / "appointment-reminders.yaml").model_dump())
+    statuses = drive_virtual(ctx, runner, [survey, reminders])
+    assert statuses == {survey: "succeeded", reminders: "succeeded"}
+    venues = {
+        t["name"]: t for t in (missions.get_run(ctx, survey).result_payload or {})["targets"]
+    }
+    assert venues["Wicker Park Hall"]["extracted"]["availability"] == "fully booked"
+    assert venues["Harbor View Terrace"]["attempts"] == 2
+    patients = {
+        t["name"]: t for t in (missions.get_run(ctx, reminders).result_payload or {})["targets"]
+    }
+    assert patients["Marcus Bell"]["extracted"]["answer"] == "reschedule"
+    assert patients["Theo Novak"]["status"] == "voicemail"
+
+
+def test_a_restarted_service_recovers_unfinished_runs(sim, tmp_path):
+    ctx, first = sim
+    run_id = first.start(catering())
+    first.drain()
+    first.close()  # the process "stops" with the baseline call queued
+    second = MissionRunner(ctx, mode="inline")
+    try:
+        assert second.recover() == [run_id]
+        assert run_to_end(ctx, second, run_id).status == "succeeded"
+    finally:
+        second.close()
+
+
+def test_in_a_server_the_dispatcher_resumes_runs_through_worker_threads(tmp_path):
+    ctx = make_ctx(str(tmp_path / "server.db"), tmp_path)
+    try:
+        run_id = start_mission(ctx, catering())
+        assert missions.get_run(ctx, run_id).status == "running"
+        from mission_server.runner import runner_for
+
+        runner = runner_for(ctx)
+        assert runner.mode == "thread"
+        dispatcher = Dispatcher(ctx)
+        deadline = time.monotonic() + 60
+        while missions.get_run(ctx, run_id).status == "running":
+            assert time.monotonic() < deadline, "the run did not finish"
+            assert runner.wait_idle(30)
+            dispatcher.sweep(ctx.clock.now())
+            assert runner.wait_idle(30)
+            upcoming = dispatcher.next_due()
+            if upcoming is not None:
+                ctx.clock.advance_to(upcoming)
+        detail = missions.get_run(ctx, run_id)
+        assert detail.status == "succeeded"
+        assert (detail.result_payload or {})["recommendation"]["saving"] == 150
+        runner.close()
+    finally:
+        ctx.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_catering_on_postgresql_checkpoints_in_postgresql(pg_url, tmp_path):
+    ctx = make_ctx(pg_url, tmp_path)
+    runner = MissionRunner(ctx, mode="inline")
+    try:
+        assert runner.checkpointer.location.startswith("postgresql")
+        detail = run_to_end(ctx, runner, runner.start(catering()))
+        assert detail.status == "succeeded"
+        assert (detail.result_payload or {})["recommendation"]["name"] == "Chicago Grill Co"
+    finally:
+        runner.close()
+        ctx.engine.dispose()

@@ -1,0 +1,142 @@
+"""The mission spec: what a user writes, and the errors that name the field they got wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.errors import SpecError
+from planner.spec import MissionSpec, load_spec, parse_spec, spec_json_schema
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def minimal(**changes):
+    data = {
+        "name": "Quotes",
+        "objective": "Get quotes",
+        "strategy": "parallel",
+        "assistant": {"name": "Caller", "instructions": "Ask for their price per person."},
+        "targets": [
+            {"name": "Lakefront Catering", "phone": "+13125550101"},
+            {"name": "Chicago Grill Co", "phone": "+13125550102"},
+        ],
+        "extract": [{"name": "price_per_person", "type": "number"}],
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    "name", ["catering.yaml", "venue-availability.yaml", "appointment-reminders.yaml"]
+)
+def test_shipped_examples_are_valid_specs(name):
+    spec = load_spec(EXAMPLES / name)
+    assert spec.targets and spec.extract
+
+
+def test_catering_example_matches_the_reference_scenario():
+    spec = load_spec(EXAMPLES / "catering.yaml")
+    assert [t.name for t in spec.targets] == [
+        "Lakefront Catering",
+        "Chicago Grill Co",
+        "Prairie Table Events",
+    ]
+    assert spec.strategy == "sequential_leverage"
+    assert spec.leverage is not None and spec.leverage.better == "lower"
+    assert spec.leverage.quantity == 50
+    assert "{{#best_quote}}" in spec.assistant.instructions
+
+
+def test_missing_field_is_named():
+    data = minimal()
+    del data["targets"][1]["phone"]
+    with pytest.raises(SpecError) as err:
+        parse_spec(data)
+    assert err.value.field == "targets[1].phone"
+    assert str(err.value) == "targets[1].phone is required"
+
+
+def test_misspelt_field_is_an_error_not_ignored():
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(retyr={"max_retries_client_errors": 2}))
+    assert err.value.field == "retyr"
+    assert "not a known field" in str(err.value)
+
+
+def test_unknown_strategy_lists_the_allowed_ones():
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(strategy="round_robin"))
+    assert err.value.field == "strategy"
+    assert "sequential_leverage" in str(err.value) and "'round_robin'" in str(err.value)
+
+
+def test_extract_type_must_be_an_insight_parameter_type():
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(extract=[{"name": "price", "type": "money"}]))
+    assert err.value.field == "extract[0].type"
+
+
+def test_portal_spelling_of_typed_arrays_is_accepted():
+    spec = parse_spec(minimal(extract=[{"name": "slots", "type": "array (string)"}]))
+    assert spec.extract[0].type == "array(string)"
+
+
+def test_sequential_leverage_needs_a_leverage_block():
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(strategy="sequential_leverage"))
+    assert err.value.field == "leverage"
+
+
+def test_leverage_field_must_be_a_numeric_extract_field():
+    data = minimal(
+        extract=[{"name": "notes", "type": "string"}],
+        leverage={"field": "notes"},
+    )
+    with pytest.raises(SpecError) as err:
+        parse_spec(data)
+    assert err.value.field == "leverage.field"
+    assert err.value.value == "notes"
+
+
+def test_duplicate_extract_names_are_rejected():
+    data = minimal(extract=[{"name": "p", "type": "number"}, {"name": "p", "type": "string"}])
+    with pytest.raises(SpecError) as err:
+        parse_spec(data)
+    assert err.value.field == "extract[1].name"
+
+
+def test_at_least_one_target():
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(targets=[]))
+    assert err.value.field == "targets"
+    assert "at least 1" in str(err.value)
+
+
+def test_json_spec_file_loads(tmp_path):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(minimal()), encoding="utf-8")
+    assert load_spec(path).name == "Quotes"
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: x\ntargets: [\n", encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert err.value.field == "spec"
+    assert "line" in str(err.value)
+
+
+def test_missing_file_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path / "nope.yaml")
+    assert "readable file" in str(err.value)
+
+
+def test_json_schema_describes_the_spec_for_the_llm():
+    schema = spec_json_schema()
+    assert set(MissionSpec.model_fields) <= set(schema["properties"])
+    assert {"name", "objective", "assistant", "targets", "extract"} <= set(schema["required"])
