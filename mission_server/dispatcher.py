@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -859,10 +860,11 @@ def run_until_idle(
 class RealtimeTrigger:
     """Runs the sweep in real (or accelerated) time with APScheduler.
 
-    After every sweep the next one is scheduled for the next due time, so a call is placed
-    within milliseconds of being due; a periodic safety sweep picks up rows written by other
-    processes. ``wake(due_at)`` (wired to ``Context.wakeups``) brings the next sweep forward
-    when new work is scheduled.
+    A sweep job keeps going while work falls due within ``poll_secs`` (sleeping exactly until
+    the next due time, or until ``wake`` pokes it), and otherwise leaves a one-off APScheduler
+    job for the next due time. A periodic safety job picks up rows written by other processes.
+    ``wake(due_at)`` (wired to ``Context.wakeups``) brings the next sweep forward when new work
+    is scheduled in this process.
     """
 
     JOB_ID = "mission-sweep"
@@ -876,9 +878,11 @@ class RealtimeTrigger:
         self._scheduler = BackgroundScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         )
-        self._lock = threading.Lock()
-        self._again = threading.Event()
+        self._sweeping = threading.Lock()
+        self._state = threading.Lock()
+        self._poke = threading.Event()
         self._next_wake: datetime | None = None
+        self._stopping = False
         self.sweeps = 0
         self.last_error: str | None = None
 
@@ -887,6 +891,7 @@ class RealtimeTrigger:
         return bool(self._scheduler.running)
 
     def start(self) -> None:
+        self._stopping = False
         self.dispatcher.ctx.wakeups.append(self.wake)
         self._scheduler.start()
         self._scheduler.add_job(
@@ -899,6 +904,8 @@ class RealtimeTrigger:
         self.wake(self.clock.now())
 
     def stop(self) -> None:
+        self._stopping = True
+        self._poke.set()
         if self.wake in self.dispatcher.ctx.wakeups:
             self.dispatcher.ctx.wakeups.remove(self.wake)
         if self._scheduler.running:
@@ -906,12 +913,18 @@ class RealtimeTrigger:
 
     def wake(self, due_at: datetime) -> None:
         """Make sure a sweep runs no later than ``due_at`` (clock time)."""
-        if not self._scheduler.running:
+        if not self._scheduler.running or self._stopping:
             return
-        with self._lock:
+        if self._sweeping.locked():
+            self._poke.set()  # the running sweep loop re-reads the next due time
+            return
+        with self._state:
             if self._next_wake is not None and self._next_wake <= due_at:
                 return
             self._next_wake = due_at
+        self._schedule(due_at)
+
+    def _schedule(self, due_at: datetime) -> None:
         delay = max(0.0, self.clock.wall_seconds_until(due_at))
         run_at = datetime.now().astimezone() + timedelta(seconds=delay)
         self._scheduler.add_job(
@@ -919,26 +932,38 @@ class RealtimeTrigger:
         )
 
     def _tick(self) -> None:
-        if not self._lock.acquire(blocking=False):
+        if not self._sweeping.acquire(blocking=False):
+            self._poke.set()
             return
         try:
-            self._next_wake = None
+            with self._state:
+                self._next_wake = None
+            while not self._stopping:
+                self._poke.clear()
+                self._sweep_once()
+                upcoming = self.dispatcher.next_due()
+                if upcoming is None:
+                    return
+                delay = self.clock.wall_seconds_until(upcoming)
+                if delay > self.poll_secs:
+                    with self._state:
+                        self._next_wake = upcoming
+                    self._schedule(upcoming)
+                    return
+                if delay > 0:
+                    self._poke.wait(delay)
         finally:
-            self._lock.release()
-        with _SWEEP_GUARD:
-            try:
-                self.dispatcher.sweep(self.clock.now())
-                self.sweeps += 1
-                self.last_error = None
-            except MissionError as exc:
-                self.last_error = str(exc)
-                log.error("sweep failed: %s", exc)
-            except Exception as exc:  # keep the trigger alive; the next tick retries
-                self.last_error = repr(exc)
-                log.exception("sweep failed")
-            upcoming = self.dispatcher.next_due()
-        if upcoming is not None:
-            self.wake(upcoming)
+            self._sweeping.release()
 
-
-_SWEEP_GUARD = threading.Lock()
+    def _sweep_once(self) -> None:
+        try:
+            self.dispatcher.sweep(self.clock.now())
+            self.sweeps += 1
+            self.last_error = None
+        except MissionError as exc:
+            self.last_error = str(exc)
+            log.error("sweep failed: %s", exc)
+        except Exception as exc:  # keep the trigger alive; the next tick retries
+            self.last_error = repr(exc)
+            log.exception("sweep failed")
+            time.sleep(min(1.0, self.poll_secs))  # do not spin on a persistent failure
