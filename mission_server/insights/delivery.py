@@ -1,0 +1,411 @@
+"""Webhook delivery of a conversation's insight results (``reference/21_insight-groups.md``).
+
+When the conversation's assistant has an insight group and a webhook URL applies (the
+assistant's own override, else the group's), the service POSTs::
+
+    {"event_type": "conversation.insights.completed", "conversation_id": "...",
+     "insight_group_id": "...", "insight_group_name": "...",
+     "insights": [{"insight_id": "...", "insight_name": "...", "result": {...} or "text"}]}
+
+``insights`` holds the group's *completed* results in group order (a failed one has no result
+to send). The body is compact UTF-8 JSON.
+
+Headers:
+
+* ``X-Mission-Signature: sha256=<hex>`` — HMAC-SHA256 of the **raw request body** keyed with
+  the shared secret ``MISSION_WEBHOOK_SECRET``. Receivers recompute it over the bytes they
+  received (before parsing) and compare in constant time (``verify_signature`` does this).
+  With no secret configured the header is left out and a warning is logged.
+* ``X-Mission-Event: conversation.insights.completed`` and ``X-Mission-Delivery: <id>`` (the
+  same id on every attempt of one delivery, so receivers can de-duplicate).
+
+Retries: a connection error, a timeout, or HTTP 408/425/429/5xx is retried up to
+``max_attempts`` in all, waiting ``backoff_secs * 2**(n-1)`` (capped; a numeric
+``Retry-After`` is honoured up to the cap) through an injectable ``sleep``. Any other non-2xx
+answer is final. Every attempt is written to ``WebhookDelivery`` in its own transaction
+(status code, latency, error, delivered), so a crash mid-way keeps the history.
+``redeliver`` sends the conversation's current results again as a new delivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from mission_server.clock import ensure_utc
+from mission_server.errors import ConfigurationError, NotFound, ValidationError
+from mission_server.insights.models import WebhookAttemptOut, WebhookDeliveryOut
+from state import models as m
+from state.db import session_scope
+from state.types import new_id
+
+__all__ = [
+    "DELIVERY_HEADER",
+    "EVENT_HEADER",
+    "EVENT_TYPE",
+    "SIGNATURE_HEADER",
+    "WEBHOOK_SECRET_ENV",
+    "WebhookSender",
+    "build_payload",
+    "deliver_conversation_insights",
+    "list_deliveries",
+    "redact_url",
+    "redeliver",
+    "sign",
+    "verify_signature",
+]
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "conversation.insights.completed"
+SIGNATURE_HEADER = "X-Mission-Signature"
+EVENT_HEADER = "X-Mission-Event"
+DELIVERY_HEADER = "X-Mission-Delivery"
+WEBHOOK_SECRET_ENV = "MISSION_WEBHOOK_SECRET"
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def _secret_bytes(secret: SecretStr | str | bytes) -> bytes:
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
+    return secret.encode("utf-8") if isinstance(secret, str) else secret
+
+
+def sign(secret: SecretStr | str | bytes, body: bytes) -> str:
+    """The ``X-Mission-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(_secret_bytes(secret), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: SecretStr | str | bytes, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` is the signature of the raw ``body`` under ``secret`` (constant-time
+    comparison; a missing header is not valid)."""
+    if not header:
+        return False
+    return hmac.compare_digest(sign(secret, body), header.strip())
+
+
+def redact_url(url: str) -> str:
+    """``url`` with credentials and query-string values masked, for records and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = urlencode([(k, "***") for k, _v in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def validate_webhook_url(url: Any, field: str = "webhook_url") -> str | None:
+    """Check a webhook URL: None/empty means none; otherwise an absolute http(s) URL.
+
+    Raises:
+        ValidationError: not a string, not http(s), no host, or longer than 2048 characters.
+    """
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ValidationError(field, "must be an http(s) URL", url)
+    url = url.strip()
+    if not url:
+        return None
+    if len(url) > 2048:
+        raise ValidationError(field, "must be at most 2048 characters", f"{len(url)} characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValidationError(field, "must be an http(s) URL", redact_url(url)) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(field, "must be an absolute http(s) URL", redact_url(url))
+    return url
+
+
+@dataclass
+class WebhookSender:
+    """How webhooks are sent: the signing secret, the retry bound and backoff, and seams for
+    tests (``sleep``, ``transport``, ``timer``)."""
+
+    secret: SecretStr | None = None
+    max_attempts: int = 5
+    backoff_secs: float = 1.0
+    max_backoff_secs: float = 60.0
+    timeout_secs: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    transport: httpx.BaseTransport | None = None
+    timer: Callable[[], float] = field(default=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.secret, str):
+            self.secret = SecretStr(self.secret)
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or (
+            self.max_attempts < 1
+        ):
+            raise ValidationError("max_attempts", "must be an integer of at least 1",
+                                  self.max_attempts)
+        if self.backoff_secs < 0 or self.max_backoff_secs < 0:
+            raise ValidationError("backoff_secs", "must not be negative", self.backoff_secs)
+
+    def __repr__(self) -> str:
+        return (f"WebhookSender(signed={self.secret is not None}, "
+                f"max_attempts={self.max_attempts})")
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **options: Any) -> WebhookSender:
+        """The secret from ``settings.webhook_secret`` if the settings have one, else the
+        ``MISSION_WEBHOOK_SECRET`` environment variable; ``options`` override the rest."""
+        secret = getattr(settings, "webhook_secret", None) if settings is not None else None
+        if secret is None:
+            secret = os.environ.get(WEBHOOK_SECRET_ENV) or None
+        return cls(secret=secret, **options)
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        delay = self.backoff_secs * 2 ** (attempt - 1)
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                delay = max(delay, float(retry_after))
+        return min(delay, self.max_backoff_secs)
+
+
+def _group_and_url(
+    session: Session, conversation: m.Conversation
+) -> tuple[m.InsightGroup | None, str | None]:
+    if not conversation.assistant_id:
+        return None, None
+    assistant = session.get(m.Assistant, conversation.assistant_id)
+    if assistant is None or not assistant.insight_group_id:
+        return None, None
+    group = session.get(m.InsightGroup, assistant.insight_group_id)
+    if group is None:
+        return None, None
+    return group, assistant.webhook_url or group.webhook_url
+
+
+def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any], str | None]:
+    """The ``conversation.insights.completed`` payload for the conversation, and the URL it
+    goes to (None when no webhook applies).
+
+    Raises:
+        NotFound: no such conversation, or its assistant has no insight group.
+    """
+    with Session(engine) as session:
+        conversation = session.get(m.Conversation, conversation_id)
+        if conversation is None:
+            raise NotFound("conversation", conversation_id)
+        group, url = _group_and_url(session, conversation)
+        if group is None:
+            raise NotFound("insight group for conversation", conversation_id)
+        members = session.exec(
+            select(m.InsightGroupMember)
+            .where(m.InsightGroupMember.insight_group_id == group.insight_group_id)
+            .order_by(col(m.InsightGroupMember.position))
+        ).all()
+        results = {
+            r.insight_id: r for r in session.exec(
+                select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
+            ).all()
+        }
+        insights = []
+        for member in members:
+            result = results.get(member.insight_id)
+            if result is None or result.status != "completed":
+                continue
+            insight = session.get(m.Insight, member.insight_id)
+            insights.append({
+                "insight_id": member.insight_id,
+                "insight_name": insight.name if insight else "",
+                "result": result.result,
+            })
+        payload = {
+            "event_type": EVENT_TYPE,
+            "conversation_id": conversation_id,
+            "insight_group_id": group.insight_group_id,
+            "insight_group_name": group.name,
+            "insights": insights,
+        }
+        return payload, url
+
+
+def _record(engine: Engine, row: m.WebhookDelivery) -> WebhookAttemptOut:
+    with session_scope(engine) as session:
+        session.add(row)
+    return WebhookAttemptOut(
+        attempt=row.attempt, status_code=row.status_code, latency_ms=row.latency_ms,
+        error=row.error, delivered=row.delivered, created_at=row.created_at,
+    )
+
+
+def _send(
+    engine: Engine,
+    *,
+    conversation_id: str,
+    group_id: str | None,
+    url: str,
+    payload: dict[str, Any],
+    now: datetime,
+    sender: WebhookSender,
+) -> WebhookDeliveryOut:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    delivery_id = new_id()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "agent-missions-webhooks/1",
+        EVENT_HEADER: EVENT_TYPE,
+        DELIVERY_HEADER: delivery_id,
+    }
+    if sender.secret is not None and sender.secret.get_secret_value():
+        headers[SIGNATURE_HEADER] = sign(sender.secret, body)
+    else:
+        log.warning("%s is not set: the insights webhook to %s is sent unsigned",
+                    WEBHOOK_SECRET_ENV, redact_url(url))
+    shown_url = redact_url(url)
+    attempts: list[WebhookAttemptOut] = []
+    waited = 0.0
+    with httpx.Client(transport=sender.transport, timeout=sender.timeout_secs) as client:
+        for attempt in range(1, sender.max_attempts + 1):
+            started = sender.timer()
+            response: httpx.Response | None = None
+            error: str | None = None
+            try:
+                response = client.post(url, content=body, headers=headers)
+            except httpx.TimeoutException:
+                error = f"timed out after {sender.timeout_secs:g}s"
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            latency_ms = round((sender.timer() - started) * 1000, 3)
+            delivered = response is not None and response.is_success
+            if response is not None and not delivered:
+                error = f"HTTP {response.status_code}"
+            attempts.append(_record(engine, m.WebhookDelivery(
+                delivery_id=delivery_id, conversation_id=conversation_id,
+                insight_group_id=group_id, url=shown_url, attempt=attempt,
+                status_code=response.status_code if response is not None else None,
+                latency_ms=latency_ms, error=error, delivered=delivered,
+                created_at=now + timedelta(seconds=waited),
+            )))
+            if delivered:
+                break
+            retryable = response is None or response.status_code in _RETRYABLE_STATUS
+            log.warning("insights webhook %s attempt %d/%d to %s failed: %s", delivery_id,
+                        attempt, sender.max_attempts, shown_url, error)
+            if not retryable or attempt == sender.max_attempts:
+                break
+            delay = sender._delay(attempt, response)
+            sender.sleep(delay)
+            waited += delay
+    return WebhookDeliveryOut(
+        delivery_id=delivery_id, conversation_id=conversation_id, insight_group_id=group_id,
+        url=shown_url, delivered=bool(attempts and attempts[-1].delivered), attempts=attempts,
+    )
+
+
+def deliver_conversation_insights(
+    engine: Engine,
+    conversation_id: str,
+    *,
+    now: datetime,
+    sender: WebhookSender | None = None,
+) -> WebhookDeliveryOut | None:
+    """POST the conversation's insight results to its webhook, retrying within the bound.
+
+    Returns the delivery with its attempts, or None when no webhook URL applies (no group,
+    or neither the group nor the assistant has a URL). A delivery that gives up is returned
+    with ``delivered=False``, not raised: extraction results stand on their own.
+
+    Raises:
+        NotFound: no such conversation.
+        ValidationError: ``now`` has no timezone.
+    """
+    now = ensure_utc(now, "now")
+    with Session(engine) as session:
+        conversation = session.get(m.Conversation, conversation_id)
+        if conversation is None:
+            raise NotFound("conversation", conversation_id)
+        group, url = _group_and_url(session, conversation)
+    if group is None or not url:
+        return None
+    payload, url = build_payload(engine, conversation_id)
+    if not url:
+        return None
+    return _send(
+        engine, conversation_id=conversation_id, group_id=group.insight_group_id, url=url,
+        payload=payload, now=now, sender=sender or WebhookSender.from_settings(),
+    )
+
+
+def redeliver(
+    engine: Engine,
+    delivery_or_conversation_id: str,
+    *,
+    now: datetime,
+    sender: WebhookSender | None = None,
+) -> WebhookDeliveryOut:
+    """Send a conversation's insights webhook again, as a new delivery with fresh attempts.
+
+    ``delivery_or_conversation_id`` is either a ``delivery_id`` from an earlier delivery or a
+    conversation id. The payload is rebuilt from the current results and sent to the URL
+    configured now (usually the reason to redeliver is that the endpoint was fixed).
+
+    Raises:
+        NotFound: neither a delivery nor a conversation has that id.
+        ConfigurationError: the conversation has no insight webhook configured.
+        ValidationError: ``now`` has no timezone.
+    """
+    with Session(engine) as session:
+        earlier = session.exec(
+            select(m.WebhookDelivery)
+            .where(m.WebhookDelivery.delivery_id == delivery_or_conversation_id)
+            .limit(1)
+        ).first()
+        if earlier is not None:
+            conversation_id = earlier.conversation_id
+        elif session.get(m.Conversation, delivery_or_conversation_id) is not None:
+            conversation_id = delivery_or_conversation_id
+        else:
+            raise NotFound("webhook delivery or conversation", delivery_or_conversation_id)
+    delivery = deliver_conversation_insights(engine, conversation_id, now=now, sender=sender)
+    if delivery is None:
+        raise ConfigurationError(
+            f"conversation {conversation_id!r} has no insights webhook: its assistant needs an "
+            "insight group with a webhook URL, or its own webhook URL"
+        )
+    return delivery
+
+
+def list_deliveries(engine: Engine, conversation_id: str) -> list[WebhookDeliveryOut]:
+    """Every webhook delivery recorded for the conversation, oldest first, with attempts."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(m.WebhookDelivery)
+            .where(m.WebhookDelivery.conversation_id == conversation_id)
+            .order_by(col(m.WebhookDelivery.id))
+        ).all()
+    deliveries: dict[str, WebhookDeliveryOut] = {}
+    for row in rows:
+        out = deliveries.setdefault(row.delivery_id, WebhookDeliveryOut(
+            delivery_id=row.delivery_id, conversation_id=row.conversation_id,
+            insight_group_id=row.insight_group_id, url=row.url,
+        ))
+        out.attempts.append(WebhookAttemptOut(
+            attempt=row.attempt, status_code=row.status_code, latency_ms=row.latency_ms,
+            error=row.error, delivered=row.delivered, created_at=row.created_at,
+        ))
+        out.delivered = out.delivered or row.delivered
+    return list(deliveries.values())

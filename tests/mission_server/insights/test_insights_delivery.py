@@ -1,0 +1,232 @@
+"""Webhook delivery against a real HTTP server on 127.0.0.1: payload, signature, retries,
+the retry bound, recorded attempts and redelivery."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from mission_server.errors import ConfigurationError, NotFound
+from mission_server.insights import service
+from mission_server.insights.delivery import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    WebhookSender,
+    deliver_conversation_insights,
+    list_deliveries,
+    redact_url,
+    redeliver,
+    verify_signature,
+)
+from mission_server.insights.offline import OfflineExtractor
+from state import models as m
+
+SECRET = "whsec-test-secret"
+
+TURNS = [
+    ("assistant", "What would you charge per person for 40 guests?"),
+    ("user", "We'd be at $62 per person. Delivery is included."),
+    ("assistant", "Is a deposit required?"),
+    ("user", "Yes, 20 percent."),
+]
+
+
+NOW = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def setup(engine: Engine, seed: Callable[..., Any], receiver: Any) -> dict[str, Any]:
+    """A group of two insights with the receiver as its webhook, assigned to the assistant
+    of a conversation whose results are already extracted (without delivery)."""
+    now = NOW
+    quote = service.create_insight(engine, name="Quote", now=now, parameters=[
+        {"name": "price_per_person", "type": "number", "required": True},
+        {"name": "deposit_required", "type": "boolean"},
+    ])
+    summary = service.ensure_default_summary_insight(engine, now=now)
+    group = service.create_insight_group(
+        engine, "Catering", [quote.insight_id, summary.insight_id],
+        webhook_url=f"{receiver.base_url}/hooks/insights", now=now,
+    )
+    seeded = seed(engine, TURNS)
+    service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=now)
+    service.extract_conversation_insights(engine, seeded.conversation_id, OfflineExtractor(),
+                                          now=now, deliver=False)
+    return {"quote": quote, "summary": summary, "group": group, "seeded": seeded}
+
+
+def sender(sleeps: list[float] | None = None, **options: Any) -> WebhookSender:
+    return WebhookSender(secret=SECRET, sleep=(sleeps.append if sleeps is not None
+                                               else lambda _s: None), **options)
+
+
+def rows(engine: Engine) -> list[m.WebhookDelivery]:
+    with Session(engine) as session:
+        return list(session.exec(select(m.WebhookDelivery)
+                                 .order_by(col(m.WebhookDelivery.id))).all())
+
+
+def test_the_payload_is_the_reference_shape_and_the_signature_verifies(
+    engine: Engine, setup: dict[str, Any], receiver: Any
+) -> None:
+    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
+    assert delivery is not None and delivery.delivered
+    [request] = receiver.received
+    assert request.path == "/hooks/insights"
+    assert verify_signature(SECRET, request.body, request.headers[SIGNATURE_HEADER])
+    assert not verify_signature("another-secret", request.body,
+                                request.headers[SIGNATURE_HEADER])
+    assert not verify_signature(SECRET, request.body + b" ", request.headers[SIGNATURE_HEADER])
+    assert request.headers[DELIVERY_HEADER] == delivery.delivery_id
+
+    payload = json.loads(request.body)
+    assert list(payload) == ["event_type", "conversation_id", "insight_group_id",
+                             "insight_group_name", "insights"]
+    assert payload["event_type"] == "conversation.insights.completed"
+    assert payload["conversation_id"] == "conv-1"
+    assert payload["insight_group_id"] == setup["group"].insight_group_id
+    assert payload["insight_group_name"] == "Catering"
+    quote, summary = payload["insights"]
+    assert quote == {"insight_id": setup["quote"].insight_id, "insight_name": "Quote",
+                     "result": {"price_per_person": 62, "deposit_required": True}}
+    assert summary["insight_name"] == "Summary"
+    assert "$62 per person" in summary["result"]
+
+    [row] = rows(engine)
+    assert row.delivered and row.status_code == 200 and row.attempt == 1
+    assert row.latency_ms is not None and row.latency_ms >= 0
+    assert SECRET not in repr(row.model_dump())
+
+
+def test_retries_on_500_then_succeeds_recording_every_attempt(
+    engine: Engine, setup: dict[str, Any], receiver: Any
+) -> None:
+    receiver.statuses[:] = [500, 503]
+    sleeps: list[float] = []
+    delivery = deliver_conversation_insights(
+        engine, "conv-1", now=NOW, sender=sender(sleeps, backoff_secs=2)
+    )
+    assert delivery is not None and delivery.delivered
+    assert [a.status_code for a in delivery.attempts] == [500, 503, 200]
+    assert sleeps == [2, 4]
+    # Every attempt of one delivery carries the same id and the same signed bytes.
+    assert len({r.headers[DELIVERY_HEADER] for r in receiver.received}) == 1
+    assert len({r.body for r in receiver.received}) == 1
+
+    recorded = rows(engine)
+    assert [(r.attempt, r.status_code, r.delivered, r.error) for r in recorded] == [
+        (1, 500, False, "HTTP 500"), (2, 503, False, "HTTP 503"), (3, 200, True, None)
+    ]
+    # Attempts are stamped at the time they were made, backoff included.
+    assert [(r.created_at - NOW).total_seconds() for r in recorded] == [0, 2, 6]
+
+
+def test_gives_up_after_the_bound_and_records_it(
+    engine: Engine, setup: dict[str, Any], receiver: Any
+) -> None:
+    receiver.statuses[:] = [500] * 10
+    delivery = deliver_conversation_insights(
+        engine, "conv-1", now=NOW, sender=sender(max_attempts=3)
+    )
+    assert delivery is not None and not delivery.delivered
+    assert len(receiver.received) == 3
+    assert [(r.attempt, r.delivered) for r in rows(engine)] == [(1, False), (2, False),
+                                                                 (3, False)]
+    [listed] = list_deliveries(engine, "conv-1")
+    assert listed.delivery_id == delivery.delivery_id and not listed.delivered
+    assert len(listed.attempts) == 3
+
+
+def test_a_client_error_is_final(engine: Engine, setup: dict[str, Any], receiver: Any) -> None:
+    receiver.statuses[:] = [404]
+    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
+    assert delivery is not None and not delivery.delivered
+    assert len(receiver.received) == 1
+    assert delivery.attempts[0].error == "HTTP 404"
+
+
+def test_an_unreachable_endpoint_records_the_connection_error(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service.assign_insight_group(engine, setup["seeded"].assistant_id,
+                                 setup["group"].insight_group_id,
+                                 webhook_url=f"http://127.0.0.1:{port}/down", now=NOW)
+    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW,
+                                             sender=sender(max_attempts=2))
+    assert delivery is not None and not delivery.delivered
+    assert [a.status_code for a in delivery.attempts] == [None, None]
+    assert all("ConnectError" in (a.error or "") for a in delivery.attempts)
+
+
+def test_the_assistants_override_wins_over_the_groups_url(
+    engine: Engine, setup: dict[str, Any], receiver: Any
+) -> None:
+    settings = service.assign_insight_group(
+        engine, setup["seeded"].assistant_id, setup["group"].insight_group_id,
+        webhook_url=f"{receiver.base_url}/staging", now=NOW,
+    )
+    assert settings.effective_webhook_url == f"{receiver.base_url}/staging"
+    deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
+    assert [r.path for r in receiver.received] == ["/staging"]
+
+
+def test_without_a_secret_the_request_is_unsigned(
+    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MISSION_WEBHOOK_SECRET", raising=False)
+    deliver_conversation_insights(engine, "conv-1", now=NOW,
+                                  sender=WebhookSender.from_settings(sleep=lambda _s: None))
+    assert SIGNATURE_HEADER not in receiver.received[0].headers
+
+
+def test_the_secret_comes_from_the_environment(
+    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MISSION_WEBHOOK_SECRET", "from-env")
+    deliver_conversation_insights(engine, "conv-1", now=NOW,
+                                  sender=WebhookSender.from_settings(sleep=lambda _s: None))
+    request = receiver.received[0]
+    assert verify_signature("from-env", request.body, request.headers[SIGNATURE_HEADER])
+    assert "from-env" not in repr(WebhookSender.from_settings())
+
+
+def test_redeliver_by_delivery_id_or_conversation_id(
+    engine: Engine, setup: dict[str, Any], receiver: Any
+) -> None:
+    receiver.statuses[:] = [500]
+    first = deliver_conversation_insights(engine, "conv-1", now=NOW,
+                                          sender=sender(max_attempts=1))
+    assert first is not None and not first.delivered
+    again = redeliver(engine, first.delivery_id, now=NOW, sender=sender())
+    assert again.delivered and again.delivery_id != first.delivery_id
+    by_conversation = redeliver(engine, "conv-1", now=NOW, sender=sender())
+    assert by_conversation.delivered
+    assert len(receiver.received) == 3
+    assert [d.delivered for d in list_deliveries(engine, "conv-1")] == [False, True, True]
+
+
+def test_redeliver_refuses_unknown_ids_and_conversations_without_a_webhook(
+    engine: Engine, seed: Callable[..., Any]
+) -> None:
+    with pytest.raises(NotFound):
+        redeliver(engine, "nope", now=NOW, sender=sender())
+    seed(engine, TURNS, conversation_id="conv-plain")
+    with pytest.raises(ConfigurationError, match="no insights webhook"):
+        redeliver(engine, "conv-plain", now=NOW, sender=sender())
+    assert deliver_conversation_insights(engine, "conv-plain", now=NOW, sender=sender()) is None
+
+
+def test_credentials_in_a_webhook_url_are_masked_in_records() -> None:
+    assert redact_url("https://user:pw@hooks.example.com/in?token=abc&x=1") == (
+        "https://***@hooks.example.com/in?token=%2A%2A%2A&x=%2A%2A%2A"
+    )
