@@ -1,0 +1,332 @@
+"""The simulated world: the businesses and people a ``SimulatedProvider`` can reach by phone.
+
+A world file is YAML that users write to rehearse missions, so every mistake in it must be
+reported with the path of the bad field (``businesses[0].quote.floor must be ...``). The models
+here are the validated form; ``load_world`` reads and validates a file, ``World.from_dict`` a
+mapping that is already parsed. See ``mission_server/data/world.yaml`` for an annotated example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mission_server.errors import ConfigurationError, ValidationError
+from mission_server.targets import is_sip_uri, normalise_target, timezones_for_target
+from mission_server.targets import validate_timezone as _validate_timezone
+
+__all__ = [
+    "ANSWER_KINDS",
+    "AccountNumber",
+    "AnswerKind",
+    "Availability",
+    "Business",
+    "Quote",
+    "Reminder",
+    "World",
+    "load_world",
+]
+
+AnswerKind = Literal["answer", "busy", "no-answer", "failed", "canceled", "voicemail"]
+#: What a business does when called, one entry per attempt (the last one repeats).
+ANSWER_KINDS: tuple[str, ...] = ("answer", "busy", "no-answer", "failed", "canceled", "voicemail")
+CompetitorPolicy = Literal["beat", "match", "refuse"]
+
+
+class _Model(BaseModel):
+    # Unknown keys are rejected so a typo (``florr: 60``) is an error, not a silently
+    # ignored setting that makes a rehearsal behave unexpectedly.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _phone(value: Any) -> str:
+    try:
+        return normalise_target(value, "phone")
+    except ValidationError as exc:
+        # Re-raised as a plain ValueError so pydantic attaches the field's full path.
+        raise ValueError(exc.rule) from None
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+class AccountNumber(_Model):
+    """A number of the simulated account: the caller IDs the assistant can call from."""
+
+    number: str
+    hd_voice: bool = False
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _e164(cls, value: Any) -> str:
+        number = _phone(value)
+        if is_sip_uri(number):
+            raise ValueError("must be a phone number, not a SIP URI")
+        return number
+
+
+class Quote(_Model):
+    """A business's price and how it reacts when told a competitor's price.
+
+    ``on_competitor``: ``beat`` offers ``max(floor, competitor - beat_by)``; ``match`` offers
+    the competitor's price, or its floor if the competitor is below it; ``refuse`` keeps its
+    price. Nobody goes below ``floor`` (default: the price itself, i.e. no discount).
+    """
+
+    price: Decimal = Field(gt=0)
+    unit: str = "person"
+    floor: Decimal | None = Field(default=None, gt=0)
+    on_competitor: CompetitorPolicy = "refuse"
+    beat_by: Decimal = Field(default=Decimal(1), gt=0)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_not_blank(cls, value: str) -> str:
+        return _non_blank(value)
+
+    @model_validator(mode="after")
+    def _floor_not_above_price(self) -> Quote:
+        if self.floor is not None and self.floor > self.price:
+            raise ValidationError(
+                "floor", f"must be at most the price ({_number(self.price)})", _number(self.floor)
+            )
+        return self
+
+    @property
+    def lowest(self) -> Decimal:
+        """The lowest price the business will ever accept."""
+        return self.price if self.floor is None else self.floor
+
+
+class Availability(_Model):
+    """The answer to an availability survey: yes or no, and the slots it can offer."""
+
+    available: bool
+    slots: list[str] = Field(default_factory=list)
+
+    @field_validator("slots")
+    @classmethod
+    def _slots_not_blank(cls, value: list[str]) -> list[str]:
+        return [_non_blank(slot) for slot in value]
+
+    @model_validator(mode="after")
+    def _no_slots_when_unavailable(self) -> Availability:
+        if not self.available and self.slots:
+            raise ValidationError("slots", "must be empty when available is false", self.slots)
+        return self
+
+
+class Reminder(_Model):
+    """How a patient or client answers an appointment reminder."""
+
+    confirms: bool
+    reschedule_to: str | None = None  # what they propose instead when they do not confirm
+
+    @model_validator(mode="after")
+    def _reschedule_only_when_declining(self) -> Reminder:
+        if self.confirms and self.reschedule_to is not None:
+            raise ValidationError(
+                "reschedule_to", "must be omitted when confirms is true", self.reschedule_to
+            )
+        return self
+
+
+class Business(_Model):
+    """One reachable party: a business, a venue, a patient or a client."""
+
+    name: str
+    phone: str
+    timezone: str | None = None
+    category: str | None = None  # free text (catering, venue, patient, ...) for directories
+    answers: list[AnswerKind] = Field(default_factory=lambda: ["answer"], min_length=1)
+    voicemail_greeting: str | None = None
+    quote: Quote | None = None
+    availability: Availability | None = None
+    reminder: Reminder | None = None
+    extras: list[str] = Field(default_factory=list)  # further remarks, e.g. about dessert
+    sms_reply: str | None = None  # what they text back to an SMS, if anything
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        return _non_blank(value)
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _e164(cls, value: Any) -> str:
+        return _phone(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return _validate_timezone(value)
+        except ValidationError as exc:
+            raise ValueError(exc.rule) from None
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _single_answer(cls, value: Any) -> Any:
+        # ``answers: busy`` reads naturally for a business that always behaves the same way.
+        return [value] if isinstance(value, str) else value
+
+    def answer_for(self, attempt_number: int) -> AnswerKind:
+        """What happens on this attempt (1-based); the last pattern entry repeats."""
+        index = min(max(attempt_number, 1), len(self.answers)) - 1
+        return self.answers[index]
+
+    def timezones(self) -> list[str]:
+        """The explicit timezone, else the zone(s) of the phone number (may be empty)."""
+        return timezones_for_target(self.phone, self.timezone)
+
+
+class World(_Model):
+    """A whole simulated world. Build it with ``World.from_dict`` or ``load_world``."""
+
+    seed: int = 0
+    start_time: datetime | None = None  # where the simulated clock starts (default: now)
+    cost_per_minute: float = Field(default=0.05, ge=0)  # per started minute of a connected call
+    cost_per_sms: float = Field(default=0.004, ge=0)
+    numbers: list[AccountNumber] = Field(min_length=1)
+    businesses: list[Business] = Field(default_factory=list)
+
+    @field_validator("start_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise ValueError("must include a timezone offset (e.g. Z or +00:00)")
+        return value
+
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _bare_numbers(cls, value: Any) -> Any:
+        # A bare string is shorthand for {number: ..., hd_voice: false}.
+        if isinstance(value, list):
+            return [{"number": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_numbers(self) -> World:
+        seen: dict[str, str] = {}
+        for index, entry in enumerate(self.numbers):
+            path = f"numbers[{index}].number"
+            if entry.number in seen:
+                raise ValidationError(
+                    path, f"must be unique; already listed at {seen[entry.number]}", entry.number
+                )
+            seen[entry.number] = f"numbers[{index}]"
+        for index, business in enumerate(self.businesses):
+            path = f"businesses[{index}].phone"
+            if business.phone in seen:
+                raise ValidationError(
+                    path, f"must be unique; already used by {seen[business.phone]}", business.phone
+                )
+            seen[business.phone] = f"businesses[{index}] ({business.name})"
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> World:
+        """Validate a parsed world file.
+
+        Raises:
+            ValidationError: a field is missing, unknown or invalid; ``field`` is its path,
+                e.g. ``businesses[0].quote.floor``.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                "world", "must be a mapping with numbers and businesses", type(data).__name__
+            )
+        try:
+            return cls.model_validate(dict(data))
+        except pydantic.ValidationError as exc:
+            raise _translate(exc) from None
+
+    def business_for(self, number: str) -> Business | None:
+        """The business reachable at ``number`` (any format ``normalise_target`` accepts)."""
+        try:
+            target = normalise_target(number)
+        except ValidationError:
+            return None
+        return next((b for b in self.businesses if b.phone == target), None)
+
+
+def load_world(path: str | Path) -> World:
+    """Read and validate a world file (YAML).
+
+    Raises:
+        ConfigurationError: the file does not exist or cannot be read.
+        ValidationError: the file is not valid YAML, or a field is missing, unknown or invalid
+            (``field`` names its path, e.g. ``businesses[0].quote.floor``).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read world file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        rule = f"must be valid YAML ({problem}{where})"
+        raise ValidationError("world", rule, str(path)) from None
+    if data is None:
+        data = {}
+    return World.from_dict(data)
+
+
+def _number(value: Decimal) -> int | float:
+    # Shown in error messages the way the user wrote it in YAML, not as Decimal('65').
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _translate(exc: pydantic.ValidationError) -> ValidationError:
+    # Report the first problem only: it is the one the user fixes next, and a single field/rule/
+    # value triple is what ValidationError carries.
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    cause = ctx.get("error")
+    if isinstance(cause, ValidationError):
+        # Raised by a model validator: its field is relative to the model's location.
+        field = _path((*loc, *cause.field.split(".")))
+        return ValidationError(field, cause.rule, cause.value)
+    field = _path(loc) or "world"
+    if kind == "missing":
+        return ValidationError(field, "is required", show_value=False)
+    if kind == "extra_forbidden":
+        return ValidationError(field, "is not a known field (check the spelling)", value)
+    if kind == "value_error" and cause is not None:
+        return ValidationError(field, str(cause), value)
+    if kind == "literal_error":
+        return ValidationError(field, f"must be one of {ctx.get('expected')}", value)
+    if kind == "too_short":
+        count = ctx.get("min_length", 1)
+        return ValidationError(field, f"must have at least {count} item{'s' * (count != 1)}", value)
+    message = str(error["msg"])
+    for prefix, replacement in (("Input should be", "must be"), ("Value should be", "must be")):
+        if message.startswith(prefix):
+            message = replacement + message[len(prefix) :]
+    return ValidationError(field, message[0].lower() + message[1:], value)
