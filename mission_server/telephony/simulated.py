@@ -659,11 +659,13 @@ _PRONOUNS = {
     "they": "you", "them": "you", "their": "your", "theirs": "yours",
     "themselves": "yourselves",
 }
+_SECOND_PERSON = re.compile(r"\b(you|your|yours|yourself)\b", re.IGNORECASE)
 _PRONOUN = re.compile(r"\b(" + "|".join(map(re.escape, _PRONOUNS)) + r")\b", re.IGNORECASE)
 _EVENT = re.compile(
     r"\bfor\s+(an?\s[^.?!;]{0,60}?\b(?:event|party|wedding|lunch|luncheon|dinner|reception|"
     r"meeting|gathering|celebration|conference|banquet)\b"
-    r"(?:\s+on\s+(?:[A-Z][a-z]+day|[A-Z][a-z]+\s+\d{1,2}(?:st|nd|rd|th)?))?)",
+    r"(?:\s+on\s+(?:[A-Z][a-z]+day(?:,?\s+[A-Z][a-z]+\s+\d{1,2}(?:st|nd|rd|th)?)?"
+    r"|[A-Z][a-z]+\s+\d{1,2}(?:st|nd|rd|th)?))?)",
     re.IGNORECASE,
 )
 
@@ -779,7 +781,12 @@ def _asks(instructions: str, topics: list[Topic]) -> dict[str, str]:
         grouped.setdefault(topic, []).append(question)
     asks: dict[str, str] = {}
     for topic, questions in grouped.items():
-        text = " ".join(questions[:3])
+        # Later questions in the same turn are chained ("And could you ...") as people do.
+        chained = questions[:1]
+        for question in questions[1:3]:
+            follows_question = chained[-1].endswith("?") and question.startswith("Could")
+            chained.append("And c" + question[1:] if follows_question else question)
+        text = " ".join(chained)
         if "?" not in text and topic in _FOLLOW_UP:
             text += " " + _FOLLOW_UP[topic]
         asks[topic] = text
@@ -795,7 +802,9 @@ _FOLLOW_UP: dict[str, str] = {
 
 def _as_question(sentence: str) -> str | None:
     match = _IMPERATIVE.match(sentence.strip())
-    if match is None:
+    if match is None or _SECOND_PERSON.search(sentence):
+        # "Confirm the price before you hang up" is about the assistant's conduct, not a
+        # question for the callee.
         return None
     verb = match.group(1).lower()
     rest = _OBJECT.sub("", match.group(2).strip()).strip()
@@ -872,7 +881,7 @@ def _answer(topic: Topic, business: Business, rng: random.Random) -> tuple[str, 
             return ("I'm sorry, we're fully booked for that.", rng.uniform(4, 12),
                     "Understood, thanks for letting me know.")
         if not facts.slots:
-            return "Yes, we're available.", rng.uniform(4, 12), "Great, I'll pass that on."
+            return "Yes, we have availability.", rng.uniform(4, 12), "Great, I'll pass that on."
         return (f"Yes, we have availability. We could offer {_listing(facts.slots)}.",
                 rng.uniform(4, 12), "Great, I'll pass those times on.")
     facts_r = business.reminder

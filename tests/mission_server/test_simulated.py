@@ -213,6 +213,25 @@ def test_without_a_price_in_the_instructions_no_competitor_is_mentioned(
     assert outcome.conversation_name == "Chicago Grill Co — baseline quote"
 
 
+def test_the_catering_guide_negotiation_from_rendered_instructions(sim: SimulatedProvider) -> None:
+    # Instructions as examples/catering.yaml renders them for the second call.
+    instructions = (
+        "You are calling Chicago Grill Co to get a catering quote for a 50-person corporate "
+        "lunch on Friday March 20.\n"
+        "Ask for their price per person, including dessert and delivery.\n"
+        "We already have a quote of $65 per person from Lakefront Catering; ask whether they "
+        "can beat it.\n"
+        "Be polite and brief, and confirm the final price before you hang up."
+    )
+    _, messages = call(sim, request(GRILL, instructions=instructions))
+    assistant = said(messages, "assistant")
+    assert "a 50-person corporate lunch on Friday March 20" in assistant
+    assert "your price per person, including dessert and delivery?" in assistant
+    assert "We have a quote of $65 per person from Lakefront Catering." in assistant
+    assert "We can do $62 per person." in said(messages, "user")
+    assert "hang up" not in assistant  # an instruction about conduct, not a question
+
+
 def test_a_business_that_beats_goes_below_the_competitor(sim: SimulatedProvider) -> None:
     outcome, messages = call(sim, request(GRILL, instructions=leverage()))
     lines = [m.text for m in messages]
