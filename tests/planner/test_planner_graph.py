@@ -149,7 +149,7 @@ def test_parallel_schedules_each_target_once_however_often_it_is_woken():
 
 def test_sequential_arms_each_call_with_the_best_value_so_far():
     ops = FakeOps()
-    graph, config, invoke = start(ops, CATERING)
+    _graph, _config, invoke = start(ops, CATERING)
     assert [c["to"] for c in ops.scheduled.values()] == ["+13125550101"]
     for number in PRICES:
         ops.finish(number)
@@ -190,7 +190,7 @@ def test_rejected_approval_places_nothing():
 
 def test_approved_run_goes_on_to_call():
     ops = FakeOps()
-    graph, config, invoke = start(ops, CATERING, require_approval=True)
+    _graph, _config, invoke = start(ops, CATERING, require_approval=True)
     assert ops.scheduled == {}
     invoke(Command(resume={"approved": True}))
     assert len(ops.scheduled) == 1

@@ -82,7 +82,7 @@ def test_payload_has_per_target_details_and_totals():
 
 
 def test_unreachable_target_is_reported_and_does_not_sink_the_run():
-    outcomes = reference_outcomes()[:2] + [build_outcome(SPEC, 2, unreachable(3), offered=None)]
+    outcomes = [*reference_outcomes()[:2], build_outcome(SPEC, 2, unreachable(3), offered=None)]
     result = compile_result(SPEC, outcomes)
     assert result.status == "succeeded"
     prairie = result.payload["targets"][2]
