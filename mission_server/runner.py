@@ -60,6 +60,7 @@ __all__ = [
     "CRASH_ENV",
     "MissionRunner",
     "approve_run",
+    "cancel_mission",
     "crash_point",
     "drive_virtual",
     "llm_from_settings",
@@ -252,6 +253,9 @@ class MissionRunner:
             ValidationError: a bad note.
         """
         missions.get_run(self.ctx, run_id)  # NotFound first
+        if not self._is_planner_run(run_id):
+            # A run driven by an outside agent: only its dispatcher gate is held.
+            return missions.approve_calls(self.ctx, run_id, approved, note)
         if self.waiting_for(run_id) != "approval":
             raise ConflictError(
                 f"run {run_id} is not waiting for approval (status "
@@ -259,6 +263,18 @@ class MissionRunner:
             )
         out = missions.approve_calls(self.ctx, run_id, approved, note)
         self._submit(run_id, {"approved": bool(approved), "note": note})
+        return out
+
+    def cancel(self, run_id: str, reason: str | None = None) -> RunOut:
+        """Cancel a run (its pending calls too) and let its planner wind down: a run waiting
+        for calls that will now never be placed stops waiting and marks its steps skipped.
+
+        Raises:
+            NotFound, IllegalTransition (the run already finished).
+        """
+        out = missions.cancel_run(self.ctx, run_id, reason)
+        if self._is_planner_run(run_id) and self.waiting_for(run_id) == "calls":
+            self._submit(run_id, None)
         return out
 
     def resume(self, run_id: str) -> None:
@@ -458,13 +474,22 @@ def start_mission(
 
 def approve_run(ctx: Context, run_id: str, approved: bool, note: str | None = None) -> RunOut:
     """Approve (the run schedules its calls) or reject (the run is cancelled) a run that
-    waits for approval.
+    waits for approval. For a run not started by the planner this is ``approve_calls``.
 
     Raises:
         NotFound: unknown run. ConflictError: the run is not waiting for approval.
         ValidationError: a bad note.
     """
     return runner_for(ctx).approve(run_id, approved, note)
+
+
+def cancel_mission(ctx: Context, run_id: str, reason: str | None = None) -> RunOut:
+    """Cancel a run started with ``start_mission`` (or any run) and let its planner stop.
+
+    Raises:
+        NotFound: unknown run. IllegalTransition: the run already finished.
+    """
+    return runner_for(ctx).cancel(run_id, reason)
 
 
 # ---------------------------------------------------------------------- virtual-time driver

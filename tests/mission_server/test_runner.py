@@ -185,13 +185,44 @@ def test_a_run_cancelled_while_its_call_is_queued_stops_waiting(sim):
     run_id = runner.start(catering())
     runner.drain()  # plans and schedules the baseline call; nothing dispatched yet
     assert runner.waiting_for(run_id) == "calls"
-    missions.cancel_run(ctx, run_id, "changed our minds")
-    runner.resume(run_id)
-    runner.drain()
+    runner.cancel(run_id, "changed our minds")
+    drive_virtual(ctx, runner, [run_id])
     assert runner.waiting_for(run_id) is None
     detail = missions.get_run(ctx, run_id)
     assert detail.status == "cancelled"
+    assert {s.step_id: s.status for s in detail.plan}["call-chicago-grill-co"] == "skipped"
     assert ctx.provider.placements == []
+
+
+def test_a_request_goes_through_the_configured_llm(tmp_path):
+    class FakeLLM:
+        def __init__(self) -> None:
+            self.requests: list[str] = []
+
+        def complete_json(self, *, system: str, user: str, schema: dict, name: str) -> Any:
+            self.requests.append(user)
+            return catering()
+
+    ctx = make_ctx(str(tmp_path / "llm.db"), tmp_path)
+    llm = FakeLLM()
+    runner = MissionRunner(ctx, mode="inline", llm=llm)
+    try:
+        run_id = runner.start(request="Get me the best catering deal for 50 people")
+        detail = run_to_end(ctx, runner, run_id)
+        assert llm.requests == ["Get me the best catering deal for 50 people"]
+        assert detail.status == "succeeded"
+        assert detail.input["request"] == "Get me the best catering deal for 50 people"
+        assert (detail.result_payload or {})["recommendation"]["name"] == "Chicago Grill Co"
+    finally:
+        runner.close()
+        ctx.engine.dispose()
+
+
+def test_approving_a_run_outside_the_planner_opens_its_dispatcher_gate(sim):
+    ctx, runner = sim
+    mission = missions.create_mission(ctx, "By hand")
+    run = missions.start_run(ctx, mission.mission_id, require_approval=True)
+    assert runner.approve(run.run_id, True).approved_at is not None
 
 
 def test_invalid_spec_names_the_field_and_creates_nothing(sim):
