@@ -78,7 +78,14 @@ from mission_server.insights.base import ExtractionResult, InsightDefinition, In
 from mission_server.insights.schema import validate_result
 from mission_server.telephony.base import TranscriptMessage
 
-__all__ = ["OfflineExtractionResult", "OfflineExtractor", "find_money", "words_to_digits"]
+__all__ = [
+    "Money",
+    "OfflineExtractionResult",
+    "OfflineExtractor",
+    "find_money",
+    "polarity",
+    "words_to_digits",
+]
 
 
 @dataclass
@@ -656,10 +663,8 @@ class _Reader:
             reply = self.turns[turn.index + 1]
             if turn.role != "assistant" or "?" not in turn.text or reply.role != "user":
                 continue
-            score = sum(
-                weight for stem, weight in intent.keywords.items()
-                if stem in _stems(_words(turn.text))
-            )
+            said = _stems(_words(turn.text))
+            score = sum(weight for stem, weight in intent.keywords.items() if stem in said)
             if score >= 2:
                 found.append((score, turn, reply))
         found.sort(key=lambda item: -item[0])
