@@ -336,3 +336,24 @@ def test_catering_on_postgresql_checkpoints_in_postgresql(pg_url, tmp_path):
     finally:
         runner.close()
         ctx.engine.dispose()
+
+
+def test_a_call_leased_by_a_dead_worker_is_taken_over_after_its_lease(sim):
+    from sqlalchemy import update
+
+    from mission_server.dispatcher import EVENTS
+
+    ctx, runner = sim
+    run_id = runner.start(catering())
+    runner.drain()  # the baseline call is scheduled
+    # A process claimed it and was killed before recording anything.
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(EVENTS).values(
+                lease_owner="killed-worker",
+                lease_expires_at=ctx.clock.now() + Dispatcher(ctx).lease,
+            )
+        )
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "succeeded"
+    assert len(ctx.provider.placements) == 4
