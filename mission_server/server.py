@@ -19,7 +19,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any, TypeVar
@@ -323,12 +323,18 @@ def build_server(
     dispatcher_running: Callable[[], bool] | None = None,
     auth_token: SecretStr | None = None,
     wait_poll_secs: float = 0.2,
+    extra_tools: Sequence[Callable[[ToolRegistrar, Context], None]] = (),
 ) -> MCPServer:
     """Build the MCP server over a service context.
 
     ``dispatcher_running`` tells ``server_status`` whether this process places due calls.
     ``auth_token`` turns on bearer-token checking for the HTTP transport (stdio ignores it).
-    ``wait_poll_secs`` is how often ``wait_for_call`` re-reads the event.
+    ``wait_poll_secs`` is how often ``wait_for_call`` re-reads the event. Each of
+    ``extra_tools`` is called with the registrar and the context to add more tools (e.g.
+    the planner's ``run_mission``/``approve_run``) with the same error mapping.
+
+    Raises:
+        ConfigurationError: ``auth_token`` is empty.
     """
     auth_kwargs: dict[str, Any] = {}
     if auth_token is not None:
@@ -350,6 +356,8 @@ def build_server(
     _register_assistant_tools(tools, ctx)
     _register_call_tools(tools, ctx, wait_poll_secs)
     _register_insight_tools(tools, ctx)
+    for register in extra_tools:
+        register(tools, ctx)
     _register_resources(server, ctx)
     _register_prompts(server)
     return server

@@ -1018,3 +1018,26 @@ async def test_an_unexpected_failure_is_an_error_result_and_the_server_keeps_ser
     assert "list_assistants" in message
     assert "hunter2" not in message  # internals of a crash never reach the client
     assert status["provider"] == "scripted"
+
+
+async def test_extra_tools_get_the_same_error_mapping_and_annotations(ctx):
+    from mission_server.errors import ValidationError
+
+    def planner_tools(tools: Any, service_ctx: Context) -> None:
+        def approve_run(run_id: str, approved: bool) -> dict[str, str]:
+            """Approve the run's calls."""
+            if not approved:
+                raise ValidationError("approved", "must be true in this test", approved)
+            return {"run_id": run_id}
+
+        tools.add(approve_run, title="Approve run", idempotent=True)
+
+    server = build_server(ctx, extra_tools=[planner_tools])
+    async with Client(server) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        approved = await ok(client, "approve_run", run_id="r-1", approved=True)
+        refused = await err(client, "approve_run", run_id="r-1", approved=False)
+
+    assert listed["approve_run"].annotations.idempotent_hint is True
+    assert approved == {"run_id": "r-1"}
+    assert "approved must be true in this test, got False" in refused
