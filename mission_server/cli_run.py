@@ -357,6 +357,8 @@ def run(
     try:
         if resume is not None:
             run_id = resume
+            # Calls that ended after the process stopped never had their insights extracted.
+            runner.ops.settle_insights(run_id)
             runner.resume(run_id)
             _err.print(f"resuming run [cyan]{run_id}[/]")
         else:

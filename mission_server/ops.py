@@ -52,9 +52,11 @@ class ServiceOps:
         ctx: the service context.
         checkpoint: called with a named point (``planning``, ``compiling``) as the planner
             passes it; the runner uses it for crash tests.
-        reextract_stale: re-extract a finished call's insights that are still marked pending
-            or in progress. Only safe when no other thread can be extracting them (the
-            single-threaded virtual-clock driver), where such rows are left over from a crash.
+        extract_on_demand: extract a finished call's insights when they are missing or left
+            half-done, instead of waiting for the call listener to extract them. Right for the
+            single-threaded virtual-clock driver (where missing results can only be left over
+            from a crash); in a server the dispatcher's listener is extracting them at that
+            very moment, so there the planner waits (and ``settle_insights`` covers restarts).
     """
 
     def __init__(
@@ -62,11 +64,11 @@ class ServiceOps:
         ctx: Context,
         *,
         checkpoint: Callable[[str], None] | None = None,
-        reextract_stale: bool = False,
+        extract_on_demand: bool = False,
     ) -> None:
         self.ctx = ctx
         self._checkpoint = checkpoint or (lambda point: None)
-        self.reextract_stale = reextract_stale
+        self.extract_on_demand = extract_on_demand
 
     # ------------------------------------------------------------------ spec
 
@@ -323,23 +325,39 @@ class ServiceOps:
             ready=ready,
         )
 
+    def settle_insights(self, run_id: str) -> int:
+        """Extract the insights of the run's finished calls that have none or were left
+        half-done (a process stopped between a call's end and its extraction); return how many
+        conversations were extracted. Call before the dispatcher starts, when nothing else
+        can be extracting them."""
+        count = 0
+        for event in scheduling.list_scheduled_events(self.ctx, run_id=run_id, limit=5000):
+            if event.status not in TERMINAL_EVENT or event.conversation_id is None:
+                continue
+            if self._insights(event.conversation_id, extract=True)[0] is not None:
+                count += 1
+        return count
+
     def _insights(
-        self, conversation_id: str
+        self, conversation_id: str, *, extract: bool | None = None
     ) -> tuple[str | None, dict[str, Any] | None, str | None]:
-        """(status, structured result, error) of the conversation's structured insight,
-        extracting it now when the call ended without it (a crash between the call's end
-        and extraction, or a listener that was not installed)."""
+        """(status, structured result, error) of the conversation's structured insight.
+        Status ``pending`` means not extracted yet (or still being extracted)."""
         from mission_server.insights import service as insights
 
+        extract = self.extract_on_demand if extract is None else extract
+        if self.ctx.extractor is None:
+            extract = False
         results = insights.get_conversation_insights(self.ctx.engine, conversation_id)
-        stale = self.reextract_stale and any(r.status not in _INSIGHT_DONE for r in results)
-        if (not results or stale) and self.ctx.extractor is not None:
+        unsettled = not results or any(r.status not in _INSIGHT_DONE for r in results)
+        if unsettled and extract:
+            assert self.ctx.extractor is not None
             results = insights.extract_conversation_insights(
                 self.ctx.engine, conversation_id, self.ctx.extractor, now=self.ctx.now()
             )
-        if not results:
-            return None, None, None
-        if any(r.status not in _INSIGHT_DONE for r in results):
+        elif not results and self.ctx.extractor is None:
+            return None, None, None  # nothing will ever extract them
+        if not results or any(r.status not in _INSIGHT_DONE for r in results):
             return "pending", None, None
         for result in results:
             if result.status == "completed" and isinstance(result.result, dict):

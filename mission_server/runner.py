@@ -152,7 +152,7 @@ class MissionRunner:
         self.mode = mode
         self.closed = False
         self.llm = llm if llm is not None else llm_from_settings(ctx.settings)
-        self.ops = ServiceOps(ctx, checkpoint=crash_point, reextract_stale=mode == "inline")
+        self.ops = ServiceOps(ctx, checkpoint=crash_point, extract_on_demand=mode == "inline")
         self.checkpointer = checkpointer or checkpointer_for_url(
             ctx.engine.url.render_as_string(hide_password=False)
         )
@@ -292,7 +292,9 @@ class MissionRunner:
         self._submit(run_id, None)
 
     def recover(self) -> list[str]:
-        """Resume every unfinished planner run (call on server start). Returns their ids."""
+        """Resume every unfinished planner run; return their ids. Call on server start,
+        before the dispatcher starts: calls that ended while the service was down get their
+        insights extracted here (their call listeners never ran)."""
         with session_scope(self.ctx.engine) as session:
             rows = session.exec(
                 select(m.Run).where(col(m.Run.status).in_(("running", "paused", "pending")))
@@ -300,6 +302,7 @@ class MissionRunner:
             ids = [r.run_id for r in rows if (r.meta or {}).get(PLANNER_KEY)]
         for run_id in ids:
             self._known[run_id] = True
+            self.ops.settle_insights(run_id)
             self.resume(run_id)
         return ids
 

@@ -297,6 +297,42 @@ def test_a_restarted_service_recovers_unfinished_runs(sim, tmp_path):
         second.close()
 
 
+def serve_until_finished(ctx: Context, runner: MissionRunner, run_id: str) -> None:
+    """What a server does, in virtual time: sweep, let the planner's worker threads catch
+    up, move to the next due time."""
+    dispatcher = Dispatcher(ctx)
+    deadline = time.monotonic() + 60
+    while missions.get_run(ctx, run_id).status == "running":
+        assert time.monotonic() < deadline, "the run did not finish"
+        assert runner.wait_idle(30)
+        dispatcher.sweep(ctx.clock.now())
+        assert runner.wait_idle(30)
+        upcoming = dispatcher.next_due()
+        if upcoming is not None:
+            ctx.clock.advance_to(upcoming)
+
+
+def test_a_server_restart_extracts_what_the_outage_missed_and_carries_on(sim):
+    ctx, first = sim
+    run_id = first.start(catering())
+    first.drain()
+    first.close()
+    ctx.call_listeners.clear()  # the process died: nobody hears the call end
+    dispatcher = Dispatcher(ctx)
+    while scheduling.list_scheduled_events(ctx, run_id=run_id)[0].status != "completed":
+        dispatcher.sweep(ctx.clock.now())
+        ctx.clock.advance_to(dispatcher.next_due() or ctx.clock.now())
+    server = MissionRunner(ctx, mode="thread")
+    try:
+        assert server.recover() == [run_id]
+        serve_until_finished(ctx, server, run_id)
+        detail = missions.get_run(ctx, run_id)
+        assert detail.status == "succeeded"
+        assert (detail.result_payload or {})["targets"][0]["final_value"] == 65
+    finally:
+        server.close()
+
+
 def test_in_a_server_the_dispatcher_resumes_runs_through_worker_threads(tmp_path):
     ctx = make_ctx(str(tmp_path / "server.db"), tmp_path)
     try:
@@ -306,16 +342,7 @@ def test_in_a_server_the_dispatcher_resumes_runs_through_worker_threads(tmp_path
 
         runner = runner_for(ctx)
         assert runner.mode == "thread"
-        dispatcher = Dispatcher(ctx)
-        deadline = time.monotonic() + 60
-        while missions.get_run(ctx, run_id).status == "running":
-            assert time.monotonic() < deadline, "the run did not finish"
-            assert runner.wait_idle(30)
-            dispatcher.sweep(ctx.clock.now())
-            assert runner.wait_idle(30)
-            upcoming = dispatcher.next_due()
-            if upcoming is not None:
-                ctx.clock.advance_to(upcoming)
+        serve_until_finished(ctx, runner, run_id)
         detail = missions.get_run(ctx, run_id)
         assert detail.status == "succeeded"
         assert (detail.result_payload or {})["recommendation"]["saving"] == 150
