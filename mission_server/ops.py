@@ -195,9 +195,13 @@ class ServiceOps:
         payload: dict[str, Any], error: str | None,
     ) -> None:
         self._checkpoint("compiling")
-        if self.run_status(run_id) in ("succeeded", "failed", "cancelled"):
+        current = self.run_status(run_id)
+        if current in ("succeeded", "failed", "cancelled"):
             missions.update_run(self.ctx, run_id, result_summary=summary, result_payload=payload)
             return
+        if current == "paused":
+            # Paused while its last call was in flight: nothing is left to hold back.
+            missions.update_run(self.ctx, run_id, status="running")
         missions.update_run(
             self.ctx, run_id, status=status, result_summary=summary, result_payload=payload,
             error=error,

@@ -182,6 +182,8 @@ def _stopped(ops: MissionOps, state: MissionState) -> dict[str, Any] | None:
     if status in TERMINAL_RUN:
         for step_id in _all_step_ids(state.get("steps") or {}):
             ops.update_step(state["run_id"], step_id, "skipped")
+        if state.get("assistant_id"):
+            ops.release_number(state["assistant_id"])
         return {"finished": True, "final_status": status}
     return None
 

@@ -19,7 +19,7 @@ if _package is not None and not getattr(_package, "__file__", None):
     if not getattr(sys.modules.get("mission_server.insights"), "__file__", True):
         del sys.modules["mission_server.insights"]
 
-from mission_server import missions, scheduling  # noqa: E402
+from mission_server import assistants, missions, scheduling  # noqa: E402
 from mission_server.clock import VirtualClock  # noqa: E402
 from mission_server.context import Context  # noqa: E402
 from mission_server.dispatcher import Dispatcher  # noqa: E402
@@ -192,6 +192,21 @@ def test_a_run_cancelled_while_its_call_is_queued_stops_waiting(sim):
     assert detail.status == "cancelled"
     assert {s.step_id: s.status for s in detail.plan}["call-chicago-grill-co"] == "skipped"
     assert ctx.provider.placements == []
+    free = [n.phone_number for n in assistants.list_phone_numbers(ctx, available_only=True)]
+    assert "+13125550100" in free  # the cancelled run gave its caller ID back
+
+
+def test_a_run_paused_while_its_last_calls_are_in_flight_still_finishes(sim):
+    ctx, runner = sim
+    spec = catering(strategy="parallel")
+    spec["targets"] = spec["targets"][:2]  # both answer the first time
+    run_id = runner.start(spec)
+    runner.drain()
+    Dispatcher(ctx).sweep(ctx.clock.now())  # both calls placed, still talking
+    missions.pause_run(ctx, run_id)
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "succeeded"
+    assert (detail.result_payload or {})["recommendation"]["name"] == "Chicago Grill Co"
 
 
 def test_a_request_goes_through_the_configured_llm(tmp_path):
