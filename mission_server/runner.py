@@ -229,7 +229,7 @@ class MissionRunner:
         )
         run_input = {
             "spec": resolved.model_dump(mode="json") if resolved is not None else None,
-            "request": request if resolved is None else None,
+            "request": request,
             "require_approval": require_approval,
         }
         run_id = self.ops.start_run(
@@ -256,6 +256,11 @@ class MissionRunner:
         if not self._is_planner_run(run_id):
             # A run driven by an outside agent: only its dispatcher gate is held.
             return missions.approve_calls(self.ctx, run_id, approved, note)
+        # A run started a moment ago may still be planning on its way to the approval step.
+        if self.mode == "inline":
+            self.drain()
+        else:
+            self._wait_for(run_id, timeout=30.0)
         if self.waiting_for(run_id) != "approval":
             raise ConflictError(
                 f"run {run_id} is not waiting for approval (status "
@@ -328,6 +333,14 @@ class MissionRunner:
             for resume in queue:
                 self._advance_safely(run_id, resume)
                 count += 1
+
+    def _wait_for(self, run_id: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._guard:
+                if run_id not in self._active and run_id not in self._queued:
+                    return
+            time.sleep(0.005)
 
     def idle(self) -> bool:
         with self._guard:

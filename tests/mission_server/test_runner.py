@@ -4,6 +4,7 @@ dispatcher and offline insight extraction, on the virtual clock."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ from mission_server.context import Context  # noqa: E402
 from mission_server.dispatcher import Dispatcher  # noqa: E402
 from mission_server.errors import ConflictError, ValidationError  # noqa: E402
 from mission_server.insights.offline import OfflineExtractor  # noqa: E402
-from mission_server.runner import MissionRunner, drive_virtual, start_mission  # noqa: E402
+from mission_server.runner import (  # noqa: E402
+    MissionRunner,
+    approve_run,
+    drive_virtual,
+    start_mission,
+)
 from mission_server.settings import Settings  # noqa: E402
 from mission_server.telephony.simulated import SimulatedProvider  # noqa: E402
 from planner.spec import load_spec  # noqa: E402
@@ -297,6 +303,24 @@ def test_parallel_survey_and_reminder_round_examples_succeed(sim):
     }
     assert patients["Marcus Bell"]["extracted"]["answer"] == "reschedule"
     assert patients["Theo Novak"]["status"] == "voicemail"
+
+
+def test_a_server_can_approve_right_after_starting(tmp_path):
+    ctx = make_ctx(str(tmp_path / "approve.db"), tmp_path)
+    runner = MissionRunner(ctx, mode="thread", workers=1)
+    busy = threading.Event()
+    assert runner._executor is not None
+    runner._executor.submit(busy.wait, 30)  # the only worker is busy elsewhere for now
+    try:
+        run_id = start_mission(ctx, catering(), require_approval=True)
+        assert runner.waiting_for(run_id) is None  # not even planned yet
+        threading.Timer(0.2, busy.set).start()
+        assert approve_run(ctx, run_id, True).approved_at is not None
+        serve_until_finished(ctx, runner, run_id)
+        assert missions.get_run(ctx, run_id).status == "succeeded"
+    finally:
+        runner.close()
+        ctx.engine.dispose()
 
 
 def test_a_restarted_service_recovers_unfinished_runs(sim, tmp_path):
