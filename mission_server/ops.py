@@ -123,6 +123,7 @@ class ServiceOps:
         self, *, name: str, instructions: str | None, description: str | None,
         metadata: dict[str, Any],
     ) -> str:
+        """Create a managed mission; return its id. Raises: ValidationError."""
         return missions.create_mission(
             self.ctx, name, instructions=instructions, description=description,
             metadata=metadata, execution_mode="managed",
@@ -132,16 +133,19 @@ class ServiceOps:
         self, mission_id: str, *, input: dict[str, Any], metadata: dict[str, Any],
         call_budget: int | None, require_approval: bool,
     ) -> str:
+        """Start a run (status running); return its id. Raises: NotFound, ValidationError."""
         return missions.start_run(
             self.ctx, mission_id, input=input, metadata=metadata, call_budget=call_budget,
             require_approval=require_approval,
         ).run_id
 
     def run_status(self, run_id: str) -> str:
+        """The run's status. Raises: NotFound."""
         with session_scope(self.ctx.engine) as session:
             return missions.load_run(session, run_id).status
 
     def run_metadata(self, run_id: str) -> dict[str, Any]:
+        """The run's metadata. Raises: NotFound."""
         with session_scope(self.ctx.engine) as session:
             return dict(missions.load_run(session, run_id).meta or {})
 
@@ -150,6 +154,7 @@ class ServiceOps:
         missions.update_run(self.ctx, run_id, metadata={"planner": {**current, **values}})
 
     def create_plan(self, run_id: str, steps: list[PlanStepSpec]) -> None:
+        """Add the steps not yet in the run's plan. Raises: NotFound, ValidationError."""
         existing = {s.step_id for s in missions.get_plan(self.ctx, run_id)}
         fresh = [
             {"step_id": s.step_id, "description": s.description, "metadata": s.metadata}
@@ -164,6 +169,7 @@ class ServiceOps:
         self, run_id: str, step_id: str, status: StepStatus,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        """Move a step unless it already finished. Raises: NotFound, IllegalTransition."""
         with session_scope(self.ctx.engine) as session:
             row = session.exec(
                 select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
@@ -179,12 +185,15 @@ class ServiceOps:
         self, run_id: str, type: EventType, summary: str, *, step_id: str | None = None,
         payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
     ) -> None:
+        """Append an event (idempotent on the key). Raises: NotFound, ValidationError."""
         missions.log_event(
             self.ctx, run_id, type, summary, step_id=step_id, payload=payload,
             idempotency_key=idempotency_key,
         )
 
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
+        """Merge variables into the run, writing only on change. Raises: NotFound,
+        ValidationError."""
         current = missions.get_run_variables(self.ctx, run_id)
         if all(current.get(k) == v for k, v in variables.items()):
             return
@@ -194,6 +203,11 @@ class ServiceOps:
         self, run_id: str, *, status: Literal["succeeded", "failed"], summary: str,
         payload: dict[str, Any], error: str | None,
     ) -> None:
+        """Record the result and finish the run (a finished run keeps its status).
+
+        Raises:
+            NotFound, ValidationError.
+        """
         self._checkpoint("compiling")
         current = self.run_status(run_id)
         if current in ("succeeded", "failed", "cancelled"):
@@ -212,6 +226,8 @@ class ServiceOps:
     def create_insight_group(
         self, run_id: str, *, name: str, instructions: str, parameters: list[dict[str, Any]],
     ) -> str | None:
+        """Define the run's extraction insight and its group, once per run; return the
+        group id. Raises: OperationFailed (invalid parameters), NotFound."""
         try:
             from mission_server.insights import service as insights
         except ImportError:  # pragma: no cover - the insights package is part of the service
@@ -241,6 +257,8 @@ class ServiceOps:
         dynamic_variables: dict[str, Any], insight_group_id: str | None,
         model: str | None = None, voice: str | None = None,
     ) -> str:
+        """The run's assistant of that name, created (and linked to the run) if missing.
+        Raises: OperationFailed (invalid settings, provider refusal)."""
         for existing in assistants.list_assistants(self.ctx, run_id=run_id):
             if existing.name == name.strip():
                 return existing.assistant_id
@@ -254,6 +272,8 @@ class ServiceOps:
             raise OperationFailed(str(exc)) from None
 
     def assign_number(self, run_id: str, assistant_id: str) -> str:
+        """The assistant's caller ID, assigning a free one if it has none.
+        Raises: OperationFailed (no free number: the message says how to get one)."""
         try:
             return assistants.assign_phone_number(
                 self.ctx, assistant_id, run_id=run_id
@@ -262,6 +282,7 @@ class ServiceOps:
             raise OperationFailed(str(exc)) from None
 
     def release_number(self, assistant_id: str) -> None:
+        """Free the assistant's numbers. Raises: NotFound."""
         for number in assistants.get_assistant(self.ctx, assistant_id).phone_numbers:
             assistants.release_phone_number(self.ctx, number)
 
@@ -273,6 +294,8 @@ class ServiceOps:
         max_retries_client_errors: int, retry_interval_secs: int | None,
         calling_window: dict[str, Any] | None, idempotency_key: str,
     ) -> str:
+        """Schedule a phone call as soon as calling hours allow (idempotent on the key).
+        Raises: OperationFailed (a rule or guardrail refused it: do-not-call, finished run)."""
         try:
             event = scheduling.create_scheduled_event(
                 self.ctx,
@@ -294,6 +317,7 @@ class ServiceOps:
         return event.scheduled_event_id
 
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
+        """The call's state, attempts and structured insight. Raises: NotFound."""
         event = scheduling.get_scheduled_event(self.ctx, scheduled_event_id)
         attempts = tuple(
             AttemptInfo(
