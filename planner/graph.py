@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -523,5 +523,3 @@ def build_graph() -> StateGraph:
     graph.add_edge("compile", END)
     return graph
 
-
-InterruptKind = Literal["approval", "calls"]
