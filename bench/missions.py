@@ -41,8 +41,13 @@ CONCURRENT_TARGET_S = 30.0
 
 
 def _clean_env() -> dict[str, str]:
-    drop = {"TELNYX_API_KEY", "MISSION_DB_URL", "MISSION_LLM_BASE_URL", "MISSION_LLM_MODEL",
-            "MISSION_TEST_CRASH_AT"}
+    drop = {
+        "TELNYX_API_KEY",
+        "MISSION_DB_URL",
+        "MISSION_LLM_BASE_URL",
+        "MISSION_LLM_MODEL",
+        "MISSION_TEST_CRASH_AT",
+    }
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
@@ -54,15 +59,15 @@ def single(repeat: int) -> dict[str, Any]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(
-            [str(MISSION), "run", str(CATERING), "--json", "--db", str(db), "--world",
-             str(WORLD)],
-            env=_clean_env(), capture_output=True, text=True, check=False,
+            [str(MISSION), "run", str(CATERING), "--json", "--db", str(db), "--world", str(WORLD)],
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(
-            (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        )
+        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
         if done.returncode != 0:
             raise SystemExit(f"mission run failed ({done.returncode}): {done.stderr[-2000:]}")
         detail = json.loads(done.stdout)
@@ -98,7 +103,10 @@ def concurrent(missions: int) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="bench-missions-"))
     world = _world_with_numbers(missions, directory)
     ctx = build_context(
-        db_url=str(directory / "m.db"), clock="virtual", simulate=True, world=world,
+        db_url=str(directory / "m.db"),
+        clock="virtual",
+        simulate=True,
+        world=world,
     )
     ctx.extractor = ctx.extractor or OfflineExtractor()
     runner = MissionRunner(ctx, mode="inline")
@@ -145,8 +153,17 @@ def main() -> None:
     many = concurrent(args.missions)
     print(f"{args.missions} concurrent missions: {many}", file=sys.stderr)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    print(json.dumps({"bench": "missions", "single": one, "concurrent": many,
-                      "load_avg_1m": load, "cpus": os.cpu_count()}))
+    print(
+        json.dumps(
+            {
+                "bench": "missions",
+                "single": one,
+                "concurrent": many,
+                "load_avg_1m": load,
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -120,22 +120,39 @@ class ServiceOps:
     # ------------------------------------------------------------------ missions and runs
 
     def create_mission(
-        self, *, name: str, instructions: str | None, description: str | None,
+        self,
+        *,
+        name: str,
+        instructions: str | None,
+        description: str | None,
         metadata: dict[str, Any],
     ) -> str:
         """Create a managed mission; return its id. Raises: ValidationError."""
         return missions.create_mission(
-            self.ctx, name, instructions=instructions, description=description,
-            metadata=metadata, execution_mode="managed",
+            self.ctx,
+            name,
+            instructions=instructions,
+            description=description,
+            metadata=metadata,
+            execution_mode="managed",
         ).mission_id
 
     def start_run(
-        self, mission_id: str, *, input: dict[str, Any], metadata: dict[str, Any],
-        call_budget: int | None, require_approval: bool,
+        self,
+        mission_id: str,
+        *,
+        input: dict[str, Any],
+        metadata: dict[str, Any],
+        call_budget: int | None,
+        require_approval: bool,
     ) -> str:
         """Start a run (status running); return its id. Raises: NotFound, ValidationError."""
         return missions.start_run(
-            self.ctx, mission_id, input=input, metadata=metadata, call_budget=call_budget,
+            self.ctx,
+            mission_id,
+            input=input,
+            metadata=metadata,
+            call_budget=call_budget,
             require_approval=require_approval,
         ).run_id
 
@@ -166,7 +183,10 @@ class ServiceOps:
         self._checkpoint("planning")
 
     def update_step(
-        self, run_id: str, step_id: str, status: StepStatus,
+        self,
+        run_id: str,
+        step_id: str,
+        status: StepStatus,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Move a step unless it already finished. Raises: NotFound, IllegalTransition."""
@@ -182,12 +202,23 @@ class ServiceOps:
         missions.update_plan_step(self.ctx, run_id, step_id, status, metadata)
 
     def log_event(
-        self, run_id: str, type: EventType, summary: str, *, step_id: str | None = None,
-        payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+        self,
+        run_id: str,
+        type: EventType,
+        summary: str,
+        *,
+        step_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Append an event (idempotent on the key). Raises: NotFound, ValidationError."""
         missions.log_event(
-            self.ctx, run_id, type, summary, step_id=step_id, payload=payload,
+            self.ctx,
+            run_id,
+            type,
+            summary,
+            step_id=step_id,
+            payload=payload,
             idempotency_key=idempotency_key,
         )
 
@@ -200,8 +231,13 @@ class ServiceOps:
         missions.set_run_variables(self.ctx, run_id, variables)
 
     def complete_run(
-        self, run_id: str, *, status: Literal["succeeded", "failed"], summary: str,
-        payload: dict[str, Any], error: str | None,
+        self,
+        run_id: str,
+        *,
+        status: Literal["succeeded", "failed"],
+        summary: str,
+        payload: dict[str, Any],
+        error: str | None,
     ) -> None:
         """Record the result and finish the run (a finished run keeps its status).
 
@@ -217,14 +253,23 @@ class ServiceOps:
             # Paused while its last call was in flight: nothing is left to hold back.
             missions.update_run(self.ctx, run_id, status="running")
         missions.update_run(
-            self.ctx, run_id, status=status, result_summary=summary, result_payload=payload,
+            self.ctx,
+            run_id,
+            status=status,
+            result_summary=summary,
+            result_payload=payload,
             error=error,
         )
 
     # ------------------------------------------------------------------ assistant and number
 
     def create_insight_group(
-        self, run_id: str, *, name: str, instructions: str, parameters: list[dict[str, Any]],
+        self,
+        run_id: str,
+        *,
+        name: str,
+        instructions: str,
+        parameters: list[dict[str, Any]],
     ) -> str | None:
         """Define the run's extraction insight and its group, once per run; return the
         group id. Raises: OperationFailed (invalid parameters), NotFound."""
@@ -238,7 +283,10 @@ class ServiceOps:
         now = self.ctx.now()
         try:
             insight = insights.create_insight(
-                self.ctx.engine, name=name, instructions=instructions, parameters=parameters,
+                self.ctx.engine,
+                name=name,
+                instructions=instructions,
+                parameters=parameters,
                 now=now,
             )
             group = insights.create_insight_group(
@@ -253,9 +301,16 @@ class ServiceOps:
         return group.insight_group_id
 
     def create_assistant(
-        self, run_id: str, *, name: str, instructions: str, greeting: str | None,
-        dynamic_variables: dict[str, Any], insight_group_id: str | None,
-        model: str | None = None, voice: str | None = None,
+        self,
+        run_id: str,
+        *,
+        name: str,
+        instructions: str,
+        greeting: str | None,
+        dynamic_variables: dict[str, Any],
+        insight_group_id: str | None,
+        model: str | None = None,
+        voice: str | None = None,
     ) -> str:
         """The run's assistant of that name, created (and linked to the run) if missing.
         Raises: OperationFailed (invalid settings, provider refusal)."""
@@ -264,8 +319,14 @@ class ServiceOps:
                 return existing.assistant_id
         try:
             return assistants.create_assistant(
-                self.ctx, name, instructions, greeting=greeting, model=model, voice=voice,
-                dynamic_variables=dynamic_variables, insight_group_id=insight_group_id,
+                self.ctx,
+                name,
+                instructions,
+                greeting=greeting,
+                model=model,
+                voice=voice,
+                dynamic_variables=dynamic_variables,
+                insight_group_id=insight_group_id,
                 run_id=run_id,
             ).assistant_id
         except MissionError as exc:
@@ -289,10 +350,19 @@ class ServiceOps:
     # ------------------------------------------------------------------ calls
 
     def schedule_call(
-        self, run_id: str, *, assistant_id: str, step_id: str, to: str, timezone: str | None,
-        dynamic_variables: dict[str, Any], conversation_metadata: dict[str, Any],
-        max_retries_client_errors: int, retry_interval_secs: int | None,
-        calling_window: dict[str, Any] | None, idempotency_key: str,
+        self,
+        run_id: str,
+        *,
+        assistant_id: str,
+        step_id: str,
+        to: str,
+        timezone: str | None,
+        dynamic_variables: dict[str, Any],
+        conversation_metadata: dict[str, Any],
+        max_retries_client_errors: int,
+        retry_interval_secs: int | None,
+        calling_window: dict[str, Any] | None,
+        idempotency_key: str,
     ) -> str:
         """Schedule a phone call as soon as calling hours allow (idempotent on the key).
         Raises: OperationFailed (a rule or guardrail refused it: do-not-call, finished run)."""

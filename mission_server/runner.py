@@ -214,7 +214,9 @@ class MissionRunner:
         approval = (
             require_approval
             if require_approval is not None
-            else bool(resolved.require_approval) if resolved is not None else False
+            else bool(resolved.require_approval)
+            if resolved is not None
+            else False
         )
         if resolved is not None:
             name, instructions = resolved.name, resolved.objective
@@ -263,8 +265,7 @@ class MissionRunner:
             self._wait_for(run_id, timeout=30.0)
         if self.waiting_for(run_id) != "approval":
             raise ConflictError(
-                f"run {run_id} is not waiting for approval (status "
-                f"{self.ops.run_status(run_id)})"
+                f"run {run_id} is not waiting for approval (status {self.ops.run_status(run_id)})"
             )
         out = missions.approve_calls(self.ctx, run_id, approved, note)
         self._submit(run_id, {"approved": bool(approved), "note": note})
@@ -314,9 +315,7 @@ class MissionRunner:
     def waiting_for(self, run_id: str) -> str | None:
         """``approval`` or ``calls`` when the run's graph waits at an interrupt, else None."""
         snapshot = self.graph.get_state(self._config(run_id))
-        kinds = {
-            i.value.get("kind") for i in snapshot.interrupts if isinstance(i.value, dict)
-        }
+        kinds = {i.value.get("kind") for i in snapshot.interrupts if isinstance(i.value, dict)}
         if "approval" in kinds:
             return "approval"
         return "calls" if kinds else None
@@ -426,7 +425,9 @@ class MissionRunner:
             try:
                 if self.ops.run_status(run_id) not in TERMINAL_RUN:
                     missions.update_run(
-                        self.ctx, run_id, status="failed",
+                        self.ctx,
+                        run_id,
+                        status="failed",
                         error=f"planner error: {type(exc).__name__}: {exc}",
                     )
             except Exception:
@@ -568,8 +569,11 @@ def drive_virtual(
 
     clock = ctx.clock
     if not isinstance(clock, VirtualClock):
-        raise ValidationError("clock", "must be a VirtualClock to drive missions in virtual time",
-                              type(clock).__name__)
+        raise ValidationError(
+            "clock",
+            "must be a VirtualClock to drive missions in virtual time",
+            type(clock).__name__,
+        )
     ids = list(run_ids)
     dispatcher = Dispatcher(ctx)
     crash_test = os.environ.get(CRASH_ENV, "").startswith("dispatched")

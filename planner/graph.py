@@ -166,13 +166,17 @@ def _fail(
         if step_id != step:
             ops.update_step(run_id, step_id, "skipped")
     ops.log_event(
-        run_id, "error", f"Mission failed: {reason}", step_id=step,
+        run_id,
+        "error",
+        f"Mission failed: {reason}",
+        step_id=step,
         idempotency_key=f"{run_id}:failed",
     )
     name = (state.get("spec") or {}).get("name", "mission")
     summary = f"**Mission failed: {name}**\n\n{reason}\n"
-    ops.complete_run(run_id, status="failed", summary=summary, payload={"error": reason},
-                     error=reason)
+    ops.complete_run(
+        run_id, status="failed", summary=summary, payload={"error": reason}, error=reason
+    )
     return {"finished": True, "final_status": "failed"}
 
 
@@ -248,8 +252,11 @@ def approval(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
         if step_id != step:
             ops.update_step(run_id, step_id, "skipped")
     ops.log_event(
-        run_id, "custom", "Approval refused: no call was placed" + (f" ({note})" if note else ""),
-        step_id=step, idempotency_key=f"{run_id}:refused",
+        run_id,
+        "custom",
+        "Approval refused: no call was placed" + (f" ({note})" if note else ""),
+        step_id=step,
+        idempotency_key=f"{run_id}:refused",
     )
     return {"finished": True, "final_status": "cancelled"}
 
@@ -349,7 +356,10 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
             outcomes[str(index)] = outcome
             ops.update_step(run_id, step, "failed", {"error": str(exc)})
             ops.log_event(
-                run_id, "error", describe_outcome(outcome, spec), step_id=step,
+                run_id,
+                "error",
+                describe_outcome(outcome, spec),
+                step_id=step,
                 idempotency_key=f"{run_id}:outcome:{index}",
             )
             continue
@@ -522,4 +532,3 @@ def build_graph() -> StateGraph:
         graph.add_conditional_edges(node, _next, targets)
     graph.add_edge("compile", END)
     return graph
-

@@ -55,9 +55,7 @@ mission spec: JSON matching the given schema exactly, with no other text.
 class LLM(Protocol):
     """A chat model that answers with JSON matching a schema."""
 
-    def complete_json(
-        self, *, system: str, user: str, schema: dict[str, Any], name: str
-    ) -> Any:
+    def complete_json(self, *, system: str, user: str, schema: dict[str, Any], name: str) -> Any:
         """The model's answer, parsed from JSON.
 
         Raises:
@@ -106,9 +104,7 @@ class OpenAICompatibleLLM:
     def close(self) -> None:
         self._client.close()
 
-    def complete_json(
-        self, *, system: str, user: str, schema: dict[str, Any], name: str
-    ) -> Any:
+    def complete_json(self, *, system: str, user: str, schema: dict[str, Any], name: str) -> Any:
         """Ask the model; return its JSON answer parsed.
 
         Raises:

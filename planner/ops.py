@@ -82,15 +82,24 @@ class MissionOps(Protocol):
         ...
 
     def create_mission(
-        self, *, name: str, instructions: str | None, description: str | None,
+        self,
+        *,
+        name: str,
+        instructions: str | None,
+        description: str | None,
         metadata: dict[str, Any],
     ) -> str:
         """Create a mission; return its id."""
         ...
 
     def start_run(
-        self, mission_id: str, *, input: dict[str, Any], metadata: dict[str, Any],
-        call_budget: int | None, require_approval: bool,
+        self,
+        mission_id: str,
+        *,
+        input: dict[str, Any],
+        metadata: dict[str, Any],
+        call_budget: int | None,
+        require_approval: bool,
     ) -> str:
         """Start a run (status ``running``); return its id."""
         ...
@@ -104,21 +113,35 @@ class MissionOps(Protocol):
         ...
 
     def update_step(
-        self, run_id: str, step_id: str, status: StepStatus,
+        self,
+        run_id: str,
+        step_id: str,
+        status: StepStatus,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Move a plan step (logs the step event). Repeating the current status is a no-op."""
         ...
 
     def log_event(
-        self, run_id: str, type: EventType, summary: str, *, step_id: str | None = None,
-        payload: dict[str, Any] | None = None, idempotency_key: str | None = None,
+        self,
+        run_id: str,
+        type: EventType,
+        summary: str,
+        *,
+        step_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Append to the run's event log; a repeated idempotency key writes nothing."""
         ...
 
     def create_insight_group(
-        self, run_id: str, *, name: str, instructions: str, parameters: list[dict[str, Any]],
+        self,
+        run_id: str,
+        *,
+        name: str,
+        instructions: str,
+        parameters: list[dict[str, Any]],
     ) -> str | None:
         """Define the structured insight extracted from every call of the run and a group
         holding it; return the group id (None when the service has no insights). Idempotent
@@ -126,9 +149,16 @@ class MissionOps(Protocol):
         ...
 
     def create_assistant(
-        self, run_id: str, *, name: str, instructions: str, greeting: str | None,
-        dynamic_variables: dict[str, Any], insight_group_id: str | None,
-        model: str | None = None, voice: str | None = None,
+        self,
+        run_id: str,
+        *,
+        name: str,
+        instructions: str,
+        greeting: str | None,
+        dynamic_variables: dict[str, Any],
+        insight_group_id: str | None,
+        model: str | None = None,
+        voice: str | None = None,
     ) -> str:
         """Create the run's assistant and link it to the run; return its id. Idempotent per
         run and name."""
@@ -152,10 +182,19 @@ class MissionOps(Protocol):
         ...
 
     def schedule_call(
-        self, run_id: str, *, assistant_id: str, step_id: str, to: str, timezone: str | None,
-        dynamic_variables: dict[str, Any], conversation_metadata: dict[str, Any],
-        max_retries_client_errors: int, retry_interval_secs: int | None,
-        calling_window: dict[str, Any] | None, idempotency_key: str,
+        self,
+        run_id: str,
+        *,
+        assistant_id: str,
+        step_id: str,
+        to: str,
+        timezone: str | None,
+        dynamic_variables: dict[str, Any],
+        conversation_metadata: dict[str, Any],
+        max_retries_client_errors: int,
+        retry_interval_secs: int | None,
+        calling_window: dict[str, Any] | None,
+        idempotency_key: str,
     ) -> str:
         """Schedule a call as soon as calling hours allow; return the scheduled event id.
         The same idempotency key returns the first event.
@@ -171,8 +210,13 @@ class MissionOps(Protocol):
         ...
 
     def complete_run(
-        self, run_id: str, *, status: Literal["succeeded", "failed"], summary: str,
-        payload: dict[str, Any], error: str | None,
+        self,
+        run_id: str,
+        *,
+        status: Literal["succeeded", "failed"],
+        summary: str,
+        payload: dict[str, Any],
+        error: str | None,
     ) -> None:
         """Record the result and finish the run. A run already finished (e.g. cancelled)
         keeps its status; the result is still recorded."""

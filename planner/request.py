@@ -125,7 +125,10 @@ def _retry() -> dict[str, Any]:
 
 
 def _quote(
-    text: str, targets: list[dict[str, Any]], occasion: str | None, when: str | None,
+    text: str,
+    targets: list[dict[str, Any]],
+    occasion: str | None,
+    when: str | None,
     count: int | None,
 ) -> dict[str, Any]:
     per_person = count is not None or bool(re.search(r"per[- ](?:person|head|guest)", text, re.I))
@@ -138,7 +141,8 @@ def _quote(
     instructions = (
         "You are calling {{target_name}} on behalf of a client. "
         f"Ask for their price{basis} for {about}. "
-        "{{#best_quote}}We already have a quote of ${{best_quote}}" + basis
+        "{{#best_quote}}We already have a quote of ${{best_quote}}"
+        + basis
         + " from {{best_company}}; ask whether they can beat it.{{/best_quote}} "
         "Be polite and brief."
     )
@@ -182,7 +186,10 @@ def _quote(
 
 
 def _availability(
-    text: str, targets: list[dict[str, Any]], occasion: str | None, when: str | None,
+    text: str,
+    targets: list[dict[str, Any]],
+    occasion: str | None,
+    when: str | None,
     count: int | None,
 ) -> dict[str, Any]:
     about = occasion or "an upcoming booking"
@@ -220,7 +227,10 @@ def _availability(
 
 
 def _reminder(
-    text: str, targets: list[dict[str, Any]], occasion: str | None, when: str | None,
+    text: str,
+    targets: list[dict[str, Any]],
+    occasion: str | None,
+    when: str | None,
     count: int | None,
 ) -> dict[str, Any]:
     moment = f" on {when}" if when else ""

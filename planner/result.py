@@ -207,9 +207,11 @@ def describe_outcome(outcome: dict[str, Any], spec: MissionSpec) -> str:
         per = f" per {leverage.unit}" if leverage.unit else ""
         text = f"{leverage.label} from {name}: {value}{per}"
         if outcome["negotiated"]:
-            text += f" (down from {format_value(outcome['initial_value'], leverage)})" if (
-                leverage.better == "lower"
-            ) else f" (up from {format_value(outcome['initial_value'], leverage)})"
+            text += (
+                f" (down from {format_value(outcome['initial_value'], leverage)})"
+                if (leverage.better == "lower")
+                else f" (up from {format_value(outcome['initial_value'], leverage)})"
+            )
         return text
     if outcome["status"] == USABLE:
         fields = ", ".join(f"{k}={_cell(v)}" for k, v in outcome["extracted"].items())
@@ -303,9 +305,21 @@ def compile_result(
 
 def _payload_target(outcome: dict[str, Any]) -> dict[str, Any]:
     keys = (
-        "name", "phone", "status", "attempts", "attempt_statuses", "conversation_id",
-        "extracted", "initial_value", "final_value", "negotiated", "leverage_offered", "notes",
-        "minutes", "cost", "deferrals",
+        "name",
+        "phone",
+        "status",
+        "attempts",
+        "attempt_statuses",
+        "conversation_id",
+        "extracted",
+        "initial_value",
+        "final_value",
+        "negotiated",
+        "leverage_offered",
+        "notes",
+        "minutes",
+        "cost",
+        "deferrals",
     )
     return {key: outcome[key] for key in keys}
 

@@ -78,9 +78,7 @@ def _not_blank(value: str) -> str:
 
 def _variable_name(value: str) -> str:
     if not _VARIABLE.match(value):
-        raise ValueError(
-            "must be a variable name (a letter or '_' then letters, digits or '_')"
-        )
+        raise ValueError("must be a variable name (a letter or '_' then letters, digits or '_')")
     return value
 
 
@@ -262,7 +260,8 @@ def parse_spec(data: Any) -> MissionSpec:
         return data
     if not isinstance(data, Mapping):
         raise SpecError(
-            "spec", "must be a mapping with name, objective, assistant, targets, extract",
+            "spec",
+            "must be a mapping with name, objective, assistant, targets, extract",
             type(data).__name__,
         )
     try:

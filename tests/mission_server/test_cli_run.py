@@ -125,7 +125,8 @@ def test_a_failed_mission_exits_1(tmp_path):
     spec.write_text(
         (EXAMPLES / "catering.yaml").read_text().split("targets:")[0]
         + 'targets:\n  - {name: Windy City Bites, phone: "+13125550104"}\n'
-        + "extract:" + (EXAMPLES / "catering.yaml").read_text().split("extract:")[1]
+        + "extract:"
+        + (EXAMPLES / "catering.yaml").read_text().split("extract:")[1]
     )
     result = invoke("run", str(spec), "--json", "--db", str(tmp_path / "m.db"))
     assert result.exit_code == 1
@@ -139,7 +140,10 @@ def _spawn(args: list[str], crash_at: str | None = None) -> subprocess.Popen[str
     if crash_at:
         env["MISSION_TEST_CRASH_AT"] = crash_at
     return subprocess.Popen(
-        [str(MISSION), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [str(MISSION), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 

@@ -293,9 +293,7 @@ def test_parallel_survey_and_reminder_round_examples_succeed(sim):
     reminders = runner.start(load_spec(EXAMPLES / "appointment-reminders.yaml").model_dump())
     statuses = drive_virtual(ctx, runner, [survey, reminders])
     assert statuses == {survey: "succeeded", reminders: "succeeded"}
-    venues = {
-        t["name"]: t for t in (missions.get_run(ctx, survey).result_payload or {})["targets"]
-    }
+    venues = {t["name"]: t for t in (missions.get_run(ctx, survey).result_payload or {})["targets"]}
     assert venues["Wicker Park Hall"]["extracted"]["availability"] == "fully booked"
     assert venues["Harbor View Terrace"]["attempts"] == 2
     patients = {

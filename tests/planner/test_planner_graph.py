@@ -55,8 +55,9 @@ class FakeOps:
         if self.steps[step_id] not in ("completed", "skipped", "failed"):
             self.steps[step_id] = status
 
-    def log_event(self, run_id, type, summary, *, step_id=None, payload=None,
-                  idempotency_key=None) -> None:
+    def log_event(
+        self, run_id, type, summary, *, step_id=None, payload=None, idempotency_key=None
+    ) -> None:
         json.dumps(payload)  # events must be storable as JSON
         self.events.setdefault(idempotency_key or f"anon{len(self.events)}", summary)
 
@@ -93,7 +94,10 @@ class FakeOps:
         call = next(c for c in self.scheduled.values() if c["to"] == to)
         initial, final = PRICES[to]
         self.results[call["id"]] = CallResult(
-            call["id"], "completed", "completed", f"conv-{call['id']}",
+            call["id"],
+            "completed",
+            "completed",
+            f"conv-{call['id']}",
             attempts=(AttemptInfo(1, "completed", 60.0, 0.05),),
             insight_status="completed",
             insights={"initial_price_per_person": initial, "final_price_per_person": final},
@@ -121,8 +125,15 @@ def start(ops: FakeOps, spec: MissionSpec, **extra: Any):
     def invoke(payload: Any) -> dict[str, Any]:
         return graph.invoke(payload, config, context=context)
 
-    invoke({"run_id": "r1", "mission_id": "m1", "spec": spec.model_dump(mode="json"),
-            "request": None, **extra})
+    invoke(
+        {
+            "run_id": "r1",
+            "mission_id": "m1",
+            "spec": spec.model_dump(mode="json"),
+            "request": None,
+            **extra,
+        }
+    )
     return graph, config, invoke
 
 
@@ -217,8 +228,12 @@ def test_a_request_goes_through_the_llm_in_the_runtime_context():
     graph = build_graph().compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "r1"}}
     graph.invoke(
-        {"run_id": "r1", "mission_id": "m1", "spec": None,
-         "request": "Negotiate with Lakefront Catering and friends"},
+        {
+            "run_id": "r1",
+            "mission_id": "m1",
+            "spec": None,
+            "request": "Negotiate with Lakefront Catering and friends",
+        },
         config,
         context=PlannerContext(ops=ops, llm=FakeLLM()),
     )

@@ -28,8 +28,12 @@ def completion(content: str) -> dict:
 
 def client(handler, **kw) -> OpenAICompatibleLLM:
     return OpenAICompatibleLLM(
-        "https://llm.example/v1", "test-model", "sk-secret-key",
-        transport=httpx.MockTransport(handler), sleep=lambda s: None, **kw,
+        "https://llm.example/v1",
+        "test-model",
+        "sk-secret-key",
+        transport=httpx.MockTransport(handler),
+        sleep=lambda s: None,
+        **kw,
     )
 
 
@@ -95,7 +99,9 @@ def test_rate_limit_is_retried_honouring_retry_after():
         httpx.Response(200, json=completion(json.dumps(SPEC))),
     ]
     llm = OpenAICompatibleLLM(
-        "https://llm.example/v1", "m", transport=httpx.MockTransport(lambda r: responses.pop(0)),
+        "https://llm.example/v1",
+        "m",
+        transport=httpx.MockTransport(lambda r: responses.pop(0)),
         sleep=waits.append,
     )
     assert llm.complete_json(system="s", user="u", schema={}, name="spec") == SPEC

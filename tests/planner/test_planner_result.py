@@ -19,8 +19,9 @@ def answered(initial: float, final: float, attempts: int = 1) -> CallResult:
         call_status="completed",
         conversation_id="c",
         attempts=tuple(
-            AttemptInfo(i + 1, s, 90.0 if s == "completed" else None, 0.1 if s == "completed"
-                        else 0.0)
+            AttemptInfo(
+                i + 1, s, 90.0 if s == "completed" else None, 0.1 if s == "completed" else 0.0
+            )
             for i, s in enumerate(statuses)
         ),
         insight_status="completed",
@@ -47,7 +48,9 @@ def reference_outcomes():
         SPEC, 1, answered(68, 62), offered={"name": "Lakefront Catering", "value": 65.0}
     )
     prairie = build_outcome(
-        SPEC, 2, answered(70, 65, attempts=2),
+        SPEC,
+        2,
+        answered(70, 65, attempts=2),
         offered={"name": "Chicago Grill Co", "value": 62.0},
     )
     return [lakefront, grill, prairie]
@@ -115,9 +118,14 @@ def test_baseline_is_the_first_usable_quote_when_the_first_target_is_unreachable
 
 def test_a_connected_call_whose_answers_cannot_be_read_is_not_usable():
     result = CallResult(
-        scheduled_event_id="e", status="completed", call_status="completed",
-        conversation_id="c", attempts=(AttemptInfo(1, "completed", 60.0, 0.05),),
-        insight_status="failed", insight_error="required field(s) not found", ready=True,
+        scheduled_event_id="e",
+        status="completed",
+        call_status="completed",
+        conversation_id="c",
+        attempts=(AttemptInfo(1, "completed", 60.0, 0.05),),
+        insight_status="failed",
+        insight_error="required field(s) not found",
+        ready=True,
     )
     outcome = build_outcome(SPEC, 0, result, offered=None)
     assert outcome["status"] == "no_result"
