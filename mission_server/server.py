@@ -87,8 +87,9 @@ MAX_WAIT_SECS = 300.0
 DEFAULT_WAIT_SECS = 60.0
 #: How often wait_for_call sends a progress notification when nothing changed.
 PROGRESS_HEARTBEAT_SECS = 5.0
-#: After a call ends, how long wait_for_call waits for its insight results to be recorded.
-INSIGHT_GRACE_SECS = 5.0
+#: After a call ends, how long wait_for_call waits (within its timeout) for the insight
+#: results to be extracted; an LLM extractor takes seconds per insight.
+INSIGHT_GRACE_SECS = 30.0
 
 INSTRUCTIONS = """\
 Agent missions: plan and run phone-call missions (quotes, negotiations, surveys) and record
@@ -262,23 +263,24 @@ def conversation_detail(ctx: Context, conversation_id: str) -> ConversationDetai
 
 
 def conversation_insights(ctx: Context, conversation_id: str) -> list[InsightResultOut]:
-    """The conversation's insight results (empty when none were extracted)."""
+    """The conversation's insight results (empty when none were extracted).
+
+    Raises:
+        NotFound: unknown conversation.
+    """
     return list(insight_service.get_conversation_insights(ctx.engine, conversation_id))
 
 
 def _expected_insights(ctx: Context, assistant_id: str) -> int:
     """How many insight results a conversation of this assistant will get: one per insight
     of its group, or the default summary when it has none."""
-    with session_scope(ctx.engine) as session:
-        assistant = session.get(m.Assistant, assistant_id)
-        if assistant is None or not assistant.insight_group_id:
-            return 1
-        members = session.exec(
-            select(m.InsightGroupMember).where(
-                m.InsightGroupMember.insight_group_id == assistant.insight_group_id
-            )
-        ).all()
-        return len(members)
+    group_id = assistant_service.get_assistant(ctx, assistant_id).insight_group_id
+    if not group_id:
+        return 1
+    try:
+        return len(insight_service.get_insight_group(ctx.engine, group_id).insight_ids)
+    except NotFound:
+        return 0
 
 
 def calling_hours_note(event: ScheduledEventOut) -> str | None:
@@ -995,8 +997,9 @@ def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -
     ) -> CallWaitResult:
         """Wait until a scheduled call is finished (completed, failed or cancelled), then
         return everything about it in one answer: status, call_status, call_attempts,
-        conversation_id, the transcript and the insight results — plus when and why calling
-        hours moved it.
+        conversation_id, the transcript and the insight results (extraction starts when the
+        call ends; the tool waits for it within timeout_secs) — plus when and why calling
+        hours moved the call.
 
         Sends progress notifications while waiting. If timeout_secs passes first it returns
         the current state with timed_out=true; call it again to keep waiting.
@@ -1049,15 +1052,18 @@ async def _wait_for_call(
     def read() -> ScheduledEventOut:
         return scheduling_service.get_scheduled_event(ctx, scheduled_event_id)
 
-    event = await anyio.to_thread.run_sync(read)
-    last_message: str | None = None
-    last_sent = 0.0
-    while True:
+    last: dict[str, Any] = {"message": None, "sent": 0.0}
+
+    async def progress(message: str) -> None:
         now = time.monotonic()
-        message = _progress_message(event)
-        if message != last_message or now - last_sent >= PROGRESS_HEARTBEAT_SECS:
+        if message != last["message"] or now - last["sent"] >= PROGRESS_HEARTBEAT_SECS:
             await mcp_ctx.report_progress(round(now - started, 3), wait, message)
-            last_message, last_sent = message, now
+            last.update(message=message, sent=now)
+
+    event = await anyio.to_thread.run_sync(read)
+    while True:
+        await progress(_progress_message(event))
+        now = time.monotonic()
         if event.status in TERMINAL_EVENT or now >= deadline:
             break
         await anyio.sleep(min(poll_secs, max(0.0, deadline - now)))
@@ -1067,8 +1073,8 @@ async def _wait_for_call(
     insights: list[InsightResultOut] = []
     transcript = []
     if event.conversation_id:
-        # Insights are extracted by a listener right after the call is recorded; give it a
-        # moment so the agent gets them in this answer rather than on a second call.
+        # Insights are extracted by a listener right after the call is recorded; wait for
+        # them (within the timeout) so the agent gets them in this answer.
         expected = (
             await anyio.to_thread.run_sync(_expected_insights, ctx, event.assistant_id)
             if extracting
@@ -1084,11 +1090,10 @@ async def _wait_for_call(
                 detail = None
             if detail is not None:
                 transcript, insights = detail.messages, detail.insights
-            done = detail is not None and (
-                len([i for i in insights if i.status in {"completed", "failed"}]) >= expected
-            )
-            if done or time.monotonic() >= grace_end:
+            ready = len([i for i in insights if i.status in {"completed", "failed"}])
+            if (detail is not None and ready >= expected) or time.monotonic() >= grace_end:
                 break
+            await progress(f"{event.status}; insights: {ready} of {expected} extracted")
             await anyio.sleep(poll_secs)
     return CallWaitResult(
         **event.model_dump(),

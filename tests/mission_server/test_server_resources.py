@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
@@ -206,6 +209,73 @@ async def test_a_negotiation_uses_the_baseline_quote_as_leverage(sim_ctx):
     assert [s["status"] for s in detail["plan"]] == ["completed", "completed"]
     assert len(detail["conversations"]) == 2
     assert len(detail["scheduled_calls"]) == 2
+
+
+async def test_a_wait_started_before_the_call_returns_its_insights_in_one_answer(sim_ctx):
+    started = anyio.Event()
+    seen_completed = threading.Event()
+    offline = sim_ctx.extractor
+
+    class ExtractsOnceTheWaitSawTheCallEnd:
+        # Holds extraction until wait_for_call has reported the call completed, so the
+        # answer can only carry insights if the tool waits for them after the call ends.
+        name = "offline"
+
+        def extract(self, definition: Any, transcript: Any, **kwargs: Any) -> Any:
+            assert seen_completed.wait(timeout=60)
+            return offline.extract(definition, transcript, **kwargs)
+
+    sim_ctx.extractor = ExtractsOnceTheWaitSawTheCallEnd()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        started.set()
+        if message and message.startswith("completed"):
+            seen_completed.set()
+
+    outcome: dict[str, Any] = {}
+    async with Client(build_server(sim_ctx, wait_poll_secs=0.01)) as client:
+        quote = await ok(
+            client,
+            "create_insight",
+            name="quote",
+            instructions="Their price.",
+            parameters=[{"name": "price_per_person", "type": "number", "required": True}],
+        )
+        group = await ok(
+            client, "create_insight_group", name="q", insight_ids=[quote["insight_id"]]
+        )
+        assistant = await ok(
+            client,
+            "create_assistant",
+            name="Negotiator",
+            instructions=NEGOTIATOR,
+            insight_group_id=group["insight_group_id"],
+        )
+        await ok(client, "assign_phone_number", assistant_id=assistant["assistant_id"])
+        call = await ok(
+            client,
+            "schedule_call",
+            assistant_id=assistant["assistant_id"],
+            to=LAKEFRONT,
+            dynamic_variables={"business_name": "Lakefront Catering"},
+        )
+
+        async def wait() -> None:
+            outcome["result"] = await client.call_tool(
+                "wait_for_call",
+                {"scheduled_event_id": call["scheduled_event_id"], "timeout_secs": 60},
+                progress_callback=on_progress,
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await started.wait()  # the tool is waiting; now the call happens (and ends)
+            await anyio.to_thread.run_sync(run_until_idle, Dispatcher(sim_ctx), sim_ctx.clock)
+
+    result = outcome["result"].structured_content
+    assert result["status"] == "completed" and result["timed_out"] is False
+    assert [i["result"] for i in result["insights"]] == [{"price_per_person": 65}]
+    assert any("$65 per person" in m["text"] for m in result["transcript"])
 
 
 # --------------------------------------------------------------------------- resources
