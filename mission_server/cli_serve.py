@@ -85,6 +85,9 @@ def serve(
     from state.errors import StateError
 
     setup_logging()
+    if sim_speed is not None and not sim_speed > 0:
+        # build_context treats a falsy speed as "not given", so 0 would silently become 60.
+        raise fail(f"--sim-speed must be greater than 0, got {sim_speed:g}")
     try:
         settings = load_settings()
         security = (

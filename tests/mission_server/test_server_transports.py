@@ -232,9 +232,10 @@ async def test_http_no_auth_on_loopback_serves_without_a_token(tmp_path):
             {"MISSION_HTTP_TOKEN": TOKEN},
             "refusing to serve without --allowed-host",
         ),
+        (("--sim-speed", "0"), {}, "--sim-speed must be greater than 0, got 0"),
     ],
 )
-def test_unsafe_http_servers_refuse_to_start(args, env, message):
+def test_unsafe_or_bad_options_refuse_to_start(args, env, message):
     result = refused(*args, env=server_env(**env))
 
     assert result.returncode == 2
