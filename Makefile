@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mission demo
+	$(BIN)/mission run examples/catering.yaml --simulate --db "$$(mktemp -d)/demo.db"
 
 test: $(STAMP)
 	$(BIN)/ruff check .

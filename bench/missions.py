@@ -96,7 +96,6 @@ def _world_with_numbers(count: int, directory: Path) -> Path:
 def concurrent(missions: int) -> dict[str, Any]:
     from mission_server import missions as service
     from mission_server.app import build_context
-    from mission_server.insights.offline import OfflineExtractor
     from mission_server.runner import MissionRunner, drive_virtual
     from planner.spec import load_spec
 
@@ -108,7 +107,6 @@ def concurrent(missions: int) -> dict[str, Any]:
         simulate=True,
         world=world,
     )
-    ctx.extractor = ctx.extractor or OfflineExtractor()
     runner = MissionRunner(ctx, mode="inline")
     spec = load_spec(CATERING).model_dump(mode="json")
     started = time.perf_counter()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
 from mission_server.context import Context
+from mission_server.insights.factory import make_extractor
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.base import Provider
 from state.db import make_engine, upgrade
@@ -84,16 +85,14 @@ def build_context(
         if clock == "virtual":
             clock = VirtualClock(start)
         elif provider.name == "simulated":
-            clock = AcceleratedClock(start, sim_speed or settings.sim_speed)
+            speed = sim_speed if sim_speed is not None else settings.sim_speed
+            clock = AcceleratedClock(start, speed)
         else:
             clock = SystemClock()
-    extractor = None
-    try:
-        from mission_server.insights.factory import make_extractor
-
-        extractor = make_extractor(settings, provider)
-    except ImportError:
-        extractor = None
     return Context(
-        engine=engine, clock=clock, provider=provider, settings=settings, extractor=extractor
+        engine=engine,
+        clock=clock,
+        provider=provider,
+        settings=settings,
+        extractor=make_extractor(settings, provider),
     )

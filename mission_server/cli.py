@@ -1,7 +1,7 @@
 """The ``mission`` command line (typer + rich).
 
 Commands: ``run`` (a whole mission), ``approve``, ``serve`` (MCP server), ``worker``
-(dispatcher only), ``runs list|show``, ``db upgrade``, ``insights test``, ``demo``.
+(dispatcher only), ``runs list|show``, ``db upgrade``, ``insights test``.
 Logs go to stderr; ``--json`` output goes to stdout alone.
 """
 
@@ -23,6 +23,7 @@ from mission_server.cli_run import approve as approve_command
 from mission_server.cli_run import run as run_command
 from mission_server.cli_serve import serve
 from mission_server.errors import MissionError
+from mission_server.insights.cli import insights_app
 from state.errors import StateError
 
 app = typer.Typer(
@@ -188,6 +189,7 @@ def worker(
 app.command("serve")(serve)
 app.command("run")(run_command)
 app.command("approve")(approve_command)
+app.add_typer(insights_app, name="insights")
 
 
 def main() -> None:  # pragma: no cover - console entry

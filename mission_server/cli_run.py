@@ -225,12 +225,6 @@ def _open(
         seed=seed,
         ledger_path=ledger_path_for(db if db is not None else settings.db_url),
     )
-    if ctx.extractor is None and simulated:
-        # Without a configured extraction backend the simulator's transcripts are read by
-        # the offline extractor, so rehearsals produce results.
-        from mission_server.insights.offline import OfflineExtractor
-
-        ctx.extractor = OfflineExtractor()
     cli = {
         "world": str((world or settings.world_path).resolve()) if simulated else None,
         "seed": seed,

@@ -18,14 +18,6 @@ import pytest
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
-# Run alone under the ``pytest`` script, ``mission_server`` is a namespace package over
-# tests/mission_server, whose insights/ folder shadows mission_server.insights (see
-# tests/mission_server/insights/conftest.py); point it back at the source tree.
-_package = sys.modules.get("mission_server")
-if _package is not None and not getattr(_package, "__file__", None):
-    _package.__path__ = [str(ROOT / "mission_server")]
-    if not getattr(sys.modules.get("mission_server.insights"), "__file__", True):
-        del sys.modules["mission_server.insights"]
 EXAMPLES = ROOT / "examples"
 CATERING = str(EXAMPLES / "catering.yaml")
 WORLD = str(EXAMPLES / "world.yaml")

@@ -3,7 +3,6 @@ dispatcher and offline insight extraction, on the virtual clock."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -11,32 +10,23 @@ from typing import Any
 
 import pytest
 
-# Run alone under the ``pytest`` script, ``mission_server`` is a namespace package over
-# tests/mission_server, whose insights/ folder shadows mission_server.insights (see
-# tests/mission_server/insights/conftest.py); point it back at the source tree.
-_package = sys.modules.get("mission_server")
-if _package is not None and not getattr(_package, "__file__", None):
-    _package.__path__ = [str(Path(__file__).resolve().parents[2] / "mission_server")]
-    if not getattr(sys.modules.get("mission_server.insights"), "__file__", True):
-        del sys.modules["mission_server.insights"]
-
-from mission_server import assistants, missions, scheduling  # noqa: E402
-from mission_server.clock import VirtualClock  # noqa: E402
-from mission_server.context import Context  # noqa: E402
-from mission_server.dispatcher import Dispatcher  # noqa: E402
-from mission_server.errors import ConflictError, ValidationError  # noqa: E402
-from mission_server.insights.offline import OfflineExtractor  # noqa: E402
-from mission_server.runner import (  # noqa: E402
+from mission_server import assistants, missions, scheduling
+from mission_server.clock import VirtualClock
+from mission_server.context import Context
+from mission_server.dispatcher import Dispatcher
+from mission_server.errors import ConflictError, ValidationError
+from mission_server.insights.offline import OfflineExtractor
+from mission_server.runner import (
     MissionRunner,
     approve_run,
     drive_virtual,
     start_mission,
 )
-from mission_server.settings import Settings  # noqa: E402
-from mission_server.telephony.simulated import SimulatedProvider  # noqa: E402
-from planner.spec import load_spec  # noqa: E402
-from state import models as m  # noqa: E402
-from state.db import create_schema, make_engine, session_scope  # noqa: E402
+from mission_server.settings import Settings
+from mission_server.telephony.simulated import SimulatedProvider
+from planner.spec import load_spec
+from state import models as m
+from state.db import create_schema, make_engine, session_scope
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WORLD = EXAMPLES / "world.yaml"

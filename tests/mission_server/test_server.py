@@ -5,9 +5,7 @@ partial was written."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -64,18 +62,6 @@ EXPECTED_TOOLS = {
 
 
 def build_server(ctx: Context, **options: Any):
-    """``mission_server.server.build_server``, imported once the package is the real one.
-
-    Run on its own under the ``pytest`` script, the root conftest has already made
-    ``mission_server`` a namespace package over ``tests/mission_server``, whose ``insights``
-    folder then shadows ``mission_server.insights``; point the package at the source tree.
-    """
-    package = sys.modules["mission_server"]
-    if not getattr(package, "__file__", None):
-        package.__path__ = [str(Path(__file__).resolve().parents[2] / "mission_server")]
-        shadow = sys.modules.get("mission_server.insights")
-        if shadow is not None and not getattr(shadow, "__file__", None):
-            del sys.modules["mission_server.insights"]
     from mission_server.server import build_server as build
 
     return build(ctx, **options)

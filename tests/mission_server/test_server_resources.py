@@ -5,9 +5,7 @@ insights, result) — in process, through the SDK's ``Client``."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -44,20 +42,7 @@ NEGOTIATOR = (
 )
 
 
-def real_package() -> None:
-    """Run on its own under the ``pytest`` script, the root conftest has already made
-    ``mission_server`` a namespace package over ``tests/mission_server``, whose ``insights``
-    folder then shadows ``mission_server.insights``; point the package at the source tree."""
-    package = sys.modules["mission_server"]
-    if not getattr(package, "__file__", None):
-        package.__path__ = [str(Path(__file__).resolve().parents[2] / "mission_server")]
-        shadow = sys.modules.get("mission_server.insights")
-        if shadow is not None and not getattr(shadow, "__file__", None):
-            del sys.modules["mission_server.insights"]
-
-
 def build_server(ctx: Context, **options: Any):
-    real_package()
     from mission_server.server import build_server as build
 
     return build(ctx, **options)
@@ -66,7 +51,6 @@ def build_server(ctx: Context, **options: Any):
 @pytest.fixture
 def sim_ctx(engine) -> Context:
     """The packaged world on a virtual clock, with offline insight extraction on call end."""
-    real_package()
     from mission_server.insights.offline import OfflineExtractor
     from mission_server.wiring import install_listeners
 

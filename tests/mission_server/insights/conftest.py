@@ -3,13 +3,11 @@ real webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -17,25 +15,6 @@ from sqlalchemy.engine import Engine
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 from state.db import create_schema, make_engine, session_scope
-
-
-def _resolve_mission_server_to_the_real_package() -> None:
-    # Under the ``pytest`` script (rootdir-prepend import mode, editable install), the root
-    # conftest puts ``tests/`` on sys.path before anything imports ``mission_server``, so
-    # ``mission_server`` becomes a namespace package over ``tests/mission_server`` and this
-    # very folder shadows ``mission_server.insights``. Point the package back at the source
-    # tree; already-imported submodules are untouched, so class identities stay the same.
-    package = sys.modules.get("mission_server")
-    real = Path(__file__).resolve().parents[3] / "mission_server"
-    if package is None or getattr(package, "__file__", None) or not real.is_dir():
-        return
-    package.__path__ = [str(real)]
-    shadow = sys.modules.get("mission_server.insights")
-    if shadow is not None and not getattr(shadow, "__file__", None):
-        del sys.modules["mission_server.insights"]
-
-
-_resolve_mission_server_to_the_real_package()
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mission_server.cli import app as mission_app
 from mission_server.insights.cli import insights_app
 
 QUOTE_YAML = """\
@@ -68,7 +69,10 @@ runner = CliRunner()
 
 
 def test_a_valid_result_prints_a_table_and_exits_0(files: dict[str, Path]) -> None:
-    result = runner.invoke(insights_app, ["test", str(files["insight"]), str(files["call"])])
+    # Through the top-level ``mission`` command, as a user types it.
+    result = runner.invoke(
+        mission_app, ["insights", "test", str(files["insight"]), str(files["call"])]
+    )
     assert result.exit_code == 0, result.output
     assert "final_price" in result.output and "60" in result.output
     assert "plated" in result.output
