@@ -154,8 +154,11 @@ def worker(
     poll_secs: Annotated[float, typer.Option(help="Safety sweep interval (seconds).")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Sweep once and exit.")] = False,
 ) -> None:
-    """Run the dispatcher: place due calls, record outcomes, retry. Any number of workers may
-    share one PostgreSQL database."""
+    """Run the dispatcher: place due calls, record outcomes, retry.
+
+    Any number of workers may share one PostgreSQL database. A worker also advances the
+    mission runs (run_mission, mission run) whose calls it finishes.
+    """
     from mission_server.app import build_context
     from mission_server.dispatcher import Dispatcher, RealtimeTrigger
 
@@ -164,6 +167,7 @@ def worker(
         ctx = build_context(db_url=db, simulate=simulate or None, world=world)
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
+    from mission_server.runner import runner_for
     from mission_server.wiring import install_listeners
 
     install_listeners(ctx)
@@ -172,6 +176,11 @@ def worker(
         report = dispatcher.sweep()
         err_console.print(report)
         return
+    try:
+        runner = runner_for(ctx)
+        runner.recover()  # runs interrupted by a stop continue where they were
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
     trigger = RealtimeTrigger(dispatcher, ctx.clock, poll_secs=poll_secs)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -184,6 +193,7 @@ def worker(
         stop.wait()
     finally:
         trigger.stop()
+        runner.close()
 
 
 app.command("serve")(serve)

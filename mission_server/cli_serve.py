@@ -78,8 +78,10 @@ def serve(
     from mission_server.cli import err_console, fail, setup_logging
     from mission_server.dispatcher import Dispatcher, RealtimeTrigger
     from mission_server.errors import MissionError
+    from mission_server.runner import runner_for
     from mission_server.server import build_server
     from mission_server.server_http import check_http_options
+    from mission_server.server_planner import register_planner_tools
     from mission_server.settings import load_settings
     from mission_server.wiring import install_listeners
     from state.errors import StateError
@@ -105,6 +107,14 @@ def serve(
         raise fail(str(exc)) from None
 
     install_listeners(ctx)
+    try:
+        runner = runner_for(ctx)
+        # Before the dispatcher starts: runs interrupted by a stop continue where they were.
+        resumed = runner.recover()
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    if resumed:
+        log.info("resumed %d unfinished mission run(s)", len(resumed))
     trigger = (
         None if no_dispatcher else RealtimeTrigger(Dispatcher(ctx), ctx.clock, poll_secs=poll_secs)
     )
@@ -112,6 +122,7 @@ def serve(
         ctx,
         dispatcher_running=lambda: trigger is not None and trigger.running,
         auth_token=settings.http_token if http and not no_auth else None,
+        extra_tools=[register_planner_tools],
     )
     if trigger is not None:
         trigger.start()
@@ -145,4 +156,5 @@ def serve(
     finally:
         if trigger is not None:
             trigger.stop()
+        runner.close()
         ctx.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +15,25 @@ from mission_server.settings import Settings
 from mission_server.telephony.base import Provider
 
 if TYPE_CHECKING:
-    from mission_server.dispatcher import CallFinished
     from mission_server.insights.base import Extractor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallFinished:
+    """A scheduled event reached a terminal status (completed, failed or cancelled)."""
+
+    scheduled_event_id: str
+    run_id: str | None
+    step_id: str | None
+    assistant_id: str
+    status: str
+    call_status: str | None
+    conversation_id: str | None
+    attempts: int
+    finished_at: datetime
+    end_user_target: str
 
 
 @dataclass
@@ -37,6 +55,15 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def notify_call_finished(self, event: CallFinished) -> None:
+        """Tell every call listener, in order; a failing listener is logged and skipped so
+        the others (and the caller, which has already committed) are unaffected."""
+        for listener in list(self.call_listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("call listener failed for %s", event.scheduled_event_id)
 
     def wake(self, due_at: datetime) -> None:
         for callback in self.wakeups:

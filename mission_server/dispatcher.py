@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 
 from mission_server.calling_hours import CallingWindow, is_inside
 from mission_server.clock import Clock, VirtualClock
-from mission_server.context import Context
+from mission_server.context import CallFinished, Context
 from mission_server.errors import MissionError, ProviderError
 from mission_server.scheduling import defer_for_calling_hours, deferral_record
 from mission_server.telephony.base import (
@@ -61,22 +61,6 @@ RUNS = m.Run.__table__  # type: ignore[attr-defined]
 DEFAULT_POLL_SECS = 15.0
 #: Back-off after a transient provider failure to place a call (no attempt is used up).
 PROVIDER_RETRY_SECS = 60.0
-
-
-@dataclass(frozen=True)
-class CallFinished:
-    """A scheduled event reached a terminal status (completed, failed or cancelled)."""
-
-    scheduled_event_id: str
-    run_id: str | None
-    step_id: str | None
-    assistant_id: str
-    status: str
-    call_status: str | None
-    conversation_id: str | None
-    attempts: int
-    finished_at: datetime
-    end_user_target: str
 
 
 @dataclass
@@ -243,13 +227,7 @@ class Dispatcher:
         self._record(work, now)
         for item in work:
             if item.finished is not None:
-                for listener in list(self.ctx.call_listeners):
-                    try:
-                        listener(item.finished)
-                    except Exception:
-                        log.exception(
-                            "call listener failed for %s", item.finished.scheduled_event_id
-                        )
+                self.ctx.notify_call_finished(item.finished)
         return report
 
     def _dispatch(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mission_server.context import Context
+from mission_server.context import CallFinished, Context
 from mission_server.errors import ValidationError
 from mission_server.schemas import (
     AssistantOut,
@@ -236,6 +236,12 @@ class RunDetail(RunOut):
     conversations: list[ConversationOut] = Field(default_factory=list)
 
 
+def get_run_record(ctx: Context, run_id: str) -> RunOut:
+    """The run's own record, without its plan, calls or conversations. Raises: NotFound."""
+    with session_scope(ctx.engine) as session:
+        return RunOut.of(load_run(session, run_id))
+
+
 def get_run(ctx: Context, run_id: str) -> RunDetail:
     """The run with its plan, linked assistants, scheduled calls and conversations.
 
@@ -349,6 +355,7 @@ def update_run(
     error = optional_text(error, "error")
     meta = require_mapping(metadata, "metadata") if metadata is not None else None
     now = ctx.now()
+    cancelled_calls: list[CallFinished] = []
     with session_scope(ctx.engine) as session:
         run = load_run(session, run_id)
         if status is not None and status != run.status:
@@ -357,7 +364,7 @@ def update_run(
             run.status = status
             if status in TERMINAL_RUN:
                 run.finished_at = now
-            _apply_run_status_to_calls(session, run_id, previous, status, now)
+            cancelled_calls = _apply_run_status_to_calls(session, run_id, previous, status, now)
             append_event(
                 session,
                 run_id,
@@ -378,20 +385,24 @@ def update_run(
             run.meta = {**(run.meta or {}), **meta}
         run.updated_at = now
         session.add(run)
+    for finished in cancelled_calls:
+        ctx.notify_call_finished(finished)
     return RunOut.of(run)
 
 
 def _apply_run_status_to_calls(
     session: Session, run_id: str, previous: str, status: str, now: datetime
-) -> None:
+) -> list[CallFinished]:
+    """Cancel, hold or release the run's pending calls; return the cancelled calls' notices."""
     from mission_server.scheduling import cancel_pending_for_run, set_hold_for_run
 
     if status == "cancelled" or status in {"failed", "succeeded"}:
-        cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
-    elif status == "paused":
+        return cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
+    if status == "paused":
         set_hold_for_run(session, run_id, "paused", now)
     elif previous == "paused" and status == "running":
         set_hold_for_run(session, run_id, None, now)
+    return []
 
 
 def cancel_run(ctx: Context, run_id: str, reason: str | None = None) -> RunOut:

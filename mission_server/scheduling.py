@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from mission_server.assistants import load_assistant
 from mission_server.calling_hours import CallingWindow, is_inside, next_allowed
 from mission_server.clock import ensure_utc
-from mission_server.context import Context
+from mission_server.context import CallFinished, Context
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
 from mission_server.missions import append_event, attempts_by_event, load_run
 from mission_server.schemas import ScheduledEventOut
@@ -413,6 +413,9 @@ def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEv
     now = ctx.now()
     with session_scope(ctx.engine) as session:
         row = load_event(session, scheduled_event_id)
+        if row.status == "cancelled":  # idempotent: no second event, no second notice
+            attempts = attempts_by_event(session, [scheduled_event_id])
+            return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
         check_transition(
             "scheduled event",
             scheduled_event_id,
@@ -437,14 +440,49 @@ def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEv
                 payload={"scheduled_event_id": scheduled_event_id},
             )
         attempts = attempts_by_event(session, [scheduled_event_id])
-        return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
+        out = ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
+        finished = cancelled_event(row, now)
+    # After the commit, so whoever waits for this call (a planner run) stops waiting.
+    ctx.notify_call_finished(finished)
+    return out
 
 
-def cancel_pending_for_run(session: Session, run_id: str, now: datetime, reason: str) -> int:
-    """Cancel every pending event of a run (inside the caller's transaction)."""
+def cancelled_event(row: m.ScheduledEvent, now: datetime) -> CallFinished:
+    """The ``CallFinished`` notice for a scheduled event that was just cancelled."""
+    return CallFinished(
+        scheduled_event_id=row.scheduled_event_id,
+        run_id=row.run_id,
+        step_id=row.step_id,
+        assistant_id=row.assistant_id,
+        status="cancelled",
+        call_status=row.call_status,
+        conversation_id=row.conversation_id,
+        attempts=row.current_attempt,
+        finished_at=now,
+        end_user_target=row.telnyx_end_user_target,
+    )
+
+
+def cancel_pending_for_run(
+    session: Session, run_id: str, now: datetime, reason: str
+) -> list[CallFinished]:
+    """Cancel every pending event of a run (inside the caller's transaction) and return the
+    notices the caller sends to ``ctx.notify_call_finished`` once it has committed."""
+    rows = session.exec(
+        select(m.ScheduledEvent).where(
+            col(m.ScheduledEvent.run_id) == run_id, col(m.ScheduledEvent.status) == "pending"
+        )
+    ).all()
+    if not rows:
+        return []
+    ids = [row.scheduled_event_id for row in rows]
+    # The status guard again: a dispatcher may have claimed a row since the select.
     result = session.exec(  # type: ignore[call-overload]
         update(m.ScheduledEvent)
-        .where(col(m.ScheduledEvent.run_id) == run_id, col(m.ScheduledEvent.status) == "pending")
+        .where(
+            col(m.ScheduledEvent.scheduled_event_id).in_(ids),
+            col(m.ScheduledEvent.status) == "pending",
+        )
         .values(
             status="cancelled",
             hold_reason=None,
@@ -452,16 +490,18 @@ def cancel_pending_for_run(session: Session, run_id: str, now: datetime, reason:
             lease_owner=None,
             lease_expires_at=None,
         )
+        .returning(col(m.ScheduledEvent.scheduled_event_id))
     )
-    if result.rowcount:
+    cancelled = set(result.scalars().all())
+    if cancelled:
         append_event(
             session,
             run_id,
             "custom",
-            f"{result.rowcount} pending call(s) cancelled: {reason}",
+            f"{len(cancelled)} pending call(s) cancelled: {reason}",
             now,
         )
-    return int(result.rowcount or 0)
+    return [cancelled_event(row, now) for row in rows if row.scheduled_event_id in cancelled]
 
 
 def set_hold_for_run(

@@ -5,66 +5,31 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from missionkit import EXAMPLES, catering, make_ctx
 
 from mission_server import assistants, missions, scheduling
-from mission_server.clock import VirtualClock
 from mission_server.context import Context
 from mission_server.dispatcher import Dispatcher
 from mission_server.errors import ConflictError, ValidationError
-from mission_server.insights.offline import OfflineExtractor
 from mission_server.runner import (
     MissionRunner,
     approve_run,
     drive_virtual,
     start_mission,
 )
-from mission_server.settings import Settings
-from mission_server.telephony.simulated import SimulatedProvider
 from planner.spec import load_spec
 from state import models as m
-from state.db import create_schema, make_engine, session_scope
+from state.db import session_scope
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-WORLD = EXAMPLES / "world.yaml"
 LAKEFRONT, GRILL, PRAIRIE, WINDY = (
     "+13125550101",
     "+13125550102",
     "+13125550103",
     "+13125550104",
 )
-
-
-def catering(**changes: Any) -> dict[str, Any]:
-    spec = load_spec(EXAMPLES / "catering.yaml").model_dump(mode="json")
-    spec.update(changes)
-    return spec
-
-
-def make_ctx(url: str, tmp_path: Path) -> Context:
-    engine = make_engine(url)
-    create_schema(engine)
-    provider = SimulatedProvider.from_path(WORLD, ledger_path=tmp_path / "ledger.jsonl")
-    assert provider.world.start_time is not None
-    return Context(
-        engine=engine,
-        clock=VirtualClock(provider.world.start_time),
-        provider=provider,
-        settings=Settings(MISSION_LLM_BASE_URL=None, MISSION_LLM_MODEL=None),
-        extractor=OfflineExtractor(),
-    )
-
-
-@pytest.fixture
-def sim(tmp_path):
-    ctx = make_ctx(str(tmp_path / "missions.db"), tmp_path)
-    runner = MissionRunner(ctx, mode="inline")
-    yield ctx, runner
-    runner.close()
-    ctx.engine.dispose()
 
 
 def run_to_end(ctx: Context, runner: MissionRunner, run_id: str) -> missions.RunDetail:

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from mission_server import assistants, missions, scheduling
+from mission_server.context import CallFinished
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
 from state import models as m
 from state.errors import NotFound
@@ -199,12 +200,37 @@ def test_idempotent_creation(ctx, assistant):
 
 
 def test_cancel_pending_is_idempotent(ctx, assistant):
-    call = schedule(ctx, assistant)
+    mission = missions.create_mission(ctx, "M")
+    run = missions.start_run(ctx, mission.mission_id)
+    call = schedule(ctx, assistant, run_id=run.run_id)
+    heard: list[CallFinished] = []
+    ctx.call_listeners.append(heard.append)
     cancelled = scheduling.cancel_scheduled_event(ctx, call.scheduled_event_id)
     assert cancelled.status == "cancelled"
     assert scheduling.cancel_scheduled_event(ctx, call.scheduled_event_id).status == "cancelled"
     with pytest.raises(NotFound):
         scheduling.cancel_scheduled_event(ctx, "missing")
+    # One notice (whoever waits for the call stops waiting) and one logged event.
+    assert [(h.scheduled_event_id, h.status, h.run_id) for h in heard] == [
+        (call.scheduled_event_id, "cancelled", run.run_id)
+    ]
+    logged = [e for e in missions.list_events(ctx, run.run_id) if "cancelled" in e.summary]
+    assert len(logged) == 1
+
+
+def test_cancelling_a_run_tells_listeners_about_each_pending_call(ctx, assistant):
+    mission = missions.create_mission(ctx, "M")
+    run = missions.start_run(ctx, mission.mission_id)
+    first = schedule(ctx, assistant, run_id=run.run_id)
+    second = schedule(ctx, assistant, run_id=run.run_id, to="+13125550102")
+    heard: list[CallFinished] = []
+    ctx.call_listeners.append(heard.append)
+    missions.cancel_run(ctx, run.run_id, reason="user changed their mind")
+    assert sorted((h.scheduled_event_id, h.status) for h in heard) == sorted(
+        [(first.scheduled_event_id, "cancelled"), (second.scheduled_event_id, "cancelled")]
+    )
+    statuses = {c.status for c in scheduling.list_scheduled_events(ctx, run_id=run.run_id)}
+    assert statuses == {"cancelled"}
 
 
 def test_finished_run_cannot_schedule(ctx, assistant):

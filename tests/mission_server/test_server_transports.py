@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import pytest
@@ -31,6 +32,7 @@ from mission_server.server_http import (
 )
 
 MISSION = str(Path(sys.executable).with_name("mission"))
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-test-token-7f1c"
 READY_DEADLINE_SECS = 60.0
 INITIALIZE = {
@@ -150,6 +152,7 @@ async def test_stdio_serves_tools_and_places_a_simulated_call(tmp_path):
         )
 
     assert {"server_status", "get_run", "wait_for_call", "schedule_call"} <= tools
+    assert {"run_mission", "approve_run"} <= tools
     assert status["provider"] == "simulated" and status["real_calls"] is False
     assert status["clock"] == "accelerated" and status["sim_speed"] == 600
     assert status["dispatcher_running"] is True
@@ -159,6 +162,33 @@ async def test_stdio_serves_tools_and_places_a_simulated_call(tmp_path):
     assert result["call_status"] == "completed"
     assert any("Lakefront" in m["text"] for m in result["transcript"])
     assert progress and progress[-1].startswith("completed")
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_stdio_run_mission_runs_the_catering_mission_to_its_recommendation(tmp_path):
+    params = StdioServerParameters(
+        command=MISSION,
+        args=["serve", "--db", str(tmp_path / "m.db"), "--simulate", "--sim-speed", "3000"],
+    )
+    spec = (ROOT / "examples" / "catering.yaml").read_text()
+    async with Client(params) as client:
+        started = await client.call_tool("run_mission", {"spec": spec})
+        assert not started.is_error, started.content[0].text
+        run_id = started.structured_content["run_id"]
+        deadline = time.monotonic() + 90
+        while True:
+            run = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
+            if run["status"] in {"succeeded", "failed", "cancelled"}:
+                break
+            assert time.monotonic() < deadline, f"run still {run['status']} after 90 s"
+            await anyio.sleep(0.2)
+        result = await client.read_resource(f"mission://runs/{run_id}/result")
+
+    assert run["status"] == "succeeded", run["error"]
+    assert run["result_payload"]["recommendation"]["name"] == "Chicago Grill Co"
+    assert len(run["conversations"]) == 3
+    assert any("Chicago Grill Co" in getattr(c, "text", "") for c in result.contents)
 
 
 # --------------------------------------------------------------------------- HTTP

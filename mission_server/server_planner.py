@@ -1,0 +1,76 @@
+"""The planner's MCP tools: ``run_mission`` hands a whole mission to the planner graph and
+``approve_run`` answers a run that waits for approval. Both call the same service functions
+as ``mission run`` and ``mission approve``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from mission_server.context import Context
+from mission_server.missions import get_run_record
+from mission_server.runner import approve_run as approve_service
+from mission_server.runner import start_mission
+from mission_server.schemas import RunOut
+from mission_server.server import ToolRegistrar
+
+
+def register_planner_tools(tools: ToolRegistrar, ctx: Context) -> None:
+    """Add ``run_mission`` and ``approve_run`` (for ``build_server(extra_tools=...)``)."""
+
+    def run_mission(
+        spec: Annotated[
+            dict[str, Any] | str | None,
+            Field(
+                description="A mission spec (object, or YAML/JSON text): name, objective, "
+                "strategy (sequential_leverage or parallel), assistant {name, instructions, "
+                "greeting}, targets [{name, phone, timezone?, notes?}], extract [{name, type, "
+                "required?, description?, enum?}], leverage {field, variable, better: lower|"
+                "higher}, retry {max_retries_client_errors, retry_interval_secs}, "
+                "calling_window, require_approval. Give this or request."
+            ),
+        ] = None,
+        request: Annotated[
+            str | None,
+            Field(
+                description="The mission in plain language, e.g. 'Call Lakefront Catering "
+                "+13125550101 and Chicago Grill Co +13125550102 for a lunch quote for 50'. "
+                "Without an LLM configured it must list targets with phone numbers."
+            ),
+        ] = None,
+        require_approval: Annotated[
+            bool | None,
+            Field(
+                description="Hold every call until approve_run (overrides the spec's "
+                "require_approval)."
+            ),
+        ] = None,
+    ) -> RunOut:
+        """Run a whole mission autonomously: the planner creates the mission, run and plan,
+        the voice assistant and its number, schedules each target's call (inside calling
+        hours, with retries), carries the best result so far into later calls, extracts
+        insights and compiles a result summary and payload.
+
+        Returns the run at once (status 'running'); follow it with get_run or the
+        mission://runs/{run_id} resources until it is 'succeeded' or 'failed'. With
+        require_approval, nothing is dispatched until approve_run.
+        """
+        run_id = start_mission(ctx, spec, request, require_approval)
+        return get_run_record(ctx, run_id)
+
+    def approve_run(
+        run_id: Annotated[str, Field(description="The run waiting for approval.")],
+        approved: Annotated[
+            bool, Field(description="true lets the run place its calls; false cancels it.")
+        ],
+        note: Annotated[
+            str | None, Field(description="Why, recorded in the run's events.")
+        ] = None,
+    ) -> RunOut:
+        """Approve or reject a run started with require_approval. Approval lets its calls be
+        placed; rejection cancels the run (no call was placed). Returns the run."""
+        return approve_service(ctx, run_id, approved, note)
+
+    tools.add(run_mission, title="Run mission", open_world=True)
+    tools.add(approve_run, title="Approve run", destructive=True)

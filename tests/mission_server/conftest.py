@@ -1,0 +1,22 @@
+"""Fixtures of the mission_server tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from missionkit import make_ctx
+
+from mission_server.context import Context
+from mission_server.runner import MissionRunner
+
+
+@pytest.fixture
+def sim(tmp_path) -> Iterator[tuple[Context, MissionRunner]]:
+    """The example world on a virtual clock with an inline runner (``drive_virtual`` moves
+    it)."""
+    ctx = make_ctx(str(tmp_path / "missions.db"), tmp_path)
+    runner = MissionRunner(ctx, mode="inline")
+    yield ctx, runner
+    runner.close()
+    ctx.engine.dispose()

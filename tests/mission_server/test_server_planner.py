@@ -1,0 +1,92 @@
+"""``run_mission`` and ``approve_run`` over MCP (in process, the SDK's ``Client``): the same
+planner as ``mission run``, started by an agent, held for approval, approved or rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.client import Client
+from missionkit import EXAMPLES, catering
+from test_server import err, ok
+
+from mission_server import missions, scheduling
+from mission_server.runner import drive_virtual
+from mission_server.server import build_server
+from mission_server.server_planner import register_planner_tools
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def planner_server(sim):
+    ctx, _runner = sim
+    return build_server(ctx, extra_tools=[register_planner_tools])
+
+
+async def test_an_agent_runs_the_catering_mission_after_approving_it(sim, planner_server):
+    ctx, runner = sim
+    async with Client(planner_server) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        started = await ok(client, "run_mission", spec=catering(), require_approval=True)
+        run_id = started["run_id"]
+        drive_virtual(ctx, runner, [run_id])  # nothing may move before approval
+        held = await ok(client, "get_run", run_id=run_id)
+        approved = await ok(client, "approve_run", run_id=run_id, approved=True, note="go")
+        drive_virtual(ctx, runner, [run_id])
+        finished = await ok(client, "get_run", run_id=run_id)
+
+    assert tools["run_mission"].annotations.open_world_hint is True
+    assert "approve_run" in tools
+    assert started["status"] == "running" and started["approval_required"] is True
+    assert held["status"] == "running" and held["conversations"] == []
+    assert all(c["status"] == "pending" for c in held["scheduled_calls"])
+    assert approved["approved_at"] is not None
+    assert finished["status"] == "succeeded"
+    recommendation = finished["result_payload"]["recommendation"]
+    assert recommendation["name"] == "Chicago Grill Co"
+    assert "Chicago Grill Co" in finished["result_summary"]
+
+
+async def test_a_yaml_spec_text_and_a_rejection_cancel_without_a_call(sim, planner_server):
+    ctx, runner = sim
+    text = (EXAMPLES / "catering.yaml").read_text()
+    async with Client(planner_server) as client:
+        started = await ok(client, "run_mission", spec=text, require_approval=True)
+        run_id = started["run_id"]
+        rejected = await ok(
+            client, "approve_run", run_id=run_id, approved=False, note="over budget"
+        )
+        drive_virtual(ctx, runner, [run_id])
+        again = await err(client, "approve_run", run_id=run_id, approved=True)
+
+    assert rejected["status"] == "cancelled" and rejected["error"] == "over budget"
+    assert not missions.get_run(ctx, run_id).conversations
+    assert {c.status for c in scheduling.list_scheduled_events(ctx, run_id=run_id)} <= {
+        "cancelled"
+    }
+    assert run_id in again and "not waiting for approval" in again
+
+
+async def test_bad_missions_are_tool_errors_naming_the_field_and_write_nothing(
+    sim, planner_server, tmp_path: Path
+):
+    ctx, _runner = sim
+    broken: dict[str, Any] = catering()
+    broken["targets"][1]["phone"] = "not a number"
+    async with Client(planner_server) as client:
+        neither = await err(client, "run_mission")
+        bad_target = await err(client, "run_mission", spec=broken)
+        bad_yaml = await err(client, "run_mission", spec="name: [unclosed")
+        vague = await err(client, "run_mission", request="find me a cheap caterer")
+        unknown = await err(client, "approve_run", run_id="no-such-run", approved=True)
+        status = await ok(client, "server_status")
+
+    assert "spec" in neither and "request" in neither
+    assert "targets[1].phone" in bad_target and "not a number" in bad_target
+    assert "spec" in bad_yaml and "YAML" in bad_yaml
+    assert "spec file or an LLM" in vague
+    assert "no-such-run" in unknown
+    assert status["provider"] == "simulated"
+    assert missions.list_runs(ctx) == []
