@@ -111,7 +111,7 @@ UPDATE scheduled_events SET lease_owner = ?, lease_expires_at = ?
 WHERE scheduled_event_id IN (
   SELECT scheduled_event_id FROM scheduled_events
   WHERE status IN ('pending','in_progress') AND hold_reason IS NULL AND due_at <= ?
-    AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+    AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
   ORDER BY due_at LIMIT ?)
 RETURNING scheduled_event_id
 """

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from mission_server.calling_hours import CallingWindow, is_inside
@@ -138,8 +138,15 @@ class Dispatcher:
         return report
 
     def next_due(self) -> datetime | None:
-        """The earliest time any unheld, unfinished row needs attention."""
-        query = select(func.min(EVENTS.c.due_at)).where(
+        """The earliest time any unheld, unfinished row needs attention: its due time, or the
+        end of its lease when another worker holds it past that (a row leased by a live or
+        dead worker cannot be claimed before the lease ends)."""
+        lease_end = EVENTS.c.lease_expires_at
+        attention = case(
+            (lease_end.is_not(None) & (lease_end > EVENTS.c.due_at), lease_end),
+            else_=EVENTS.c.due_at,
+        )
+        query = select(func.min(attention)).where(
             EVENTS.c.status.in_(("pending", "in_progress")), EVENTS.c.hold_reason.is_(None)
         )
         with self.engine.connect() as conn:
@@ -157,7 +164,7 @@ class Dispatcher:
                 EVENTS.c.status.in_(("pending", "in_progress")),
                 EVENTS.c.hold_reason.is_(None),
                 EVENTS.c.due_at <= now,
-                (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at < now),
+                (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
             )
             .order_by(EVENTS.c.due_at)
             .limit(self.batch_size)

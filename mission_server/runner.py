@@ -32,7 +32,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import yaml
@@ -525,32 +525,6 @@ def latest_activity(ctx: Context, run_id: str) -> datetime | None:
     return max((e.created_at for e in events), default=None)
 
 
-class _LeaseAwareDispatcher:
-    """A dispatcher as ``run_until_idle`` sees it, except that a due row leased by a worker
-    that died (a killed ``mission run``) makes the clock jump past the lease instead of
-    sweeping in place forever: ``Dispatcher.next_due`` ignores leases, so the loop would
-    keep finding the row due and never claim it. Only for the virtual clock, where this
-    process is the only one moving time."""
-
-    def __init__(self, dispatcher: Dispatcher, clock: Any) -> None:
-        self.dispatcher = dispatcher
-        self.clock = clock
-        self.idle_sweeps = 0
-
-    def sweep(self, now: datetime | None = None) -> Any:
-        report = self.dispatcher.sweep(now)
-        self.idle_sweeps = self.idle_sweeps + 1 if report.claimed == 0 else 0
-        return report
-
-    def next_due(self) -> datetime | None:
-        due = self.dispatcher.next_due()
-        now = self.clock.now()
-        if due is not None and due <= now and self.idle_sweeps >= 2:
-            self.idle_sweeps = 0
-            return now + self.dispatcher.lease + timedelta(seconds=1)
-        return due
-
-
 def drive_virtual(
     ctx: Context,
     runner: MissionRunner,
@@ -594,8 +568,7 @@ def drive_virtual(
     if on_sweep is not None:
         on_sweep()
     if not finished():
-        watched: Any = _LeaseAwareDispatcher(dispatcher, clock)
-        run_until_idle(watched, clock, after_sweep=after_sweep, stop=finished)
+        run_until_idle(dispatcher, clock, after_sweep=after_sweep, stop=finished)
     return run_statuses(ctx, ids)
 
 
