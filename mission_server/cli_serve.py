@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
-from mission_server.server_http import DEFAULT_HOST, DEFAULT_PORT
+# Not server_http: importing the MCP SDK would slow every other `mission` command down.
+from mission_server.settings import DEFAULT_HTTP_HOST as DEFAULT_HOST
+from mission_server.settings import DEFAULT_HTTP_PORT as DEFAULT_PORT
 
 log = logging.getLogger("mission_server.serve")
 

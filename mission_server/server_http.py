@@ -14,9 +14,18 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 
 from mission_server.errors import ConfigurationError
+from mission_server.settings import DEFAULT_HTTP_HOST as DEFAULT_HOST
+from mission_server.settings import DEFAULT_HTTP_PORT as DEFAULT_PORT
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "StaticTokenVerifier",
+    "bearer_auth",
+    "check_http_options",
+    "is_loopback",
+    "transport_security",
+]
 _LOOPBACK_HOST_HEADERS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 
 

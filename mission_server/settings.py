@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_WORLD = Path(__file__).with_name("data") / "world.yaml"
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8765
 
 
 class Settings(BaseSettings):
