@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from planner.errors import SpecError
+from state.types import INSIGHT_PARAMETER_TYPES as PARAMETER_TYPES
+from state.types import InsightParameterType as ParameterType
 
 __all__ = [
     "PARAMETER_TYPES",
@@ -34,31 +36,6 @@ __all__ = [
     "spec_json_schema",
 ]
 
-#: The insight parameter types of the reference (``20_structured-insights.md``).
-PARAMETER_TYPES: tuple[str, ...] = (
-    "string",
-    "enum",
-    "number",
-    "integer",
-    "boolean",
-    "array",
-    "array(string)",
-    "array(number)",
-    "array(boolean)",
-    "object",
-)
-ParameterType = Literal[
-    "string",
-    "enum",
-    "number",
-    "integer",
-    "boolean",
-    "array",
-    "array(string)",
-    "array(number)",
-    "array(boolean)",
-    "object",
-]
 Strategy = Literal["sequential_leverage", "parallel"]
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 Scalar = str | int | float | bool

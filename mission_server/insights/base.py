@@ -9,31 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from mission_server.telephony.base import TranscriptMessage
+from state.types import INSIGHT_PARAMETER_TYPES, InsightParameterType
 
-ParameterType = Literal[
-    "string",
-    "enum",
-    "number",
-    "integer",
-    "boolean",
-    "array",
-    "array(string)",
-    "array(number)",
-    "array(boolean)",
-    "object",
-]
-PARAMETER_TYPES: tuple[str, ...] = (
-    "string",
-    "enum",
-    "number",
-    "integer",
-    "boolean",
-    "array",
-    "array(string)",
-    "array(number)",
-    "array(boolean)",
-    "object",
-)
+ParameterType = InsightParameterType
+PARAMETER_TYPES: tuple[str, ...] = INSIGHT_PARAMETER_TYPES
 ResultStatus = Literal["pending", "in_progress", "completed", "failed"]
 
 
