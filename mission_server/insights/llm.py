@@ -13,7 +13,6 @@ travels only in the ``Authorization`` header and never appears in a result or an
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -25,7 +24,7 @@ from pydantic import SecretStr
 
 from mission_server.errors import ConfigurationError, ValidationError
 from mission_server.insights.base import ExtractionResult, InsightDefinition
-from mission_server.insights.schema import compile_schema, validate_result
+from mission_server.insights.schema import compile_schema, parse_json_answer, validate_result
 from mission_server.telephony.base import TranscriptMessage
 
 __all__ = ["LLMExtractor", "render_transcript"]
@@ -33,7 +32,6 @@ __all__ = ["LLMExtractor", "render_transcript"]
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 _SYSTEM_PROMPT = """\
 You analyse a finished phone conversation and extract one insight from it.
@@ -249,12 +247,8 @@ class LLMExtractor:
         if not definition.structured:
             value: Any = content.strip()
         else:
-            text = content.strip()
-            fenced = _FENCE.match(text)
-            if fenced:
-                text = fenced.group(1)
             try:
-                value = json.loads(text)
+                value = parse_json_answer(content)
             except ValueError:
                 return ExtractionResult(
                     insight_id, "failed",

@@ -19,6 +19,7 @@ Structured definitions compile to a JSON Schema draft 2020-12 object schema with
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from jsonschema import Draft202012Validator
 
 from mission_server.errors import ValidationError
 from mission_server.insights.base import PARAMETER_TYPES, InsightDefinition, InsightParameter
+from mission_server.validation import require_text
 
 __all__ = [
     "JSON_SCHEMA_DIALECT",
@@ -74,16 +76,22 @@ def _normalise_type(value: Any, field: str) -> str:
 def _text(value: Any, field: str, *, max_length: int, allow_empty: bool) -> str:
     if value is None and allow_empty:
         return ""
-    if not isinstance(value, str):
-        raise ValidationError(field, "must be a string", value)
-    value = value.strip()
-    if not value and not allow_empty:
-        raise ValidationError(field, "must not be empty", value)
-    if len(value) > max_length:
-        raise ValidationError(
-            field, f"must be at most {max_length} characters", f"{len(value)} characters"
-        )
-    return value
+    return require_text(value, field, max_length=max_length, allow_empty=allow_empty)
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+def parse_json_answer(text: str) -> Any:
+    """Parse a structured answer that may come wrapped in a markdown code fence (models and
+    the platform both do that).
+
+    Raises:
+        ValueError: the text is not JSON.
+    """
+    text = text.strip()
+    fenced = _FENCE.match(text)
+    return json.loads(fenced.group(1) if fenced else text)
 
 
 def _enum_values(value: Any, field: str) -> tuple[str, ...]:

@@ -18,20 +18,17 @@ sleep). Not finished in time, failed on the platform, or breaking the schema all
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mission_server.errors import ProviderError, ValidationError
 from mission_server.insights.base import ExtractionResult, InsightDefinition
-from mission_server.insights.schema import validate_result
+from mission_server.insights.schema import parse_json_answer, validate_result
 from mission_server.telephony.base import TranscriptMessage
 
 __all__ = ["TelnyxInsightsExtractor"]
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _WAITING = frozenset({"pending", "in_progress", "queued", "processing"})
 
 Fetch = Callable[[str], Any]
@@ -129,16 +126,12 @@ class TelnyxInsightsExtractor:
     def _mapped(definition: InsightDefinition, raw: Any) -> ExtractionResult:
         value: Any = raw
         if definition.structured and isinstance(raw, str):
-            text = raw.strip()
-            fenced = _FENCE.match(text)
-            if fenced:
-                text = fenced.group(1)
             try:
-                value = json.loads(text)
+                value = parse_json_answer(raw)
             except ValueError:
                 return ExtractionResult(
                     definition.insight_id, "failed",
-                    error=f"Telnyx's result is not JSON: {text[:200]!r}",
+                    error=f"Telnyx's result is not JSON: {raw.strip()[:200]!r}",
                 )
         elif not definition.structured and isinstance(raw, str):
             value = raw.strip()
