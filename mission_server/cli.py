@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mission_server import log_setup
 from mission_server.cli_run import approve as approve_command
 from mission_server.cli_run import run as run_command
 from mission_server.cli_serve import serve
@@ -50,13 +51,8 @@ DbOption = Annotated[
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Log to stderr: INFO, or DEBUG when verbose."""
+    log_setup.setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mission_server.errors import MissionError
+from mission_server.log_setup import setup_logging
 from state.errors import StateError
 
 log = logging.getLogger("mission_server.run")
@@ -77,13 +78,8 @@ _STYLES = {"step_failed": "red", "error": "red", "step_completed": "green", "too
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The live progress display is the output; log records only when asked for.
+    setup_logging(logging.INFO if verbose else logging.WARNING)
 
 
 @contextmanager
