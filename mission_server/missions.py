@@ -10,8 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Table, bindparam
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from mission_server.context import CallFinished, Context
 from mission_server.errors import ValidationError
@@ -248,50 +251,137 @@ def get_run(ctx: Context, run_id: str) -> RunDetail:
     Raises:
         NotFound: unknown run.
     """
-    with session_scope(ctx.engine) as session:
-        run = load_run(session, run_id)
-        mission = load_mission(session, run.mission_id)
-        steps = session.exec(
-            select(m.PlanStep)
-            .where(m.PlanStep.run_id == run_id)
-            .order_by(col(m.PlanStep.sequence), col(m.PlanStep.id))
-        ).all()
-        assistants = session.exec(
-            select(m.Assistant)
-            .join(m.RunAgent, col(m.RunAgent.assistant_id) == col(m.Assistant.assistant_id))
-            .where(m.RunAgent.run_id == run_id)
-            .order_by(col(m.RunAgent.created_at))
-        ).all()
+    # Core selects on one connection (one transaction, so one consistent view): the run with
+    # its mission's name and whether it has assistants, calls or conversations at all, then
+    # only the queries that can return rows. Rows are read through the ORM attribute names,
+    # so the schemas' ``of`` builders apply to them unchanged.
+    with ctx.engine.connect() as conn:
+        run = conn.execute(_DETAIL_RUN, {"run_id": run_id}).first()
+        if run is None:
+            raise NotFound("run", run_id)
+        if run.mission_name is None:
+            raise NotFound("mission", run.mission_id)
+        params = {"run_id": run_id}
+        steps = conn.execute(_DETAIL_STEPS, params).all()
+        assistants = conn.execute(_DETAIL_ASSISTANTS, params).all() if run.has_agents else []
         numbers: dict[str, list[str]] = {}
         if assistants:
-            for number in session.exec(
-                select(m.PhoneNumber).where(
-                    col(m.PhoneNumber.assistant_id).in_([a.assistant_id for a in assistants])
-                )
+            for number in conn.execute(
+                _DETAIL_NUMBERS, {"assistant_ids": [a.assistant_id for a in assistants]}
             ):
                 numbers.setdefault(number.assistant_id or "", []).append(number.phone_number)
-        events = session.exec(
-            select(m.ScheduledEvent)
-            .where(m.ScheduledEvent.run_id == run_id)
-            .order_by(col(m.ScheduledEvent.created_at), col(m.ScheduledEvent.scheduled_event_id))
-        ).all()
-        attempts = attempts_by_event(session, [e.scheduled_event_id for e in events])
-        conversations = session.exec(
-            select(m.Conversation)
-            .where(m.Conversation.run_id == run_id)
-            .order_by(col(m.Conversation.started_at))
-        ).all()
-        base = RunOut.of(run).model_dump()
-        return RunDetail(
-            **base,
-            mission_name=mission.name,
-            plan=[PlanStepOut.of(s) for s in steps],
-            assistants=[AssistantOut.of(a, numbers.get(a.assistant_id)) for a in assistants],
-            scheduled_calls=[
-                ScheduledEventOut.of(e, attempts.get(e.scheduled_event_id, [])) for e in events
-            ],
-            conversations=[ConversationOut.of(c) for c in conversations],
+        events = conn.execute(_DETAIL_EVENTS, params).all() if run.has_calls else []
+        attempts: dict[str, list[Any]] = {}
+        if events:
+            for attempt in conn.execute(
+                _DETAIL_ATTEMPTS, {"event_ids": [e.scheduled_event_id for e in events]}
+            ):
+                attempts.setdefault(attempt.scheduled_event_id, []).append(attempt)
+        conversations = (
+            conn.execute(_DETAIL_CONVERSATIONS, params).all() if run.has_conversations else []
         )
+        conn.rollback()  # read only: nothing to commit
+    base = RunOut.of(run)  # type: ignore[arg-type]
+    # dict(base), not model_dump(): the validated values as they are, no dump and re-parse.
+    # The nested parts are model instances, which pydantic takes without revalidating them.
+    # (model_construct measured no faster than this validation, so it is not used.)
+    return RunDetail(
+        **dict(base),
+        mission_name=run.mission_name,
+        plan=[PlanStepOut.of(s) for s in steps],  # type: ignore[arg-type]
+        assistants=[
+            AssistantOut.of(a, numbers.get(a.assistant_id))  # type: ignore[arg-type]
+            for a in assistants
+        ],
+        scheduled_calls=[
+            ScheduledEventOut.of(e, attempts.get(e.scheduled_event_id, []))  # type: ignore[arg-type]
+            for e in events
+        ],
+        conversations=[ConversationOut.of(c) for c in conversations],  # type: ignore[arg-type]
+    )
+
+
+def _attribute_columns(model: type[SQLModel]) -> list[Any]:
+    """The model's table columns labelled with its attribute names (``metadata`` → ``meta``),
+    so a Core row reads like the ORM object."""
+    return [
+        attr.columns[0].label(attr.key)
+        for attr in sa_inspect(model).column_attrs  # type: ignore[union-attr]
+    ]
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def _detail_statements() -> tuple[Any, ...]:
+    """get_run's statements, built once (the same SQL, orders included, as the ORM queries
+    they replace)."""
+    runs, missions = _table(m.Run), _table(m.Mission)
+    run_agents, assistants = _table(m.RunAgent), _table(m.Assistant)
+    numbers, events = _table(m.PhoneNumber), _table(m.ScheduledEvent)
+    attempts, conversations, steps = (
+        _table(m.CallAttempt),
+        _table(m.Conversation),
+        _table(m.PlanStep),
+    )
+    run_id = bindparam("run_id")
+
+    def has(table: Table) -> Any:
+        return sa_select(table.c.run_id).where(table.c.run_id == runs.c.run_id).exists()
+
+    run = (
+        sa_select(
+            *_attribute_columns(m.Run),
+            missions.c.name.label("mission_name"),
+            has(run_agents).label("has_agents"),
+            has(events).label("has_calls"),
+            has(conversations).label("has_conversations"),
+        )
+        .select_from(runs.outerjoin(missions, missions.c.mission_id == runs.c.mission_id))
+        .where(runs.c.run_id == run_id)
+    )
+    plan = (
+        sa_select(*_attribute_columns(m.PlanStep))
+        .where(steps.c.run_id == run_id)
+        .order_by(steps.c.sequence, steps.c.id)
+    )
+    linked = (
+        sa_select(*_attribute_columns(m.Assistant))
+        .join(run_agents, run_agents.c.assistant_id == assistants.c.assistant_id)
+        .where(run_agents.c.run_id == run_id)
+        .order_by(run_agents.c.created_at)
+    )
+    phone_numbers = sa_select(*_attribute_columns(m.PhoneNumber)).where(
+        numbers.c.assistant_id.in_(bindparam("assistant_ids", expanding=True))
+    )
+    calls = (
+        sa_select(*_attribute_columns(m.ScheduledEvent))
+        .where(events.c.run_id == run_id)
+        .order_by(events.c.created_at, events.c.scheduled_event_id)
+    )
+    call_attempts = (
+        sa_select(*_attribute_columns(m.CallAttempt))
+        .where(attempts.c.scheduled_event_id.in_(bindparam("event_ids", expanding=True)))
+        .order_by(attempts.c.attempt_number)
+    )
+    talks = (
+        sa_select(*_attribute_columns(m.Conversation))
+        .where(conversations.c.run_id == run_id)
+        .order_by(conversations.c.started_at)
+    )
+    return run, plan, linked, phone_numbers, calls, call_attempts, talks
+
+
+(
+    _DETAIL_RUN,
+    _DETAIL_STEPS,
+    _DETAIL_ASSISTANTS,
+    _DETAIL_NUMBERS,
+    _DETAIL_EVENTS,
+    _DETAIL_ATTEMPTS,
+    _DETAIL_CONVERSATIONS,
+) = _detail_statements()
 
 
 def attempts_by_event(session: Session, event_ids: list[str]) -> dict[str, list[m.CallAttempt]]:

@@ -1,0 +1,140 @@
+"""get_run reads the run detail with Core selects: it must return exactly what building it
+from the ORM objects (as it used to) returns, for a run with every part filled in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from missionkit import catering
+from sqlmodel import Session, col, select
+
+from mission_server import missions
+from mission_server.runner import drive_virtual
+from mission_server.schemas import (
+    AssistantOut,
+    ConversationOut,
+    PlanStepOut,
+    RunOut,
+    ScheduledEventOut,
+)
+from state import models as m
+from state.db import session_scope
+from state.errors import NotFound
+
+WINDY = "+13125550104"
+
+
+def orm_detail(session: Session, run_id: str) -> missions.RunDetail:
+    """The run detail as the ORM builds it (get_run's former implementation)."""
+    run = missions.load_run(session, run_id)
+    mission = missions.load_mission(session, run.mission_id)
+    steps = session.exec(
+        select(m.PlanStep)
+        .where(m.PlanStep.run_id == run_id)
+        .order_by(col(m.PlanStep.sequence), col(m.PlanStep.id))
+    ).all()
+    assistants = session.exec(
+        select(m.Assistant)
+        .join(m.RunAgent, col(m.RunAgent.assistant_id) == col(m.Assistant.assistant_id))
+        .where(m.RunAgent.run_id == run_id)
+        .order_by(col(m.RunAgent.created_at))
+    ).all()
+    numbers: dict[str, list[str]] = {}
+    for number in session.exec(
+        select(m.PhoneNumber).where(
+            col(m.PhoneNumber.assistant_id).in_([a.assistant_id for a in assistants])
+        )
+    ):
+        numbers.setdefault(number.assistant_id or "", []).append(number.phone_number)
+    events = session.exec(
+        select(m.ScheduledEvent)
+        .where(m.ScheduledEvent.run_id == run_id)
+        .order_by(col(m.ScheduledEvent.created_at), col(m.ScheduledEvent.scheduled_event_id))
+    ).all()
+    attempts = missions.attempts_by_event(session, [e.scheduled_event_id for e in events])
+    conversations = session.exec(
+        select(m.Conversation)
+        .where(m.Conversation.run_id == run_id)
+        .order_by(col(m.Conversation.started_at))
+    ).all()
+    return missions.RunDetail(
+        **RunOut.of(run).model_dump(),
+        mission_name=mission.name,
+        plan=[PlanStepOut.of(s) for s in steps],
+        assistants=[AssistantOut.of(a, numbers.get(a.assistant_id)) for a in assistants],
+        scheduled_calls=[
+            ScheduledEventOut.of(e, attempts.get(e.scheduled_event_id, [])) for e in events
+        ],
+        conversations=[ConversationOut.of(c) for c in conversations],
+    )
+
+
+def assert_same(ctx, run_id: str) -> missions.RunDetail:
+    detail = missions.get_run(ctx, run_id)
+    with session_scope(ctx.engine) as session:
+        expected = orm_detail(session, run_id)
+    assert detail == expected
+    assert detail.model_fields_set == expected.model_fields_set
+    assert detail.model_dump_json() == expected.model_dump_json()
+    assert type(detail.plan[0] if detail.plan else None) is type(
+        expected.plan[0] if expected.plan else None
+    )
+    return detail
+
+
+def test_get_run_matches_the_orm_detail_for_a_run_with_every_part(sim):
+    ctx, runner = sim
+    spec = catering()
+    spec["targets"].insert(1, {"name": "Windy City Bites", "phone": WINDY})
+    run_id = runner.start(spec)
+    drive_virtual(ctx, runner, [run_id])
+    with session_scope(ctx.engine) as session:
+        # A calling-hours deferral on one call and two numbers on the linked assistant, so
+        # every part of the detail has something in it.
+        event = session.exec(
+            select(m.ScheduledEvent).where(m.ScheduledEvent.run_id == run_id)
+        ).first()
+        assert event is not None
+        at = event.scheduled_at_fixed_datetime
+        event.deferrals = [
+            {
+                "requested": (at - timedelta(hours=9)).isoformat(),
+                "moved_to": at.isoformat(),
+                "reason": "outside calling hours",
+                "recorded_at": (at - timedelta(hours=10)).isoformat(),
+            }
+        ]
+        session.add(event)
+        link = session.exec(select(m.RunAgent).where(m.RunAgent.run_id == run_id)).first()
+        assert link is not None
+        for number in session.exec(select(m.PhoneNumber).limit(2)):
+            number.assistant_id = link.assistant_id
+            session.add(number)
+
+    detail = assert_same(ctx, run_id)
+    assert detail.status == "succeeded"
+    assert detail.plan and detail.assistants and detail.conversations
+    assert len(detail.assistants[0].phone_numbers) >= 2
+    windy = next(c for c in detail.scheduled_calls if c.telnyx_end_user_target == WINDY)
+    assert [a.attempt_number for a in windy.call_attempts] == [1, 2, 3]
+    assert any(c.deferrals for c in detail.scheduled_calls)
+
+
+def test_get_run_of_a_bare_run(sim):
+    ctx, _ = sim
+    mission = missions.create_mission(ctx, "Bare")
+    run = missions.start_run(ctx, mission.mission_id, input={"guests": 5})
+    detail = assert_same(ctx, run.run_id)
+    assert detail.mission_name == "Bare"
+    assert detail.plan == detail.assistants == detail.scheduled_calls == []
+    assert detail.conversations == []
+
+
+def test_get_run_of_an_unknown_run_raises_not_found(sim):
+    ctx, _ = sim
+    with pytest.raises(NotFound) as raised:
+        missions.get_run(ctx, "no-such-run")
+    with session_scope(ctx.engine) as session, pytest.raises(NotFound) as expected:
+        missions.load_run(session, "no-such-run")
+    assert str(raised.value) == str(expected.value)
