@@ -10,11 +10,15 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
 from mission_server.context import Context
 from mission_server.insights.factory import make_extractor
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.base import Provider
+from state import models as m
 from state.db import make_engine, upgrade
 
 log = logging.getLogger("mission_server")
@@ -44,6 +48,18 @@ def choose_provider(
     reason = "--simulate given" if simulate else "TELNYX_API_KEY is not set"
     log.warning("provider: simulated world %s (%s) — no real calls are placed", path, reason)
     return SimulatedProvider.from_path(path, seed=seed, ledger_path=ledger_path)
+
+
+def latest_recorded_time(engine: Engine) -> datetime | None:
+    """The latest moment the database has recorded (events and scheduled calls), if any."""
+    query = select(
+        select(func.max(m.Event.__table__.c.created_at)).scalar_subquery(),
+        select(func.max(m.ScheduledEvent.__table__.c.updated_at)).scalar_subquery(),
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+    moments = [value for value in row if value is not None]
+    return max(moments) if moments else None
 
 
 def world_start_time(provider: Provider) -> datetime | None:
@@ -86,7 +102,11 @@ def build_context(
             clock = VirtualClock(start)
         elif provider.name == "simulated":
             speed = sim_speed if sim_speed is not None else settings.sim_speed
-            clock = AcceleratedClock(start, speed)
+            # Never behind what is already recorded: a restarted server, or a worker started
+            # after the server, carries on from the latest recorded moment instead of going
+            # back to the world's start (due times would jump into the future).
+            latest = latest_recorded_time(engine)
+            clock = AcceleratedClock(max(start, latest) if latest else start, speed)
         else:
             clock = SystemClock()
     return Context(

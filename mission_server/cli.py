@@ -147,20 +147,31 @@ def worker(
         typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
     ] = False,
     world: Annotated[Path | None, typer.Option(help="Simulated world file.")] = None,
+    sim_speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated seconds per wall-clock second (default 60, or MISSION_SIM_SPEED).",
+            min=0.001,
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the simulated world.")] = None,
     poll_secs: Annotated[float, typer.Option(help="Safety sweep interval (seconds).")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Sweep once and exit.")] = False,
 ) -> None:
     """Run the dispatcher: place due calls, record outcomes, retry.
 
-    Any number of workers may share one PostgreSQL database. A worker also advances the
-    mission runs (run_mission, mission run) whose calls it finishes.
+    Several workers may share one PostgreSQL database.
+
+    A worker also advances the mission runs whose calls it finishes.
     """
     from mission_server.app import build_context
     from mission_server.dispatcher import Dispatcher, RealtimeTrigger
 
     setup_logging()
     try:
-        ctx = build_context(db_url=db, simulate=simulate or None, world=world)
+        ctx = build_context(
+            db_url=db, simulate=simulate or None, world=world, seed=seed, sim_speed=sim_speed
+        )
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
     from mission_server.runner import runner_for
