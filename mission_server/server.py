@@ -98,8 +98,9 @@ every step. Workflow: create_mission → start_run → create_plan → create_as
 read insights → set_run_variables (e.g. best_quote) → next calls → update_plan_step as you go →
 update_run(status="succeeded", result_summary=..., result_payload=...). Call server_status
 first: it says whether calls are real or simulated and what time it is on the server
-(scheduled_at values are in server time). Read-only views are also resources under
-mission://."""
+(scheduled_at values are in server time). To hand a whole mission to the built-in planner
+instead, call run_mission with a spec or a request (and approve_run if it waits for approval),
+then follow it with get_run. Read-only views are also resources under mission://."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
