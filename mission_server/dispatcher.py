@@ -48,7 +48,7 @@ from mission_server.telephony.base import (
     Placement,
 )
 from state import models as m
-from state.db import is_postgres
+from state.db import is_postgres, reader
 from state.types import utc_iso
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class Dispatcher:
         query = select(func.min(attention)).where(
             EVENTS.c.status.in_(("pending", "in_progress")), EVENTS.c.hold_reason.is_(None)
         )
-        with self.engine.connect() as conn:
+        with reader(self.engine).connect() as conn:
             value = conn.execute(query).scalar()
         if value is None:
             return None

@@ -37,7 +37,7 @@ from mission_server.validation import (
     require_text,
 )
 from state import models as m
-from state.db import session_scope
+from state.db import reader, session_scope
 from state.errors import NotFound
 from state.transitions import (
     EVENT_TYPES,
@@ -255,7 +255,7 @@ def get_run(ctx: Context, run_id: str) -> RunDetail:
     # its mission's name and whether it has assistants, calls or conversations at all, then
     # only the queries that can return rows. Rows are read through the ORM attribute names,
     # so the schemas' ``of`` builders apply to them unchanged.
-    with ctx.engine.connect() as conn:
+    with reader(ctx.engine).connect() as conn:
         run = conn.execute(_DETAIL_RUN, {"run_id": run_id}).first()
         if run is None:
             raise NotFound("run", run_id)

@@ -69,6 +69,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_READ_ONLY = "mission_read_only"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same database for read-only work. On SQLite its transactions are deferred, so a
+    read neither takes the write lock nor queues behind a dispatcher's writes; elsewhere it is
+    ``engine`` itself. Writing through it on SQLite may fail with "database is locked"."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    found: Engine | None = getattr(engine, "_mission_reader", None)
+    if found is None:
+        found = engine.execution_options(**{_READ_ONLY: True})
+        engine._mission_reader = found  # type: ignore[attr-defined]
+    return found
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (default: ``MISSION_DB_URL``, else the SQLite file).
 
@@ -89,9 +105,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            # Every SQLite transaction takes the write lock up front, so claims are atomic and
-            # there is never a lock upgrade deadlock between two writers.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Every SQLite transaction that may write takes the write lock up front, so claims
+            # are atomic and there is never a lock upgrade deadlock between two writers.
+            # Readers (see ``reader``) take a deferred snapshot and never wait for writers.
+            if conn.get_execution_options().get(_READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
