@@ -72,8 +72,18 @@ def single(repeat: int) -> dict[str, Any]:
             raise SystemExit(f"mission run failed ({done.returncode}): {done.stderr[-2000:]}")
         detail = json.loads(done.stdout)
         assert detail["result_payload"]["recommendation"]["name"] == "Chicago Grill Co"
+    startup: list[float] = []
+    for _ in range(repeat):
+        db = Path(tempfile.mkdtemp(prefix="bench-missions-")) / "m.db"
+        started = time.perf_counter()
+        subprocess.run(
+            [str(MISSION), "db", "upgrade", "--db", str(db)],
+            env=_clean_env(), capture_output=True, check=True,
+        )
+        startup.append(time.perf_counter() - started)
     return {
         "runs": repeat,
+        "baseline_startup_s_median": round(statistics.median(startup), 3),
         "wall_s_median": round(statistics.median(walls), 3),
         "wall_s_min": round(min(walls), 3),
         "cpu_s_median": round(statistics.median(cpus), 3),
@@ -136,6 +146,40 @@ def concurrent(missions: int) -> dict[str, Any]:
     }
 
 
+def calls_only(missions: int) -> dict[str, Any]:
+    """The concurrent missions' calls without the planner: scheduled directly, dispatched."""
+    from mission_server import assistants, scheduling
+    from mission_server.app import build_context
+    from mission_server.dispatcher import Dispatcher, run_until_idle
+    from planner.spec import load_spec
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-missions-"))
+    world = _world_with_numbers(missions, directory)
+    ctx = build_context(db_url=str(directory / "m.db"), clock="virtual", simulate=True, world=world)
+    spec = load_spec(CATERING)
+    started = time.perf_counter()
+    for _ in range(missions):
+        assistant = assistants.create_assistant(
+            ctx, spec.assistant.name, spec.assistant.instructions
+        )
+        assistants.assign_phone_number(ctx, assistant.assistant_id)
+        for target in spec.targets:
+            scheduling.create_scheduled_event(
+                ctx,
+                assistant_id=assistant.assistant_id,
+                channel="phone_call",
+                to=target.phone,
+                dynamic_variables={"business_name": target.name},
+                max_retries_client_errors=spec.retry.max_retries_client_errors,
+                retry_interval_secs=spec.retry.retry_interval_secs,
+            )
+    report = run_until_idle(Dispatcher(ctx), ctx.clock)
+    wall = time.perf_counter() - started
+    ctx.engine.dispose()
+    calls = missions * len(spec.targets)
+    return {"calls": calls, "placed": report.placed, "wall_s": round(wall, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="single-mission repetitions")
@@ -150,6 +194,9 @@ def main() -> None:
     print(f"single catering mission (process start included): {one}", file=sys.stderr)
     many = concurrent(args.missions)
     print(f"{args.missions} concurrent missions: {many}", file=sys.stderr)
+    many["baseline_calls_only"] = calls_only(args.missions)
+    print(f"baseline, the same calls without the planner: {many['baseline_calls_only']}",
+          file=sys.stderr)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(
         json.dumps(
