@@ -175,9 +175,9 @@ def worker(
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
     from mission_server.runner import runner_for
-    from mission_server.wiring import install_listeners
+    from mission_server.wiring import install_listeners, shutdown_listeners
 
-    install_listeners(ctx)
+    install_listeners(ctx, background=not once)
     dispatcher = Dispatcher(ctx)
     if once:
         report = dispatcher.sweep()
@@ -200,6 +200,7 @@ def worker(
         stop.wait()
     finally:
         trigger.stop()
+        shutdown_listeners(ctx)
         runner.close()
 
 

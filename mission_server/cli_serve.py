@@ -85,7 +85,7 @@ def serve(
     from mission_server.server_http import check_http_options
     from mission_server.server_planner import register_planner_tools
     from mission_server.settings import load_settings
-    from mission_server.wiring import install_listeners
+    from mission_server.wiring import install_listeners, shutdown_listeners
     from state.errors import StateError
 
     setup_logging()
@@ -108,7 +108,7 @@ def serve(
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
 
-    install_listeners(ctx)
+    install_listeners(ctx, background=True)
     try:
         runner = runner_for(ctx)
         # Before the dispatcher starts: runs interrupted by a stop continue where they were.
@@ -158,5 +158,6 @@ def serve(
     finally:
         if trigger is not None:
             trigger.stop()
+        shutdown_listeners(ctx)
         runner.close()
         ctx.engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -41,8 +42,11 @@ class Context:
     """Engine, clock, provider and settings of one running service.
 
     ``call_listeners`` are told about every scheduled event that reaches a terminal status
-    (after its conversation and transcript are stored); ``wakeups`` are told when new work
-    becomes due earlier than the dispatcher may expect (the real-time trigger reschedules).
+    (after its conversation and transcript are stored), in the thread that finished it;
+    ``settled_listeners`` once its insights are recorded too (the insights listener, see
+    ``wiring``, tells them; on ``extraction_pool`` when one is set, so a slow extractor never
+    holds up the dispatcher). ``wakeups`` are told when new work becomes due earlier than the
+    dispatcher may expect (the real-time trigger reschedules).
     """
 
     engine: Engine
@@ -51,6 +55,8 @@ class Context:
     settings: Settings
     extractor: Extractor | None = None
     call_listeners: list[Callable[[CallFinished], None]] = field(default_factory=list)
+    settled_listeners: list[Callable[[CallFinished], None]] = field(default_factory=list)
+    extraction_pool: Executor | None = None
     wakeups: list[Callable[[datetime], None]] = field(default_factory=list)
 
     def now(self) -> datetime:
@@ -59,12 +65,21 @@ class Context:
     def notify_call_finished(self, event: CallFinished) -> None:
         """Tell every call listener, in order; a failing listener is logged and skipped so
         the others (and the caller, which has already committed) are unaffected."""
-        for listener in list(self.call_listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("call listener failed for %s", event.scheduled_event_id)
+        _tell(self.call_listeners, event)
+
+    def notify_settled(self, event: CallFinished) -> None:
+        """Tell every settled listener (the call's insights are recorded), like
+        ``notify_call_finished``."""
+        _tell(self.settled_listeners, event)
 
     def wake(self, due_at: datetime) -> None:
         for callback in self.wakeups:
             callback(due_at)
+
+
+def _tell(listeners: list[Callable[[CallFinished], None]], event: CallFinished) -> None:
+    for listener in list(listeners):
+        try:
+            listener(event)
+        except Exception:
+            log.exception("listener %r failed for %s", listener, event.scheduled_event_id)

@@ -2,9 +2,9 @@
 
 ``start_mission`` validates a spec (or a request), creates the mission and its run, and returns
 the run id at once; the planner graph (thread id = run id) then advances in a worker thread
-until it waits — for approval, or for a call. The dispatcher resumes it: a call listener
-(installed after insight extraction, so insights are recorded first) queues the run, and a
-worker thread advances it, so the dispatcher is never blocked by planning. ``approve_run``
+until it waits — for approval, or for a call. The dispatcher resumes it: a settled listener
+(told once the call's insights are recorded) queues the run, and a worker thread advances
+it, so the dispatcher is never blocked by planning. ``approve_run``
 resumes a run waiting for approval (a rejection cancels it).
 
 Two modes:
@@ -167,7 +167,7 @@ class MissionRunner:
             else None
         )
         install_listeners(ctx)
-        ctx.call_listeners.append(self._on_call_finished)
+        ctx.settled_listeners.append(self._on_call_finished)
         with _RUNNERS_LOCK:
             _RUNNERS[id(ctx)] = self
 
@@ -359,8 +359,8 @@ class MissionRunner:
         if self.closed:
             return
         self.closed = True
-        if self._on_call_finished in self.ctx.call_listeners:
-            self.ctx.call_listeners.remove(self._on_call_finished)
+        if self._on_call_finished in self.ctx.settled_listeners:
+            self.ctx.settled_listeners.remove(self._on_call_finished)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.checkpointer.close()
@@ -388,7 +388,7 @@ class MissionRunner:
         return known
 
     def _on_call_finished(self, event: CallFinished) -> None:
-        # Runs in the dispatcher's thread: only queue, never plan here.
+        # Runs in the dispatcher's or an extraction thread: only queue, never plan here.
         if event.run_id is None or not self._is_planner_run(event.run_id):
             return
         crash_point("call_finished")

@@ -1,36 +1,65 @@
 """Listeners that connect the dispatcher to the rest of the service.
 
-Order matters: insights are extracted first, so anything resumed afterwards (the planner)
-sees a conversation whose insight results are already recorded.
+When a call ends, its insights are extracted first and only then are the settled listeners
+(the planner) told, so whatever they resume sees the call's insight results recorded. With
+``background=True`` (long-running processes) extraction runs on a small thread pool: an LLM or
+the Telnyx platform may take seconds or minutes, and the dispatcher must keep placing calls.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
-from mission_server.context import Context
-from mission_server.dispatcher import CallFinished
+from mission_server.context import CallFinished, Context
 
 log = logging.getLogger(__name__)
 
+EXTRACTION_THREADS = 4
+
 
 def insights_listener(ctx: Context):  # type: ignore[no-untyped-def]
-    """A call listener that extracts the conversation's insights when a call ends."""
+    """A call listener that extracts the conversation's insights when a call ends, then tells
+    the settled listeners."""
     from mission_server.insights.service import extract_conversation_insights
 
+    def extract_then_settle(event: CallFinished) -> None:
+        if event.conversation_id is not None and ctx.extractor is not None:
+            try:
+                extract_conversation_insights(
+                    ctx.engine, event.conversation_id, ctx.extractor, now=ctx.now()
+                )
+            except Exception:
+                # The results record their own failures; this is the unexpected kind. The
+                # planner is told all the same, and reads the insight as failed or pending.
+                log.exception("extracting the insights of %s failed", event.conversation_id)
+        ctx.notify_settled(event)
+
     def on_call_finished(event: CallFinished) -> None:
-        if event.conversation_id is None or ctx.extractor is None:
-            return
-        extract_conversation_insights(
-            ctx.engine, event.conversation_id, ctx.extractor, now=ctx.now()
-        )
+        pool = ctx.extraction_pool
+        if pool is None:
+            extract_then_settle(event)
+        else:
+            pool.submit(extract_then_settle, event)
 
     on_call_finished.__name__ = "insights_listener"
     return on_call_finished
 
 
-def install_listeners(ctx: Context) -> None:
-    """Install the standard listeners once (idempotent)."""
+def install_listeners(ctx: Context, *, background: bool = False) -> None:
+    """Install the standard listeners once (idempotent). ``background`` moves extraction off
+    the dispatcher's thread; ``shutdown_listeners`` then waits for what is in flight."""
+    if background and ctx.extraction_pool is None:
+        ctx.extraction_pool = ThreadPoolExecutor(
+            max_workers=EXTRACTION_THREADS, thread_name_prefix="insights"
+        )
     if any(getattr(f, "__name__", "") == "insights_listener" for f in ctx.call_listeners):
         return
     ctx.call_listeners.insert(0, insights_listener(ctx))
+
+
+def shutdown_listeners(ctx: Context) -> None:
+    """Finish the extractions in flight (their results and wake-ups are not lost)."""
+    pool, ctx.extraction_pool = ctx.extraction_pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
