@@ -11,6 +11,14 @@ The endpoint returns a list of records, newest last or with ``created_at``::
 A structured insight's ``result`` is JSON text (sometimes in a Markdown code fence) or an
 already-decoded object; a free-text insight's is the text.
 
+The one shape the reference documents is the insight-group webhook
+(``21_insight-groups.md``)::
+
+    {"event_type": "conversation.insights.completed", "conversation_id": "...",
+     "insight_group_id": "...", "insights": [{"insight_id", "insight_name", "result": {...}}]}
+
+``fetch`` may return that too (a delivered webhook body); it counts as one completed record.
+
 Polling is bounded (``max_polls`` fetches, ``poll_interval_secs`` apart, with an injectable
 sleep). Not finished in time, failed on the platform, or breaking the schema all give a
 ``failed`` result with the reason.
@@ -151,6 +159,8 @@ class TelnyxInsightsExtractor:
 def _records(payload: Any) -> list[dict[str, Any]]:
     if isinstance(payload, Mapping) and "data" in payload:
         payload = payload["data"]
+    if isinstance(payload, Mapping) and isinstance(payload.get("insights"), list):
+        payload = [payload]  # one insight-group webhook body
     if not isinstance(payload, list):
         return []
     records = [r for r in payload if isinstance(r, Mapping)]
@@ -161,7 +171,8 @@ def _records(payload: Any) -> list[dict[str, Any]]:
 def _find(records: list[dict[str, Any]], insight_id: str) -> tuple[str, Any] | None:
     """(record status, result) of the newest record holding ``insight_id``."""
     for record in reversed(records):
-        for item in record.get("conversation_insights") or ():
+        items = record.get("conversation_insights") or record.get("insights") or ()
+        for item in items if isinstance(items, list) else ():
             if isinstance(item, Mapping) and str(item.get("insight_id")) == insight_id:
                 return str(record.get("status") or "completed"), item.get("result")
     return None

@@ -12,24 +12,30 @@ Endpoints and why
   is ``PATCH /phone_numbers/{id}`` with ``connection_id`` = the assistant's TeXML application
   (or the ``connection_id`` given to the constructor).
 * Calls and SMS: ``POST /ai/assistants/{id}/scheduled_events`` (``telnyx_conversation_channel``
-  ``phone_call`` or ``sms_chat``), chosen over ``/texml/ai_calls`` because it is the only
-  outbound route that (a) accepts an ``Idempotency-Key`` header, so a placement retried after a
-  timeout is never dialled twice, (b) carries ``conversation_metadata`` in which we store our
-  idempotency key, so ``find_attempt`` can find an attempt after a crash, and (c) reports the
-  terminal ``call_status``, ``call_duration``, ``telnyx_call_control_id`` and
-  ``conversation_id`` on one row that can be polled. Telnyx-side retries
-  (``max_retries_client_errors``) are never set: every dispatch is one attempt, and the
-  mission dispatcher owns the retry budget so that calling hours and guardrails apply to each
-  retry. Telnyx renders the assistant's templated instructions and greeting itself from
+  ``phone_call`` or ``sms_chat``), chosen over ``/texml/ai_calls`` because it (a) carries
+  ``conversation_metadata`` ("attached to the resulting conversation"), in which we store our
+  idempotency key, so ``find_attempt`` can find an attempt after a crash, and (b) reports the
+  terminal ``call_status`` and ``call_attempts`` (``call_duration``,
+  ``telnyx_call_control_id``) on one row that can be polled. We also send an
+  ``Idempotency-Key`` header, but ``09_scheduled-events.md`` does not document one, so the
+  client does not rely on it: a create that may have reached Telnyx (read timeout, 5xx) is
+  looked up among the assistant's scheduled events before it is ever sent again. Telnyx-side
+  retries (``max_retries_client_errors``) are never set: every dispatch is one attempt, and
+  the mission dispatcher owns the retry budget so that calling hours and guardrails apply to
+  each retry. Telnyx renders the assistant's templated instructions and greeting itself from
   ``dynamic_variables``; ``CallRequest.instructions``/``greeting`` are therefore not sent.
-* Outcome: ``GET /ai/assistants/{id}/scheduled_events/{event_id}``. Because a ``Placement`` only
-  has one string to remember the call by, ``Placement.call_control_id`` holds the handle
+* Outcome: ``GET /ai/assistants/{id}/scheduled_events/{event_id}``; when the event names no
+  ``conversation_id`` (the reference does not list one), the conversation is found by our key
+  in its metadata (``GET /ai/conversations?metadata->mission_idempotency_key=eq.<key>``).
+  Because a ``Placement`` only has one string to remember the call by,
+  ``Placement.call_control_id`` holds the handle
   ``scheduled_event/<assistant_id>/<scheduled_event_id>`` until the outcome reports the real
   ``telnyx_call_control_id``.
 * Reconciliation (``find_attempt``): first ``GET /ai/conversations`` filtered by
   ``metadata->mission_idempotency_key=eq.<key>`` (the call was dispatched; its
   ``metadata.assistant_id`` narrows the search), then the scheduled events of the assistants of
-  the account, matched on ``conversation_metadata.mission_idempotency_key``.
+  the account, matched on ``conversation_metadata.mission_idempotency_key`` (or, for a create
+  this process sent, on the documented create fields).
 * Transcripts and insights: ``GET /ai/conversations/{id}/messages`` and
   ``GET /ai/conversations/{id}/conversations-insights``.
 
@@ -49,6 +55,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, cast
@@ -94,6 +101,8 @@ _PHONE_PAGE_SIZE = 250
 _MAX_PAGES = 1000
 _IDEMPOTENCY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _USABLE_NUMBER_STATUSES = frozenset({"active"})
+# Idempotency keys whose create may have reached Telnyx, remembered per process (bounded).
+_MAX_UNCERTAIN_KEYS = 10_000
 
 _SENT_MAYBE = "may have reached Telnyx"
 
@@ -185,6 +194,8 @@ class TelnyxProvider:
         self._schedule_lead = schedule_lead
         # assistant id -> its TeXML application id, filled as we see assistants.
         self._texml_apps: dict[str, str] = {}
+        # idempotency key -> the bodies of its creates that may have reached Telnyx unanswered.
+        self._uncertain_keys: dict[str, list[dict[str, Any]]] = {}
         self._client = httpx.Client(
             base_url=self._base_url,
             auth=_BearerAuth(secret),
@@ -264,7 +275,9 @@ class TelnyxProvider:
             "instructions": spec.instructions,
             "model": spec.model or self._default_model,
             "enabled_features": list(self._enabled_features),
-            "dynamic_variables": dict(spec.dynamic_variables),
+            # Strings, as everywhere in the reference (03_dynamic-variables.md lists "Sending
+            # numbers instead of strings" among the formatting mistakes).
+            "dynamic_variables": {k: str(v) for k, v in spec.dynamic_variables.items()},
         }
         if spec.greeting is not None:
             body["greeting"] = spec.greeting
@@ -354,10 +367,16 @@ class TelnyxProvider:
     # ------------------------------------------------------------------ calls
 
     def place_call(self, request: CallRequest) -> Placement:
-        """Create a scheduled event for one attempt, a few seconds ahead (``schedule_lead``).
-        Idempotent on ``request.idempotency_key`` through Telnyx's ``Idempotency-Key`` header;
-        if Telnyx reports the key was already used for a different body, the existing attempt
-        is looked up and returned.
+        """Create a scheduled event for one attempt, a few seconds ahead (``schedule_lead``,
+        rounded up to a whole second like the reference's ``2026-05-08T15:00:00Z``).
+
+        Idempotent on ``request.idempotency_key``. The scheduled-events reference
+        (``09_scheduled-events.md``) documents no idempotency mechanism, so the
+        ``Idempotency-Key`` header we send may be ignored; we therefore never re-send a create
+        that may have reached Telnyx (read timeout, 5xx, 408/409) without first looking the
+        attempt up among the assistant's scheduled events, and a key whose create ended that way
+        is looked up again before the next ``place_call`` with it. If Telnyx reports the key
+        was already used for a different body, the existing attempt is looked up and returned.
 
         Raises:
             ValidationError: an SMS request has no text.
@@ -367,7 +386,7 @@ class TelnyxProvider:
             raise ValidationError(
                 "text", "is required when channel is sms_chat", request.text
             )
-        scheduled_at = max(request.placed_at, self._clock()) + self._schedule_lead
+        scheduled_at = _ceil_second(max(request.placed_at, self._clock()) + self._schedule_lead)
         metadata: dict[str, str | int | bool] = {
             k: v if isinstance(v, str | int | bool) else str(v)
             for k, v in request.conversation_metadata.items()
@@ -386,19 +405,56 @@ class TelnyxProvider:
         if request.channel == "sms_chat":
             body["text"] = request.text
         path = f"/ai/assistants/{_seg(request.assistant_ref)}/scheduled_events"
-        try:
-            response = self._request(
-                "POST",
-                path,
-                json=body,
-                headers={"Idempotency-Key": idempotency_header(request.idempotency_key)},
-            )
-        except ProviderError as exc:
-            if exc.status_code == 422 and "idempoten" in str(exc).lower():
-                found = self.find_attempt(request.idempotency_key)
+        key = request.idempotency_key
+        attempts = self._max_retries + 1
+        for attempt in range(1, attempts + 1):
+            if key in self._uncertain_keys:
+                found = self._find_in_assistant(
+                    request.assistant_ref, key, sent=self._uncertain_keys[key]
+                )
                 if found is not None:
+                    self._uncertain_keys.pop(key, None)
                     return found
-            raise
+            try:
+                # Not idempotent for _request: it retries only what certainly did not reach
+                # Telnyx (429, connection not established); the rest is handled here.
+                response = self._request(
+                    "POST",
+                    path,
+                    json=body,
+                    headers={"Idempotency-Key": idempotency_header(key)},
+                    idempotent=False,
+                )
+            except ProviderError as exc:
+                if exc.status_code == 422 and "idempoten" in str(exc).lower():
+                    found = self.find_attempt(key)
+                    if found is not None:
+                        self._uncertain_keys.pop(key, None)
+                        return found
+                if not exc.retryable or exc.status_code == 429:
+                    raise
+                # The create may have reached Telnyx: look before sending it again.
+                self._remember_uncertain(key, body)
+                answer = f"HTTP {exc.status_code}" if exc.status_code else "no response"
+                if attempt >= attempts:
+                    raise ProviderError(
+                        f"Telnyx POST {path} failed after {attempts} "
+                        f"attempt{'s' if attempts != 1 else ''} (last: {answer}); the event "
+                        f"{_SENT_MAYBE}, so it is looked up before it is sent again",
+                        status_code=exc.status_code,
+                        code=exc.code,
+                        detail=exc.detail,
+                        retryable=True,
+                    ) from None
+                delay = self._backoff(attempt)
+                logger.warning(
+                    "Telnyx POST %s: the create %s (%s); looking it up before retry %d of %d "
+                    "in %.2fs", path, _SENT_MAYBE, answer, attempt, attempts - 1, delay,
+                )
+                self._sleep(delay)
+                continue
+            self._uncertain_keys.pop(key, None)
+            break
         event = _unwrap(response)
         event_id = event.get("scheduled_event_id")
         if not isinstance(event_id, str) or not event_id:
@@ -413,6 +469,13 @@ class TelnyxProvider:
             conversation_id=_str_or_none(event.get("conversation_id")),
         )
 
+    def _remember_uncertain(self, key: str, body: dict[str, Any]) -> None:
+        bodies = self._uncertain_keys.setdefault(key, [])
+        if body not in bodies:
+            bodies.append(body)
+        while len(self._uncertain_keys) > _MAX_UNCERTAIN_KEYS:
+            self._uncertain_keys.pop(next(iter(self._uncertain_keys)))
+
     def get_outcome(self, placement: Placement, now: datetime) -> CallOutcome | None:
         """Poll the attempt's scheduled event; the terminal outcome, or None while pending,
         ringing or in progress.
@@ -425,7 +488,43 @@ class TelnyxProvider:
         body = self._request(
             "GET", f"/ai/assistants/{_seg(assistant_id)}/scheduled_events/{_seg(event_id)}"
         )
-        return _outcome_from_event(_unwrap(body), now)
+        event = _unwrap(body)
+        outcome = _outcome_from_event(event, now)
+        if outcome is None or outcome.conversation_id or placement.conversation_id:
+            return outcome
+        # The reference documents no conversation id on a scheduled event, only that
+        # ``conversation_metadata`` is "attached to the resulting conversation"
+        # (09_scheduled-events.md), so find the conversation by our key in its metadata.
+        metadata = event.get("conversation_metadata")
+        key = metadata.get(METADATA_IDEMPOTENCY_KEY) if isinstance(metadata, dict) else None
+        if not isinstance(key, str) or not key:
+            return outcome
+        try:
+            conversation = self._conversation_for_key(key)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            logger.warning(
+                "Telnyx conversation lookup for scheduled event %s failed (%s); "
+                "the outcome is recorded without a conversation", event_id, exc,
+            )
+            return outcome
+        conversation_id = _str_or_none(conversation.get("id")) if conversation else None
+        return replace(outcome, conversation_id=conversation_id) if conversation_id else outcome
+
+    def _conversation_for_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        """The conversation whose metadata carries our idempotency key (PostgREST filter
+        ``metadata->key=eq.value``, as in the reference's memory ``conversation_query``)."""
+        body = self._request(
+            "GET",
+            "/ai/conversations",
+            params={f"metadata->{METADATA_IDEMPOTENCY_KEY}": f"eq.{idempotency_key}", "limit": 1},
+        )
+        conversations = body.get("data") if isinstance(body, dict) else body
+        for conversation in conversations or []:
+            if isinstance(conversation, dict):
+                return conversation
+        return None
 
     def find_attempt(self, idempotency_key: str) -> Placement | None:
         """Find the attempt placed with this idempotency key (crash reconciliation), or None
@@ -434,18 +533,16 @@ class TelnyxProvider:
         Raises:
             ProviderError: Telnyx refused a request or could not be reached.
         """
-        body = self._request(
-            "GET",
-            "/ai/conversations",
-            params={f"metadata->{METADATA_IDEMPOTENCY_KEY}": f"eq.{idempotency_key}", "limit": 1},
-        )
-        conversations = body.get("data") if isinstance(body, dict) else body
         searched: set[str] = set()
-        for conversation in conversations or []:
-            metadata = conversation.get("metadata") if isinstance(conversation, dict) else None
+        conversation = self._conversation_for_key(idempotency_key)
+        if conversation is not None:
+            metadata = conversation.get("metadata")
             assistant_id = metadata.get("assistant_id") if isinstance(metadata, dict) else None
             if isinstance(assistant_id, str) and assistant_id:
-                found = self._find_in_assistant(assistant_id, idempotency_key)
+                found = self._find_in_assistant(
+                    assistant_id, idempotency_key,
+                    conversation_id=_str_or_none(conversation.get("id")),
+                )
                 if found is not None:
                     return found
                 searched.add(assistant_id)
@@ -458,16 +555,24 @@ class TelnyxProvider:
                 return found
         return None
 
-    def _find_in_assistant(self, assistant_id: str, idempotency_key: str) -> Placement | None:
+    def _find_in_assistant(
+        self,
+        assistant_id: str,
+        idempotency_key: str,
+        *,
+        sent: Sequence[Mapping[str, Any]] = (),
+        conversation_id: str | None = None,
+    ) -> Placement | None:
+        """The assistant's scheduled event for this key: matched on our key in its
+        ``conversation_metadata`` or, when we know the bodies we sent (``sent``), on the
+        reference's create fields (channel, both targets and the exact scheduled time), since
+        the reference does not say that events echo ``conversation_metadata``."""
         path = f"/ai/assistants/{_seg(assistant_id)}/scheduled_events"
         for event in self._paginate(path):
-            metadata = event.get("conversation_metadata")
-            if not isinstance(metadata, dict):
-                continue
-            if metadata.get(METADATA_IDEMPOTENCY_KEY) != idempotency_key:
+            if not _event_matches(event, idempotency_key, sent):
                 continue
             event_id = event.get("scheduled_event_id")
-            if not isinstance(event_id, str):
+            if not isinstance(event_id, str) or not event_id:
                 continue
             placed_at = (
                 _parse_time(event.get("created_at"))
@@ -475,11 +580,15 @@ class TelnyxProvider:
                 or _parse_time(event.get("scheduled_at_fixed_datetime"))
                 or self._clock()
             )
+            outcome = _outcome_from_event(event, self._clock())
+            found_conversation = _str_or_none(event.get("conversation_id")) or conversation_id
+            if outcome is not None and outcome.conversation_id is None and found_conversation:
+                outcome = replace(outcome, conversation_id=found_conversation)
             return Placement(
                 call_control_id=_handle(assistant_id, event_id),
                 placed_at=placed_at,
-                conversation_id=_str_or_none(event.get("conversation_id")),
-                outcome=_outcome_from_event(event, self._clock()),
+                conversation_id=found_conversation,
+                outcome=outcome,
             )
         return None
 
@@ -750,6 +859,28 @@ def _seg(value: str) -> str:
     if not value:
         raise ValidationError("id", "must not be empty", value)
     return quote(value, safe="")
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    """Round up to a whole second (still in the future, and in the reference's format)."""
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+def _event_matches(
+    event: Mapping[str, Any], idempotency_key: str, sent: Sequence[Mapping[str, Any]]
+) -> bool:
+    metadata = event.get("conversation_metadata")
+    if isinstance(metadata, dict) and METADATA_IDEMPOTENCY_KEY in metadata:
+        return metadata.get(METADATA_IDEMPOTENCY_KEY) == idempotency_key
+    when = _parse_time(event.get("scheduled_at_fixed_datetime"))
+    fields = ("telnyx_conversation_channel", "telnyx_end_user_target", "telnyx_agent_target")
+    return when is not None and any(
+        all(event.get(name) == body.get(name) for name in fields)
+        and when == _parse_time(body.get("scheduled_at_fixed_datetime"))
+        for body in sent
+    )
 
 
 def _iso(moment: datetime) -> str:

@@ -198,6 +198,21 @@ def test_create_assistant_sends_configuration_and_returns_id(
     }
 
 
+def test_assistant_dynamic_variables_are_sent_as_strings(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    # 03_dynamic-variables.md lists "Sending numbers instead of strings" as a formatting error.
+    fake.on("POST", "/ai/assistants", reply(200, assistant_json()))
+    variables: dict[str, Any] = {"headcount": 50}
+    spec = AssistantSpec(name="N", instructions="I", dynamic_variables=variables)
+
+    provider.create_assistant(spec)
+
+    assert body_of(fake.sent("POST", "/ai/assistants")[0])["dynamic_variables"] == {
+        "headcount": "50"
+    }
+
+
 def test_update_assistant_posts_to_the_assistant(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
@@ -313,6 +328,21 @@ def test_place_call_creates_scheduled_event_with_idempotency_key(
     assert placement.outcome is None
 
 
+def test_place_call_sends_the_scheduled_time_in_whole_seconds_in_the_future(
+    fake: FakeTelnyx,
+) -> None:
+    # 09_scheduled-events.md: "scheduled_at_fixed_datetime | ISO-8601 timestamp; must be in
+    # the future", e.g. "2026-05-08T15:00:00Z".
+    now = NOW + timedelta(microseconds=250_001)
+    provider = TelnyxProvider(API_KEY, transport=httpx.MockTransport(fake), clock=lambda: now)
+    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(201, event_json()))
+
+    provider.place_call(call_request(placed_at=now))
+
+    sent = body_of(fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")[0])
+    assert sent["scheduled_at_fixed_datetime"] == "2026-05-07T14:30:16Z"
+
+
 def test_idempotency_header_is_valid_for_telnyx_and_distinct_per_key() -> None:
     import re
 
@@ -386,6 +416,47 @@ def test_get_outcome_reports_completed_call(provider: TelnyxProvider, fake: Fake
     assert outcome.call_control_id == "v3:u5OAKGEPT3Dx8SZSSDRWEMdNH2OripQhO"
     assert outcome.conversation_id == "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
     assert outcome.ended_at == datetime(2026, 5, 7, 14, 33, 22, 812000, tzinfo=UTC)
+    assert fake.sent("GET", "/ai/conversations") == []
+
+
+def test_get_outcome_finds_the_conversation_by_metadata_when_the_event_has_no_id(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    # 09_scheduled-events.md: conversation_metadata is "attached to the resulting
+    # conversation"; 02_memory.md filters conversations with "metadata->key=eq.value".
+    conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
+            reply(200, event_json(status="completed", call_status="completed")))
+    fake.on("GET", "/ai/conversations", reply(200, {"data": [{
+        "id": conversation, "metadata": {METADATA_IDEMPOTENCY_KEY: "sev_1:1"}}]}))
+
+    outcome = provider.get_outcome(Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW),
+                                   NOW + timedelta(minutes=5))
+
+    assert outcome is not None and outcome.conversation_id == conversation
+    (query,) = fake.sent("GET", "/ai/conversations")
+    assert query.url.params[f"metadata->{METADATA_IDEMPOTENCY_KEY}"] == "eq.sev_1:1"
+    assert query.url.params["limit"] == "1"
+
+
+def test_get_outcome_conversation_lookup_errors(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
+            reply(200, event_json(status="completed", call_status="completed")))
+    placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
+
+    # A refusal does not hold the outcome back: it is reported without a conversation.
+    fake.on("GET", "/ai/conversations", reply(400, {"errors": [{"code": "10015"}]}))
+    outcome = provider.get_outcome(placement, NOW)
+    assert outcome is not None and outcome.call_status == "completed"
+    assert outcome.conversation_id is None
+
+    # A transient failure is raised, so the outcome is polled again later.
+    fake.on("GET", "/ai/conversations", reply(503))
+    with pytest.raises(ProviderError) as info:
+        provider.get_outcome(placement, NOW)
+    assert info.value.retryable is True
 
 
 @pytest.mark.parametrize("call_status", ["busy", "no-answer", "failed", "canceled"])
@@ -402,6 +473,7 @@ def test_get_outcome_reports_unanswered_calls_without_duration(
     )
     fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
             reply(200, event))
+    fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
     polled_at = NOW + timedelta(minutes=1)
 
     outcome = provider.get_outcome(Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW),
@@ -462,6 +534,25 @@ def test_find_attempt_via_conversation_metadata(
     (query,) = fake.sent("GET", "/ai/conversations")
     assert query.url.params[f"metadata->{METADATA_IDEMPOTENCY_KEY}"] == "eq.sev_1:1"
     assert fake.sent("GET", "/ai/assistants") == []
+
+
+def test_find_attempt_takes_the_conversation_id_from_the_conversation(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
+    fake.on("GET", "/ai/conversations", reply(200, {"data": [{
+        "id": conversation,
+        "metadata": {"assistant_id": ASSISTANT_ID, METADATA_IDEMPOTENCY_KEY: "sev_1:1"},
+    }]}))
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(200, {
+        "data": [event_json(status="completed", call_status="completed", call_duration=60)],
+        "meta": {"total_pages": 1},
+    }))
+
+    placement = provider.find_attempt("sev_1:1")
+
+    assert placement is not None and placement.conversation_id == conversation
+    assert placement.outcome is not None and placement.outcome.conversation_id == conversation
 
 
 def test_find_attempt_scans_assistants_when_not_yet_dispatched(
@@ -688,15 +779,83 @@ def test_a_timeout_then_success_places_the_call_once(
 ) -> None:
     fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
             raise_(httpx.ReadTimeout), reply(201, event_json()))
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+            reply(200, {"data": [], "meta": {"total_pages": 0}}))
 
     placement = provider.place_call(call_request())
 
     sent = fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")
     assert len(sent) == 2
-    # The retry carries the same key and body, so Telnyx dedupes instead of dialling twice.
+    # 09_scheduled-events.md documents no Idempotency-Key, so before re-sending a create that
+    # may have reached Telnyx the client looks the attempt up (it was not there).
+    assert [(r.method, r.url.path.rsplit("/", 1)[-1]) for r in fake.requests] == [
+        ("POST", "scheduled_events"), ("GET", "scheduled_events"), ("POST", "scheduled_events")
+    ]
+    # The retry still carries the same key and body, in case Telnyx does dedupe on it.
     assert sent[0].headers["Idempotency-Key"] == sent[1].headers["Idempotency-Key"]
     assert sent[0].content == sent[1].content
     assert placement.call_control_id.endswith(EVENT_ID)
+
+
+def test_a_timeout_whose_create_reached_telnyx_is_not_sent_again(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", raise_(httpx.ReadTimeout))
+    # The listed event does not echo conversation_metadata (the reference's example event in
+    # 09_scheduled-events.md has none); it is matched on the documented create fields.
+    listed = {k: v for k, v in event_json().items() if k != "conversation_metadata"}
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(200, {
+        "data": [
+            {**listed, "scheduled_event_id": "other", "telnyx_end_user_target": "+13125550199"},
+            listed,
+        ],
+        "meta": {"total_pages": 1},
+    }))
+
+    placement = provider.place_call(call_request())
+
+    assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
+    assert len(fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")) == 1
+
+
+def test_an_unanswered_create_is_looked_up_before_the_next_place_call(
+    provider: TelnyxProvider, fake: FakeTelnyx, sleeps: list[float]
+) -> None:
+    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(503))
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+            reply(200, {"data": [], "meta": {"total_pages": 0}}))
+
+    with pytest.raises(ProviderError) as info:
+        provider.place_call(call_request())
+
+    assert info.value.retryable is True
+    assert "after 4 attempts" in str(info.value) and "looked up" in str(info.value)
+    assert len(fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")) == 4
+    assert len(fake.sent("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")) == 3
+    assert len(sleeps) == 3
+
+    # Later (the dispatcher retries with the same key): Telnyx had created it after all.
+    fake.requests.clear()
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+            reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}))
+
+    placement = provider.place_call(call_request(placed_at=NOW + timedelta(minutes=1)))
+
+    assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
+    assert fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events") == []
+
+
+def test_a_refused_create_is_not_looked_up(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(400, {"errors": [{
+        "code": "10015", "detail": "scheduled_at_fixed_datetime must be in the future"}]}))
+
+    with pytest.raises(ProviderError) as info:
+        provider.place_call(call_request())
+
+    assert info.value.retryable is False
+    assert len(fake.requests) == 1
 
 
 def test_create_assistant_is_not_retried_when_it_may_have_succeeded(

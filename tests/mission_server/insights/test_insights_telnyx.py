@@ -79,6 +79,25 @@ def test_a_local_id_can_map_to_the_platforms_insight_id() -> None:
     assert extractor.extract(QUOTE, [], conversation_id="c").result == {"final_price": 58}
 
 
+def test_the_insight_group_webhook_body_is_read() -> None:
+    # The shape 21_insight-groups.md documents for "conversation.insights.completed".
+    webhook = {
+        "event_type": "conversation.insights.completed", "conversation_id": "conv_abc123",
+        "insight_group_id": "a2708926-c060-480a-8631-041cb7304117",
+        "insight_group_name": "Catering Quotes",
+        "insights": [
+            {"insight_id": "insight_xyz789", "insight_name": "Summary", "result": "Quoted $58."},
+            {"insight_id": "ins-quote", "insight_name": "Quote",
+             "result": {"final_price": 58, "delivery_included": True}},
+        ],
+    }
+    result = TelnyxInsightsExtractor(Platform(webhook), sleep=lambda _s: None).extract(
+        QUOTE, [], conversation_id="conv_abc123"
+    )
+    assert result.status == "completed"
+    assert result.result == {"final_price": 58, "delivery_included": True}
+
+
 def test_free_text_results_are_text() -> None:
     summary = InsightDefinition(insight_id="sum", name="Summary", instructions="")
     platform = Platform([record("completed", {"sum": " The caterer quoted $58. "})])
