@@ -670,6 +670,8 @@ class Dispatcher:
             dynamic_variables=variables,
             conversation_metadata=metadata,
             conversation_name=metadata.get("conversation_name"),
+            instructions_template=assistant["instructions"],
+            greeting_template=greeting,
         )
 
     # ------------------------------------------------------------------ record

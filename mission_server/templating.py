@@ -31,6 +31,8 @@ from mission_server.errors import ValidationError
 __all__ = [
     "DEFAULT_TIME_FORMAT",
     "RESERVED_PREFIX",
+    "SECTION_VARIABLE_PREFIX",
+    "flatten_sections",
     "placeholders",
     "render",
     "resolve_variables",
@@ -328,6 +330,40 @@ def render(template: str, variables: Mapping[str, str], now: datetime) -> str:
             out.append(token.raw)
         index += 1
     return "".join(out)
+
+
+SECTION_VARIABLE_PREFIX = "mission_section_"
+
+
+def flatten_sections(
+    template: str, prefix: str = SECTION_VARIABLE_PREFIX
+) -> tuple[str, dict[str, str]]:
+    """Replace each outermost section of ``template`` with one plain placeholder, for a
+    platform that substitutes ``{{name}}`` only (Telnyx): ``(flat template, {placeholder name:
+    the section's own source, tags included})``. The value to send for a placeholder is its
+    source rendered with the conversation's variables (``render``), so the flat template,
+    filled in, reads exactly as the original rendered. Names are ``<prefix><n>_<variable>``,
+    numbered in order, so one template always flattens the same way."""
+    tokens = list(_tokenize(template))
+    pairs = _pair_sections(tokens)
+    out: list[str] = []
+    sections: dict[str, str] = {}
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if index in pairs:
+            assert isinstance(token, _Tag)
+            closer = pairs[index]
+            name = f"{prefix}{len(sections) + 1}_{token.name}"
+            sections[name] = "".join(
+                t if isinstance(t, str) else t.raw for t in tokens[index : closer + 1]
+            )
+            out.append("{{" + name + "}}")
+            index = closer + 1
+            continue
+        out.append(token if isinstance(token, str) else token.raw)
+        index += 1
+    return "".join(out), sections
 
 
 def _render_var(token: _Tag, lookup: _Lookup, now_utc: datetime) -> str | None:

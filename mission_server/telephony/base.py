@@ -65,6 +65,9 @@ class CallRequest:
     dynamic_variables: dict[str, str]  # merged: per-call > run > assistant defaults
     conversation_metadata: dict[str, object] = field(default_factory=dict)
     conversation_name: str | None = None
+    # The assistant's templates, unrendered: for a provider that renders them itself.
+    instructions_template: str | None = None
+    greeting_template: str | None = None
 
 
 @dataclass(frozen=True)

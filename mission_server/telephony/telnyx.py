@@ -24,6 +24,11 @@ Endpoints and why
   the mission dispatcher owns the retry budget so that calling hours and guardrails apply to
   each retry. Telnyx renders the assistant's templated instructions and greeting itself from
   ``dynamic_variables``; ``CallRequest.instructions``/``greeting`` are therefore not sent.
+  Telnyx substitutes plain ``{{name}}`` only (``03_dynamic-variables.md``), so each mustache
+  section (``{{#best_quote}}…{{/best_quote}}``) is sent in the assistant as one placeholder
+  (``{{mission_section_1_best_quote}}``) whose value every call carries, rendered here from
+  the call's variables; and the reserved ``telnyx_*`` names, which Telnyx fills itself, are
+  never sent as dynamic variables.
 * Outcome: ``GET /ai/assistants/{id}/scheduled_events/{event_id}``; when the event names no
   ``conversation_id`` (the reference does not list one), the conversation is found by our key
   in its metadata (``GET /ai/conversations?metadata->mission_idempotency_key=eq.<key>``).
@@ -75,6 +80,12 @@ from mission_server.telephony.base import (
     Placement,
     TranscriptMessage,
 )
+from mission_server.templating import (
+    RESERVED_PREFIX,
+    SECTION_VARIABLE_PREFIX,
+    flatten_sections,
+    render,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -93,6 +104,9 @@ DEFAULT_MODEL = "moonshotai/Kimi-K2.5"
 METADATA_IDEMPOTENCY_KEY = "mission_idempotency_key"
 METADATA_SCHEDULED_EVENT_ID = "mission_scheduled_event_id"
 METADATA_ATTEMPT_NUMBER = "mission_attempt_number"
+# Placeholder prefixes of flattened template sections (see the module docstring).
+INSTRUCTIONS_SECTIONS = SECTION_VARIABLE_PREFIX
+GREETING_SECTIONS = "mission_greeting_section_"
 
 _HANDLE_PREFIX = "scheduled_event"
 _PAGE_SIZE = 100
@@ -272,7 +286,7 @@ class TelnyxProvider:
     def _assistant_body(self, spec: AssistantSpec) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": spec.name,
-            "instructions": spec.instructions,
+            "instructions": flatten_sections(spec.instructions, INSTRUCTIONS_SECTIONS)[0],
             "model": spec.model or self._default_model,
             "enabled_features": list(self._enabled_features),
             # Strings, as everywhere in the reference (03_dynamic-variables.md lists "Sending
@@ -280,7 +294,7 @@ class TelnyxProvider:
             "dynamic_variables": {k: str(v) for k, v in spec.dynamic_variables.items()},
         }
         if spec.greeting is not None:
-            body["greeting"] = spec.greeting
+            body["greeting"] = flatten_sections(spec.greeting, GREETING_SECTIONS)[0]
         if spec.voice:
             body["voice_settings"] = {"voice": spec.voice}
         if spec.insight_group_ref:
@@ -400,7 +414,7 @@ class TelnyxProvider:
             "telnyx_agent_target": request.from_number,
             "scheduled_at_fixed_datetime": _iso(scheduled_at),
             "conversation_metadata": metadata,
-            "dynamic_variables": {k: str(v) for k, v in request.dynamic_variables.items()},
+            "dynamic_variables": _call_variables(request),
         }
         if request.channel == "sms_chat":
             body["text"] = request.text
@@ -829,6 +843,22 @@ class TelnyxProvider:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _call_variables(request: CallRequest) -> dict[str, str]:
+    """The call's ``dynamic_variables`` as Telnyx takes them: strings, no reserved
+    ``telnyx_*`` names, plus the rendered value of each flattened template section."""
+    variables = {
+        k: str(v) for k, v in request.dynamic_variables.items() if not k.startswith(RESERVED_PREFIX)
+    }
+    for template, prefix in (
+        (request.instructions_template, INSTRUCTIONS_SECTIONS),
+        (request.greeting_template, GREETING_SECTIONS),
+    ):
+        if template:
+            for name, source in flatten_sections(template, prefix)[1].items():
+                variables[name] = render(source, request.dynamic_variables, request.placed_at)
+    return variables
 
 
 def idempotency_header(idempotency_key: str) -> str:

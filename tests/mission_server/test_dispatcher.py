@@ -17,6 +17,7 @@ from mission_server.context import Context
 from mission_server.dispatcher import Dispatcher, run_until_idle
 from mission_server.errors import ValidationError
 from mission_server.settings import Settings
+from mission_server.telephony.base import CallRequest
 from mission_server.telephony.scripted import ScriptedProvider
 from state.db import create_schema, make_engine
 from state.errors import IllegalTransition
@@ -475,3 +476,32 @@ def test_sms_is_sent_once_without_retries(ctx, provider):
     run_all(ctx)
     done = scheduling.get_scheduled_event(ctx, sms.scheduled_event_id)
     assert done.status == "completed" and len(done.call_attempts) == 1
+
+
+def test_a_call_carries_the_rendered_text_and_the_templates_it_came_from(
+    ctx, provider, monkeypatch
+):
+    template = "Call {{business_name}}.{{#best_quote}} Beat {{best_quote}}.{{/best_quote}}"
+    a = make_assistant(ctx, instructions=template)
+    sent: list[CallRequest] = []
+    place = provider.place_call
+
+    def recording_place_call(request: CallRequest):  # type: ignore[no-untyped-def]
+        sent.append(request)
+        return place(request)
+
+    monkeypatch.setattr(provider, "place_call", recording_place_call)
+    scheduling.create_scheduled_event(
+        ctx,
+        assistant_id=a.assistant_id,
+        channel="phone_call",
+        to=CHICAGO,
+        dynamic_variables={"business_name": "Lakefront", "best_quote": "$62"},
+    )
+    run_all(ctx)
+    (request,) = sent
+    # Rendered for providers that take text (the simulator); the templates for one that
+    # renders itself (Telnyx).
+    assert request.instructions == "Call Lakefront. Beat $62."
+    assert request.instructions_template == template
+    assert request.greeting == request.greeting_template == "Hello!"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -326,6 +327,57 @@ def test_place_call_creates_scheduled_event_with_idempotency_key(
     assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
     assert placement.placed_at == NOW
     assert placement.outcome is None
+
+
+NEGOTIATOR = (
+    "Get a quote from {{business_name}}. {{#best_quote}}Another caterer quoted "
+    "{{best_quote}}; ask whether they can beat it.{{/best_quote}}"
+)
+
+
+@pytest.mark.parametrize(
+    ("run_variables", "section_value"),
+    [
+        ({}, ""),  # the baseline call: no leverage at all
+        (
+            {"best_quote": "$65 per person"},
+            "Another caterer quoted $65 per person; ask whether they can beat it.",
+        ),
+    ],
+)
+def test_sections_reach_telnyx_as_plain_variables_rendered_per_call(
+    provider: TelnyxProvider,
+    fake: FakeTelnyx,
+    run_variables: dict[str, str],
+    section_value: str,
+) -> None:
+    # Telnyx substitutes {{name}} only (03_dynamic-variables.md): the assistant carries one
+    # placeholder per section and each call its rendered text.
+    fake.on("POST", "/ai/assistants", reply(200, assistant_json()))
+    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(201, event_json()))
+    provider.create_assistant(replace(SPEC, instructions=NEGOTIATOR))
+    variables = {
+        "business_name": "Chicago Grill Co",
+        **run_variables,
+        "telnyx_end_user_target": "+13125550102",
+        "telnyx_agent_target": "+13125550001",
+        "telnyx_conversation_channel": "phone_call",
+    }
+    provider.place_call(
+        call_request(dynamic_variables=variables, instructions_template=NEGOTIATOR)
+    )
+
+    (assistant,) = fake.sent("POST", "/ai/assistants")
+    assert body_of(assistant)["instructions"] == (
+        "Get a quote from {{business_name}}. {{mission_section_1_best_quote}}"
+    )
+    (event,) = fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")
+    # Reserved telnyx_* names are Telnyx's to fill; never sent as dynamic variables.
+    assert body_of(event)["dynamic_variables"] == {
+        "business_name": "Chicago Grill Co",
+        **run_variables,
+        "mission_section_1_best_quote": section_value,
+    }
 
 
 def test_place_call_sends_the_scheduled_time_in_whole_seconds_in_the_future(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mission_server.errors import ValidationError
 from mission_server.templating import (
+    flatten_sections,
     placeholders,
     render,
     resolve_variables,
@@ -537,3 +538,36 @@ def test_any_value_is_inserted_exactly(value: str) -> None:
 def test_unknown_placeholders_leave_any_template_unchanged(template: str) -> None:
     # Without sections or time variables, nothing in an empty context can resolve.
     assert render(template, {}, NOW) == template
+
+
+@given(
+    template=_TEMPLATES | st.text(),
+    variables=_VARIABLES,
+    now=st.datetimes(timezones=st.just(UTC)),
+)
+def test_a_flattened_template_filled_with_its_rendered_sections_reads_the_same(
+    template: str, variables: dict[str, str], now: datetime
+) -> None:
+    # What a platform that substitutes plain {{name}} only (Telnyx) ends up saying.
+    flat, sections = flatten_sections(template)
+    filled = {**variables, **{name: render(src, variables, now) for name, src in sections.items()}}
+    assert render(flat, filled, now) == render(template, variables, now)
+
+
+def test_flattening_names_each_outermost_section_once_in_order() -> None:
+    template = (
+        "Hi {{name}}. {{#best_quote}}Beat {{best_quote}}{{#rush}} fast{{/rush}}.{{/best_quote}}"
+        "{{^best_quote}}First call.{{/best_quote}} {{#unclosed}}"
+    )
+    flat, sections = flatten_sections(template)
+    assert flat == (
+        "Hi {{name}}. {{mission_section_1_best_quote}}{{mission_section_2_best_quote}} "
+        "{{#unclosed}}"
+    )
+    assert sections == {
+        "mission_section_1_best_quote": (
+            "{{#best_quote}}Beat {{best_quote}}{{#rush}} fast{{/rush}}.{{/best_quote}}"
+        ),
+        "mission_section_2_best_quote": "{{^best_quote}}First call.{{/best_quote}}",
+    }
+    assert flatten_sections("no sections {{here}}") == ("no sections {{here}}", {})
