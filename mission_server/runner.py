@@ -202,10 +202,18 @@ class MissionRunner:
         try:
             if spec is not None:
                 if isinstance(spec, str):
+                    text = spec
                     try:
-                        spec = yaml.safe_load(spec)
+                        spec = yaml.safe_load(text)
                     except yaml.YAMLError:
-                        raise SpecError("spec", "must be valid YAML or JSON", spec) from None
+                        raise SpecError("spec", "must be valid YAML or JSON", text) from None
+                    if isinstance(spec, str):
+                        raise SpecError(
+                            "spec",
+                            "must be the mission spec itself (an object, or its YAML/JSON "
+                            "text); a file name is not read, pass the file's contents",
+                            text,
+                        )
                 resolved = self.ops.check_spec(parse_spec(spec))
             elif self.llm is None:
                 resolved = self.ops.check_spec(spec_from_request_text(request or ""))

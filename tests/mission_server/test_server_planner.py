@@ -90,3 +90,10 @@ async def test_bad_missions_are_tool_errors_naming_the_field_and_write_nothing(
     assert "no-such-run" in unknown
     assert status["provider"] == "simulated"
     assert missions.list_runs(ctx) == []
+
+
+async def test_a_file_name_as_spec_says_to_pass_the_contents(planner_server):
+    async with Client(planner_server) as client:
+        message = await err(client, "run_mission", spec="examples/catering.yaml")
+    assert "spec must be the mission spec itself" in message
+    assert "examples/catering.yaml" in message
