@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(default=None, alias="MISSION_LLM_BASE_URL")
     llm_api_key: SecretStr | None = Field(default=None, alias="MISSION_LLM_API_KEY")
     llm_model: str | None = Field(default=None, alias="MISSION_LLM_MODEL")
+    #: Key of the HMAC-SHA256 signature on insight webhooks; without it none are sent.
+    webhook_secret: SecretStr | None = Field(default=None, alias="MISSION_WEBHOOK_SECRET")
     sim_world: Path | None = Field(default=None, alias="MISSION_SIM_WORLD")
     sim_speed: float = Field(default=60.0, gt=0, alias="MISSION_SIM_SPEED")
     worker_id: str | None = Field(default=None, alias="MISSION_WORKER_ID")

@@ -15,7 +15,10 @@ Headers:
 * ``X-Mission-Signature: sha256=<hex>`` — HMAC-SHA256 of the **raw request body** keyed with
   the shared secret ``MISSION_WEBHOOK_SECRET``. Receivers recompute it over the bytes they
   received (before parsing) and compare in constant time (``verify_signature`` does this).
-  With no secret configured the header is left out and a warning is logged.
+  Webhooks are only ever sent signed: with no secret configured (``Settings.webhook_secret``)
+  nothing is POSTed; the delivery is recorded as a failed attempt whose error names
+  ``MISSION_WEBHOOK_SECRET`` (and a warning is logged), so it shows up among the failed
+  deliveries and can be re-sent once the secret is set.
 * ``X-Mission-Event: conversation.insights.completed`` and ``X-Mission-Delivery: <id>`` (the
   same id on every attempt of one delivery, so receivers can de-duplicate).
 
@@ -24,7 +27,9 @@ Retries: a connection error, a timeout, or HTTP 408/425/429/5xx is retried up to
 ``Retry-After`` is honoured up to the cap) through an injectable ``sleep``. Any other non-2xx
 answer is final. Every attempt is written to ``WebhookDelivery`` in its own transaction
 (status code, latency, error, delivered), so a crash mid-way keeps the history.
-``redeliver`` sends the conversation's current results again as a new delivery.
+``redeliver`` sends the conversation's current results again as a new delivery;
+``list_deliveries`` lists the recorded deliveries (e.g. the failed ones) with their attempts.
+The secret never appears in a record, a log line or an error.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,12 +48,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy import case, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
 from mission_server.insights.models import WebhookAttemptOut, WebhookDeliveryOut
+from mission_server.settings import Settings, load_settings
 from state import models as m
 from state.db import session_scope
 from state.types import new_id
@@ -58,6 +64,7 @@ __all__ = [
     "DELIVERY_HEADER",
     "EVENT_HEADER",
     "EVENT_TYPE",
+    "NOT_SIGNED_ERROR",
     "SIGNATURE_HEADER",
     "WEBHOOK_SECRET_ENV",
     "WebhookSender",
@@ -77,6 +84,13 @@ SIGNATURE_HEADER = "X-Mission-Signature"
 EVENT_HEADER = "X-Mission-Event"
 DELIVERY_HEADER = "X-Mission-Delivery"
 WEBHOOK_SECRET_ENV = "MISSION_WEBHOOK_SECRET"
+
+#: The recorded error of a delivery that was not sent because no signing secret is set.
+NOT_SIGNED_ERROR = (
+    f"not sent: {WEBHOOK_SECRET_ENV} is not set, and insight webhooks are only sent signed "
+    "(HMAC-SHA256); set it, then redeliver"
+)
+DELIVERY_STATUSES = ("delivered", "failed")
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -163,17 +177,20 @@ class WebhookSender:
             raise ValidationError("backoff_secs", "must not be negative", self.backoff_secs)
 
     def __repr__(self) -> str:
-        return (f"WebhookSender(signed={self.secret is not None}, "
-                f"max_attempts={self.max_attempts})")
+        return f"WebhookSender(signed={self.signed}, max_attempts={self.max_attempts})"
+
+    @property
+    def signed(self) -> bool:
+        """Whether there is a (non-blank) secret to sign with; without one nothing is sent."""
+        return self.secret is not None and bool(self.secret.get_secret_value().strip())
 
     @classmethod
-    def from_settings(cls, settings: Any = None, **options: Any) -> WebhookSender:
-        """The secret from ``settings.webhook_secret`` if the settings have one, else the
-        ``MISSION_WEBHOOK_SECRET`` environment variable; ``options`` override the rest."""
-        secret = getattr(settings, "webhook_secret", None) if settings is not None else None
-        if secret is None:
-            secret = os.environ.get(WEBHOOK_SECRET_ENV) or None
-        return cls(secret=secret, **options)
+    def from_settings(cls, settings: Settings | None = None, **options: Any) -> WebhookSender:
+        """The secret from ``settings.webhook_secret`` (``MISSION_WEBHOOK_SECRET``); with no
+        settings given they are read from the environment. ``options`` set the rest."""
+        if settings is None:
+            settings = load_settings()
+        return cls(secret=settings.webhook_secret, **options)
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         delay = self.backoff_secs * 2 ** (attempt - 1)
@@ -264,18 +281,28 @@ def _send(
 ) -> WebhookDeliveryOut:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     delivery_id = new_id()
+    shown_url = redact_url(url)
+    if not sender.signed:
+        # Never POST unsigned: record the delivery as failed so it is listed and re-sendable.
+        log.warning("insights webhook %s to %s not sent: %s is not set", delivery_id,
+                    shown_url, WEBHOOK_SECRET_ENV)
+        attempt = _record(engine, m.WebhookDelivery(
+            delivery_id=delivery_id, conversation_id=conversation_id,
+            insight_group_id=group_id, url=shown_url, attempt=1, status_code=None,
+            latency_ms=None, error=NOT_SIGNED_ERROR, delivered=False, created_at=now,
+        ))
+        return WebhookDeliveryOut(
+            delivery_id=delivery_id, conversation_id=conversation_id,
+            insight_group_id=group_id, url=shown_url, delivered=False, attempts=[attempt],
+        )
+    assert sender.secret is not None
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "agent-missions-webhooks/1",
         EVENT_HEADER: EVENT_TYPE,
         DELIVERY_HEADER: delivery_id,
+        SIGNATURE_HEADER: sign(sender.secret, body),
     }
-    if sender.secret is not None and sender.secret.get_secret_value():
-        headers[SIGNATURE_HEADER] = sign(sender.secret, body)
-    else:
-        log.warning("%s is not set: the insights webhook to %s is sent unsigned",
-                    WEBHOOK_SECRET_ENV, redact_url(url))
-    shown_url = redact_url(url)
     attempts: list[WebhookAttemptOut] = []
     waited = 0.0
     with httpx.Client(transport=sender.transport, timeout=sender.timeout_secs) as client:
@@ -326,8 +353,11 @@ def deliver_conversation_insights(
     """POST the conversation's insight results to its webhook, retrying within the bound.
 
     Returns the delivery with its attempts, or None when no webhook URL applies (no group,
-    or neither the group nor the assistant has a URL). A delivery that gives up is returned
-    with ``delivered=False``, not raised: extraction results stand on their own.
+    or neither the group nor the assistant has a URL). A delivery that gives up, or is not
+    sent because the sender has no secret (one failed attempt naming
+    ``MISSION_WEBHOOK_SECRET``), is returned with ``delivered=False``, not raised: extraction
+    results stand on their own. ``sender`` defaults to one built from the environment's
+    settings.
 
     Raises:
         NotFound: no such conversation.
@@ -365,9 +395,14 @@ def redeliver(
 
     Raises:
         NotFound: neither a delivery nor a conversation has that id.
-        ConfigurationError: the conversation has no insight webhook configured.
-        ValidationError: ``now`` has no timezone.
+        ConfigurationError: the sender has no secret (``MISSION_WEBHOOK_SECRET``; nothing is
+            sent or recorded then), or the conversation has no insight webhook configured.
+        ValidationError: ``now`` has no timezone, or the id is not a string.
     """
+    if not isinstance(delivery_or_conversation_id, str) or not delivery_or_conversation_id:
+        raise ValidationError("delivery_id", "must be a non-empty id string",
+                              delivery_or_conversation_id)
+    sender = sender or WebhookSender.from_settings()
     with Session(engine) as session:
         earlier = session.exec(
             select(m.WebhookDelivery)
@@ -380,6 +415,11 @@ def redeliver(
             conversation_id = delivery_or_conversation_id
         else:
             raise NotFound("webhook delivery or conversation", delivery_or_conversation_id)
+    if not sender.signed:
+        raise ConfigurationError(
+            f"{WEBHOOK_SECRET_ENV} is not set: insight webhooks are only sent signed "
+            "(HMAC-SHA256), so nothing was sent; set it and redeliver"
+        )
     delivery = deliver_conversation_insights(engine, conversation_id, now=now, sender=sender)
     if delivery is None:
         raise ConfigurationError(
@@ -389,14 +429,42 @@ def redeliver(
     return delivery
 
 
-def list_deliveries(engine: Engine, conversation_id: str) -> list[WebhookDeliveryOut]:
-    """Every webhook delivery recorded for the conversation, oldest first, with attempts."""
+def list_deliveries(
+    engine: Engine,
+    conversation_id: str | None = None,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[WebhookDeliveryOut]:
+    """Recorded webhook deliveries with their attempts, newest first.
+
+    ``conversation_id`` keeps one conversation's; ``status`` keeps the ``delivered`` ones (an
+    attempt got a 2xx answer) or the ``failed`` ones (none did: it gave up, was refused, was
+    not sent for want of a secret — or is still retrying); ``limit`` counts deliveries.
+
+    Raises:
+        NotFound: ``conversation_id`` names no conversation.
+        ValidationError: ``status`` not delivered/failed, or ``limit`` outside 1–500.
+    """
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise ValidationError("status", "must be 'delivered' or 'failed'", status)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+        raise ValidationError("limit", "must be an integer between 1 and 500", limit)
+    table = m.WebhookDelivery
+    delivered_any = func.max(case((col(table.delivered), 1), else_=0))
+    first_row = func.min(col(table.id))
     with Session(engine) as session:
+        if conversation_id is not None and session.get(m.Conversation, conversation_id) is None:
+            raise NotFound("conversation", conversation_id)
+        chosen = select(col(table.delivery_id)).group_by(col(table.delivery_id))
+        if conversation_id is not None:
+            chosen = chosen.where(col(table.conversation_id) == conversation_id)
+        if status is not None:
+            chosen = chosen.having(delivered_any == (1 if status == "delivered" else 0))
+        ids = list(session.exec(chosen.order_by(first_row.desc()).limit(limit)).all())
         rows = session.exec(
-            select(m.WebhookDelivery)
-            .where(m.WebhookDelivery.conversation_id == conversation_id)
-            .order_by(col(m.WebhookDelivery.id))
-        ).all()
+            select(table).where(col(table.delivery_id).in_(ids)).order_by(col(table.id))
+        ).all() if ids else []
     deliveries: dict[str, WebhookDeliveryOut] = {}
     for row in rows:
         out = deliveries.setdefault(row.delivery_id, WebhookDeliveryOut(
@@ -408,4 +476,4 @@ def list_deliveries(engine: Engine, conversation_id: str) -> list[WebhookDeliver
             error=row.error, delivered=row.delivered, created_at=row.created_at,
         ))
         out.delivered = out.delivered or row.delivered
-    return list(deliveries.values())
+    return [deliveries[i] for i in ids if i in deliveries]

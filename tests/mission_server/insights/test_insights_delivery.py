@@ -4,19 +4,22 @@ the retry bound, recorded attempts and redelivery."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from mission_server.errors import ConfigurationError, NotFound
+from mission_server.errors import ConfigurationError, NotFound, ValidationError
 from mission_server.insights import service
 from mission_server.insights.delivery import (
     DELIVERY_HEADER,
+    NOT_SIGNED_ERROR,
     SIGNATURE_HEADER,
     WebhookSender,
     deliver_conversation_insights,
@@ -26,6 +29,7 @@ from mission_server.insights.delivery import (
     verify_signature,
 )
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.settings import Settings, load_settings
 from state import models as m
 
 SECRET = "whsec-test-secret"
@@ -180,24 +184,115 @@ def test_the_assistants_override_wins_over_the_groups_url(
     assert [r.path for r in receiver.received] == ["/staging"]
 
 
-def test_without_a_secret_the_request_is_unsigned(
-    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch
+def test_without_a_secret_nothing_is_sent_and_a_failed_attempt_names_the_variable(
+    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.delenv("MISSION_WEBHOOK_SECRET", raising=False)
-    deliver_conversation_insights(engine, "conv-1", now=NOW,
-                                  sender=WebhookSender.from_settings(sleep=lambda _s: None))
-    assert SIGNATURE_HEADER not in receiver.received[0].headers
+    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW,
+                                             sender=WebhookSender.from_settings())
+    assert receiver.received == []  # never POSTed unsigned
+    assert delivery is not None and not delivery.delivered
+    [attempt] = delivery.attempts
+    assert attempt.error == NOT_SIGNED_ERROR and "MISSION_WEBHOOK_SECRET" in attempt.error
+    assert attempt.status_code is None and not attempt.delivered
+    assert "MISSION_WEBHOOK_SECRET is not set" in caplog.text
+    # Visible among the failed deliveries...
+    [failed] = list_deliveries(engine, status="failed")
+    assert failed.delivery_id == delivery.delivery_id
+    # ...and a re-send without a secret is refused up front, writing nothing.
+    with pytest.raises(ConfigurationError, match="MISSION_WEBHOOK_SECRET is not set"):
+        redeliver(engine, delivery.delivery_id, now=NOW, sender=WebhookSender())
+    assert len(rows(engine)) == 1 and receiver.received == []
+    # Once the secret is configured the same delivery id re-sends, signed.
+    monkeypatch.setenv("MISSION_WEBHOOK_SECRET", SECRET)
+    again = redeliver(engine, delivery.delivery_id, now=NOW,
+                      sender=WebhookSender.from_settings(sleep=lambda _s: None))
+    assert again.delivered
+    [request] = receiver.received
+    assert verify_signature(SECRET, request.body, request.headers[SIGNATURE_HEADER])
 
 
-def test_the_secret_comes_from_the_environment(
+@pytest.mark.parametrize("secret", [None, "", "   "])
+def test_a_missing_or_blank_secret_never_posts(
+    engine: Engine, setup: dict[str, Any], receiver: Any, secret: str | None
+) -> None:
+    settings = Settings(webhook_secret=None if secret is None else SecretStr(secret))
+    sent = WebhookSender.from_settings(settings)
+    assert not sent.signed
+    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sent)
+    assert delivery is not None and not delivery.delivered
+    assert receiver.received == []
+
+
+def test_extraction_without_a_secret_records_the_unsent_webhook(
+    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path a finished call takes: extraction, then delivery with the default sender.
+    monkeypatch.delenv("MISSION_WEBHOOK_SECRET", raising=False)
+    service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
+    assert receiver.received == []
+    [row] = rows(engine)
+    assert (row.delivered, row.status_code, row.error) == (False, None, NOT_SIGNED_ERROR)
+
+
+def test_the_secret_comes_from_settings(
     engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MISSION_WEBHOOK_SECRET", "from-env")
+    assert load_settings().webhook_secret == SecretStr("from-env")
+    # Explicit settings are used as given (the service's ctx.settings), not the environment.
+    explicit = WebhookSender.from_settings(Settings(webhook_secret=SecretStr("from-ctx")),
+                                           sleep=lambda _s: None)
+    deliver_conversation_insights(engine, "conv-1", now=NOW, sender=explicit)
+    # Without settings the environment is read through Settings.
     deliver_conversation_insights(engine, "conv-1", now=NOW,
                                   sender=WebhookSender.from_settings(sleep=lambda _s: None))
-    request = receiver.received[0]
-    assert verify_signature("from-env", request.body, request.headers[SIGNATURE_HEADER])
+    first, second = receiver.received
+    assert verify_signature("from-ctx", first.body, first.headers[SIGNATURE_HEADER])
+    assert verify_signature("from-env", second.body, second.headers[SIGNATURE_HEADER])
     assert "from-env" not in repr(WebhookSender.from_settings())
+    assert "from-env" not in repr(load_settings())
+
+
+def test_the_secret_never_appears_in_logs_errors_or_records(
+    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "whsec-TOP-SECRET-value-7c1f"
+    monkeypatch.setenv("MISSION_WEBHOOK_SECRET", secret)
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    receiver.statuses[:] = [500, 500, 404]
+    sent = WebhookSender.from_settings(sleep=lambda _s: None, max_attempts=2)
+    seen.append(repr(sent))
+    failed = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sent)
+    assert failed is not None and not failed.delivered
+    seen.append(failed.model_dump_json())
+    refused = redeliver(engine, failed.delivery_id, now=NOW, sender=sent)
+    seen.append(refused.model_dump_json())
+    with pytest.raises(NotFound) as unknown:
+        redeliver(engine, "no-such-delivery", now=NOW, sender=sent)
+    seen.append(str(unknown.value))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service.assign_insight_group(engine, setup["seeded"].assistant_id,
+                                 setup["group"].insight_group_id,
+                                 webhook_url=f"http://127.0.0.1:{port}/down", now=NOW)
+    down = redeliver(engine, "conv-1", now=NOW, sender=sent)
+    assert not down.delivered
+    seen.append(down.model_dump_json())
+    seen.extend(d.model_dump_json() for d in list_deliveries(engine, "conv-1"))
+    seen.extend(repr(r.model_dump()) for r in rows(engine))
+    seen.append(caplog.text)
+    seen.append(repr(load_settings()))
+    assert len(rows(engine)) == 5
+    for text in seen:
+        assert secret not in text
+    # It was used all the same: the requests that got through are signed with it.
+    assert all(verify_signature(secret, r.body, r.headers[SIGNATURE_HEADER])
+               for r in receiver.received)
 
 
 def test_redeliver_by_delivery_id_or_conversation_id(
@@ -212,7 +307,47 @@ def test_redeliver_by_delivery_id_or_conversation_id(
     by_conversation = redeliver(engine, "conv-1", now=NOW, sender=sender())
     assert by_conversation.delivered
     assert len(receiver.received) == 3
-    assert [d.delivered for d in list_deliveries(engine, "conv-1")] == [False, True, True]
+    # Newest first.
+    assert [d.delivery_id for d in list_deliveries(engine, "conv-1")] == [
+        by_conversation.delivery_id, again.delivery_id, first.delivery_id
+    ]
+    assert [d.delivered for d in list_deliveries(engine, "conv-1")] == [True, True, False]
+
+
+def test_list_deliveries_filters_by_conversation_status_and_limit(
+    engine: Engine, setup: dict[str, Any], receiver: Any, seed: Callable[..., Any]
+) -> None:
+    other = seed(engine, TURNS, conversation_id="conv-2", assistant_id=setup["seeded"]
+                 .assistant_id)
+    receiver.statuses[:] = [404]
+    failed_1 = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
+    ok_1 = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
+    receiver.statuses[:] = [404]
+    failed_2 = deliver_conversation_insights(engine, other.conversation_id, now=NOW,
+                                             sender=sender())
+    ok_2 = deliver_conversation_insights(engine, other.conversation_id, now=NOW,
+                                         sender=sender())
+    assert failed_1 and ok_1 and failed_2 and ok_2
+    assert not failed_1.delivered and not failed_2.delivered and ok_2.delivered
+
+    def ids(**filters: Any) -> list[str]:
+        return [d.delivery_id for d in list_deliveries(engine, **filters)]
+
+    assert ids() == [ok_2.delivery_id, failed_2.delivery_id, ok_1.delivery_id,
+                     failed_1.delivery_id]
+    assert ids(status="failed") == [failed_2.delivery_id, failed_1.delivery_id]
+    assert ids(status="delivered", conversation_id="conv-1") == [ok_1.delivery_id]
+    assert ids(limit=1) == [ok_2.delivery_id]
+    [listed] = list_deliveries(engine, "conv-1", status="failed")
+    assert listed.attempts[0].error == "HTTP 404" and listed.attempts[0].status_code == 404
+    with pytest.raises(ValidationError) as bad_status:
+        list_deliveries(engine, status="broken")
+    assert bad_status.value.field == "status"
+    with pytest.raises(ValidationError) as bad_limit:
+        list_deliveries(engine, limit=0)
+    assert bad_limit.value.field == "limit"
+    with pytest.raises(NotFound):
+        list_deliveries(engine, "ghost")
 
 
 def test_redeliver_refuses_unknown_ids_and_conversations_without_a_webhook(
