@@ -46,6 +46,7 @@ from mission_server.insights.models import (
     PriorConversationOut,
 )
 from mission_server.insights.schema import parameter_to_dict, parse_definition, parse_parameters
+from mission_server.targets import normalise_target
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 from state.db import session_scope
@@ -585,13 +586,17 @@ def list_prior_conversations(
 
     ``end_user_target`` and every ``metadata`` key/value must match (metadata is compared for
     equality per key, like ``metadata->key=eq.value``); ``insight_ids`` keeps only those
-    insights' results (the reference's ``insight_query``).
+    insights' results (the reference's ``insight_query``). The target is normalised like a
+    call's ``to`` (``targets.normalise_target``), so ``312-555-0101`` and ``+1 312 555 0101``
+    find the conversations with ``+13125550101``.
 
     Raises:
-        ValidationError: ``limit`` outside 1–100, ``metadata`` not a mapping, or
-            ``insight_ids`` not a list.
+        ValidationError: ``limit`` outside 1–100, ``metadata`` not a mapping,
+            ``insight_ids`` not a list, or ``end_user_target`` not a phone number or SIP URI.
     """
     limit = _limit(limit, maximum=100)
+    if end_user_target is not None:
+        end_user_target = normalise_target(end_user_target, field="end_user_target")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ValidationError("metadata", "must be an object (key/value mapping)", metadata)
     if insight_ids is not None and (

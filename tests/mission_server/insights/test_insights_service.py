@@ -328,3 +328,24 @@ def test_prior_conversations_filter_by_target_and_metadata_newest_first(
     with pytest.raises(ValidationError) as caught:
         service.list_prior_conversations(engine, limit=0)
     assert caught.value.field == "limit"
+
+
+@pytest.mark.parametrize(
+    "written", ["+13125550101", "312-555-0101", "+1 312 555 0101", "(312) 555-0101",
+                " 3125550101 "],
+)
+def test_prior_conversations_match_the_target_however_it_is_written(
+    engine: Engine, seed: Callable[..., Any], written: str
+) -> None:
+    seed(engine, TURNS, conversation_id="c-chicago")
+    seed(engine, TURNS, conversation_id="c-elsewhere", end_user_target="+13125550202")
+    prior = service.list_prior_conversations(engine, end_user_target=written)
+    assert [c.conversation_id for c in prior] == ["c-chicago"]
+    assert prior[0].end_user_target == "+13125550101"
+
+
+def test_prior_conversations_refuse_a_target_that_is_not_a_number(engine: Engine) -> None:
+    with pytest.raises(ValidationError) as caught:
+        service.list_prior_conversations(engine, end_user_target="call the caterer")
+    assert caught.value.field == "end_user_target"
+    assert caught.value.value == "call the caterer"
