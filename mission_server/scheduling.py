@@ -9,6 +9,7 @@ rejected otherwise; both are rejected for ``sms_chat``, where ``text`` is requir
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -168,8 +169,14 @@ def create_scheduled_event(
 ) -> ScheduledEventOut:
     """Schedule a call or SMS. ``scheduled_at`` omitted means as soon as calling hours allow.
 
-    A repeated ``idempotency_key`` with the same request returns the first event; with a
-    different request it is a conflict. Nothing is written when any rule fails.
+    Idempotency: a repeated ``idempotency_key`` returns the first event as it is now, and is
+    looked up before the checks that depend on time or state (``scheduled_at`` in the future,
+    the run still active, the do-not-call list), so a retried request whose time has since
+    passed, or whose run has since finished, still gets the first event. The repeated request
+    must ask for the same thing: every field it gives is compared with the first request
+    (``from_number`` and ``scheduled_at`` only when given; ``scheduled_at`` against the time
+    the first request asked for, before any calling-hours deferral) and a difference is a
+    ``ConflictError`` naming the field. Nothing is written when any rule fails.
 
     Raises:
         ValidationError, NotFound (assistant, run, step), ConflictError, GuardrailError
@@ -190,29 +197,49 @@ def create_scheduled_event(
         idempotency_key = require_text(idempotency_key, "idempotency_key")
     window = CallingWindow.from_dict(calling_window)
     zones = timezones_for_target(target, timezone)
+    given_from = None if from_number is None else normalise_target(from_number, "from_number")
+    asked_for = _parse_scheduled_at(scheduled_at)
     now = ctx.now()
-    if scheduled_at is None:
-        requested = now
-    else:
-        if isinstance(scheduled_at, str):
-            try:
-                scheduled_at = datetime.fromisoformat(scheduled_at.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValidationError(
-                    "scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", scheduled_at
-                ) from None
-        requested = ensure_utc(scheduled_at, "scheduled_at_fixed_datetime")
-        if requested <= now:
-            raise ValidationError(
-                "scheduled_at_fixed_datetime",
-                f"must be in the future (server time is {now.isoformat()})",
-                requested.isoformat(),
-            )
-    due, reason = defer_for_calling_hours(requested, zones, window)
 
     with session_scope(ctx.engine) as session:
+        if idempotency_key is not None:
+            existing = session.exec(
+                select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == idempotency_key)
+            ).first()
+            if existing is not None:
+                return _same_request_or_conflict(
+                    session,
+                    existing,
+                    {
+                        "assistant_id": assistant_id,
+                        "telnyx_conversation_channel": channel,
+                        "to": target,
+                        "from_number": given_from,
+                        "scheduled_at_fixed_datetime": asked_for,
+                        "text": text,
+                        "dynamic_variables": variables,
+                        "conversation_metadata": metadata,
+                        "max_retries_client_errors": retries,
+                        "retry_interval_secs": interval,
+                        "run_id": run_id,
+                        "step_id": step_id,
+                        "timezone": zones,
+                        "calling_window": window.to_dict(),
+                    },
+                )
+        if asked_for is None:
+            requested = now
+        else:
+            requested = asked_for
+            if requested <= now:
+                raise ValidationError(
+                    "scheduled_at_fixed_datetime",
+                    f"must be in the future (server time is {now.isoformat()})",
+                    requested.isoformat(),
+                )
+        due, reason = defer_for_calling_hours(requested, zones, window)
         assistant = load_assistant(session, assistant_id)
-        if from_number is None:
+        if given_from is None:
             number = session.exec(
                 select(m.PhoneNumber)
                 .where(m.PhoneNumber.assistant_id == assistant_id)
@@ -227,7 +254,7 @@ def create_scheduled_event(
                 )
             agent_target = number.phone_number
         else:
-            agent_target = normalise_target(from_number, "from_number")
+            agent_target = given_from
             number = session.get(m.PhoneNumber, agent_target)
             if number is None or number.assistant_id != assistant_id:
                 raise ValidationError(
@@ -254,23 +281,6 @@ def create_scheduled_event(
                 raise ValidationError("step_id", "must name a step of the run's plan", step_id)
         if is_do_not_call(session, target):
             raise GuardrailError(f"{target} is on the do-not-call list; it will not be contacted")
-        if idempotency_key is not None:
-            existing = session.exec(
-                select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == idempotency_key)
-            ).first()
-            if existing is not None:
-                return _same_request_or_conflict(
-                    session,
-                    existing,
-                    assistant_id,
-                    channel,
-                    target,
-                    text,
-                    variables,
-                    retries,
-                    interval,
-                    run_id,
-                )
         row = m.ScheduledEvent(
             assistant_id=assistant_id,
             run_id=run_id,
@@ -331,36 +341,80 @@ def create_scheduled_event(
     return out
 
 
+def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:
+    """The requested time as aware UTC (``None`` when omitted); its format only, not whether
+    it is still in the future.
+
+    Raises:
+        ValidationError.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                "scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", value
+            ) from None
+    if not isinstance(value, datetime):
+        raise ValidationError("scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", value)
+    return ensure_utc(value, "scheduled_at_fixed_datetime")
+
+
 def _same_request_or_conflict(
-    session: Session,
-    existing: m.ScheduledEvent,
-    assistant_id: str,
-    channel: str,
-    target: str,
-    text: str | None,
-    variables: dict,
-    retries: int,
-    interval: int | None,
-    run_id: str | None,
+    session: Session, existing: m.ScheduledEvent, request: dict[str, Any]
 ) -> ScheduledEventOut:
-    mine = (assistant_id, channel, target, text, variables, retries, interval, run_id)
-    theirs = (
-        existing.assistant_id,
-        existing.telnyx_conversation_channel,
-        existing.telnyx_end_user_target,
-        existing.text,
-        existing.dynamic_variables or {},
-        existing.max_retries_client_errors,
-        existing.retry_interval_secs,
-        existing.run_id,
-    )
-    if mine != theirs:
+    """The first event of an idempotency key, when ``request`` asks for the same thing.
+
+    Raises:
+        ConflictError: naming every field that differs from the first request.
+    """
+    first: dict[str, Any] = {
+        "assistant_id": existing.assistant_id,
+        "telnyx_conversation_channel": existing.telnyx_conversation_channel,
+        "to": existing.telnyx_end_user_target,
+        "from_number": existing.telnyx_agent_target,
+        "scheduled_at_fixed_datetime": existing.requested_at,
+        "text": existing.text,
+        "dynamic_variables": existing.dynamic_variables or {},
+        "conversation_metadata": existing.conversation_metadata or {},
+        "max_retries_client_errors": existing.max_retries_client_errors,
+        "retry_interval_secs": existing.retry_interval_secs,
+        "run_id": existing.run_id,
+        "step_id": existing.step_id,
+        "timezone": list(existing.timezones or []),
+        "calling_window": existing.calling_window or CallingWindow().to_dict(),
+    }
+    # Omitted here means "whatever the first request got" for these two.
+    optional = {"from_number", "scheduled_at_fixed_datetime"}
+    differing = [
+        name
+        for name, value in request.items()
+        if not (name in optional and value is None) and _plain(value) != _plain(first[name])
+    ]
+    if differing:
+        details = "; ".join(
+            f"{name} was {_short(first[name])}, now {_short(request[name])}" for name in differing
+        )
         raise ConflictError(
             f"idempotency_key {existing.idempotency_key!r} was already used for scheduled event "
-            f"{existing.scheduled_event_id} with different parameters"
+            f"{existing.scheduled_event_id} with different parameters: {details}"
         )
     attempts = attempts_by_event(session, [existing.scheduled_event_id])
     return ScheduledEventOut.of(existing, attempts.get(existing.scheduled_event_id, []))
+
+
+def _plain(value: Any) -> Any:
+    """Comparable form: JSON round trip (tuples and lists alike), aware datetimes in UTC."""
+    if isinstance(value, datetime):
+        return ensure_utc(value, "scheduled_at_fixed_datetime")
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value.isoformat() if isinstance(value, datetime) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def load_event(session: Session, scheduled_event_id: str) -> m.ScheduledEvent:

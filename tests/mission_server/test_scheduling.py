@@ -242,3 +242,85 @@ def test_finished_run_cannot_schedule(ctx, assistant):
     with pytest.raises(ValidationError, match="step_id must name a step"):
         other = missions.start_run(ctx, mission.mission_id)
         schedule(ctx, assistant, run_id=other.run_id, step_id="call-1")
+
+
+def test_repeated_key_returns_the_first_event_after_its_time_has_passed(ctx, assistant, clock):
+    later = clock.now() + timedelta(minutes=10)
+    first = schedule(ctx, assistant, idempotency_key="k-time", scheduled_at=later.isoformat())
+    clock.advance(3600)  # the retry arrives an hour later: its time is in the past now
+    again = schedule(ctx, assistant, idempotency_key="k-time", scheduled_at=later.isoformat())
+    assert again == first
+    # Omitting the time (or the caller ID) asks for whatever the first request got.
+    assert schedule(ctx, assistant, idempotency_key="k-time") == first
+    assert event_count(ctx.engine) == 1
+
+
+def test_repeated_key_returns_the_first_event_after_the_run_finished_or_a_dnc_entry(ctx, assistant):
+    mission = missions.create_mission(ctx, "M")
+    run = missions.start_run(ctx, mission.mission_id)
+    first = schedule(ctx, assistant, run_id=run.run_id, idempotency_key="k-run")
+    missions.cancel_run(ctx, run.run_id)
+    scheduling.add_do_not_call(ctx, CHICAGO)
+    again = schedule(ctx, assistant, run_id=run.run_id, idempotency_key="k-run")
+    assert again.scheduled_event_id == first.scheduled_event_id
+    assert again.status == "cancelled"  # the first event as it is now, not re-created
+    assert event_count(ctx.engine) == 1
+    # Without the key the same request is still refused.
+    with pytest.raises(GuardrailError, match="cancelled"):
+        schedule(ctx, assistant, run_id=run.run_id)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"to": "+13125550102"}, "to"),
+        ({"from_number": "+13125550199"}, "from_number"),
+        ({"scheduled_at": "2026-03-10T16:00:00Z"}, "scheduled_at_fixed_datetime"),
+        ({"dynamic_variables": {"a": "2"}}, "dynamic_variables"),
+        ({"conversation_metadata": {"campaign": "q3"}}, "conversation_metadata"),
+        ({"max_retries_client_errors": 2, "retry_interval_secs": 300}, "max_retries_client_errors"),
+        ({"max_retries_client_errors": 3, "retry_interval_secs": 600}, "retry_interval_secs"),
+        ({"timezone": "America/New_York"}, "timezone"),
+        ({"calling_window": {"start": "10:00", "end": "16:00"}}, "calling_window"),
+        ({"channel": "sms_chat", "text": "hi", "max_retries_client_errors": 0}, "text"),
+    ],
+)
+def test_repeated_key_with_a_different_request_is_a_conflict_naming_the_field(
+    ctx, assistant, change, field
+):
+    assistants.assign_phone_number(ctx, assistant.assistant_id, "+13125550199")
+    base = {
+        "idempotency_key": "k-diff",
+        "from_number": "+13125550100",
+        "scheduled_at": "2026-03-10T15:30:00Z",
+        "dynamic_variables": {"a": "1"},
+        "conversation_metadata": {"campaign": "q2"},
+        "max_retries_client_errors": 3,
+        "retry_interval_secs": 300,
+    }
+    first = schedule(ctx, assistant, **base)
+    # The same request, spelt differently, is the same request.
+    same = schedule(
+        ctx, assistant, **{**base, "to": "(312) 555-0101", "timezone": "America/Chicago"}
+    )
+    assert same.scheduled_event_id == first.scheduled_event_id
+    request = {**base, **change}
+    if request.get("max_retries_client_errors") == 0:
+        request.pop("retry_interval_secs")
+    with pytest.raises(ConflictError, match="different parameters") as info:
+        schedule(ctx, assistant, **request)
+    assert f"{field} was " in str(info.value)
+    assert first.scheduled_event_id in str(info.value)
+    assert event_count(ctx.engine) == 1
+
+
+def test_repeated_key_for_another_run_or_step_is_a_conflict(ctx, assistant):
+    mission = missions.create_mission(ctx, "M")
+    run = missions.start_run(ctx, mission.mission_id)
+    other = missions.start_run(ctx, mission.mission_id)
+    schedule(ctx, assistant, run_id=run.run_id, idempotency_key="k-owner")
+    with pytest.raises(ConflictError, match="run_id was "):
+        schedule(ctx, assistant, run_id=other.run_id, idempotency_key="k-owner")
+    with pytest.raises(ConflictError, match="run_id was "):
+        schedule(ctx, assistant, idempotency_key="k-owner")
+    assert event_count(ctx.engine) == 1
