@@ -458,11 +458,35 @@ def list_scheduled_events(
         return [ScheduledEventOut.of(r, attempts.get(r.scheduled_event_id, [])) for r in rows]
 
 
+def lease_is_live(lease_expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a dispatcher holds the row right now (the opposite of the claim condition:
+    an unset or expired lease can be claimed)."""
+    return lease_expires_at is not None and ensure_utc(lease_expires_at) > now
+
+
+def _unleased(now: datetime) -> Any:
+    """SQL: no dispatcher holds the row at ``now``."""
+    lease_end = col(m.ScheduledEvent.lease_expires_at)
+    return lease_end.is_(None) | (lease_end <= now)
+
+
+def _being_dispatched(row: m.ScheduledEvent) -> ConflictError:
+    return ConflictError(
+        f"scheduled event {row.scheduled_event_id} is being dispatched right now; "
+        "try again in a moment"
+    )
+
+
 def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEventOut:
     """Cancel a pending event: no further dispatches; finished attempts stay as they are.
 
+    A pending event a dispatcher has claimed (its lease is live) is refused: the dispatcher
+    may be placing the call at this moment, and clearing its lease would lose the outcome.
+    An expired lease (its worker died) does not block the cancellation.
+
     Raises:
-        NotFound, IllegalTransition (an event in progress or already finished).
+        NotFound, IllegalTransition (an event in progress or already finished),
+        ConflictError (a dispatcher holds the event right now).
     """
     now = ctx.now()
     with session_scope(ctx.engine) as session:
@@ -477,12 +501,39 @@ def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEv
             row.status,
             "cancelled",
         )
-        row.status = "cancelled"
-        row.hold_reason = None
-        row.lease_owner = None
-        row.lease_expires_at = None
-        row.updated_at = now
-        session.add(row)
+        if lease_is_live(row.lease_expires_at, now):
+            raise _being_dispatched(row)
+        # Guarded again in SQL: on PostgreSQL a dispatcher may claim the row after the read.
+        result = session.exec(  # type: ignore[call-overload]
+            update(m.ScheduledEvent)
+            .where(
+                col(m.ScheduledEvent.scheduled_event_id) == scheduled_event_id,
+                col(m.ScheduledEvent.status) == "pending",
+                _unleased(now),
+            )
+            .values(
+                status="cancelled",
+                hold_reason=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        session.refresh(row)
+        if result.rowcount != 1:
+            if lease_is_live(row.lease_expires_at, now):
+                raise _being_dispatched(row)
+            check_transition(
+                "scheduled event",
+                scheduled_event_id,
+                SCHEDULED_EVENT_TRANSITIONS,
+                row.status,
+                "cancelled",
+            )
+            raise ConflictError(
+                f"scheduled event {scheduled_event_id} changed while it was being cancelled; "
+                "try again"
+            )
         if row.run_id:
             append_event(
                 session,
@@ -521,7 +572,13 @@ def cancel_pending_for_run(
     session: Session, run_id: str, now: datetime, reason: str
 ) -> list[CallFinished]:
     """Cancel every pending event of a run (inside the caller's transaction) and return the
-    notices the caller sends to ``ctx.notify_call_finished`` once it has committed."""
+    notices the caller sends to ``ctx.notify_call_finished`` once it has committed.
+
+    Events a dispatcher holds right now (live lease) are left to it: it may be placing the
+    call, and cancelling under it would lose the outcome. The dispatcher reads the run when it
+    acts on its claim and does not place a call of a finished run; it finishes such an event
+    itself (``cancelled``, error ``run_finished``) and sends the notice then.
+    """
     rows = session.exec(
         select(m.ScheduledEvent).where(
             col(m.ScheduledEvent.run_id) == run_id, col(m.ScheduledEvent.status) == "pending"
@@ -529,24 +586,30 @@ def cancel_pending_for_run(
     ).all()
     if not rows:
         return []
-    ids = [row.scheduled_event_id for row in rows]
-    # The status guard again: a dispatcher may have claimed a row since the select.
-    result = session.exec(  # type: ignore[call-overload]
-        update(m.ScheduledEvent)
-        .where(
-            col(m.ScheduledEvent.scheduled_event_id).in_(ids),
-            col(m.ScheduledEvent.status) == "pending",
+    free = [row for row in rows if not lease_is_live(row.lease_expires_at, now)]
+    cancelled: set[str] = set()
+    if free:
+        # The status and lease guards again: a dispatcher may have claimed a row since the
+        # select.
+        result = session.exec(  # type: ignore[call-overload]
+            update(m.ScheduledEvent)
+            .where(
+                col(m.ScheduledEvent.scheduled_event_id).in_(
+                    [row.scheduled_event_id for row in free]
+                ),
+                col(m.ScheduledEvent.status) == "pending",
+                _unleased(now),
+            )
+            .values(
+                status="cancelled",
+                hold_reason=None,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .returning(col(m.ScheduledEvent.scheduled_event_id))
         )
-        .values(
-            status="cancelled",
-            hold_reason=None,
-            updated_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .returning(col(m.ScheduledEvent.scheduled_event_id))
-    )
-    cancelled = set(result.scalars().all())
+        cancelled = set(result.scalars().all())
     if cancelled:
         append_event(
             session,
@@ -554,6 +617,17 @@ def cancel_pending_for_run(
             "custom",
             f"{len(cancelled)} pending call(s) cancelled: {reason}",
             now,
+        )
+    left = [row.scheduled_event_id for row in rows if row.scheduled_event_id not in cancelled]
+    if left:
+        append_event(
+            session,
+            run_id,
+            "custom",
+            f"{len(left)} call(s) were being dispatched at that moment and were left to the "
+            f"dispatcher to finish ({reason})",
+            now,
+            payload={"scheduled_event_ids": left},
         )
     return [cancelled_event(row, now) for row in rows if row.scheduled_event_id in cancelled]
 
