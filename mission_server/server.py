@@ -40,12 +40,14 @@ from mission_server import missions as mission_service
 from mission_server import scheduling as scheduling_service
 from mission_server.context import Context
 from mission_server.errors import MissionError, ValidationError
+from mission_server.insights import delivery as webhook_delivery
 from mission_server.insights import service as insight_service
 from mission_server.insights.models import (
     AssistantInsightSettingsOut,
     InsightGroupOut,
     InsightOut,
     InsightResultOut,
+    WebhookDeliveryOut,
 )
 from mission_server.missions import MissionPage, RunDetail
 from mission_server.schemas import (
@@ -68,12 +70,15 @@ from mission_server.server_models import (
     PhoneNumberList,
     PlanOut,
     PlanStepSpec,
+    PriorConversationList,
     RunList,
     RunVariables,
     ScheduledCallList,
     ServerStatus,
+    WebhookDeliveryList,
 )
 from mission_server.server_prompts import negotiate_quotes_prompt, plan_mission_prompt
+from mission_server.targets import normalise_target
 from state import models as m
 from state.db import session_scope
 from state.errors import NotFound, StateError
@@ -985,7 +990,8 @@ def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -
         scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
     ) -> ScheduledEventOut:
         """Cancel a pending call: no further attempts. Attempts already made stay recorded.
-        A call in progress or finished cannot be cancelled."""
+        A call in progress or finished cannot be cancelled; cancelling an already cancelled
+        call returns it unchanged."""
         return scheduling_service.cancel_scheduled_event(ctx, scheduled_event_id)
 
     async def wait_for_call(
@@ -993,8 +999,12 @@ def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -
         mcp_ctx: MCPContext,
         timeout_secs: Annotated[
             float | None,
-            Field(description="Most wall-clock seconds to wait, 0..300 (default 60)."),
-        ] = None,
+            Field(
+                description="Most wall-clock seconds to wait, 0..300 (default 60).",
+                # Shown in the schema only: the range is checked below, with its own message.
+                json_schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECS},
+            ),
+        ] = DEFAULT_WAIT_SECS,
     ) -> CallWaitResult:
         """Wait until a scheduled call is finished (completed, failed or cancelled), then
         return everything about it in one answer: status, call_status, call_attempts,
@@ -1021,7 +1031,9 @@ def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -
     tools.add(schedule_sms, title="Schedule SMS", open_world=True)
     tools.add(get_scheduled_call, title="Get scheduled call", read_only=True)
     tools.add(list_scheduled_calls, title="List scheduled calls", read_only=True)
-    tools.add(cancel_scheduled_call, title="Cancel scheduled call", destructive=True)
+    # Idempotent: cancelling a cancelled call returns the same event and writes nothing.
+    tools.add(cancel_scheduled_call, title="Cancel scheduled call", destructive=True,
+              idempotent=True)
     tools.add(wait_for_call, title="Wait for call", read_only=True)
 
 
@@ -1193,11 +1205,104 @@ def _register_insight_tools(tools: ToolRegistrar, ctx: Context) -> None:
             now=ctx.now(),
         )
 
+    def list_prior_conversations(
+        target: Annotated[
+            str,
+            Field(
+                description="The end user's phone number in any common form ('+13125550101', "
+                "'312-555-0101', '+1 312 555 0101'; no '+' means US/Canada) or SIP URI."
+            ),
+        ],
+        metadata: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="Only conversations whose metadata (schedule_call's "
+                "conversation_metadata) has every one of these key/values, e.g. "
+                "{'customer_id': '123'}."
+            ),
+        ] = None,
+        limit: Annotated[
+            int | None, Field(description="At most this many, 1..100 (default 5).")
+        ] = None,
+    ) -> PriorConversationList:
+        """Memory: the earlier conversations with this end user, newest first, each with its
+        insight results (e.g. the price they quoted last time, the summary).
+
+        Use before calling someone again, to give the call context: put what matters into the
+        assistant's instructions or dynamic_variables. Returns the target as matched (E.164)
+        and the conversations; an empty list means no earlier conversation.
+        """
+        matched = normalise_target(target, field="target")
+        return PriorConversationList(
+            target=matched,
+            conversations=insight_service.list_prior_conversations(
+                ctx.engine, end_user_target=matched, metadata=metadata,
+                limit=5 if limit is None else limit,
+            ),
+        )
+
+    def list_webhook_deliveries(
+        conversation_id: Annotated[
+            str | None, Field(description="Only this conversation's deliveries.")
+        ] = None,
+        status: Annotated[
+            str | None,
+            Field(
+                description="'failed' (no attempt got a 2xx answer: gave up after retries, "
+                "refused, or not sent because MISSION_WEBHOOK_SECRET is not set) or "
+                "'delivered'."
+            ),
+        ] = None,
+        limit: Annotated[
+            int | None, Field(description="At most this many deliveries, 1..500 (default 50).")
+        ] = None,
+    ) -> WebhookDeliveryList:
+        """List insight-webhook deliveries (the signed conversation.insights.completed POSTs
+        to an insight group's or assistant's webhook_url), newest first, each with every
+        attempt: status_code, latency_ms, error, delivered.
+
+        Use it to check that results reached the endpoint, or with status='failed' to find
+        the deliveries to re-send with redeliver_webhook. URLs have credentials and query
+        values masked.
+        """
+        return WebhookDeliveryList(
+            deliveries=webhook_delivery.list_deliveries(
+                ctx.engine, conversation_id, status=status,
+                limit=50 if limit is None else limit,
+            )
+        )
+
+    def redeliver_webhook(
+        delivery_id: Annotated[
+            str,
+            Field(
+                description="A delivery_id from list_webhook_deliveries (a conversation_id "
+                "also works)."
+            ),
+        ],
+    ) -> WebhookDeliveryOut:
+        """Send a conversation's insights webhook again, as a new signed delivery with fresh
+        attempts: the conversation's current insight results, to the webhook URL configured
+        now (fix the endpoint or the URL first). Retries within the usual bound.
+
+        Returns the new delivery with its attempts; delivered=false means it failed again
+        (attempts[].error says why). Refused, with nothing sent, when the id is unknown, the
+        conversation has no webhook configured, or MISSION_WEBHOOK_SECRET is not set.
+        """
+        return webhook_delivery.redeliver(
+            ctx.engine, delivery_id, now=ctx.now(),
+            sender=webhook_delivery.WebhookSender.from_settings(ctx.settings),
+        )
+
     tools.add(get_conversation, title="Get conversation", read_only=True)
     tools.add(get_conversation_insights, title="Get conversation insights", read_only=True)
     tools.add(create_insight, title="Create insight")
     tools.add(create_insight_group, title="Create insight group")
     tools.add(assign_insight_group, title="Assign insight group", destructive=True, idempotent=True)
+    tools.add(list_prior_conversations, title="List prior conversations", read_only=True)
+    tools.add(list_webhook_deliveries, title="List webhook deliveries", read_only=True)
+    # Open world: it POSTs to an outside endpoint. Not idempotent: each call is a new delivery.
+    tools.add(redeliver_webhook, title="Redeliver webhook", open_world=True)
 
 
 # --------------------------------------------------------------------------- resources

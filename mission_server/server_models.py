@@ -13,7 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mission_server.insights.models import InsightResultOut
+from mission_server.insights.models import (
+    InsightResultOut,
+    PriorConversationOut,
+    WebhookDeliveryOut,
+)
 from mission_server.schemas import (
     AssistantOut,
     ConversationOut,
@@ -136,3 +140,22 @@ class ServerStatus(BaseModel):
         "processes must run, or calls stay pending."
     )
     version: str
+
+
+class WebhookDeliveryList(BaseModel):
+    """Insight-webhook deliveries, newest first, each with every attempt."""
+
+    deliveries: list[WebhookDeliveryOut] = Field(
+        default_factory=list,
+        description="delivered=false means no attempt got a 2xx answer; attempts[].error says "
+        "why (e.g. 'HTTP 500', a connection error, or MISSION_WEBHOOK_SECRET not set).",
+    )
+
+
+class PriorConversationList(BaseModel):
+    """Past conversations with one end user and their insight results: an assistant's memory."""
+
+    target: str = Field(description="The end-user target as matched (E.164 or SIP URI).")
+    conversations: list[PriorConversationOut] = Field(
+        default_factory=list, description="Newest first."
+    )

@@ -58,6 +58,9 @@ EXPECTED_TOOLS = {
     "create_insight",
     "create_insight_group",
     "assign_insight_group",
+    "list_prior_conversations",
+    "list_webhook_deliveries",
+    "redeliver_webhook",
 }
 
 
@@ -121,6 +124,7 @@ async def test_every_tool_is_listed_with_an_output_schema_and_annotations(server
     assert tools["wait_for_call"].annotations.read_only_hint is True
     assert tools["cancel_run"].annotations.destructive_hint is True
     assert tools["cancel_scheduled_call"].annotations.destructive_hint is True
+    assert tools["cancel_scheduled_call"].annotations.idempotent_hint is True
     assert tools["create_mission"].annotations.read_only_hint is False
     assert tools["create_mission"].annotations.destructive_hint is False
     assert tools["log_event"].annotations.idempotent_hint is False
@@ -129,6 +133,22 @@ async def test_every_tool_is_listed_with_an_output_schema_and_annotations(server
     assert tools["get_run"].annotations.open_world_hint is False
     # Flat parameters: an agent passes run_id, not {"args": {"run_id": ...}}.
     assert set(tools["get_run"].input_schema["properties"]) == {"run_id"}
+    for name in ("list_prior_conversations", "list_webhook_deliveries"):
+        assert tools[name].annotations.read_only_hint is True, name
+        assert tools[name].annotations.open_world_hint is False, name
+    redeliver = tools["redeliver_webhook"].annotations
+    assert redeliver.read_only_hint is False and redeliver.destructive_hint is False
+    assert redeliver.idempotent_hint is False  # every call is a new delivery
+    assert redeliver.open_world_hint is True  # it POSTs to an outside endpoint
+
+
+async def test_wait_for_call_shows_its_default_and_range_in_the_input_schema(server):
+    async with Client(server) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    timeout = tools["wait_for_call"].input_schema["properties"]["timeout_secs"]
+    assert timeout["default"] == 60
+    assert timeout["minimum"] == 0 and timeout["maximum"] == 300
+    assert "timeout_secs" not in tools["wait_for_call"].input_schema.get("required", [])
 
 
 # --------------------------------------------------------------------------- status
@@ -757,6 +777,43 @@ async def test_scheduled_calls_are_read_listed_and_cancelled(server, ctx, provid
     assert "status must be one of" in bad_status
     assert "scheduled event 'e-404' not found" in unknown
     assert "scheduled event 'e-404' not found" in unknown_cancel
+
+
+async def test_cancelling_a_cancelled_call_again_returns_the_same_event_and_writes_nothing(
+    server, ctx
+):
+    async with Client(server) as client:
+        run_id = await new_run(client)
+        assistant_id = await caller(client, run_id)
+        later = await ok(
+            client,
+            "schedule_call",
+            assistant_id=assistant_id,
+            to=CHICAGO,
+            scheduled_at="2026-03-10T18:00:00Z",
+            run_id=run_id,
+        )
+        first = await ok(
+            client, "cancel_scheduled_call", scheduled_event_id=later["scheduled_event_id"]
+        )
+        events_after_first = await ok(client, "list_events", run_id=run_id)
+        ctx.clock.advance(60)
+        again = await ok(
+            client, "cancel_scheduled_call", scheduled_event_id=later["scheduled_event_id"]
+        )
+        events_after_again = await ok(client, "list_events", run_id=run_id)
+        # A null timeout means the default; a cancelled call is terminal, so no wait.
+        waited = await ok(
+            client,
+            "wait_for_call",
+            scheduled_event_id=later["scheduled_event_id"],
+            timeout_secs=None,
+        )
+
+    assert first["status"] == "cancelled"
+    assert again == first  # same event, same updated_at: nothing was written
+    assert events_after_again == events_after_first
+    assert waited["terminal"] is True and waited["timed_out"] is False
 
 
 # --------------------------------------------------------------------------- wait_for_call
