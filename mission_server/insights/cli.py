@@ -4,13 +4,17 @@
     mission insights test quote.yaml call.json --llm   # the configured LLM (MISSION_LLM_*)
     mission insights test quote.yaml call.txt --json   # machine-readable
     mission insights schema quote.yaml                 # the compiled JSON Schema
+    mission insights deliveries --failed               # webhook deliveries that failed
+    mission insights redeliver DELIVERY_ID             # send one again (signed)
 
 The insight file is YAML or JSON ``{name, instructions, parameters: [...]}``. The transcript
 is either text with one turn per line, each starting ``assistant:`` or ``user:`` (any case;
 blank lines are skipped), or a JSON list of ``{"role": ..., "text": ...}``.
 
-Exit codes: 0 the result validates against the insight's schema; 1 it does not (failed
-extraction or schema violations); 2 bad input files or configuration.
+Exit codes of ``test``: 0 the result validates against the insight's schema; 1 it does not
+(failed extraction or schema violations); 2 bad input files or configuration. ``redeliver``
+exits 0 when the endpoint accepted the delivery, 1 when it failed again, 2 when it was refused
+(unknown id, no webhook configured, ``MISSION_WEBHOOK_SECRET`` not set: nothing is sent).
 """
 
 from __future__ import annotations
@@ -23,21 +27,33 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mission_server.clock import SystemClock
 from mission_server.errors import MissionError, ValidationError
 from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
+from mission_server.insights.models import WebhookDeliveryOut
 from mission_server.insights.schema import compile_schema, parse_definition, validate_result
 from mission_server.telephony.base import TranscriptMessage
+from state.errors import StateError
 
 __all__ = ["insights_app", "load_definition", "load_transcript"]
 
 insights_app = typer.Typer(
-    help="Design and try insight definitions.", no_args_is_help=True, add_completion=False
+    help="Design and try insight definitions; list and re-send webhook deliveries.",
+    no_args_is_help=True, add_completion=False
 )
 
 _ROLES = ("assistant", "user")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
+    ),
+]
 
 
 def load_definition(path: Path) -> InsightDefinition:
@@ -217,3 +233,99 @@ def schema_command(
     except MissionError as exc:
         raise _fail_input(Console(stderr=True), exc) from None
     typer.echo(json.dumps(compile_schema(definition), indent=2, ensure_ascii=False))
+
+
+# --------------------------------------------------------------------------- webhook deliveries
+
+
+def _context(db: str | None):  # type: ignore[no-untyped-def]
+    """The service context over the database (no telephony: nothing here places calls)."""
+    from mission_server.app import build_context
+    from mission_server.telephony.scripted import ScriptedProvider
+
+    return build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
+
+
+def _show_deliveries(console: Console, deliveries: list[WebhookDeliveryOut]) -> None:
+    """One block per delivery (its id in full, for ``redeliver``), one line per attempt."""
+    for delivery in deliveries:
+        status = "[green]delivered[/green]" if delivery.delivered else "[red]failed[/red]"
+        console.print(
+            f"[bold]{delivery.delivery_id}[/bold]  {status}  "
+            f"conversation {escape(delivery.conversation_id)}  -> {escape(delivery.url)}",
+            highlight=False,
+        )
+        for attempt in delivery.attempts:
+            outcome = (f"HTTP {attempt.status_code}" if attempt.status_code is not None
+                       else "no answer")
+            if attempt.error and not attempt.error.startswith("HTTP "):
+                outcome = attempt.error
+            latency = f"  {attempt.latency_ms:g} ms" if attempt.latency_ms is not None else ""
+            console.print(
+                f"  attempt {attempt.attempt}  {attempt.created_at or ''}  "
+                f"{escape(outcome)}{latency}",
+                highlight=False,
+            )
+
+
+@insights_app.command("deliveries")
+def deliveries_command(
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", help="Only this conversation's deliveries.")
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only deliveries that were not delivered.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many deliveries (1-500).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """List insight-webhook deliveries, newest first, with their attempts.
+
+    Every attempt shows its status code, latency and error; a failed delivery can be sent
+    again with `mission insights redeliver`."""
+    from mission_server.insights.delivery import list_deliveries
+
+    try:
+        ctx = _context(db)
+        deliveries = list_deliveries(ctx.engine, conversation,
+                                     status="failed" if failed else None, limit=limit)
+    except (MissionError, StateError) as exc:
+        raise _fail_input(Console(stderr=True), exc) from None
+    if as_json:
+        typer.echo(json.dumps([d.model_dump(mode="json") for d in deliveries], indent=2,
+                              ensure_ascii=False))
+        return
+    if not deliveries:
+        Console(stderr=True).print("no webhook deliveries recorded" + (
+            " that failed" if failed else ""))
+        return
+    _show_deliveries(Console(soft_wrap=True), deliveries)
+
+
+@insights_app.command("redeliver")
+def redeliver_command(
+    delivery_id: Annotated[
+        str, typer.Argument(help="A delivery_id from `mission insights deliveries` "
+                                 "(a conversation_id also works).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Send an insights webhook again, signed with MISSION_WEBHOOK_SECRET.
+
+    A new delivery with the conversation's current results goes to the URL configured now.
+    Exit 0 when delivered, 1 when it failed again, 2 when refused (nothing sent)."""
+    from mission_server.insights.delivery import WebhookSender, redeliver
+
+    try:
+        ctx = _context(db)
+        delivery = redeliver(ctx.engine, delivery_id, now=ctx.now(),
+                             sender=WebhookSender.from_settings(ctx.settings))
+    except (MissionError, StateError) as exc:
+        raise _fail_input(Console(stderr=True), exc) from None
+    if as_json:
+        typer.echo(json.dumps(delivery.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        _show_deliveries(Console(soft_wrap=True), [delivery])
+    raise typer.Exit(0 if delivery.delivered else 1)
