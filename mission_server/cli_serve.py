@@ -82,6 +82,7 @@ def serve(
     from mission_server.errors import MissionError
     from mission_server.runner import runner_for
     from mission_server.server import build_server
+    from mission_server.server_guardrails import register_guardrail_tools
     from mission_server.server_http import check_http_options
     from mission_server.server_planner import register_planner_tools
     from mission_server.settings import load_settings
@@ -124,7 +125,7 @@ def serve(
         ctx,
         dispatcher_running=lambda: trigger is not None and trigger.running,
         auth_token=settings.http_token if http and not no_auth else None,
-        extra_tools=[register_planner_tools],
+        extra_tools=[register_planner_tools, register_guardrail_tools],
     )
     if trigger is not None:
         trigger.start()

@@ -1,0 +1,86 @@
+"""The do-not-call list over MCP: ``add_do_not_call``, ``remove_do_not_call`` and
+``list_do_not_call``. They call the same service functions as ``mission dnc add|remove|list``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from mission_server import scheduling
+from mission_server.context import Context
+from mission_server.scheduling import DoNotCallEntry
+from mission_server.server import ToolRegistrar
+from mission_server.targets import normalise_target
+
+
+class DoNotCallAdded(DoNotCallEntry):
+    already_listed: bool = Field(
+        description="True when the target was on the list before (its first reason stays)."
+    )
+    open_calls: int = Field(
+        description="Calls to the target still pending or in progress: none of their further "
+        "attempts is placed (each fails with error code do_not_call when due)."
+    )
+
+
+class DoNotCallRemoved(BaseModel):
+    target: str = Field(description="The target, normalised (E.164 or SIP URI).")
+    removed: bool = Field(description="False when it was not on the list.")
+
+
+class DoNotCallList(BaseModel):
+    entries: list[DoNotCallEntry]
+
+
+TargetArg = Annotated[
+    str,
+    Field(
+        description="Phone number (E.164 such as '+13125550101'; without '+' it is read as a "
+        "US/Canada number) or SIP URI."
+    ),
+]
+
+
+def register_guardrail_tools(tools: ToolRegistrar, ctx: Context) -> None:
+    """Add the do-not-call tools (for ``build_server(extra_tools=...)``)."""
+
+    def add_do_not_call(
+        target: TargetArg,
+        reason: Annotated[
+            str | None,
+            Field(description="Why, e.g. 'asked not to be called'; kept with the entry."),
+        ] = None,
+    ) -> DoNotCallAdded:
+        """Put a phone number or SIP URI on the do-not-call list. From then on scheduling a
+        call or SMS to it is refused, and the dispatcher checks the list before every
+        placement, so calls already scheduled to it are not placed either. Adding a target
+        that is already listed changes nothing. Returns the entry and how many open calls to
+        it there are."""
+        entry, already = scheduling.put_do_not_call(ctx, target, reason)
+        return DoNotCallAdded(
+            **entry.model_dump(),
+            already_listed=already,
+            open_calls=scheduling.open_calls_to(ctx, entry.target),
+        )
+
+    def remove_do_not_call(target: TargetArg) -> DoNotCallRemoved:
+        """Take a phone number or SIP URI off the do-not-call list, so it may be called
+        again. Calls that already failed because of the list stay failed; schedule new ones.
+        Removing a target that is not listed changes nothing (removed: false)."""
+        removed = scheduling.remove_do_not_call(ctx, target)
+        return DoNotCallRemoved(target=normalise_target(target, "target"), removed=removed)
+
+    def list_do_not_call() -> DoNotCallList:
+        """List the do-not-call list: every target with its reason and when it was added."""
+        return DoNotCallList(entries=scheduling.do_not_call_entries(ctx))
+
+    tools.add(add_do_not_call, title="Add to do-not-call list", idempotent=True)
+    tools.add(
+        remove_do_not_call,
+        title="Remove from do-not-call list",
+        destructive=True,
+        idempotent=True,
+    )
+    tools.add(list_do_not_call, title="List do-not-call list", read_only=True)
