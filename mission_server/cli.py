@@ -1,7 +1,8 @@
 """The ``mission`` command line (typer + rich).
 
 Commands: ``run`` (a whole mission), ``approve``, ``serve`` (MCP server), ``worker``
-(dispatcher only), ``runs list|show``, ``db upgrade``, ``insights test``.
+(dispatcher only), ``runs list|show``, ``dnc add|remove|list`` (the do-not-call list),
+``db upgrade``, ``insights test``.
 Logs go to stderr; ``--json`` output goes to stdout alone.
 """
 
@@ -35,7 +36,11 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+dnc_app = typer.Typer(
+    help="The do-not-call list: targets that are never called or texted.", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
+app.add_typer(dnc_app, name="dnc")
 app.add_typer(db_app, name="db")
 
 err_console = Console(stderr=True)
@@ -137,6 +142,88 @@ def runs_show(
     from mission_server.display import render_run_detail
 
     render_run_detail(out_console, detail)
+
+
+def _service_context(db: str | None) -> Any:
+    """A context for reading and writing records only (no calls are placed)."""
+    from mission_server.app import build_context
+    from mission_server.telephony.scripted import ScriptedProvider
+
+    return build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
+
+
+TargetArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Phone number (E.164, e.g. +13125550101; without + it is read as US/Canada) "
+        "or SIP URI."
+    ),
+]
+
+
+@dnc_app.command("add")
+def dnc_add(
+    target: TargetArgument,
+    db: DbOption = None,
+    reason: Annotated[str | None, typer.Option(help="Why it must not be contacted.")] = None,
+) -> None:
+    """Put a target on the do-not-call list: no call or SMS to it is scheduled or placed."""
+    from mission_server import scheduling
+
+    try:
+        ctx = _service_context(db)
+        entry, already = scheduling.put_do_not_call(ctx, target, reason)
+        open_calls = scheduling.open_calls_to(ctx, entry.target)
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    if already:
+        err_console.print(f"{entry.target} was already on the do-not-call list")
+    else:
+        err_console.print(f"{entry.target} added to the do-not-call list")
+    if open_calls:
+        err_console.print(
+            f"{open_calls} scheduled call(s) to it will not be placed (they fail with "
+            "do_not_call when due)"
+        )
+
+
+@dnc_app.command("remove")
+def dnc_remove(target: TargetArgument, db: DbOption = None) -> None:
+    """Take a target off the do-not-call list."""
+    from mission_server import scheduling
+    from mission_server.targets import normalise_target
+
+    try:
+        ctx = _service_context(db)
+        removed = scheduling.remove_do_not_call(ctx, target)
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    normalised = normalise_target(target, "target")
+    if removed:
+        err_console.print(f"{normalised} removed from the do-not-call list")
+    else:
+        err_console.print(f"{normalised} was not on the do-not-call list")
+
+
+@dnc_app.command("list")
+def dnc_list(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the do-not-call list."""
+    from mission_server import scheduling
+
+    try:
+        entries = scheduling.do_not_call_entries(_service_context(db))
+    except (StateError, MissionError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in entries])
+        return
+    table = Table("target", "reason", "added")
+    for entry in entries:
+        table.add_row(entry.target, entry.reason or "", str(entry.created_at or ""))
+    out_console.print(table)
 
 
 @app.command()

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from mission_server import missions
+from mission_server import assistants, missions, scheduling
 from mission_server.app import build_context
 from mission_server.cli import app
 from mission_server.telephony.scripted import ScriptedProvider
@@ -43,3 +43,47 @@ def test_db_url_of_an_unsupported_kind_is_refused(tmp_path):
     result = runner.invoke(app, ["db", "upgrade", "--db", "mysql://localhost/x"])
     assert result.exit_code == 2
     assert "SQLite or PostgreSQL" in result.output
+
+
+def test_dnc_add_list_and_remove(tmp_path):
+    db = str(tmp_path / "dnc.db")
+    added = runner.invoke(app, ["dnc", "add", "(312) 555-0101", "--db", db, "--reason", "asked"])
+    assert added.exit_code == 0, added.output
+    assert "+13125550101 added to the do-not-call list" in added.output
+    again = runner.invoke(app, ["dnc", "add", "+13125550101", "--db", db])
+    assert again.exit_code == 0 and "already on the do-not-call list" in again.output
+    sip = runner.invoke(app, ["dnc", "add", "sip:desk@example.com", "--db", db])
+    assert sip.exit_code == 0, sip.output
+
+    listed = runner.invoke(app, ["dnc", "list", "--db", db, "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(r["target"], r["reason"]) for r in rows] == [
+        ("+13125550101", "asked"),
+        ("sip:desk@example.com", None),
+    ]
+    table = runner.invoke(app, ["dnc", "list", "--db", db])
+    assert table.exit_code == 0 and "+13125550101" in table.stdout and "asked" in table.stdout
+
+    removed = runner.invoke(app, ["dnc", "remove", "312-555-0101", "--db", db])
+    assert removed.exit_code == 0 and "+13125550101 removed" in removed.output
+    missing = runner.invoke(app, ["dnc", "remove", "+13125550101", "--db", db])
+    assert missing.exit_code == 0 and "was not on the do-not-call list" in missing.output
+    after = json.loads(runner.invoke(app, ["dnc", "list", "--db", db, "--json"]).stdout)
+    assert [r["target"] for r in after] == ["sip:desk@example.com"]
+
+
+def test_dnc_add_refuses_a_bad_target_and_reports_open_calls(tmp_path):
+    db = str(tmp_path / "dnc.db")
+    bad = runner.invoke(app, ["dnc", "add", "not a number", "--db", db])
+    assert bad.exit_code == 2 and "target " in bad.output and "not a number" in bad.output
+    ctx = build_context(db_url=db, provider=ScriptedProvider(), clock="virtual")
+    a = assistants.create_assistant(ctx, "Caller", "Ask for a quote.")
+    assistants.assign_phone_number(ctx, a.assistant_id)
+    scheduling.create_scheduled_event(
+        ctx, assistant_id=a.assistant_id, channel="phone_call", to="+13125550101"
+    )
+    added = runner.invoke(app, ["dnc", "add", "+13125550101", "--db", db])
+    assert added.exit_code == 0, added.output
+    assert "1 scheduled call(s) to it will not be placed" in added.output
+    assert json.loads(runner.invoke(app, ["dnc", "list", "--db", db, "--json"]).stdout)
