@@ -258,27 +258,9 @@ class Dispatcher:
                 },
             )
         if run is not None:
-            if run["status"] in {"cancelled", "failed", "succeeded"}:
-                report.failed += 1
-                return self._finish(
-                    item,
-                    now,
-                    "cancelled",
-                    None,
-                    error={
-                        "code": "run_finished",
-                        "detail": f"run is {run['status']}",
-                    },
-                )
-            hold = None
-            if run["status"] == "paused":
-                hold = "paused"
-            elif run["approval_required"] and run["approved_at"] is None:
-                hold = "awaiting_approval"
-            if hold:
-                report.held += 1
-                item.values = {"hold_reason": hold}
-                return item
+            stopped = self._run_gate(item, run, now, report)
+            if stopped is not None:
+                return stopped
 
         zones = list(row["timezones"] or [])
         window = CallingWindow.from_dict(row["calling_window"])
@@ -313,6 +295,11 @@ class Dispatcher:
         request = self._request(row, attempt_number, key, now, lookups)
         if placement is None:
             if run is not None and not lookups.take_budget(self.engine, run):
+                # The run may have changed since the batch read it (cancelled, paused): the
+                # budget update only counts a call for a run that may still place it.
+                stopped = self._run_gate(item, lookups.reload_run(self.engine, run), now, report)
+                if stopped is not None:
+                    return stopped
                 report.failed += 1
                 return self._finish(
                     item,
@@ -631,6 +618,31 @@ class Dispatcher:
             },
         )
 
+    def _run_gate(
+        self, item: _Work, run: dict[str, Any], now: datetime, report: SweepReport
+    ) -> _Work | None:
+        """The work item when the run's state stops this call (finished: cancel it; paused or
+        awaiting approval: hold it), else None."""
+        if run["status"] in {"cancelled", "failed", "succeeded"}:
+            report.failed += 1
+            return self._finish(
+                item,
+                now,
+                "cancelled",
+                None,
+                error={"code": "run_finished", "detail": f"run is {run['status']}"},
+            )
+        hold = None
+        if run["status"] == "paused":
+            hold = "paused"
+        elif run["approval_required"] and run["approved_at"] is None:
+            hold = "awaiting_approval"
+        if hold:
+            report.held += 1
+            item.values = {"hold_reason": hold}
+            return item
+        return None
+
     def _request(
         self,
         row: dict[str, Any],
@@ -785,10 +797,14 @@ class _Lookups:
         return cls(assistants=assistants, runs=runs, do_not_call=blocked)
 
     def take_budget(self, engine: Engine, run: dict[str, Any]) -> bool:
-        """Count one call against the run's budget; False when it is used up."""
+        """Count one call against the run's budget; False when it is used up, or when the run
+        can no longer place calls (it changed since the batch was loaded: see
+        ``reload_run``)."""
         statement = (
             update(RUNS)
             .where(RUNS.c.run_id == run["run_id"])
+            .where(RUNS.c.status == "running")
+            .where(RUNS.c.approval_required.is_(False) | RUNS.c.approved_at.is_not(None))
             .where(RUNS.c.call_budget.is_(None) | (RUNS.c.calls_placed < RUNS.c.call_budget))
             .values(calls_placed=RUNS.c.calls_placed + 1)
         )
@@ -797,6 +813,14 @@ class _Lookups:
         if taken:
             run["calls_placed"] = run["calls_placed"] + 1
         return taken
+
+    def reload_run(self, engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
+        """Read the run again (for this batch's later calls too) and return it."""
+        with engine.connect() as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run["run_id"])).one()
+        fresh = dict(row._mapping)
+        self.runs[run["run_id"]] = fresh
+        return fresh
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

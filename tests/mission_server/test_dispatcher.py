@@ -505,3 +505,37 @@ def test_a_call_carries_the_rendered_text_and_the_templates_it_came_from(
     assert request.instructions == "Call Lakefront. Beat $62."
     assert request.instructions_template == template
     assert request.greeting == request.greeting_template == "Hello!"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_status", "expected_hold"),
+    [("cancel", "cancelled", None), ("pause", "pending", "paused")],
+)
+def test_a_run_changed_while_its_batch_is_being_placed_stops_the_rest_of_the_batch(
+    ctx, provider, monkeypatch, change, expected_status, expected_hold
+):
+    mission = missions.create_mission(ctx, "Quotes")
+    run = missions.start_run(ctx, mission.mission_id)
+    a = make_assistant(ctx, run_id=run.run_id)
+    first, second = (
+        scheduling.create_scheduled_event(
+            ctx, assistant_id=a.assistant_id, channel="phone_call", to=to, run_id=run.run_id
+        )
+        for to in (CHICAGO, "+13125550102")
+    )
+    place = provider.place_call
+
+    def place_then_change_the_run(request: CallRequest):  # type: ignore[no-untyped-def]
+        placement = place(request)
+        if request.scheduled_event_id == first.scheduled_event_id:
+            # Someone cancels (or pauses) the run while the batch is still being placed.
+            getattr(missions, f"{change}_run")(ctx, run.run_id)
+        return placement
+
+    monkeypatch.setattr(provider, "place_call", place_then_change_the_run)
+    Dispatcher(ctx).sweep()
+
+    assert provider.placed == [f"{first.scheduled_event_id}:1"]
+    later = scheduling.get_scheduled_event(ctx, second.scheduled_event_id)
+    assert later.status == expected_status and later.hold_reason == expected_hold
+    assert later.call_attempts == []
