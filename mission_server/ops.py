@@ -442,6 +442,7 @@ class ServiceOps:
         """(status, structured result, error) of the conversation's structured insight.
         Status ``pending`` means not extracted yet (or still being extracted)."""
         from mission_server.insights import service as insights
+        from mission_server.insights.delivery import WebhookSender
 
         extract = self.extract_on_demand if extract is None else extract
         if self.ctx.extractor is None:
@@ -451,7 +452,11 @@ class ServiceOps:
         if unsettled and extract:
             assert self.ctx.extractor is not None
             results = insights.extract_conversation_insights(
-                self.ctx.engine, conversation_id, self.ctx.extractor, now=self.ctx.now()
+                self.ctx.engine,
+                conversation_id,
+                self.ctx.extractor,
+                now=self.ctx.now(),
+                sender=WebhookSender.from_settings(self.ctx.settings),
             )
         elif not results and self.ctx.extractor is None:
             return None, None, None  # nothing will ever extract them

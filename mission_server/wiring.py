@@ -21,13 +21,20 @@ EXTRACTION_THREADS = 4
 def insights_listener(ctx: Context):  # type: ignore[no-untyped-def]
     """A call listener that extracts the conversation's insights when a call ends, then tells
     the settled listeners."""
+    from mission_server.insights.delivery import WebhookSender
     from mission_server.insights.service import extract_conversation_insights
+
+    sender = WebhookSender.from_settings(ctx.settings)
 
     def extract_then_settle(event: CallFinished) -> None:
         if event.conversation_id is not None and ctx.extractor is not None:
             try:
                 extract_conversation_insights(
-                    ctx.engine, event.conversation_id, ctx.extractor, now=ctx.now()
+                    ctx.engine,
+                    event.conversation_id,
+                    ctx.extractor,
+                    now=ctx.now(),
+                    sender=sender,
                 )
             except Exception:
                 # The results record their own failures; this is the unexpected kind. The

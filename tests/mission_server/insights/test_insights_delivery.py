@@ -15,6 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from mission_server.clock import VirtualClock
+from mission_server.context import CallFinished, Context
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
 from mission_server.insights import service
 from mission_server.insights.delivery import (
@@ -30,6 +32,8 @@ from mission_server.insights.delivery import (
 )
 from mission_server.insights.offline import OfflineExtractor
 from mission_server.settings import Settings, load_settings
+from mission_server.telephony.scripted import ScriptedProvider
+from mission_server.wiring import install_listeners
 from state import models as m
 
 SECRET = "whsec-test-secret"
@@ -253,6 +257,38 @@ def test_the_secret_comes_from_settings(
     assert verify_signature("from-env", second.body, second.headers[SIGNATURE_HEADER])
     assert "from-env" not in repr(WebhookSender.from_settings())
     assert "from-env" not in repr(load_settings())
+
+
+def test_a_finished_call_is_delivered_signed_with_the_services_secret(
+    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The automatic path (the dispatcher's listener) signs with ctx.settings, not the
+    # environment of whoever imported the module.
+    monkeypatch.delenv("MISSION_WEBHOOK_SECRET", raising=False)
+    ctx = Context(
+        engine=engine,
+        clock=VirtualClock(NOW),
+        provider=ScriptedProvider(),
+        settings=Settings(webhook_secret=SecretStr("from-ctx")),
+        extractor=OfflineExtractor(),
+    )
+    install_listeners(ctx)
+    ctx.notify_call_finished(
+        CallFinished(
+            scheduled_event_id="sev-1",
+            run_id=None,
+            step_id=None,
+            assistant_id="a-1",
+            status="completed",
+            call_status="completed",
+            conversation_id="conv-1",
+            attempts=1,
+            finished_at=NOW,
+            end_user_target="+13125550101",
+        )
+    )
+    [post] = receiver.received
+    assert verify_signature("from-ctx", post.body, post.headers[SIGNATURE_HEADER])
 
 
 def test_the_secret_never_appears_in_logs_errors_or_records(
