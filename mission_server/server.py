@@ -851,7 +851,8 @@ IdempotencyKeyArg = Annotated[
     str | None,
     Field(
         description="Makes retries of this request safe: the same key and request return "
-        "the first scheduled event."
+        "the first scheduled event unchanged (even after its time has passed); the same key "
+        "with different arguments is an error naming the field that differs."
     ),
 ]
 DynamicVariablesArg = Annotated[
@@ -991,7 +992,8 @@ def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -
     ) -> ScheduledEventOut:
         """Cancel a pending call: no further attempts. Attempts already made stay recorded.
         A call in progress or finished cannot be cancelled; cancelling an already cancelled
-        call returns it unchanged."""
+        call returns it unchanged. While a dispatcher is placing the call at this very moment
+        the cancel is refused: try again in a moment."""
         return scheduling_service.cancel_scheduled_event(ctx, scheduled_event_id)
 
     async def wait_for_call(
