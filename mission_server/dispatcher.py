@@ -736,8 +736,14 @@ class Dispatcher:
             if i.row["run_id"]
             for kind, summary, payload in i.run_events
         ]
+        held = [u["b_id"] for u in updates if u["hold_reason"]]
         with self.engine.begin() as conn:
             conn.execute(statement, updates)
+            if held:
+                # A run resumed or approved after this batch read it has already released its
+                # calls; the holds just written must not outlive that (nothing would ever
+                # release them again).
+                conn.execute(_release_stale_holds(held))
             if attempts:
                 conn.execute(insert(ATTEMPTS), attempts)
             if conversations:
@@ -759,6 +765,29 @@ class Dispatcher:
                         conn.execute(insert(m.Message.__table__), fresh_messages)  # type: ignore[attr-defined]
             if run_events:
                 conn.execute(insert(m.Event.__table__), run_events)  # type: ignore[attr-defined]
+
+
+def _release_stale_holds(event_ids: list[str]) -> Any:
+    """Clear the hold of each of these events whose run no longer holds its calls."""
+    still_held = (
+        select(RUNS.c.run_id)
+        .where(RUNS.c.run_id == EVENTS.c.run_id)
+        .where(
+            ((EVENTS.c.hold_reason == "paused") & (RUNS.c.status == "paused"))
+            | (
+                (EVENTS.c.hold_reason == "awaiting_approval")
+                & RUNS.c.approval_required.is_(True)
+                & RUNS.c.approved_at.is_(None)
+            )
+        )
+        .exists()
+    )
+    return (
+        update(EVENTS)
+        .where(EVENTS.c.scheduled_event_id.in_(event_ids), EVENTS.c.hold_reason.is_not(None))
+        .where(~still_held)
+        .values(hold_reason=None)
+    )
 
 
 @dataclass

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlmodel import Session
 
 from mission_server import assistants, missions, scheduling
 from mission_server.calling_hours import CallingWindow, is_inside, next_allowed
@@ -19,6 +20,7 @@ from mission_server.errors import ValidationError
 from mission_server.settings import Settings
 from mission_server.telephony.base import CallRequest
 from mission_server.telephony.scripted import ScriptedProvider
+from state import models as m
 from state.db import create_schema, make_engine
 from state.errors import IllegalTransition
 
@@ -539,3 +541,44 @@ def test_a_run_changed_while_its_batch_is_being_placed_stops_the_rest_of_the_bat
     later = scheduling.get_scheduled_event(ctx, second.scheduled_event_id)
     assert later.status == expected_status and later.hold_reason == expected_hold
     assert later.call_attempts == []
+
+
+def test_a_run_resumed_while_its_batch_is_processed_is_not_left_holding_its_calls(
+    ctx, provider, clock, monkeypatch
+):
+    a = make_assistant(ctx)
+    mission = missions.create_mission(ctx, "Quotes")
+    other, paused = (missions.start_run(ctx, mission.mission_id) for _ in range(2))
+    first = scheduling.create_scheduled_event(
+        ctx, assistant_id=a.assistant_id, channel="phone_call", to=CHICAGO, run_id=other.run_id
+    )
+    clock.advance(1)
+    held = scheduling.create_scheduled_event(
+        ctx,
+        assistant_id=a.assistant_id,
+        channel="phone_call",
+        to="+13125550102",
+        run_id=paused.run_id,
+    )
+    missions.pause_run(ctx, paused.run_id)
+    # As if the pause landed just after the claim: the batch claims both rows and reads the
+    # run as paused.
+    with Session(ctx.engine) as session:
+        row = session.get(m.ScheduledEvent, held.scheduled_event_id)
+        assert row is not None and row.hold_reason == "paused"
+        row.hold_reason = None
+        session.add(row)
+        session.commit()
+    place = provider.place_call
+
+    def place_then_resume(request: CallRequest):  # type: ignore[no-untyped-def]
+        if request.scheduled_event_id == first.scheduled_event_id:
+            missions.resume_run(ctx, paused.run_id)  # while the batch still thinks it paused
+        return place(request)
+
+    monkeypatch.setattr(provider, "place_call", place_then_resume)
+    report = Dispatcher(ctx).sweep()
+    assert report.held == 1
+    assert scheduling.get_scheduled_event(ctx, held.scheduled_event_id).hold_reason is None
+    run_all(ctx)
+    assert scheduling.get_scheduled_event(ctx, held.scheduled_event_id).status == "completed"
