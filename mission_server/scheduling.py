@@ -471,6 +471,26 @@ def _unleased(now: datetime) -> Any:
     return lease_end.is_(None) | (lease_end <= now)
 
 
+def _cancel_unleased(event_ids: list[str], now: datetime) -> Any:
+    """Cancel these events where they are still pending and no dispatcher holds them: the
+    guards again in SQL, as a dispatcher may have claimed a row since it was read."""
+    return (
+        update(m.ScheduledEvent)
+        .where(
+            col(m.ScheduledEvent.scheduled_event_id).in_(event_ids),
+            col(m.ScheduledEvent.status) == "pending",
+            _unleased(now),
+        )
+        .values(
+            status="cancelled",
+            hold_reason=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+
+
 def _being_dispatched(row: m.ScheduledEvent) -> ConflictError:
     return ConflictError(
         f"scheduled event {row.scheduled_event_id} is being dispatched right now; "
@@ -504,22 +524,8 @@ def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEv
         )
         if lease_is_live(row.lease_expires_at, now):
             raise _being_dispatched(row)
-        # Guarded again in SQL: on PostgreSQL a dispatcher may claim the row after the read.
-        result = session.exec(  # type: ignore[call-overload]
-            update(m.ScheduledEvent)
-            .where(
-                col(m.ScheduledEvent.scheduled_event_id) == scheduled_event_id,
-                col(m.ScheduledEvent.status) == "pending",
-                _unleased(now),
-            )
-            .values(
-                status="cancelled",
-                hold_reason=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
+        cancel = _cancel_unleased([scheduled_event_id], now)
+        result = session.exec(cancel)  # type: ignore[call-overload]
         session.refresh(row)
         if result.rowcount != 1:
             if lease_is_live(row.lease_expires_at, now):
@@ -590,25 +596,10 @@ def cancel_pending_for_run(
     free = [row for row in rows if not lease_is_live(row.lease_expires_at, now)]
     cancelled: set[str] = set()
     if free:
-        # The status and lease guards again: a dispatcher may have claimed a row since the
-        # select.
         result = session.exec(  # type: ignore[call-overload]
-            update(m.ScheduledEvent)
-            .where(
-                col(m.ScheduledEvent.scheduled_event_id).in_(
-                    [row.scheduled_event_id for row in free]
-                ),
-                col(m.ScheduledEvent.status) == "pending",
-                _unleased(now),
+            _cancel_unleased([row.scheduled_event_id for row in free], now).returning(
+                col(m.ScheduledEvent.scheduled_event_id)
             )
-            .values(
-                status="cancelled",
-                hold_reason=None,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            .returning(col(m.ScheduledEvent.scheduled_event_id))
         )
         cancelled = set(result.scalars().all())
     if cancelled:

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp.client import Client
+from mcpkit import err, ok
 
 from mission_server import assistants, scheduling
 from mission_server.clock import AcceleratedClock
@@ -73,19 +74,6 @@ def build_server(ctx: Context, **options: Any):
 @pytest.fixture
 def server(ctx):
     return build_server(ctx, wait_poll_secs=0.01)
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def err(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return result.content[0].text
 
 
 def dispatch(ctx: Context) -> None:

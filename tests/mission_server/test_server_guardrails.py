@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 from mcp.client import Client
-from test_server import dispatch, err, ok
+from mcpkit import err, ok
+from test_server import dispatch
 
 from mission_server import scheduling
 from mission_server.server import build_server

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from mcp.client import Client
+from mcpkit import err, ok
 from missionkit import EXAMPLES, catering
-from test_server import err, ok
 
 from mission_server import missions, scheduling
 from mission_server.runner import drive_virtual

@@ -13,6 +13,7 @@ import anyio.to_thread
 import pytest
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
+from mcpkit import ok
 
 from mission_server.clock import VirtualClock
 from mission_server.context import Context
@@ -65,13 +66,6 @@ def sim_ctx(engine) -> Context:
     )
     install_listeners(ctx)
     return ctx
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def read_json(client: Client, uri: str) -> Any:

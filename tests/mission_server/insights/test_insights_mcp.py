@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from mcp.client import Client
+from mcpkit import err, ok
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -77,19 +78,6 @@ def failed_delivery(engine: Engine, receiver: Any) -> str:
                                              sender=WebhookSender(secret=SECRET))
     assert delivery is not None and not delivery.delivered
     return delivery.delivery_id
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def err(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return result.content[0].text
 
 
 def delivery_rows(engine: Engine) -> int:

@@ -1,0 +1,25 @@
+"""Calling MCP tools in tests: a structured result, or the text of a tool error.
+
+Importable as ``mcpkit`` from any test: the root conftest puts ``tests/`` on sys.path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.client import Client
+
+
+async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call ``tool``; it must succeed with structured content, which is returned."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def err(client: Client, tool: str, **arguments: Any) -> str:
+    """Call ``tool``; it must fail, and the error text is returned."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return result.content[0].text
