@@ -10,7 +10,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
@@ -51,15 +51,12 @@ def choose_provider(
 
 
 def latest_recorded_time(engine: Engine) -> datetime | None:
-    """The latest moment the database has recorded (events and scheduled calls), if any."""
-    query = select(
-        select(func.max(m.Event.__table__.c.created_at)).scalar_subquery(),
-        select(func.max(m.ScheduledEvent.__table__.c.updated_at)).scalar_subquery(),
-    )
+    """The time of the latest event the database has recorded, if any (read by the primary
+    key, so start-up does not scan the table)."""
+    events = m.Event.__table__
+    query = select(events.c.created_at).order_by(events.c.seq.desc()).limit(1)
     with engine.connect() as conn:
-        row = conn.execute(query).one()
-    moments = [value for value in row if value is not None]
-    return max(moments) if moments else None
+        return conn.execute(query).scalar()
 
 
 def world_start_time(provider: Provider) -> datetime | None:
