@@ -23,6 +23,7 @@ from mission_server.schemas import (
     ConversationOut,
     EventOut,
     MissionOut,
+    OutModel,
     PlanStepOut,
     RunOut,
     ScheduledEventOut,
@@ -138,7 +139,7 @@ def get_mission(ctx: Context, mission_id: str) -> MissionOut:
         return MissionOut.of(load_mission(session, mission_id))
 
 
-class MissionPage(BaseModel):
+class MissionPage(OutModel):
     missions: list[MissionOut]
     next_cursor: str | None = Field(
         default=None, description="Pass as cursor to get the next page; null on the last page."

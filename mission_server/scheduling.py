@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -25,7 +25,7 @@ from mission_server.clock import ensure_utc
 from mission_server.context import CallFinished, Context
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
 from mission_server.missions import append_event, attempts_by_event, load_run
-from mission_server.schemas import ScheduledEventOut
+from mission_server.schemas import OutModel, ScheduledEventOut
 from mission_server.targets import normalise_target, timezones_for_target
 from mission_server.validation import (
     optional_text,
@@ -640,7 +640,7 @@ def set_hold_for_run(
 # --------------------------------------------------------------------------- do-not-call
 
 
-class DoNotCallEntry(BaseModel):
+class DoNotCallEntry(OutModel):
     """One entry of the do-not-call list."""
 
     target: str = Field(description="The number in E.164 form, or the SIP URI.")

@@ -13,8 +13,34 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from state import models as m
 
+_NOT_MERGEABLE = frozenset({"$ref", "enum", "const", "anyOf", "oneOf", "allOf", "not"})
 
-class _Out(BaseModel):
+
+def _nullable_as_type_list(schema: dict[str, Any]) -> None:
+    """Publish each ``X | None`` field as ``{"type": ["x", "null"], ...}`` instead of
+    pydantic's ``anyOf`` of two schemas: the same values are valid, and a client checking a
+    result against the output schema (the MCP SDK does, on every tool call) has one schema
+    node less to descend into per field. Only where it is equivalent: the other branch must
+    be a plain typed schema (no reference, enum or combinator)."""
+    for field_schema in schema.get("properties", {}).values():
+        options = field_schema.get("anyOf")
+        if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+            continue
+        (other,) = [option for option in options if option != {"type": "null"}]
+        if not isinstance(other.get("type"), str) or _NOT_MERGEABLE & other.keys():
+            continue
+        del field_schema["anyOf"]
+        field_schema.update(other)
+        field_schema["type"] = [other["type"], "null"]
+
+
+class OutModel(BaseModel):
+    """Base of every model the service returns (see ``_nullable_as_type_list``)."""
+
+    model_config = ConfigDict(json_schema_extra=_nullable_as_type_list)
+
+
+class _Out(OutModel):
     model_config = ConfigDict(from_attributes=True)
 
 
@@ -216,7 +242,7 @@ class CallAttemptOut(_Out):
         )
 
 
-class DeferralOut(BaseModel):
+class DeferralOut(OutModel):
     """A move of the scheduled time by calling hours (or another guardrail)."""
 
     requested: datetime

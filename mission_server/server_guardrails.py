@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mission_server import scheduling
 from mission_server.context import Context
 from mission_server.scheduling import DoNotCallEntry
+from mission_server.schemas import OutModel
 from mission_server.server import ToolRegistrar
 from mission_server.targets import normalise_target
 
@@ -25,12 +26,12 @@ class DoNotCallAdded(DoNotCallEntry):
     )
 
 
-class DoNotCallRemoved(BaseModel):
+class DoNotCallRemoved(OutModel):
     target: str = Field(description="The target, normalised (E.164 or SIP URI).")
     removed: bool = Field(description="False when it was not on the list.")
 
 
-class DoNotCallList(BaseModel):
+class DoNotCallList(OutModel):
     entries: list[DoNotCallEntry]
 
 

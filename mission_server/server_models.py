@@ -24,6 +24,7 @@ from mission_server.schemas import (
     EventOut,
     MessageOut,
     MissionOut,
+    OutModel,
     PhoneNumberOut,
     PlanStepOut,
     RunOut,
@@ -56,33 +57,33 @@ class MissionDetail(MissionOut):
     runs: list[RunOut] = Field(default_factory=list)
 
 
-class RunList(BaseModel):
+class RunList(OutModel):
     runs: list[RunOut]
 
 
-class PlanOut(BaseModel):
+class PlanOut(OutModel):
     run_id: str
     steps: list[PlanStepOut]
 
 
-class EventList(BaseModel):
+class EventList(OutModel):
     run_id: str
     events: list[EventOut]
 
 
-class AssistantList(BaseModel):
+class AssistantList(OutModel):
     assistants: list[AssistantOut]
 
 
-class PhoneNumberList(BaseModel):
+class PhoneNumberList(OutModel):
     phone_numbers: list[PhoneNumberOut]
 
 
-class ScheduledCallList(BaseModel):
+class ScheduledCallList(OutModel):
     scheduled_calls: list[ScheduledEventOut]
 
 
-class RunVariables(BaseModel):
+class RunVariables(OutModel):
     run_id: str
     variables: dict[str, Any] = Field(
         description="Interim values every later dispatch of the run's calls receives as "
@@ -96,7 +97,7 @@ class ConversationDetail(ConversationOut):
     insights: list[InsightResultOut] = Field(default_factory=list)
 
 
-class ConversationInsights(BaseModel):
+class ConversationInsights(OutModel):
     conversation_id: str
     insights: list[InsightResultOut] = Field(default_factory=list)
 
@@ -121,7 +122,7 @@ class CallWaitResult(ScheduledEventOut):
     insights: list[InsightResultOut] = Field(default_factory=list)
 
 
-class ServerStatus(BaseModel):
+class ServerStatus(OutModel):
     """What an agent needs to know about this server before scheduling anything."""
 
     provider: str = Field(description="'simulated' (no real calls), 'telnyx' (REAL calls), …")
@@ -142,7 +143,7 @@ class ServerStatus(BaseModel):
     version: str
 
 
-class WebhookDeliveryList(BaseModel):
+class WebhookDeliveryList(OutModel):
     """Insight-webhook deliveries, newest first, each with every attempt."""
 
     deliveries: list[WebhookDeliveryOut] = Field(
@@ -152,7 +153,7 @@ class WebhookDeliveryList(BaseModel):
     )
 
 
-class PriorConversationList(BaseModel):
+class PriorConversationList(OutModel):
     """Past conversations with one end user and their insight results: an assistant's memory."""
 
     target: str = Field(description="The end-user target as matched (E.164 or SIP URI).")

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mission_server.insights.base import InsightParameter
+from mission_server.schemas import OutModel
 
 
-class InsightParameterOut(BaseModel):
+class InsightParameterOut(OutModel):
     name: str
     type: str
     required: bool = False
@@ -26,7 +27,7 @@ class InsightParameterOut(BaseModel):
         )
 
 
-class InsightOut(BaseModel):
+class InsightOut(OutModel):
     """An insight definition. ``parameters`` is empty for a free-text insight."""
 
     insight_id: str
@@ -38,7 +39,7 @@ class InsightOut(BaseModel):
     updated_at: datetime
 
 
-class InsightGroupOut(BaseModel):
+class InsightGroupOut(OutModel):
     insight_group_id: str
     name: str
     webhook_url: str | None = None
@@ -47,7 +48,7 @@ class InsightGroupOut(BaseModel):
     updated_at: datetime
 
 
-class AssistantInsightSettingsOut(BaseModel):
+class AssistantInsightSettingsOut(OutModel):
     """An assistant's insight settings: its group and its own webhook override, and the URL
     that results will actually be delivered to."""
 
@@ -57,7 +58,7 @@ class AssistantInsightSettingsOut(BaseModel):
     effective_webhook_url: str | None = None
 
 
-class InsightResultOut(BaseModel):
+class InsightResultOut(OutModel):
     """One insight's result for one conversation. ``missing`` lists the fields the extractor
     could not find (only known right after extraction; it is not stored)."""
 
@@ -73,7 +74,7 @@ class InsightResultOut(BaseModel):
     updated_at: datetime | None = None
 
 
-class WebhookAttemptOut(BaseModel):
+class WebhookAttemptOut(OutModel):
     attempt: int
     status_code: int | None = None
     latency_ms: float | None = None
@@ -82,7 +83,7 @@ class WebhookAttemptOut(BaseModel):
     created_at: datetime | None = None
 
 
-class WebhookDeliveryOut(BaseModel):
+class WebhookDeliveryOut(OutModel):
     """One delivery of a ``conversation.insights.completed`` webhook and its attempts.
     ``url`` has any credentials and query values masked."""
 
@@ -94,7 +95,7 @@ class WebhookDeliveryOut(BaseModel):
     attempts: list[WebhookAttemptOut] = Field(default_factory=list)
 
 
-class PriorConversationOut(BaseModel):
+class PriorConversationOut(OutModel):
     """A past conversation with its insight results: what an assistant's memory is built from
     (``reference/02_memory.md``)."""
 
