@@ -59,6 +59,18 @@ def latest_recorded_time(engine: Engine) -> datetime | None:
         return conn.execute(query).scalar()
 
 
+def records_context(db_url: str | None = None) -> Context:
+    """A context for reading and writing records only (the CLI's inspection commands): its
+    provider places no calls, so nothing here needs Telnyx or a simulated world.
+
+    Raises:
+        ConfigurationError, StateError.
+    """
+    from mission_server.telephony.scripted import ScriptedProvider
+
+    return build_context(db_url=db_url, provider=ScriptedProvider(numbers=[]))
+
+
 def world_start_time(provider: Provider) -> datetime | None:
     world = getattr(provider, "world", None)
     return getattr(world, "start_time", None)

@@ -95,11 +95,10 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     from mission_server import missions
-    from mission_server.app import build_context
-    from mission_server.telephony.scripted import ScriptedProvider
+    from mission_server.app import records_context
 
     try:
-        ctx = build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
+        ctx = records_context(db)
         runs = missions.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
@@ -128,11 +127,10 @@ def runs_show(
 ) -> None:
     """Show one run with its plan, calls and result."""
     from mission_server import missions
-    from mission_server.app import build_context
-    from mission_server.telephony.scripted import ScriptedProvider
+    from mission_server.app import records_context
 
     try:
-        ctx = build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
+        ctx = records_context(db)
         detail = missions.get_run(ctx, run_id)
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
@@ -142,14 +140,6 @@ def runs_show(
     from mission_server.display import render_run_detail
 
     render_run_detail(out_console, detail)
-
-
-def _service_context(db: str | None) -> Any:
-    """A context for reading and writing records only (no calls are placed)."""
-    from mission_server.app import build_context
-    from mission_server.telephony.scripted import ScriptedProvider
-
-    return build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
 
 
 TargetArgument = Annotated[
@@ -169,9 +159,10 @@ def dnc_add(
 ) -> None:
     """Put a target on the do-not-call list: no call or SMS to it is scheduled or placed."""
     from mission_server import scheduling
+    from mission_server.app import records_context
 
     try:
-        ctx = _service_context(db)
+        ctx = records_context(db)
         entry, already = scheduling.put_do_not_call(ctx, target, reason)
         open_calls = scheduling.open_calls_to(ctx, entry.target)
     except (StateError, MissionError) as exc:
@@ -191,10 +182,11 @@ def dnc_add(
 def dnc_remove(target: TargetArgument, db: DbOption = None) -> None:
     """Take a target off the do-not-call list."""
     from mission_server import scheduling
+    from mission_server.app import records_context
     from mission_server.targets import normalise_target
 
     try:
-        ctx = _service_context(db)
+        ctx = records_context(db)
         removed = scheduling.remove_do_not_call(ctx, target)
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
@@ -212,9 +204,10 @@ def dnc_list(
 ) -> None:
     """List the do-not-call list."""
     from mission_server import scheduling
+    from mission_server.app import records_context
 
     try:
-        entries = scheduling.do_not_call_entries(_service_context(db))
+        entries = scheduling.do_not_call_entries(records_context(db))
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
     if as_json:

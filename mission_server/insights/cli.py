@@ -238,14 +238,6 @@ def schema_command(
 # --------------------------------------------------------------------------- webhook deliveries
 
 
-def _context(db: str | None):  # type: ignore[no-untyped-def]
-    """The service context over the database (no telephony: nothing here places calls)."""
-    from mission_server.app import build_context
-    from mission_server.telephony.scripted import ScriptedProvider
-
-    return build_context(db_url=db, provider=ScriptedProvider(numbers=[]))
-
-
 def _show_deliveries(console: Console, deliveries: list[WebhookDeliveryOut]) -> None:
     """One block per delivery (its id in full, for ``redeliver``), one line per attempt."""
     for delivery in deliveries:
@@ -284,10 +276,11 @@ def deliveries_command(
 
     Every attempt shows its status code, latency and error; a failed delivery can be sent
     again with `mission insights redeliver`."""
+    from mission_server.app import records_context
     from mission_server.insights.delivery import list_deliveries
 
     try:
-        ctx = _context(db)
+        ctx = records_context(db)
         deliveries = list_deliveries(ctx.engine, conversation,
                                      status="failed" if failed else None, limit=limit)
     except (MissionError, StateError) as exc:
@@ -316,10 +309,11 @@ def redeliver_command(
 
     A new delivery with the conversation's current results goes to the URL configured now.
     Exit 0 when delivered, 1 when it failed again, 2 when refused (nothing sent)."""
+    from mission_server.app import records_context
     from mission_server.insights.delivery import WebhookSender, redeliver
 
     try:
-        ctx = _context(db)
+        ctx = records_context(db)
         delivery = redeliver(ctx.engine, delivery_id, now=ctx.now(),
                              sender=WebhookSender.from_settings(ctx.settings))
     except (MissionError, StateError) as exc:
