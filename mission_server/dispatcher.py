@@ -49,6 +49,7 @@ from mission_server.telephony.base import (
 )
 from state import models as m
 from state.db import is_postgres, reader
+from state.transitions import TERMINAL_RUN
 from state.types import utc_iso
 
 log = logging.getLogger(__name__)
@@ -623,7 +624,7 @@ class Dispatcher:
     ) -> _Work | None:
         """The work item when the run's state stops this call (finished: cancel it; paused or
         awaiting approval: hold it), else None."""
-        if run["status"] in {"cancelled", "failed", "succeeded"}:
+        if run["status"] in TERMINAL_RUN:
             report.failed += 1
             return self._finish(
                 item,

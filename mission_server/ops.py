@@ -442,7 +442,7 @@ class ServiceOps:
         """(status, structured result, error) of the conversation's structured insight.
         Status ``pending`` means not extracted yet (or still being extracted)."""
         from mission_server.insights import service as insights
-        from mission_server.insights.delivery import WebhookSender
+        from mission_server.wiring import extract_insights
 
         extract = self.extract_on_demand if extract is None else extract
         if self.ctx.extractor is None:
@@ -450,14 +450,7 @@ class ServiceOps:
         results = insights.get_conversation_insights(self.ctx.engine, conversation_id)
         unsettled = not results or any(r.status not in _INSIGHT_DONE for r in results)
         if unsettled and extract:
-            assert self.ctx.extractor is not None
-            results = insights.extract_conversation_insights(
-                self.ctx.engine,
-                conversation_id,
-                self.ctx.extractor,
-                now=self.ctx.now(),
-                sender=WebhookSender.from_settings(self.ctx.settings),
-            )
+            results = extract_insights(self.ctx, conversation_id)
         elif not results and self.ctx.extractor is None:
             return None, None, None  # nothing will ever extract them
         if not results or any(r.status not in _INSIGHT_DONE for r in results):

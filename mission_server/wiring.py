@@ -10,32 +10,47 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from mission_server.context import CallFinished, Context
+
+if TYPE_CHECKING:
+    from mission_server.insights.models import InsightResultOut
 
 log = logging.getLogger(__name__)
 
 EXTRACTION_THREADS = 4
 
 
-def insights_listener(ctx: Context):  # type: ignore[no-untyped-def]
-    """A call listener that extracts the conversation's insights when a call ends, then tells
-    the settled listeners."""
+def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOut]:
+    """Extract and store the conversation's insights with the context's extractor, and
+    deliver its webhook signed with the context's secret.
+
+    Raises:
+        NotFound: unknown conversation. ValueError: the context has no extractor.
+    """
     from mission_server.insights.delivery import WebhookSender
     from mission_server.insights.service import extract_conversation_insights
 
-    sender = WebhookSender.from_settings(ctx.settings)
+    if ctx.extractor is None:
+        raise ValueError("the context has no extractor")
+    return extract_conversation_insights(
+        ctx.engine,
+        conversation_id,
+        ctx.extractor,
+        now=ctx.now(),
+        sender=WebhookSender.from_settings(ctx.settings),
+    )
+
+
+def insights_listener(ctx: Context):  # type: ignore[no-untyped-def]
+    """A call listener that extracts the conversation's insights when a call ends, then tells
+    the settled listeners."""
 
     def extract_then_settle(event: CallFinished) -> None:
         if event.conversation_id is not None and ctx.extractor is not None:
             try:
-                extract_conversation_insights(
-                    ctx.engine,
-                    event.conversation_id,
-                    ctx.extractor,
-                    now=ctx.now(),
-                    sender=sender,
-                )
+                extract_insights(ctx, event.conversation_id)
             except Exception:
                 # The results record their own failures; this is the unexpected kind. The
                 # planner is told all the same, and reads the insight as failed or pending.
