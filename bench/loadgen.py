@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mission_server.clock import SystemClock
-from mission_server.context import Context
-from mission_server.dispatcher import Dispatcher
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 from state import models as m

@@ -179,7 +179,7 @@ async def measure_in_process(
     """The same tools called on the server object directly: the server's own share (service
     work, validation, serialisation), without transport or client."""
     from mission_server.app import build_context
-    from mission_server.server import build_server
+    from mission_server.mcp.server import build_server
     from mission_server.telephony.scripted import ScriptedProvider
 
     ctx = build_context(db_url=str(db), provider=ScriptedProvider(), clock="virtual")

@@ -104,9 +104,9 @@ def _world_with_numbers(count: int, directory: Path) -> Path:
 
 
 def concurrent(missions: int) -> dict[str, Any]:
-    from mission_server import missions as service
     from mission_server.app import build_context
-    from mission_server.runner import MissionRunner, drive_virtual
+    from mission_server.engine.runner import MissionRunner, drive_virtual
+    from mission_server.services import missions as service
     from planner.spec import load_spec
 
     directory = Path(tempfile.mkdtemp(prefix="bench-missions-"))
@@ -148,9 +148,9 @@ def concurrent(missions: int) -> dict[str, Any]:
 
 def calls_only(missions: int) -> dict[str, Any]:
     """The concurrent missions' calls without the planner: scheduled directly, dispatched."""
-    from mission_server import assistants, scheduling
     from mission_server.app import build_context
-    from mission_server.dispatcher import Dispatcher, run_until_idle
+    from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+    from mission_server.services import assistants, scheduling
     from planner.spec import load_spec
 
     directory = Path(tempfile.mkdtemp(prefix="bench-missions-"))

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
-from mission_server.context import Context
-from mission_server.insights.factory import make_extractor
+from mission_server.insights.base import Extractor
+from mission_server.services.context import Context
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.base import Provider
 from state import models as m
@@ -38,16 +38,42 @@ def choose_provider(
         ConfigurationError: the world file or Telnyx settings are unusable.
     """
     if settings.telnyx_api_key is not None and not simulate:
-        from mission_server.telephony.telnyx import TelnyxProvider
+        from mission_server.telephony.telnyx.provider import TelnyxProvider
 
         log.warning("provider: Telnyx (%s) — calls are REAL", settings.telnyx_base_url)
         return TelnyxProvider.from_settings(settings)
-    from mission_server.telephony.simulated import SimulatedProvider
+    from mission_server.telephony.simulated.provider import SimulatedProvider
 
     path = world or settings.world_path
     reason = "--simulate given" if simulate else "TELNYX_API_KEY is not set"
     log.warning("provider: simulated world %s (%s) — no real calls are placed", path, reason)
     return SimulatedProvider.from_path(path, seed=seed, ledger_path=ledger_path)
+
+
+def make_extractor(settings: Settings, provider: Provider) -> Extractor:
+    """The extraction backend that fits the configured provider.
+
+    - Telnyx: the platform computes insights for its own conversations, so its results are used.
+    - Otherwise an OpenAI-compatible LLM when ``MISSION_LLM_BASE_URL`` and ``MISSION_LLM_MODEL``
+      are set, and the offline extractor (transcript text only) when not, so a simulated run
+      produces results with no configuration at all.
+
+    Raises:
+        ValidationError: the configured LLM base URL is not an http(s) URL.
+    """
+    from mission_server.telephony.telnyx.provider import TelnyxProvider
+
+    if isinstance(provider, TelnyxProvider):
+        from mission_server.insights.telnyx import TelnyxInsightsExtractor
+
+        return TelnyxInsightsExtractor(provider.get_conversation_insights)
+    if settings.llm_configured:
+        from mission_server.insights.llm import LLMExtractor
+
+        return LLMExtractor.from_settings(settings)
+    from mission_server.insights.offline import OfflineExtractor
+
+    return OfflineExtractor()
 
 
 def latest_recorded_time(engine: Engine) -> datetime | None:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from mission_server.clock import VirtualClock
-from mission_server.context import Context
+from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 from state.db import create_schema, make_engine

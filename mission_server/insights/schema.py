@@ -26,9 +26,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from mission_server.domain.validation import require_text
 from mission_server.errors import ValidationError
 from mission_server.insights.base import PARAMETER_TYPES, InsightDefinition, InsightParameter
-from mission_server.validation import require_text
 
 __all__ = [
     "JSON_SCHEMA_DIALECT",

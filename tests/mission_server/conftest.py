@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from missionkit import make_ctx
 
-from mission_server.context import Context
-from mission_server.runner import MissionRunner
+from mission_server.engine.runner import MissionRunner
+from mission_server.services.context import Context
 
 
 @pytest.fixture

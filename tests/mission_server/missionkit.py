@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from mission_server.clock import VirtualClock
-from mission_server.context import Context
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.services.context import Context
 from mission_server.settings import Settings
-from mission_server.telephony.simulated import SimulatedProvider
+from mission_server.telephony.simulated.provider import SimulatedProvider
 from planner.spec import load_spec
 from state.db import create_schema, make_engine
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from mission_server import missions
 from mission_server.app import build_context, world_start_time
 from mission_server.clock import AcceleratedClock
+from mission_server.services import missions
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
-from mission_server import assistants, missions, scheduling
 from mission_server.app import build_context
-from mission_server.cli import app
+from mission_server.cli.main import app
+from mission_server.services import assistants, missions, scheduling
 from mission_server.telephony.scripted import ScriptedProvider
 
 runner = CliRunner()

@@ -32,7 +32,7 @@ CLEAN_ENV = {
 
 
 def invoke(*args: str) -> Any:
-    from mission_server.cli import app
+    from mission_server.cli.main import app
 
     return CliRunner(env=CLEAN_ENV).invoke(app, list(args), catch_exceptions=False)
 

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from mission_server import assistants, missions, scheduling
-from mission_server.calling_hours import CallingWindow, is_inside, next_allowed
 from mission_server.clock import VirtualClock
-from mission_server.context import Context
-from mission_server.dispatcher import Dispatcher, run_until_idle
+from mission_server.domain.calling_hours import CallingWindow, is_inside, next_allowed
+from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.errors import ValidationError
+from mission_server.services import assistants, missions, scheduling
+from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.base import CallRequest
 from mission_server.telephony.scripted import ScriptedProvider
@@ -446,7 +446,7 @@ def test_lease_recovery_after_a_worker_crash_places_each_call_once(ctx, provider
             1,
             f"{first['scheduled_event_id']}:1",
             clock.now(),
-            __import__("mission_server.dispatcher", fromlist=["_Lookups"])._Lookups.load(
+            __import__("mission_server.engine.dispatcher", fromlist=["_Lookups"])._Lookups.load(
                 ctx.engine, claimed
             ),
         )

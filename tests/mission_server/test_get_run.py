@@ -9,9 +9,9 @@ import pytest
 from missionkit import catering
 from sqlmodel import Session, col, select
 
-from mission_server import missions
-from mission_server.runner import drive_virtual
-from mission_server.schemas import (
+from mission_server.engine.runner import drive_virtual
+from mission_server.services import missions
+from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
     PlanStepOut,

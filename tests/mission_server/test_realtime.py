@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from mission_server import assistants, scheduling
 from mission_server.clock import AcceleratedClock, SystemClock
-from mission_server.context import Context
-from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+from mission_server.services import assistants, scheduling
+from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 

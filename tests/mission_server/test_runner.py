@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from missionkit import EXAMPLES, catering, make_ctx
 
-from mission_server import assistants, missions, scheduling
-from mission_server.context import Context
-from mission_server.dispatcher import Dispatcher
-from mission_server.errors import ConflictError, ValidationError
-from mission_server.runner import (
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.runner import (
     MissionRunner,
     approve_run,
     drive_virtual,
     start_mission,
 )
+from mission_server.errors import ConflictError, ValidationError
+from mission_server.services import assistants, missions, scheduling
+from mission_server.services.context import Context
 from planner.spec import load_spec
 from state import models as m
 from state.db import session_scope
@@ -330,7 +330,7 @@ def test_in_a_server_the_dispatcher_resumes_runs_through_worker_threads(tmp_path
     try:
         run_id = start_mission(ctx, catering())
         assert missions.get_run(ctx, run_id).status == "running"
-        from mission_server.runner import runner_for
+        from mission_server.engine.runner import runner_for
 
         runner = runner_for(ctx)
         assert runner.mode == "thread"
@@ -360,7 +360,7 @@ def test_catering_on_postgresql_checkpoints_in_postgresql(pg_url, tmp_path):
 def test_a_call_leased_by_a_dead_worker_is_taken_over_after_its_lease(sim):
     from sqlalchemy import update
 
-    from mission_server.dispatcher import EVENTS
+    from mission_server.engine.dispatcher import EVENTS
 
     ctx, runner = sim
     run_id = runner.start(catering())

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import Session, func, select
 
-from mission_server import assistants, missions, scheduling
-from mission_server.context import CallFinished
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
+from mission_server.services import assistants, missions, scheduling
+from mission_server.services.context import CallFinished
 from state import models as m
 from state.errors import NotFound
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from mission_server import assistants, missions, scheduling
-from mission_server.context import CallFinished
-from mission_server.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.errors import ConflictError
+from mission_server.services import assistants, missions, scheduling
+from mission_server.services.context import CallFinished
 from state.errors import IllegalTransition
 
 SIP = "sip:desk@example.com"  # no timezone: calling hours never move it

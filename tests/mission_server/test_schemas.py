@@ -8,8 +8,8 @@ from typing import Literal
 import pytest
 from jsonschema import Draft202012Validator
 
-from mission_server.missions import RunDetail
-from mission_server.schemas import OutModel
+from mission_server.services.missions import RunDetail
+from mission_server.services.schemas import OutModel
 
 
 class Sample(OutModel):

@@ -13,10 +13,10 @@ import pytest
 from mcp.client import Client
 from mcpkit import err, ok
 
-from mission_server import assistants, scheduling
 from mission_server.clock import AcceleratedClock
-from mission_server.context import Context
-from mission_server.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.services import assistants, scheduling
+from mission_server.services.context import Context
 from mission_server.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -66,7 +66,7 @@ EXPECTED_TOOLS = {
 
 
 def build_server(ctx: Context, **options: Any):
-    from mission_server.server import build_server as build
+    from mission_server.mcp.server import build_server as build
 
     return build(ctx, **options)
 

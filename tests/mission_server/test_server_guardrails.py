@@ -9,9 +9,9 @@ from mcp.client import Client
 from mcpkit import err, ok
 from test_server import dispatch
 
-from mission_server import scheduling
-from mission_server.server import build_server
-from mission_server.server_guardrails import register_guardrail_tools
+from mission_server.mcp.server import build_server
+from mission_server.mcp.tools.do_not_call import register_guardrail_tools
+from mission_server.services import scheduling
 
 pytestmark = pytest.mark.anyio
 

@@ -11,10 +11,10 @@ from mcp.client import Client
 from mcpkit import err, ok
 from missionkit import EXAMPLES, catering
 
-from mission_server import missions, scheduling
-from mission_server.runner import drive_virtual
-from mission_server.server import build_server
-from mission_server.server_planner import register_planner_tools
+from mission_server.engine.runner import drive_virtual
+from mission_server.mcp.server import build_server
+from mission_server.mcp.tools.planner import register_planner_tools
+from mission_server.services import missions, scheduling
 
 pytestmark = pytest.mark.anyio
 

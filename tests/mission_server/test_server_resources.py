@@ -16,10 +16,10 @@ from mcp.shared.exceptions import MCPError
 from mcpkit import ok
 
 from mission_server.clock import VirtualClock
-from mission_server.context import Context
-from mission_server.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.services.context import Context
 from mission_server.settings import PACKAGED_WORLD, Settings
-from mission_server.telephony.simulated import SimulatedProvider
+from mission_server.telephony.simulated.provider import SimulatedProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +44,7 @@ NEGOTIATOR = (
 
 
 def build_server(ctx: Context, **options: Any):
-    from mission_server.server import build_server as build
+    from mission_server.mcp.server import build_server as build
 
     return build(ctx, **options)
 
@@ -52,8 +52,8 @@ def build_server(ctx: Context, **options: Any):
 @pytest.fixture
 def sim_ctx(engine) -> Context:
     """The packaged world on a virtual clock, with offline insight extraction on call end."""
+    from mission_server.engine.listeners import install_listeners
     from mission_server.insights.offline import OfflineExtractor
-    from mission_server.wiring import install_listeners
 
     provider = SimulatedProvider.from_path(PACKAGED_WORLD)
     assert provider.world.start_time is not None

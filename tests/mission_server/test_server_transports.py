@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
 from mission_server.errors import ConfigurationError
-from mission_server.server_http import (
+from mission_server.mcp.http import (
     StaticTokenVerifier,
     check_http_options,
     is_loopback,

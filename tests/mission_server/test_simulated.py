@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from mission_server.errors import ConfigurationError, ProviderError, ValidationError
-from mission_server.telephony import world as world_module
 from mission_server.telephony.base import (
     AssistantSpec,
     CallOutcome,
@@ -19,12 +18,13 @@ from mission_server.telephony.base import (
     Provider,
     TranscriptMessage,
 )
-from mission_server.telephony.simulated import SimulatedProvider
-from mission_server.telephony.world import World, load_world
+from mission_server.telephony.simulated import world as world_module
+from mission_server.telephony.simulated.provider import SimulatedProvider
+from mission_server.telephony.simulated.world import World, load_world
 
 # Located through a module file: under pytest, ``mission_server`` itself may resolve to the
 # tests/mission_server namespace directory.
-PACKAGED = Path(world_module.__file__).parents[1] / "data" / "world.yaml"
+PACKAGED = Path(world_module.__file__).parents[2] / "data" / "world.yaml"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "world.yaml"
 
 T0 = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from mission_server.telephony.base import (
     Placement,
     Provider,
 )
-from mission_server.telephony.telnyx import (
+from mission_server.telephony.telnyx.provider import (
     METADATA_IDEMPOTENCY_KEY,
     TelnyxProvider,
     idempotency_header,

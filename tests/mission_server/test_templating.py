@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mission_server.errors import ValidationError
-from mission_server.templating import (
+from mission_server.domain.templating import (
     flatten_sections,
     placeholders,
     render,
     resolve_variables,
     validate_variable_names,
 )
+from mission_server.errors import ValidationError
 
 # The moment every example in the reference is rendered at.
 NOW = datetime(2025, 2, 24, 16, 4, 15, tzinfo=UTC)

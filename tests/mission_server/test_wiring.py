@@ -9,12 +9,11 @@ from typing import Any
 
 from missionkit import make_ctx
 
-from mission_server import assistants, scheduling
-from mission_server.context import CallFinished
-from mission_server.dispatcher import Dispatcher, run_until_idle
-from mission_server.insights import service as insights
+from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.offline import OfflineExtractor
-from mission_server.wiring import install_listeners, shutdown_listeners
+from mission_server.services import assistants, insights, scheduling
+from mission_server.services.context import CallFinished
 
 
 class GatedExtractor(OfflineExtractor):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mission_server.cli import app as mission_app
-from mission_server.insights.cli import insights_app
+from mission_server.cli.insights import insights_app
+from mission_server.cli.main import app as mission_app
 
 QUOTE_YAML = """\
 name: Catering quote

@@ -13,15 +13,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from mission_server.cli import app as mission_app
-from mission_server.insights import service
-from mission_server.insights.delivery import (
+from mission_server.cli.main import app as mission_app
+from mission_server.insights.offline import OfflineExtractor
+from mission_server.services import insights as service
+from mission_server.services.webhooks import (
     SIGNATURE_HEADER,
     WebhookSender,
     deliver_conversation_insights,
     verify_signature,
 )
-from mission_server.insights.offline import OfflineExtractor
 from state import models as m
 from state.db import make_engine, upgrade
 

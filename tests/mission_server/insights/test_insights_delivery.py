@@ -16,10 +16,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mission_server.clock import VirtualClock
-from mission_server.context import CallFinished, Context
+from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
-from mission_server.insights import service
-from mission_server.insights.delivery import (
+from mission_server.insights.offline import OfflineExtractor
+from mission_server.services import insights as service
+from mission_server.services.context import CallFinished, Context
+from mission_server.services.webhooks import (
     DELIVERY_HEADER,
     NOT_SIGNED_ERROR,
     SIGNATURE_HEADER,
@@ -30,10 +32,8 @@ from mission_server.insights.delivery import (
     redeliver,
     verify_signature,
 )
-from mission_server.insights.offline import OfflineExtractor
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.scripted import ScriptedProvider
-from mission_server.wiring import install_listeners
 from state import models as m
 
 SECRET = "whsec-test-secret"

@@ -19,16 +19,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from mission_server.clock import VirtualClock
-from mission_server.context import Context
-from mission_server.insights import service
-from mission_server.insights.delivery import (
+from mission_server.insights.offline import OfflineExtractor
+from mission_server.mcp.server import build_server
+from mission_server.services import insights as service
+from mission_server.services.context import Context
+from mission_server.services.webhooks import (
     SIGNATURE_HEADER,
     WebhookSender,
     deliver_conversation_insights,
     verify_signature,
 )
-from mission_server.insights.offline import OfflineExtractor
-from mission_server.server import build_server
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 from state import models as m

@@ -16,9 +16,18 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from mission_server.context import CallFinished, Context
+from mission_server.domain.validation import (
+    optional_text,
+    require_choice,
+    require_int,
+    require_limit,
+    require_mapping,
+    require_slug,
+    require_text,
+)
 from mission_server.errors import ValidationError
-from mission_server.schemas import (
+from mission_server.services.context import CallFinished, Context
+from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
     EventOut,
@@ -27,15 +36,6 @@ from mission_server.schemas import (
     PlanStepOut,
     RunOut,
     ScheduledEventOut,
-)
-from mission_server.validation import (
-    optional_text,
-    require_choice,
-    require_int,
-    require_limit,
-    require_mapping,
-    require_slug,
-    require_text,
 )
 from state import models as m
 from state.db import reader, session_scope
@@ -485,7 +485,7 @@ def _apply_run_status_to_calls(
     session: Session, run_id: str, previous: str, status: str, now: datetime
 ) -> list[CallFinished]:
     """Cancel, hold or release the run's pending calls; return the cancelled calls' notices."""
-    from mission_server.scheduling import cancel_pending_for_run, set_hold_for_run
+    from mission_server.services.scheduling import cancel_pending_for_run, set_hold_for_run
 
     if status == "cancelled" or status in {"failed", "succeeded"}:
         return cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
@@ -521,7 +521,7 @@ def approve_calls(ctx: Context, run_id: str, approved: bool, note: str | None = 
     Raises:
         NotFound, IllegalTransition.
     """
-    from mission_server.scheduling import set_hold_for_run
+    from mission_server.services.scheduling import set_hold_for_run
 
     note = optional_text(note, "note")
     now = ctx.now()

@@ -8,12 +8,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from mission_server import scheduling
-from mission_server.context import Context
-from mission_server.scheduling import DoNotCallEntry
-from mission_server.schemas import OutModel
-from mission_server.server import ToolRegistrar
-from mission_server.targets import normalise_target
+from mission_server.domain.targets import normalise_target
+from mission_server.mcp.server import ToolRegistrar
+from mission_server.services import scheduling
+from mission_server.services.context import Context
+from mission_server.services.scheduling import DoNotCallEntry
+from mission_server.services.schemas import OutModel
 
 
 class DoNotCallAdded(DoNotCallEntry):

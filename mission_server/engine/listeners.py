@@ -12,10 +12,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from mission_server.context import CallFinished, Context
+from mission_server.services.context import CallFinished, Context
 
 if TYPE_CHECKING:
-    from mission_server.insights.models import InsightResultOut
+    from mission_server.services.insight_schemas import InsightResultOut
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOu
     Raises:
         NotFound: unknown conversation. ValueError: the context has no extractor.
     """
-    from mission_server.insights.delivery import WebhookSender
-    from mission_server.insights.service import extract_conversation_insights
+    from mission_server.services.insights import extract_conversation_insights
+    from mission_server.services.webhooks import WebhookSender
 
     if ctx.extractor is None:
         raise ValueError("the context has no extractor")

@@ -77,16 +77,16 @@ def serve(
 ) -> None:
     """Serve the mission tools, resources and prompts over MCP (stdio by default)."""
     from mission_server.app import build_context
-    from mission_server.cli import err_console, fail, setup_logging
-    from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.cli.main import err_console, fail, setup_logging
+    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.engine.listeners import install_listeners, shutdown_listeners
+    from mission_server.engine.runner import runner_for
     from mission_server.errors import MissionError
-    from mission_server.runner import runner_for
-    from mission_server.server import build_server
-    from mission_server.server_guardrails import register_guardrail_tools
-    from mission_server.server_http import check_http_options
-    from mission_server.server_planner import register_planner_tools
+    from mission_server.mcp.http import check_http_options
+    from mission_server.mcp.server import build_server
+    from mission_server.mcp.tools.do_not_call import register_guardrail_tools
+    from mission_server.mcp.tools.planner import register_planner_tools
     from mission_server.settings import load_settings
-    from mission_server.wiring import install_listeners, shutdown_listeners
     from state.errors import StateError
 
     setup_logging()

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from mission_server.clock import SystemClock, ensure_utc
+from mission_server.domain.targets import normalise_target
 from mission_server.errors import NotFound, ValidationError
 from mission_server.insights.base import (
     ExtractionResult,
@@ -32,12 +33,8 @@ from mission_server.insights.base import (
     InsightDefinition,
     InsightParameter,
 )
-from mission_server.insights.delivery import (
-    WebhookSender,
-    deliver_conversation_insights,
-    validate_webhook_url,
-)
-from mission_server.insights.models import (
+from mission_server.insights.schema import parameter_to_dict, parse_definition, parse_parameters
+from mission_server.services.insight_schemas import (
     AssistantInsightSettingsOut,
     InsightGroupOut,
     InsightOut,
@@ -45,8 +42,11 @@ from mission_server.insights.models import (
     InsightResultOut,
     PriorConversationOut,
 )
-from mission_server.insights.schema import parameter_to_dict, parse_definition, parse_parameters
-from mission_server.targets import normalise_target
+from mission_server.services.webhooks import (
+    WebhookSender,
+    deliver_conversation_insights,
+    validate_webhook_url,
+)
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 from state.db import session_scope
@@ -371,7 +371,7 @@ def assign_insight_group(
 
 def _render(template: str, variables: Mapping[str, str], now: datetime) -> str:
     try:
-        from mission_server.templating import render
+        from mission_server.domain.templating import render
     except ImportError:
         # The templating module is optional at this layer; raw instructions still work.
         return template

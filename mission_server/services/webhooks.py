@@ -54,7 +54,7 @@ from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
-from mission_server.insights.models import WebhookAttemptOut, WebhookDeliveryOut
+from mission_server.services.insight_schemas import WebhookAttemptOut, WebhookDeliveryOut
 from mission_server.settings import Settings, load_settings
 from state import models as m
 from state.db import session_scope

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from mission_server.context import Context
-from mission_server.missions import get_run_record
-from mission_server.runner import approve_run as approve_service
-from mission_server.runner import start_mission
-from mission_server.schemas import RunOut
-from mission_server.server import ToolRegistrar
+from mission_server.engine.runner import approve_run as approve_service
+from mission_server.engine.runner import start_mission
+from mission_server.mcp.server import ToolRegistrar
+from mission_server.services.context import Context
+from mission_server.services.missions import get_run_record
+from mission_server.services.schemas import RunOut
 
 
 def register_planner_tools(tools: ToolRegistrar, ctx: Context) -> None:

@@ -33,8 +33,8 @@ from rich.table import Table
 from mission_server.clock import SystemClock
 from mission_server.errors import MissionError, ValidationError
 from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
-from mission_server.insights.models import WebhookDeliveryOut
 from mission_server.insights.schema import compile_schema, parse_definition, validate_result
+from mission_server.services.insight_schemas import WebhookDeliveryOut
 from mission_server.telephony.base import TranscriptMessage
 from state.errors import StateError
 
@@ -277,7 +277,7 @@ def deliveries_command(
     Every attempt shows its status code, latency and error; a failed delivery can be sent
     again with `mission insights redeliver`."""
     from mission_server.app import records_context
-    from mission_server.insights.delivery import list_deliveries
+    from mission_server.services.webhooks import list_deliveries
 
     try:
         ctx = records_context(db)
@@ -310,7 +310,7 @@ def redeliver_command(
     A new delivery with the conversation's current results goes to the URL configured now.
     Exit 0 when delivered, 1 when it failed again, 2 when refused (nothing sent)."""
     from mission_server.app import records_context
-    from mission_server.insights.delivery import WebhookSender, redeliver
+    from mission_server.services.webhooks import WebhookSender, redeliver
 
     try:
         ctx = records_context(db)

@@ -36,11 +36,11 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from mission_server.calling_hours import CallingWindow, is_inside
 from mission_server.clock import Clock, VirtualClock
-from mission_server.context import CallFinished, Context
+from mission_server.domain.calling_hours import CallingWindow, is_inside
 from mission_server.errors import MissionError, ProviderError
-from mission_server.scheduling import defer_for_calling_hours, deferral_record
+from mission_server.services.context import CallFinished, Context
+from mission_server.services.scheduling import defer_for_calling_hours, deferral_record
 from mission_server.telephony.base import (
     RETRYABLE_CALL_STATUSES,
     CallOutcome,
@@ -652,7 +652,7 @@ class Dispatcher:
         now: datetime,
         lookups: _Lookups,
     ) -> CallRequest:
-        from mission_server.templating import render, resolve_variables
+        from mission_server.domain.templating import render, resolve_variables
 
         assistant = lookups.assistants[row["assistant_id"]]
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from mission_server.insights.base import InsightParameter
-from mission_server.schemas import OutModel
+from mission_server.services.schemas import OutModel
 
 
 class InsightParameterOut(OutModel):

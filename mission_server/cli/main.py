@@ -20,12 +20,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mission_server import log_setup
-from mission_server.cli_run import approve as approve_command
-from mission_server.cli_run import run as run_command
-from mission_server.cli_serve import serve
+from mission_server.cli import log as log_setup
+from mission_server.cli.insights import insights_app
+from mission_server.cli.run import approve as approve_command
+from mission_server.cli.run import run as run_command
+from mission_server.cli.serve import serve
 from mission_server.errors import MissionError
-from mission_server.insights.cli import insights_app
 from state.errors import StateError
 
 app = typer.Typer(
@@ -94,8 +94,8 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List runs, newest first."""
-    from mission_server import missions
     from mission_server.app import records_context
+    from mission_server.services import missions
 
     try:
         ctx = records_context(db)
@@ -126,8 +126,8 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one run with its plan, calls and result."""
-    from mission_server import missions
     from mission_server.app import records_context
+    from mission_server.services import missions
 
     try:
         ctx = records_context(db)
@@ -137,7 +137,7 @@ def runs_show(
     if as_json:
         print_json(detail.model_dump(mode="json"))
         return
-    from mission_server.display import render_run_detail
+    from mission_server.cli.display import render_run_detail
 
     render_run_detail(out_console, detail)
 
@@ -158,8 +158,8 @@ def dnc_add(
     reason: Annotated[str | None, typer.Option(help="Why it must not be contacted.")] = None,
 ) -> None:
     """Put a target on the do-not-call list: no call or SMS to it is scheduled or placed."""
-    from mission_server import scheduling
     from mission_server.app import records_context
+    from mission_server.services import scheduling
 
     try:
         ctx = records_context(db)
@@ -181,9 +181,9 @@ def dnc_add(
 @dnc_app.command("remove")
 def dnc_remove(target: TargetArgument, db: DbOption = None) -> None:
     """Take a target off the do-not-call list."""
-    from mission_server import scheduling
     from mission_server.app import records_context
-    from mission_server.targets import normalise_target
+    from mission_server.domain.targets import normalise_target
+    from mission_server.services import scheduling
 
     try:
         ctx = records_context(db)
@@ -203,8 +203,8 @@ def dnc_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the do-not-call list."""
-    from mission_server import scheduling
     from mission_server.app import records_context
+    from mission_server.services import scheduling
 
     try:
         entries = scheduling.do_not_call_entries(records_context(db))
@@ -245,7 +245,7 @@ def worker(
     A worker also advances the mission runs whose calls it finishes.
     """
     from mission_server.app import build_context
-    from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
 
     setup_logging()
     try:
@@ -254,8 +254,8 @@ def worker(
         )
     except (StateError, MissionError) as exc:
         raise fail(str(exc)) from None
-    from mission_server.runner import runner_for
-    from mission_server.wiring import install_listeners, shutdown_listeners
+    from mission_server.engine.listeners import install_listeners, shutdown_listeners
+    from mission_server.engine.runner import runner_for
 
     install_listeners(ctx, background=not once)
     dispatcher = Dispatcher(ctx)

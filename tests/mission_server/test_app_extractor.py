@@ -6,14 +6,13 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from mission_server.app import build_context
-from mission_server.insights.factory import make_extractor
+from mission_server.app import build_context, make_extractor
 from mission_server.insights.llm import LLMExtractor
 from mission_server.insights.offline import OfflineExtractor
 from mission_server.insights.telnyx import TelnyxInsightsExtractor
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
-from mission_server.telephony.telnyx import TelnyxProvider
+from mission_server.telephony.telnyx.provider import TelnyxProvider
 
 LLM = {"MISSION_LLM_BASE_URL": "http://127.0.0.1:9/v1", "MISSION_LLM_MODEL": "small"}
 

@@ -69,6 +69,12 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
+from mission_server.domain.templating import (
+    RESERVED_PREFIX,
+    SECTION_VARIABLE_PREFIX,
+    flatten_sections,
+    render,
+)
 from mission_server.errors import ConfigurationError, ProviderError, ValidationError
 from mission_server.telephony.base import (
     CALL_STATUSES,
@@ -79,12 +85,6 @@ from mission_server.telephony.base import (
     NumberInfo,
     Placement,
     TranscriptMessage,
-)
-from mission_server.templating import (
-    RESERVED_PREFIX,
-    SECTION_VARIABLE_PREFIX,
-    flatten_sections,
-    render,
 )
 
 __all__ = [

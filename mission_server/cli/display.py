@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from mission_server.missions import RunDetail
+from mission_server.services.missions import RunDetail
 
 
 def render_run_detail(console: Console, detail: RunDetail) -> None:

@@ -39,12 +39,12 @@ import yaml
 from langgraph.types import Command
 from sqlmodel import col, select
 
-from mission_server import missions
-from mission_server.context import Context
-from mission_server.dispatcher import CallFinished, Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import CallFinished, Dispatcher, run_until_idle
 from mission_server.errors import ConflictError, ValidationError
-from mission_server.ops import ServiceOps
-from mission_server.schemas import RunOut
+from mission_server.services import missions
+from mission_server.services.context import Context
+from mission_server.services.ops import ServiceOps
+from mission_server.services.schemas import RunOut
 from mission_server.settings import Settings
 from planner.checkpoint import Checkpointer, checkpointer_for_url
 from planner.errors import LLMError, SpecError
@@ -146,7 +146,7 @@ class MissionRunner:
         llm: LLM | None = None,
         checkpointer: Checkpointer | None = None,
     ) -> None:
-        from mission_server.wiring import install_listeners
+        from mission_server.engine.listeners import install_listeners
 
         self.ctx = ctx
         self.mode = mode
@@ -547,7 +547,7 @@ def drive_virtual(
         ValidationError: the context's clock is not a ``VirtualClock``.
     """
     from mission_server.clock import VirtualClock
-    from mission_server.scheduling import list_scheduled_events
+    from mission_server.services.scheduling import list_scheduled_events
 
     clock = ctx.clock
     if not isinstance(clock, VirtualClock):

@@ -37,8 +37,8 @@ from typing import IO, Any, Literal
 import phonenumbers
 
 from mission_server.clock import ensure_utc
+from mission_server.domain.targets import normalise_target
 from mission_server.errors import ConfigurationError, ProviderError, ValidationError
-from mission_server.targets import normalise_target
 from mission_server.telephony.base import (
     AssistantSpec,
     CallOutcome,
@@ -48,7 +48,7 @@ from mission_server.telephony.base import (
     Placement,
     TranscriptMessage,
 )
-from mission_server.telephony.world import Business, Quote, World, load_world
+from mission_server.telephony.simulated.world import Business, Quote, World, load_world
 
 try:  # POSIX only; elsewhere the ledger still works for a single process.
     import fcntl

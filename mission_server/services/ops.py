@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from sqlmodel import select
 
-from mission_server import assistants, missions, scheduling
-from mission_server.calling_hours import CallingWindow
-from mission_server.context import Context
+from mission_server.domain.calling_hours import CallingWindow
+from mission_server.domain.targets import normalise_target, validate_timezone
+from mission_server.domain.templating import validate_variable_names
 from mission_server.errors import MissionError, ValidationError
-from mission_server.targets import normalise_target, validate_timezone
-from mission_server.templating import validate_variable_names
+from mission_server.services import assistants, missions, scheduling
+from mission_server.services.context import Context
 from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
 from planner.spec import MissionSpec
@@ -274,7 +274,7 @@ class ServiceOps:
         """Define the run's extraction insight and its group, once per run; return the
         group id. Raises: OperationFailed (invalid parameters), NotFound."""
         try:
-            from mission_server.insights import service as insights
+            from mission_server.services import insights
         except ImportError:  # pragma: no cover - the insights package is part of the service
             return None
         known = (self.run_metadata(run_id).get("planner") or {}).get("insight_group_id")
@@ -441,8 +441,8 @@ class ServiceOps:
     ) -> tuple[str | None, dict[str, Any] | None, str | None]:
         """(status, structured result, error) of the conversation's structured insight.
         Status ``pending`` means not extracted yet (or still being extracted)."""
-        from mission_server.insights import service as insights
-        from mission_server.wiring import extract_insights
+        from mission_server.engine.listeners import extract_insights
+        from mission_server.services import insights
 
         extract = self.extract_on_demand if extract is None else extract
         if self.ctx.extractor is None:

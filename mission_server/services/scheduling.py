@@ -19,15 +19,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mission_server.assistants import load_assistant
-from mission_server.calling_hours import CallingWindow, is_inside, next_allowed
 from mission_server.clock import ensure_utc
-from mission_server.context import CallFinished, Context
-from mission_server.errors import ConflictError, GuardrailError, ValidationError
-from mission_server.missions import append_event, attempts_by_event, load_run
-from mission_server.schemas import OutModel, ScheduledEventOut
-from mission_server.targets import normalise_target, timezones_for_target
-from mission_server.validation import (
+from mission_server.domain.calling_hours import CallingWindow, is_inside, next_allowed
+from mission_server.domain.targets import normalise_target, timezones_for_target
+from mission_server.domain.validation import (
     optional_text,
     require_choice,
     require_int,
@@ -35,6 +30,11 @@ from mission_server.validation import (
     require_mapping,
     require_text,
 )
+from mission_server.errors import ConflictError, GuardrailError, ValidationError
+from mission_server.services.assistants import load_assistant
+from mission_server.services.context import CallFinished, Context
+from mission_server.services.missions import append_event, attempts_by_event, load_run
+from mission_server.services.schemas import OutModel, ScheduledEventOut
 from state import models as m
 from state.db import session_scope
 from state.errors import NotFound

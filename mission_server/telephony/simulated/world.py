@@ -18,9 +18,9 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mission_server.domain.targets import is_sip_uri, normalise_target, timezones_for_target
+from mission_server.domain.targets import validate_timezone as _validate_timezone
 from mission_server.errors import ConfigurationError, ValidationError
-from mission_server.targets import is_sip_uri, normalise_target, timezones_for_target
-from mission_server.targets import validate_timezone as _validate_timezone
 
 __all__ = [
     "ANSWER_KINDS",

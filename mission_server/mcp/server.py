@@ -35,32 +35,9 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import col, select
 
-from mission_server import assistants as assistant_service
-from mission_server import missions as mission_service
-from mission_server import scheduling as scheduling_service
-from mission_server.context import Context
+from mission_server.domain.targets import normalise_target
 from mission_server.errors import MissionError, ValidationError
-from mission_server.insights import delivery as webhook_delivery
-from mission_server.insights import service as insight_service
-from mission_server.insights.models import (
-    AssistantInsightSettingsOut,
-    InsightGroupOut,
-    InsightOut,
-    InsightResultOut,
-    WebhookDeliveryOut,
-)
-from mission_server.missions import MissionPage, RunDetail
-from mission_server.schemas import (
-    AssistantOut,
-    ConversationOut,
-    EventOut,
-    MissionOut,
-    PhoneNumberOut,
-    PlanStepOut,
-    RunOut,
-    ScheduledEventOut,
-)
-from mission_server.server_models import (
+from mission_server.mcp.models import (
     AssistantList,
     CallWaitResult,
     ConversationDetail,
@@ -77,8 +54,31 @@ from mission_server.server_models import (
     ServerStatus,
     WebhookDeliveryList,
 )
-from mission_server.server_prompts import negotiate_quotes_prompt, plan_mission_prompt
-from mission_server.targets import normalise_target
+from mission_server.mcp.prompts import negotiate_quotes_prompt, plan_mission_prompt
+from mission_server.services import assistants as assistant_service
+from mission_server.services import insights as insight_service
+from mission_server.services import missions as mission_service
+from mission_server.services import scheduling as scheduling_service
+from mission_server.services import webhooks as webhook_delivery
+from mission_server.services.context import Context
+from mission_server.services.insight_schemas import (
+    AssistantInsightSettingsOut,
+    InsightGroupOut,
+    InsightOut,
+    InsightResultOut,
+    WebhookDeliveryOut,
+)
+from mission_server.services.missions import MissionPage, RunDetail
+from mission_server.services.schemas import (
+    AssistantOut,
+    ConversationOut,
+    EventOut,
+    MissionOut,
+    PhoneNumberOut,
+    PlanStepOut,
+    RunOut,
+    ScheduledEventOut,
+)
 from state import models as m
 from state.db import session_scope
 from state.errors import NotFound, StateError
@@ -346,7 +346,7 @@ def build_server(
     """
     auth_kwargs: dict[str, Any] = {}
     if auth_token is not None:
-        from mission_server.server_http import bearer_auth
+        from mission_server.mcp.http import bearer_auth
 
         auth_kwargs = bearer_auth(auth_token)
     server: MCPServer = MissionMCPServer(

@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mission_server.insights.models import (
+from mission_server.services.insight_schemas import (
     InsightResultOut,
     PriorConversationOut,
     WebhookDeliveryOut,
 )
-from mission_server.schemas import (
+from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
     EventOut,

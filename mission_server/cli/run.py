@@ -30,8 +30,8 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from mission_server.cli.log import setup_logging
 from mission_server.errors import MissionError
-from mission_server.log_setup import setup_logging
 from state.errors import StateError
 
 log = logging.getLogger("mission_server.run")
@@ -100,11 +100,11 @@ def _imports_without_gc() -> Iterator[None]:
 
 #: What a run imports anyway, loaded up front under ``_imports_without_gc``.
 _RUN_MODULES = (
-    "mission_server.runner",
+    "mission_server.engine.runner",
     "mission_server.app",
-    "mission_server.telephony.simulated",
+    "mission_server.telephony.simulated.provider",
     "mission_server.insights.offline",
-    "mission_server.insights.service",
+    "mission_server.services.insights",
     "langgraph.checkpoint.sqlite",
     "alembic.command",
 )
@@ -152,8 +152,7 @@ class Progress:
     def poll(self) -> None:
         if not self.enabled:
             return
-        from mission_server import missions
-
+        from mission_server.services import missions
         for event in missions.list_events(self.ctx, self.run_id, limit=5000):
             if event.event_id in self._seen:
                 continue
@@ -169,8 +168,7 @@ class Progress:
                 self._show_plan()
 
     def _show_plan(self) -> None:
-        from mission_server import missions
-
+        from mission_server.services import missions
         self._plan_shown = True
         table = Table("#", "step", "description", title="Plan", title_justify="left")
         for step in missions.get_plan(self.ctx, self.run_id):
@@ -195,7 +193,7 @@ def _open(
     settings = load_settings()
     recorded: dict[str, Any] = {}
     if run_id is not None:
-        from mission_server.runner import cli_settings_of
+        from mission_server.engine.runner import cli_settings_of
         from state.db import make_engine
 
         engine = make_engine(db if db is not None else settings.db_url)
@@ -227,7 +225,7 @@ def _open(
         "simulate": simulated,
     }
     if run_id is not None and isinstance(ctx.clock, VirtualClock):
-        from mission_server.runner import latest_activity
+        from mission_server.engine.runner import latest_activity
 
         # A resumed run continues from where its recorded history stops, never earlier.
         latest = latest_activity(ctx, run_id)
@@ -238,12 +236,12 @@ def _open(
 
 def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
     from mission_server.clock import VirtualClock
-    from mission_server.runner import drive_virtual, run_statuses
+    from mission_server.engine.runner import drive_virtual, run_statuses
 
     if isinstance(ctx.clock, VirtualClock):
         drive_virtual(ctx, runner, [run_id], on_sweep=progress.poll)
         return
-    from mission_server.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
 
     trigger = RealtimeTrigger(Dispatcher(ctx), ctx.clock)
     trigger.start()
@@ -266,8 +264,7 @@ def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
 
 
 def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
-    from mission_server import missions
-
+    from mission_server.services import missions
     detail = missions.get_run(ctx, run_id)
     waiting = runner.waiting_for(run_id) if detail.status == "running" else None
     if as_json:
@@ -321,7 +318,7 @@ def run(
     """Run a mission: plan it, create the assistant, place the calls, compile the result."""
     started = time.monotonic()
     _preload()
-    from mission_server.runner import MissionRunner
+    from mission_server.engine.runner import MissionRunner
     from planner.errors import SpecError
     from planner.spec import load_spec
 
@@ -383,7 +380,7 @@ def approve(
     """Approve a run that waits for approval and run it to the end (or --reject it)."""
     started = time.monotonic()
     _preload()
-    from mission_server.runner import MissionRunner
+    from mission_server.engine.runner import MissionRunner
 
     _setup_logging(verbose)
     try:

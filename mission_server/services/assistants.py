@@ -6,13 +6,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from mission_server.context import Context
+from mission_server.domain.targets import normalise_target
+from mission_server.domain.validation import optional_text, require_mapping, require_text
 from mission_server.errors import ConflictError, ProviderError, ValidationError
-from mission_server.missions import append_event, load_run
-from mission_server.schemas import AssistantOut, PhoneNumberOut
-from mission_server.targets import normalise_target
+from mission_server.services.context import Context
+from mission_server.services.missions import append_event, load_run
+from mission_server.services.schemas import AssistantOut, PhoneNumberOut
 from mission_server.telephony.base import AssistantSpec
-from mission_server.validation import optional_text, require_mapping, require_text
 from state import models as m
 from state.db import session_scope
 from state.errors import NotFound
