@@ -1,13 +1,31 @@
-"""Exceptions raised by the mission service. One small hierarchy for the whole package.
+"""Every error the project raises on purpose, in one tree.
 
-Every error that reaches a user (CLI, MCP tool result) is a ``MissionError``; its message names
-what was wrong. Validation errors name the field, the rule and the offending value.
+    MissionError                  mission_server and its adapters
+    ├── ValidationError           bad input: names the field, the rule and the value (ValueError)
+    ├── ConflictError             clashes with what is stored (an idempotency key reused)
+    ├── GuardrailError            a safety rule refused (do-not-call, call budget, approval)
+    ├── ConfigurationError        environment, files or flags incomplete or contradictory
+    └── ProviderError             the telephony platform refused or failed (``retryable``)
+    StateError                    state (the system of record)
+    ├── NotFound                  no record with that id (LookupError)
+    └── IllegalTransition         a status change the record's state machine forbids
+    PlannerError                  planner
+    ├── SpecError                 an invalid mission spec or request (ValueError)
+    ├── OperationFailed           a MissionOps refusal the run reports
+    └── LLMError                  the language model gave no valid spec
+
+``state`` and ``planner`` import nothing of ours (the layer rule), so their roots cannot derive
+from ``MissionError``; they are part of this tree by being listed in ``USER_ERRORS``, the one
+definition of "an error a user caused or can act on". The CLI (``cli.common.user_errors``) and
+the MCP tools (``mcp.errors``) catch exactly ``USER_ERRORS``: anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from planner.errors import LLMError, OperationFailed, PlannerError, SpecError
 from state.errors import (
     IllegalTransition,
     NotFound,
@@ -15,13 +33,18 @@ from state.errors import (
 )
 
 __all__ = [
+    "USER_ERRORS",
     "ConfigurationError",
     "ConflictError",
     "GuardrailError",
     "IllegalTransition",
+    "LLMError",
     "MissionError",
     "NotFound",
+    "OperationFailed",
+    "PlannerError",
     "ProviderError",
+    "SpecError",
     "StateError",
     "ValidationError",
 ]
@@ -78,3 +101,7 @@ class ProviderError(MissionError):
         self.code = code
         self.detail = detail
         self.retryable = retryable
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (MissionError, StateError, PlannerError)
+"""The errors a user caused or can act on: reported as a message, never as a traceback."""

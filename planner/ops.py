@@ -1,7 +1,8 @@
 """The ``MissionOps`` protocol: everything the planner asks of the mission service.
 
 The planner never imports the service, its storage or telephony; it is handed an object that
-implements this protocol (``mission_server.services.ops.ServiceOps`` in production, a fake in tests).
+implements this protocol (``mission_server.services.ops.ServiceOps`` in production, a fake in
+tests).
 Every method either succeeds, raises ``OperationFailed`` for a refusal the run should report
 (no free number, a do-not-call target), or raises anything else for a bug or an outage.
 

@@ -30,13 +30,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mission_server.cli.common import user_errors
 from mission_server.clock import SystemClock
-from mission_server.errors import MissionError, ValidationError
+from mission_server.errors import ValidationError
 from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
 from mission_server.insights.schema import compile_schema, parse_definition, validate_result
 from mission_server.services.insight_schemas import WebhookDeliveryOut
 from mission_server.telephony.base import TranscriptMessage
-from state.errors import StateError
 
 __all__ = ["insights_app", "load_definition", "load_transcript"]
 
@@ -142,11 +142,6 @@ def _extractor(use_llm: bool) -> Extractor:
     return LLMExtractor.from_settings(load_settings())
 
 
-def _fail_input(console: Console, exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    return typer.Exit(2)
-
-
 def _report(
     definition: InsightDefinition, result: ExtractionResult, extractor: str
 ) -> dict[str, Any]:
@@ -207,13 +202,10 @@ def test_command(
     """Extract one insight from a transcript and check it against the insight's schema.
     Exit 0 when the result validates, 1 when it does not, 2 on bad input."""
     console = Console(stderr=False, soft_wrap=True)
-    errors = Console(stderr=True)
-    try:
+    with user_errors():
         definition = load_definition(insight_file)
         transcript = load_transcript(transcript_file)
         extractor = _extractor(llm)
-    except MissionError as exc:
-        raise _fail_input(errors, exc) from None
     result = extractor.extract(definition, transcript, conversation_id=None)
     report = _report(definition, result, extractor.name)
     if as_json:
@@ -228,10 +220,8 @@ def schema_command(
     insight_file: Annotated[Path, typer.Argument(help="Insight definition (YAML or JSON).")],
 ) -> None:
     """Print the JSON Schema (draft 2020-12) that the insight's results must match."""
-    try:
+    with user_errors():
         definition = load_definition(insight_file)
-    except MissionError as exc:
-        raise _fail_input(Console(stderr=True), exc) from None
     typer.echo(json.dumps(compile_schema(definition), indent=2, ensure_ascii=False))
 
 
@@ -279,12 +269,10 @@ def deliveries_command(
     from mission_server.app import records_context
     from mission_server.services.webhooks import list_deliveries
 
-    try:
+    with user_errors():
         ctx = records_context(db)
         deliveries = list_deliveries(ctx.engine, conversation,
                                      status="failed" if failed else None, limit=limit)
-    except (MissionError, StateError) as exc:
-        raise _fail_input(Console(stderr=True), exc) from None
     if as_json:
         typer.echo(json.dumps([d.model_dump(mode="json") for d in deliveries], indent=2,
                               ensure_ascii=False))
@@ -312,12 +300,10 @@ def redeliver_command(
     from mission_server.app import records_context
     from mission_server.services.webhooks import WebhookSender, redeliver
 
-    try:
+    with user_errors():
         ctx = records_context(db)
         delivery = redeliver(ctx.engine, delivery_id, now=ctx.now(),
                              sender=WebhookSender.from_settings(ctx.settings))
-    except (MissionError, StateError) as exc:
-        raise _fail_input(Console(stderr=True), exc) from None
     if as_json:
         typer.echo(json.dumps(delivery.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:

@@ -8,25 +8,25 @@ Logs go to stderr; ``--json`` output goes to stdout alone.
 
 from __future__ import annotations
 
-import json
-import logging
 import signal
-import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mission_server.cli import log as log_setup
+from mission_server.cli.common import (
+    err_console,
+    out_console,
+    print_json,
+    setup_logging,
+    user_errors,
+)
 from mission_server.cli.insights import insights_app
 from mission_server.cli.run import approve as approve_command
 from mission_server.cli.run import run as run_command
 from mission_server.cli.serve import serve
-from mission_server.errors import MissionError
-from state.errors import StateError
 
 app = typer.Typer(
     name="mission",
@@ -43,8 +43,6 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(db_app, name="db")
 
-err_console = Console(stderr=True)
-out_console = Console()
 
 DbOption = Annotated[
     str | None,
@@ -55,20 +53,6 @@ DbOption = Annotated[
 ]
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Log to stderr: INFO, or DEBUG when verbose."""
-    log_setup.setup_logging(logging.DEBUG if verbose else logging.INFO)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to the newest revision."""
@@ -76,11 +60,9 @@ def db_upgrade(db: DbOption = None) -> None:
     from state.migrate import current_revision
 
     setup_logging()
-    try:
+    with user_errors():
         engine = make_engine(db)
         upgrade(engine)
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     where = engine.url.render_as_string(hide_password=True)
     err_console.print(f"database at revision {current_revision(engine)} ({where})")
 
@@ -97,11 +79,9 @@ def runs_list(
     from mission_server.app import records_context
     from mission_server.services import missions
 
-    try:
+    with user_errors():
         ctx = records_context(db)
         runs = missions.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
         return
@@ -129,11 +109,9 @@ def runs_show(
     from mission_server.app import records_context
     from mission_server.services import missions
 
-    try:
+    with user_errors():
         ctx = records_context(db)
         detail = missions.get_run(ctx, run_id)
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     if as_json:
         print_json(detail.model_dump(mode="json"))
         return
@@ -161,12 +139,10 @@ def dnc_add(
     from mission_server.app import records_context
     from mission_server.services import scheduling
 
-    try:
+    with user_errors():
         ctx = records_context(db)
         entry, already = scheduling.put_do_not_call(ctx, target, reason)
         open_calls = scheduling.open_calls_to(ctx, entry.target)
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     if already:
         err_console.print(f"{entry.target} was already on the do-not-call list")
     else:
@@ -185,11 +161,9 @@ def dnc_remove(target: TargetArgument, db: DbOption = None) -> None:
     from mission_server.domain.targets import normalise_target
     from mission_server.services import scheduling
 
-    try:
+    with user_errors():
         ctx = records_context(db)
         removed = scheduling.remove_do_not_call(ctx, target)
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     normalised = normalise_target(target, "target")
     if removed:
         err_console.print(f"{normalised} removed from the do-not-call list")
@@ -206,10 +180,8 @@ def dnc_list(
     from mission_server.app import records_context
     from mission_server.services import scheduling
 
-    try:
+    with user_errors():
         entries = scheduling.do_not_call_entries(records_context(db))
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])
         return
@@ -248,12 +220,10 @@ def worker(
     from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
 
     setup_logging()
-    try:
+    with user_errors():
         ctx = build_context(
             db_url=db, simulate=simulate or None, world=world, seed=seed, sim_speed=sim_speed
         )
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     from mission_server.engine.listeners import install_listeners, shutdown_listeners
     from mission_server.engine.runner import runner_for
 
@@ -263,11 +233,9 @@ def worker(
         report = dispatcher.sweep()
         err_console.print(report)
         return
-    try:
+    with user_errors():
         runner = runner_for(ctx)
         runner.recover()  # runs interrupted by a stop continue where they were
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     trigger = RealtimeTrigger(dispatcher, ctx.clock, poll_secs=poll_secs)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,9 +30,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-from mission_server.cli.log import setup_logging
-from mission_server.errors import MissionError
-from state.errors import StateError
+from mission_server.cli.common import fail, setup_logging, user_errors
 
 log = logging.getLogger("mission_server.run")
 
@@ -117,10 +115,6 @@ def _preload() -> None:
             with suppress(ImportError):
                 importlib.import_module(name)
 
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code)
 
 
 def ledger_path_for(db: str | None) -> Path | None:
@@ -319,29 +313,24 @@ def run(
     started = time.monotonic()
     _preload()
     from mission_server.engine.runner import MissionRunner
-    from planner.errors import SpecError
     from planner.spec import load_spec
 
     _setup_logging(verbose)
     if (spec_or_request is None) == (resume is None):
-        raise _fail("give a spec file or request, or --resume RUN_ID (not both)")
+        raise fail("give a spec file or request, or --resume RUN_ID (not both)")
     spec = request = None
     if spec_or_request is not None:
         candidate = Path(spec_or_request)
         looks_like_file = candidate.suffix.lower() in (".yaml", ".yml", ".json")
         if candidate.is_file() or looks_like_file:
-            try:
+            with user_errors():
                 spec = load_spec(candidate).model_dump(mode="json")
-            except SpecError as exc:
-                raise _fail(str(exc)) from None
         else:
             request = spec_or_request
-    try:
+    with user_errors(ValueError):
         ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=resume)
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
-    except (StateError, MissionError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    try:
+    with closing(runner), user_errors():
         if resume is not None:
             run_id = resume
             # Calls that ended after the process stopped never had their insights extracted.
@@ -356,10 +345,6 @@ def run(
         progress = Progress(ctx, run_id, enabled=True)
         _drive(ctx, runner, run_id, progress)
         code = _finish(ctx, runner, run_id, as_json, started)
-    except (StateError, MissionError) as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        runner.close()
     gc.freeze()  # nothing left to collect that matters; spare the shutdown a full walk
     raise typer.Exit(code)
 
@@ -383,21 +368,15 @@ def approve(
     from mission_server.engine.runner import MissionRunner
 
     _setup_logging(verbose)
-    try:
+    with user_errors(ValueError):
         ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=run_id)
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
-    except (StateError, MissionError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    try:
+    with closing(runner), user_errors():
         runner.approve(run_id, not reject, note)
         _err.print(f"run [cyan]{run_id}[/] {'rejected' if reject else 'approved'}")
         progress = Progress(ctx, run_id, enabled=True)
         _drive(ctx, runner, run_id, progress)
         code = _finish(ctx, runner, run_id, as_json, started)
-    except (StateError, MissionError) as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        runner.close()
     gc.freeze()
     # Rejecting is what was asked for: the command succeeded even though the run did not.
     raise typer.Exit(EXIT_OK if reject and code == EXIT_FAILED else code)

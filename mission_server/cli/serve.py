@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from mission_server.cli.common import err_console, fail, setup_logging, user_errors
+
 # Not server_http: importing the MCP SDK would slow every other `mission` command down.
 from mission_server.settings import DEFAULT_HTTP_HOST as DEFAULT_HOST
 from mission_server.settings import DEFAULT_HTTP_PORT as DEFAULT_PORT
@@ -77,23 +79,20 @@ def serve(
 ) -> None:
     """Serve the mission tools, resources and prompts over MCP (stdio by default)."""
     from mission_server.app import build_context
-    from mission_server.cli.main import err_console, fail, setup_logging
     from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
     from mission_server.engine.listeners import install_listeners, shutdown_listeners
     from mission_server.engine.runner import runner_for
-    from mission_server.errors import MissionError
     from mission_server.mcp.http import check_http_options
     from mission_server.mcp.server import build_server
     from mission_server.mcp.tools.do_not_call import register_guardrail_tools
     from mission_server.mcp.tools.planner import register_planner_tools
     from mission_server.settings import load_settings
-    from state.errors import StateError
 
     setup_logging()
     if sim_speed is not None and not sim_speed > 0:
         # build_context treats a falsy speed as "not given", so 0 would silently become 60.
         raise fail(f"--sim-speed must be greater than 0, got {sim_speed:g}")
-    try:
+    with user_errors():
         settings = load_settings()
         security = (
             check_http_options(host, settings.http_token, no_auth, allowed_host) if http else None
@@ -106,16 +105,12 @@ def serve(
             seed=seed,
             sim_speed=sim_speed,
         )
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
 
     install_listeners(ctx, background=True)
-    try:
+    with user_errors():
         runner = runner_for(ctx)
         # Before the dispatcher starts: runs interrupted by a stop continue where they were.
         resumed = runner.recover()
-    except (StateError, MissionError) as exc:
-        raise fail(str(exc)) from None
     if resumed:
         log.info("resumed %d unfinished mission run(s)", len(resumed))
     trigger = (

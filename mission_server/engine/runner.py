@@ -53,6 +53,7 @@ from planner.llm import LLM, OpenAICompatibleLLM
 from planner.request import spec_from_request_text
 from planner.spec import MissionSpec, parse_spec
 from state import models as m
+from state import repo
 from state.db import session_scope
 from state.transitions import TERMINAL_RUN
 
@@ -587,5 +588,5 @@ def cli_settings_of(engine: Any, run_id: str) -> dict[str, Any]:
         NotFound: unknown run.
     """
     with session_scope(engine) as session:
-        run = missions.load_run(session, run_id)
+        run = repo.load_run(session, run_id)
         return dict(((run.meta or {}).get(PLANNER_KEY) or {}).get("cli") or {})

@@ -10,25 +10,18 @@ from mission_server.domain.targets import normalise_target
 from mission_server.domain.validation import optional_text, require_mapping, require_text
 from mission_server.errors import ConflictError, ProviderError, ValidationError
 from mission_server.services.context import Context
-from mission_server.services.missions import append_event, load_run
 from mission_server.services.schemas import AssistantOut, PhoneNumberOut
 from mission_server.telephony.base import AssistantSpec
 from state import models as m
 from state.db import session_scope
 from state.errors import NotFound
+from state.repo import append_event, load_assistant, load_run
 
 NUMBER_PURCHASE_HINT = (
     "buy or free a number (Telnyx Portal → Numbers → Search & Buy: "
     "https://portal.telnyx.com/#/app/numbers/search-numbers), or add one to the simulated "
     "world's `numbers` list"
 )
-
-
-def load_assistant(session: Session, assistant_id: str) -> m.Assistant:
-    row = session.get(m.Assistant, assistant_id)
-    if row is None:
-        raise NotFound("assistant", assistant_id)
-    return row
 
 
 def _spec(row: m.Assistant) -> AssistantSpec:

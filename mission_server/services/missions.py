@@ -27,6 +27,7 @@ from mission_server.domain.validation import (
 )
 from mission_server.errors import ValidationError
 from mission_server.services.context import CallFinished, Context
+from mission_server.services.scheduling import cancel_pending_for_run, set_hold_for_run
 from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
@@ -40,6 +41,7 @@ from mission_server.services.schemas import (
 from state import models as m
 from state.db import reader, session_scope
 from state.errors import NotFound
+from state.repo import append_event, load_mission, load_run
 from state.transitions import (
     EVENT_TYPES,
     RUN_STATUSES,
@@ -54,47 +56,6 @@ EXECUTION_MODES = ("external", "managed")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def load_run(session: Session, run_id: str) -> m.Run:
-    run = session.get(m.Run, run_id)
-    if run is None:
-        raise NotFound("run", run_id)
-    return run
-
-
-def load_mission(session: Session, mission_id: str) -> m.Mission:
-    mission = session.get(m.Mission, mission_id)
-    if mission is None:
-        raise NotFound("mission", mission_id)
-    return mission
-
-
-def append_event(
-    session: Session,
-    run_id: str,
-    type: str,
-    summary: str,
-    now: datetime,
-    *,
-    step_id: str | None = None,
-    agent_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
-) -> m.Event:
-    """Add an event to the session (caller commits). Internal: inputs are trusted."""
-    event = m.Event(
-        run_id=run_id,
-        type=type,
-        summary=summary,
-        step_id=step_id,
-        agent_id=agent_id,
-        payload=payload or {},
-        idempotency_key=idempotency_key,
-        created_at=now,
-    )
-    session.add(event)
-    return event
 
 
 # --------------------------------------------------------------------------- missions
@@ -385,19 +346,6 @@ def _detail_statements() -> tuple[Any, ...]:
 ) = _detail_statements()
 
 
-def attempts_by_event(session: Session, event_ids: list[str]) -> dict[str, list[m.CallAttempt]]:
-    if not event_ids:
-        return {}
-    grouped: dict[str, list[m.CallAttempt]] = {}
-    for attempt in session.exec(
-        select(m.CallAttempt)
-        .where(col(m.CallAttempt.scheduled_event_id).in_(event_ids))
-        .order_by(col(m.CallAttempt.attempt_number))
-    ):
-        grouped.setdefault(attempt.scheduled_event_id, []).append(attempt)
-    return grouped
-
-
 def list_runs(
     ctx: Context,
     mission_id: str | None = None,
@@ -485,8 +433,6 @@ def _apply_run_status_to_calls(
     session: Session, run_id: str, previous: str, status: str, now: datetime
 ) -> list[CallFinished]:
     """Cancel, hold or release the run's pending calls; return the cancelled calls' notices."""
-    from mission_server.services.scheduling import cancel_pending_for_run, set_hold_for_run
-
     if status == "cancelled" or status in {"failed", "succeeded"}:
         return cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
     if status == "paused":
@@ -521,8 +467,6 @@ def approve_calls(ctx: Context, run_id: str, approved: bool, note: str | None = 
     Raises:
         NotFound, IllegalTransition.
     """
-    from mission_server.services.scheduling import set_hold_for_run
-
     note = optional_text(note, "note")
     now = ctx.now()
     if not approved:

@@ -25,6 +25,7 @@ from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
 from planner.spec import MissionSpec
 from state import models as m
+from state import repo
 from state.db import session_scope
 from state.transitions import TERMINAL_EVENT
 
@@ -159,12 +160,12 @@ class ServiceOps:
     def run_status(self, run_id: str) -> str:
         """The run's status. Raises: NotFound."""
         with session_scope(self.ctx.engine) as session:
-            return missions.load_run(session, run_id).status
+            return repo.load_run(session, run_id).status
 
     def run_metadata(self, run_id: str) -> dict[str, Any]:
         """The run's metadata. Raises: NotFound."""
         with session_scope(self.ctx.engine) as session:
-            return dict(missions.load_run(session, run_id).meta or {})
+            return dict(repo.load_run(session, run_id).meta or {})
 
     def _merge_planner_metadata(self, run_id: str, values: dict[str, Any]) -> None:
         current = self.run_metadata(run_id).get("planner") or {}

@@ -31,13 +31,11 @@ from mission_server.domain.validation import (
     require_text,
 )
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
-from mission_server.services.assistants import load_assistant
 from mission_server.services.context import CallFinished, Context
-from mission_server.services.missions import append_event, attempts_by_event, load_run
 from mission_server.services.schemas import OutModel, ScheduledEventOut
 from state import models as m
 from state.db import session_scope
-from state.errors import NotFound
+from state.repo import append_event, attempts_by_event, load_assistant, load_event, load_run
 from state.transitions import (
     EVENT_STATUSES,
     SCHEDULED_EVENT_TRANSITIONS,
@@ -416,13 +414,6 @@ def _plain(value: Any) -> Any:
 def _short(value: Any, limit: int = 80) -> str:
     text = value.isoformat() if isinstance(value, datetime) else repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def load_event(session: Session, scheduled_event_id: str) -> m.ScheduledEvent:
-    row = session.get(m.ScheduledEvent, scheduled_event_id)
-    if row is None:
-        raise NotFound("scheduled event", scheduled_event_id)
-    return row
 
 
 def get_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEventOut:

@@ -19,6 +19,7 @@ from mission_server.services.schemas import (
     ScheduledEventOut,
 )
 from state import models as m
+from state import repo
 from state.db import session_scope
 from state.errors import NotFound
 
@@ -27,8 +28,8 @@ WINDY = "+13125550104"
 
 def orm_detail(session: Session, run_id: str) -> missions.RunDetail:
     """The run detail as the ORM builds it (get_run's former implementation)."""
-    run = missions.load_run(session, run_id)
-    mission = missions.load_mission(session, run.mission_id)
+    run = repo.load_run(session, run_id)
+    mission = repo.load_mission(session, run.mission_id)
     steps = session.exec(
         select(m.PlanStep)
         .where(m.PlanStep.run_id == run_id)
@@ -52,7 +53,7 @@ def orm_detail(session: Session, run_id: str) -> missions.RunDetail:
         .where(m.ScheduledEvent.run_id == run_id)
         .order_by(col(m.ScheduledEvent.created_at), col(m.ScheduledEvent.scheduled_event_id))
     ).all()
-    attempts = missions.attempts_by_event(session, [e.scheduled_event_id for e in events])
+    attempts = repo.attempts_by_event(session, [e.scheduled_event_id for e in events])
     conversations = session.exec(
         select(m.Conversation)
         .where(m.Conversation.run_id == run_id)
@@ -136,5 +137,5 @@ def test_get_run_of_an_unknown_run_raises_not_found(sim):
     with pytest.raises(NotFound) as raised:
         missions.get_run(ctx, "no-such-run")
     with session_scope(ctx.engine) as session, pytest.raises(NotFound) as expected:
-        missions.load_run(session, "no-such-run")
+        repo.load_run(session, "no-such-run")
     assert str(raised.value) == str(expected.value)

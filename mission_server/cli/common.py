@@ -1,0 +1,57 @@
+"""What every ``mission`` command shares: the consoles, logging, and the one error path.
+
+Everything a command logs goes to stderr (stdout carries results and, for ``mission serve`` on
+stdio, the protocol); chatty libraries are held at WARNING. A user error (``USER_ERRORS``) ends
+the command with its message and exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from mission_server.errors import USER_ERRORS
+
+EXIT_USAGE = 2
+_NOISY = ("httpx", "httpcore", "apscheduler", "alembic")
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Send log records at ``level`` and above to stderr."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in _NOISY:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print ``message`` as an error on stderr; return the ``typer.Exit`` to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def user_errors(*also: type[Exception], code: int = EXIT_USAGE) -> Iterator[None]:
+    """Turn a user error (and any of ``also``) raised inside the block into ``fail``."""
+    try:
+        yield
+    except (*USER_ERRORS, *also) as exc:
+        raise fail(str(exc), code) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
