@@ -16,13 +16,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mission run examples/catering.yaml --simulate --db "$$(mktemp -d)/demo.db"
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/pytest -q
 
+# Style, format, types and the dependency rule (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/dispatch.py

@@ -78,7 +78,9 @@ def single(repeat: int) -> dict[str, Any]:
         started = time.perf_counter()
         subprocess.run(
             [str(MISSION), "db", "upgrade", "--db", str(db)],
-            env=_clean_env(), capture_output=True, check=True,
+            env=_clean_env(),
+            capture_output=True,
+            check=True,
         )
         startup.append(time.perf_counter() - started)
     return {
@@ -195,8 +197,10 @@ def main() -> None:
     many = concurrent(args.missions)
     print(f"{args.missions} concurrent missions: {many}", file=sys.stderr)
     many["baseline_calls_only"] = calls_only(args.missions)
-    print(f"baseline, the same calls without the planner: {many['baseline_calls_only']}",
-          file=sys.stderr)
+    print(
+        f"baseline, the same calls without the planner: {many['baseline_calls_only']}",
+        file=sys.stderr,
+    )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(
         json.dumps(

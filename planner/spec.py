@@ -20,8 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from planner.errors import SpecError
-from state.types import INSIGHT_PARAMETER_TYPES as PARAMETER_TYPES
-from state.types import InsightParameterType as ParameterType
+from planner.types import INSIGHT_PARAMETER_TYPES as PARAMETER_TYPES
+from planner.types import InsightParameterType as ParameterType
 
 __all__ = [
     "PARAMETER_TYPES",

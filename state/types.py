@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.types import TypeDecorator
-
-#: The insight parameter types of the reference (``20_structured-insights.md``), shared by the
-#: stored insight definitions, the extractors and the mission spec's ``extract`` list.
-InsightParameterType = Literal[
-    "string",
-    "enum",
-    "number",
-    "integer",
-    "boolean",
-    "array",
-    "array(string)",
-    "array(number)",
-    "array(boolean)",
-    "object",
-]
-INSIGHT_PARAMETER_TYPES: tuple[str, ...] = get_args(InsightParameterType)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

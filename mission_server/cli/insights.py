@@ -42,7 +42,8 @@ __all__ = ["insights_app", "load_definition", "load_transcript"]
 
 insights_app = typer.Typer(
     help="Design and try insight definitions; list and re-send webhook deliveries.",
-    no_args_is_help=True, add_completion=False
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 _ROLES = ("assistant", "user")
@@ -66,13 +67,15 @@ def load_definition(path: Path) -> InsightDefinition:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValidationError("insight_file", f"must be readable ({exc.strerror})",
-                              str(path)) from None
+        raise ValidationError(
+            "insight_file", f"must be readable ({exc.strerror})", str(path)
+        ) from None
     try:
         raw = yaml.safe_load(text)  # YAML is a superset of JSON, so one parser reads both
     except yaml.YAMLError as exc:
-        raise ValidationError("insight_file", f"must be valid YAML or JSON ({exc})",
-                              str(path), show_value=False) from None
+        raise ValidationError(
+            "insight_file", f"must be valid YAML or JSON ({exc})", str(path), show_value=False
+        ) from None
     return parse_definition(raw, insight_id=path.stem)
 
 
@@ -86,8 +89,9 @@ def load_transcript(path: Path) -> list[TranscriptMessage]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValidationError("transcript_file", f"must be readable ({exc.strerror})",
-                              str(path)) from None
+        raise ValidationError(
+            "transcript_file", f"must be readable ({exc.strerror})", str(path)
+        ) from None
     # Turns are stamped one second apart from now: the extractors only read the order.
     start = SystemClock().now()
     turns: list[tuple[str, str]] = []
@@ -95,16 +99,18 @@ def load_transcript(path: Path) -> list[TranscriptMessage]:
         try:
             raw = json.loads(text)
         except ValueError as exc:
-            raise ValidationError("transcript_file", f"must be valid JSON ({exc})",
-                                  str(path), show_value=False) from None
+            raise ValidationError(
+                "transcript_file", f"must be valid JSON ({exc})", str(path), show_value=False
+            ) from None
         for index, item in enumerate(raw):
             where = f"transcript[{index}]"
             if not isinstance(item, dict):
                 raise ValidationError(where, "must be an object with role and text", item)
             role = str(item.get("role", "")).strip().lower()
             if role not in _ROLES:
-                raise ValidationError(f"{where}.role", "must be assistant or user",
-                                      item.get("role"))
+                raise ValidationError(
+                    f"{where}.role", "must be assistant or user", item.get("role")
+                )
             if not isinstance(item.get("text"), str):
                 raise ValidationError(f"{where}.text", "must be a string", item.get("text"))
             turns.append((role, item["text"]))
@@ -116,7 +122,8 @@ def load_transcript(path: Path) -> list[TranscriptMessage]:
             role = role.strip().lower()
             if not sep or role not in _ROLES:
                 raise ValidationError(
-                    f"transcript line {number}", "must start with 'assistant:' or 'user:'",
+                    f"transcript line {number}",
+                    "must start with 'assistant:' or 'user:'",
                     line[:80],
                 )
             turns.append((role, said.strip()))
@@ -174,11 +181,14 @@ def _show(console: Console, definition: InsightDefinition, report: dict[str, Any
         partial = values or report["partial"]
         for parameter in definition.parameters:
             note = report["reasons"].get(parameter.name, "")
-            shown = json.dumps(partial[parameter.name], ensure_ascii=False) if (
-                parameter.name in partial
-            ) else "—"
-            table.add_row(parameter.name, parameter.type, "yes" if parameter.required else "no",
-                          shown, note)
+            shown = (
+                json.dumps(partial[parameter.name], ensure_ascii=False)
+                if (parameter.name in partial)
+                else "—"
+            )
+            table.add_row(
+                parameter.name, parameter.type, "yes" if parameter.required else "no", shown, note
+            )
         console.print(table)
     elif report["result"] is not None:
         console.print(report["result"], markup=False, highlight=False)
@@ -238,8 +248,9 @@ def _show_deliveries(console: Console, deliveries: list[WebhookDeliveryOut]) -> 
             highlight=False,
         )
         for attempt in delivery.attempts:
-            outcome = (f"HTTP {attempt.status_code}" if attempt.status_code is not None
-                       else "no answer")
+            outcome = (
+                f"HTTP {attempt.status_code}" if attempt.status_code is not None else "no answer"
+            )
             if attempt.error and not attempt.error.startswith("HTTP "):
                 outcome = attempt.error
             latency = f"  {attempt.latency_ms:g} ms" if attempt.latency_ms is not None else ""
@@ -271,15 +282,20 @@ def deliveries_command(
 
     with user_errors():
         ctx = records_context(db)
-        deliveries = list_deliveries(ctx.engine, conversation,
-                                     status="failed" if failed else None, limit=limit)
+        deliveries = list_deliveries(
+            ctx.engine, conversation, status="failed" if failed else None, limit=limit
+        )
     if as_json:
-        typer.echo(json.dumps([d.model_dump(mode="json") for d in deliveries], indent=2,
-                              ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                [d.model_dump(mode="json") for d in deliveries], indent=2, ensure_ascii=False
+            )
+        )
         return
     if not deliveries:
-        Console(stderr=True).print("no webhook deliveries recorded" + (
-            " that failed" if failed else ""))
+        Console(stderr=True).print(
+            "no webhook deliveries recorded" + (" that failed" if failed else "")
+        )
         return
     _show_deliveries(Console(soft_wrap=True), deliveries)
 
@@ -287,8 +303,10 @@ def deliveries_command(
 @insights_app.command("redeliver")
 def redeliver_command(
     delivery_id: Annotated[
-        str, typer.Argument(help="A delivery_id from `mission insights deliveries` "
-                                 "(a conversation_id also works).")
+        str,
+        typer.Argument(
+            help="A delivery_id from `mission insights deliveries` (a conversation_id also works)."
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = None,
@@ -302,8 +320,9 @@ def redeliver_command(
 
     with user_errors():
         ctx = records_context(db)
-        delivery = redeliver(ctx.engine, delivery_id, now=ctx.now(),
-                             sender=WebhookSender.from_settings(ctx.settings))
+        delivery = redeliver(
+            ctx.engine, delivery_id, now=ctx.now(), sender=WebhookSender.from_settings(ctx.settings)
+        )
     if as_json:
         typer.echo(json.dumps(delivery.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:

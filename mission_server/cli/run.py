@@ -116,7 +116,6 @@ def _preload() -> None:
                 importlib.import_module(name)
 
 
-
 def ledger_path_for(db: str | None) -> Path | None:
     """Where the simulator's placement ledger lives: beside a SQLite database, in the user
     data directory with PostgreSQL, nowhere for an in-memory database."""
@@ -147,6 +146,7 @@ class Progress:
         if not self.enabled:
             return
         from mission_server.services import missions
+
         for event in missions.list_events(self.ctx, self.run_id, limit=5000):
             if event.event_id in self._seen:
                 continue
@@ -163,6 +163,7 @@ class Progress:
 
     def _show_plan(self) -> None:
         from mission_server.services import missions
+
         self._plan_shown = True
         table = Table("#", "step", "description", title="Plan", title_justify="left")
         for step in missions.get_plan(self.ctx, self.run_id):
@@ -259,6 +260,7 @@ def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
 
 def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
     from mission_server.services import missions
+
     detail = missions.get_run(ctx, run_id)
     waiting = runner.waiting_for(run_id) if detail.status == "running" else None
     if as_json:

@@ -10,37 +10,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 from mission_server.services.context import CallFinished, Context
-
-if TYPE_CHECKING:
-    from mission_server.services.insight_schemas import InsightResultOut
+from mission_server.services.insights import extract_insights
 
 log = logging.getLogger(__name__)
 
 EXTRACTION_THREADS = 4
-
-
-def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOut]:
-    """Extract and store the conversation's insights with the context's extractor, and
-    deliver its webhook signed with the context's secret.
-
-    Raises:
-        NotFound: unknown conversation. ValueError: the context has no extractor.
-    """
-    from mission_server.services.insights import extract_conversation_insights
-    from mission_server.services.webhooks import WebhookSender
-
-    if ctx.extractor is None:
-        raise ValueError("the context has no extractor")
-    return extract_conversation_insights(
-        ctx.engine,
-        conversation_id,
-        ctx.extractor,
-        now=ctx.now(),
-        sender=WebhookSender.from_settings(ctx.settings),
-    )
 
 
 def insights_listener(ctx: Context):  # type: ignore[no-untyped-def]

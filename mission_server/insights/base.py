@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from mission_server.telephony.base import TranscriptMessage
-from state.types import INSIGHT_PARAMETER_TYPES, InsightParameterType
+from planner.types import INSIGHT_PARAMETER_TYPES, InsightParameterType
 
 ParameterType = InsightParameterType
 PARAMETER_TYPES: tuple[str, ...] = INSIGHT_PARAMETER_TYPES

@@ -85,22 +85,23 @@ class LLMExtractor:
         temperature: float | None = 0.0,
     ) -> None:
         """Raises:
-            ValidationError: ``base_url`` is not an http(s) URL, ``model`` is empty, or
-                ``max_attempts`` is below 1.
+        ValidationError: ``base_url`` is not an http(s) URL, ``model`` is empty, or
+            ``max_attempts`` is below 1.
         """
         if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
             raise ValidationError("llm_base_url", "must be an http(s) URL", base_url)
         if not isinstance(model, str) or not model.strip():
             raise ValidationError("llm_model", "must not be empty", model)
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or (
-            max_attempts < 1
+        if (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or (max_attempts < 1)
         ):
-            raise ValidationError("max_attempts", "must be an integer of at least 1",
-                                  max_attempts)
+            raise ValidationError("max_attempts", "must be an integer of at least 1", max_attempts)
         self.base_url = base_url.rstrip("/")
         self.model = model.strip()
-        self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else (
-            SecretStr(api_key)
+        self._api_key = (
+            api_key if isinstance(api_key, SecretStr) or api_key is None else (SecretStr(api_key))
         )
         self._transport = transport
         self._timeout = timeout
@@ -128,14 +129,16 @@ class LLMExtractor:
         model = getattr(settings, "llm_model", None)
         if not base_url or not model:
             unset = [
-                env for env, value in (("MISSION_LLM_BASE_URL", base_url),
-                                       ("MISSION_LLM_MODEL", model)) if not value
+                env
+                for env, value in (("MISSION_LLM_BASE_URL", base_url), ("MISSION_LLM_MODEL", model))
+                if not value
             ]
             raise ConfigurationError(
                 "the LLM extractor needs " + " and ".join(unset) + " to be set"
             )
-        return cls(base_url, model, getattr(settings, "llm_api_key", None),
-                   transport=transport, **options)
+        return cls(
+            base_url, model, getattr(settings, "llm_api_key", None), transport=transport, **options
+        )
 
     # ------------------------------------------------------------------ request
 
@@ -202,8 +205,12 @@ class LLMExtractor:
                     )
                     if response.status_code not in _RETRYABLE_STATUS:
                         raise _Failed(last_problem)
-                log.warning("LLM request attempt %d/%d failed: %s",
-                            attempt, self.max_attempts, self._redact(last_problem))
+                log.warning(
+                    "LLM request attempt %d/%d failed: %s",
+                    attempt,
+                    self.max_attempts,
+                    self._redact(last_problem),
+                )
                 if attempt < self.max_attempts:
                     self._sleep(self._backoff * 2 ** (attempt - 1))
         raise _Failed(f"{last_problem} (gave up after {self.max_attempts} attempts)")
@@ -251,13 +258,15 @@ class LLMExtractor:
                 value = parse_json_answer(content)
             except ValueError:
                 return ExtractionResult(
-                    insight_id, "failed",
+                    insight_id,
+                    "failed",
                     error=f"the model's answer is not JSON: {content.strip()[:200]!r}",
                 )
         problems = validate_result(definition, value)
         if problems:
             return ExtractionResult(
-                insight_id, "failed",
+                insight_id,
+                "failed",
                 error="the model's answer does not match the insight's schema: "
                 + "; ".join(problems),
             )

@@ -100,16 +100,38 @@ class OfflineExtractionResult(ExtractionResult):
 # --------------------------------------------------------------------------- number words
 
 _UNIT_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
 }
 _TEEN_WORDS = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
 }
 _TENS_WORDS = {
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-    "eighty": 80, "ninety": 90,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
 }
 _SCALE_WORDS = {"thousand": 1_000, "million": 1_000_000}
 _WORD = re.compile(r"[A-Za-z]+")
@@ -152,13 +174,12 @@ def _parse_words(tokens: list[tuple[int, int, str]], text: str, i: int) -> tuple
     had_hundred = False
     end: int | None = None
     j = i
-    if tokens[i][2] == "a" and i + 1 < len(tokens) and tokens[i + 1][2] in ("hundred",
-                                                                               "thousand"):
+    if tokens[i][2] == "a" and i + 1 < len(tokens) and tokens[i + 1][2] in ("hundred", "thousand"):
         current, last, j = 1, "unit", i + 1
     while j < len(tokens):
         start, _stop, word = tokens[j]
         if j > i:
-            gap = text[tokens[j - 1][1]:start]
+            gap = text[tokens[j - 1][1] : start]
             if gap.strip(" -") or len(gap) > 3:
                 break
         if word == "and" and last in ("hundred", "scale") and j + 1 < len(tokens):
@@ -198,14 +219,14 @@ def words_to_digits(text: str) -> str:
     cursor = 0
     i = 0
     while i < len(tokens):
-        parsed = _parse_words(tokens, text, i) if (
-            _kind(tokens[i][2]) or tokens[i][2] == "a"
-        ) else None
+        parsed = (
+            _parse_words(tokens, text, i) if (_kind(tokens[i][2]) or tokens[i][2] == "a") else None
+        )
         if parsed is None:
             i += 1
             continue
         value, end = parsed
-        out.append(text[cursor:tokens[i][0]])
+        out.append(text[cursor : tokens[i][0]])
         out.append(str(value))
         cursor = tokens[end - 1][1]
         i = end
@@ -223,10 +244,27 @@ _MONEY = re.compile(
     re.IGNORECASE,
 )
 _UNIT_GROUPS: dict[str, frozenset[str]] = {
-    "person": frozenset({
-        "person", "persons", "people", "head", "heads", "guest", "guests", "plate", "plates",
-        "attendee", "attendees", "cover", "covers", "pax", "individual", "seat", "seats",
-    }),
+    "person": frozenset(
+        {
+            "person",
+            "persons",
+            "people",
+            "head",
+            "heads",
+            "guest",
+            "guests",
+            "plate",
+            "plates",
+            "attendee",
+            "attendees",
+            "cover",
+            "covers",
+            "pax",
+            "individual",
+            "seat",
+            "seats",
+        }
+    ),
     "hour": frozenset({"hour", "hours", "hr", "hrs"}),
     "night": frozenset({"night", "nights"}),
     "day": frozenset({"day", "days"}),
@@ -249,9 +287,28 @@ _TOTAL_WORDS = re.compile(
 )
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)")
 _ADDON_WORDS = (
-    "extra", "additional", "on top", "surcharge", "fee", "fees", "deposit", "delivery",
-    "gratuity", "tip", "tax", "taxes", "setup", "set-up", "rental", "service charge",
-    "cleaning", "corkage", "cancellation", "travel", "parking", "down payment",
+    "extra",
+    "additional",
+    "on top",
+    "surcharge",
+    "fee",
+    "fees",
+    "deposit",
+    "delivery",
+    "gratuity",
+    "tip",
+    "tax",
+    "taxes",
+    "setup",
+    "set-up",
+    "rental",
+    "service charge",
+    "cleaning",
+    "corkage",
+    "cancellation",
+    "travel",
+    "parking",
+    "down payment",
 )
 _ADDON = "|".join(re.escape(w) for w in _ADDON_WORDS)
 # Right after the amount (used with ``match(text, pos)``, so no ``^``): "$150 extra",
@@ -281,8 +338,8 @@ class Money:
     addons: frozenset[str] = frozenset()
 
     def describe(self) -> str:
-        text = f"${self.amount:,.0f}" if self.amount == int(self.amount) else (
-            f"${self.amount:,.2f}"
+        text = (
+            f"${self.amount:,.0f}" if self.amount == int(self.amount) else (f"${self.amount:,.2f}")
         )
         if self.unit == EACH:
             text += " each"
@@ -325,11 +382,11 @@ def find_money(text: str) -> list[Money]:
         sentence_end = _SENTENCE_END.search(norm, match.end())
         if sentence_end and sentence_end.start() < after_stop:
             after_stop = sentence_end.start()
-        after = norm[match.end():min(after_stop, match.end() + 40)]
+        after = norm[match.end() : min(after_stop, match.end() + 40)]
         before_start = max(claimed, matches[index - 1].end() if index else 0)
         for ending in _SENTENCE_END.finditer(norm, before_start, match.start()):
             before_start = ending.end()
-        before = norm[max(before_start, match.start() - 40):match.start()]
+        before = norm[max(before_start, match.start() - 40) : match.start()]
         unit: str | None = None
         claimed = match.end()
         per = _PER_AFTER.match(after)
@@ -380,8 +437,14 @@ def _stem(word: str) -> str:
     if word.endswith("'s"):
         word = word[:-2]
     for suffix, replacement in (
-        ("ibility", "ibl"), ("ability", "abl"), ("ation", "at"), ("ies", "y"), ("ing", ""),
-        ("ed", ""), ("es", ""), ("s", ""),
+        ("ibility", "ibl"),
+        ("ability", "abl"),
+        ("ation", "at"),
+        ("ies", "y"),
+        ("ing", ""),
+        ("ed", ""),
+        ("es", ""),
+        ("s", ""),
     ):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)] + replacement
@@ -402,8 +465,9 @@ def _name_words(name: str) -> list[str]:
 
 def _stems(words: Iterable[str]) -> set[str]:
     return {
-        _stem(w) for w in words if len(w) >= 3 and w.lower().translate(_APOSTROPHES)
-        not in _STOPWORDS
+        _stem(w)
+        for w in words
+        if len(w) >= 3 and w.lower().translate(_APOSTROPHES) not in _STOPWORDS
     }
 
 
@@ -443,23 +507,62 @@ def polarity(text: str) -> bool | None:
 
 # --------------------------------------------------------------------------- field intent
 
-_MONEY_NAME_WORDS = frozenset({
-    "price", "prices", "pricing", "cost", "costs", "quote", "quoted", "fee", "fees", "amount",
-    "total", "budget", "deposit", "dollar", "dollars", "charge", "charges", "spend", "payment",
-    "usd", "rate", "bid", "offer", "discount",
-})
+_MONEY_NAME_WORDS = frozenset(
+    {
+        "price",
+        "prices",
+        "pricing",
+        "cost",
+        "costs",
+        "quote",
+        "quoted",
+        "fee",
+        "fees",
+        "amount",
+        "total",
+        "budget",
+        "deposit",
+        "dollar",
+        "dollars",
+        "charge",
+        "charges",
+        "spend",
+        "payment",
+        "usd",
+        "rate",
+        "bid",
+        "offer",
+        "discount",
+    }
+)
 _MONEY_DESCRIPTION = re.compile(
     r"\$|\bdollars?\b|\bprices?\b|\bpricing\b|\bcosts?\b|\bquoted?\b|\bfees?\b"
     r"|\bamounts? of money\b",
     re.IGNORECASE,
 )
 _POSITION_WORDS = {
-    "first": "first", "initial": "first", "original": "first", "opening": "first",
-    "starting": "first", "baseline": "first", "earliest": "first",
-    "final": "last", "last": "last", "agreed": "last", "negotiated": "last", "latest": "last",
-    "closing": "last", "best": "last", "current": "last",
-    "lowest": "min", "minimum": "min", "min": "min", "cheapest": "min",
-    "highest": "max", "maximum": "max", "max": "max",
+    "first": "first",
+    "initial": "first",
+    "original": "first",
+    "opening": "first",
+    "starting": "first",
+    "baseline": "first",
+    "earliest": "first",
+    "final": "last",
+    "last": "last",
+    "agreed": "last",
+    "negotiated": "last",
+    "latest": "last",
+    "closing": "last",
+    "best": "last",
+    "current": "last",
+    "lowest": "min",
+    "minimum": "min",
+    "min": "min",
+    "cheapest": "min",
+    "highest": "max",
+    "maximum": "max",
+    "max": "max",
 }
 _PER_IN_FIELD = re.compile(r"\bper[\s_-]+([a-z]+)|\beach\b", re.IGNORECASE)
 
@@ -489,9 +592,10 @@ def _intent(name: str, description: str) -> _Intent:
         if per:
             unit = _unit_name(per.group(1)) if per.group(1) else EACH
             break
-    total = unit is None and ("total" in name_words or bool(
-        re.search(r"\b(?:total|all[- ]in|overall cost)\b", description, re.IGNORECASE)
-    ))
+    total = unit is None and (
+        "total" in name_words
+        or bool(re.search(r"\b(?:total|all[- ]in|overall cost)\b", description, re.IGNORECASE))
+    )
     position = next((_POSITION_WORDS[w] for w in name_words if w in _POSITION_WORDS), None)
     if position is None:
         position = next(
@@ -499,7 +603,8 @@ def _intent(name: str, description: str) -> _Intent:
         )
     party = "user"
     if {"assistant", "agent"} & set(name_words) or re.search(
-        r"\b(?:the assistant|our (?:offer|bid)|we (?:offered|proposed))\b", description,
+        r"\b(?:the assistant|our (?:offer|bid)|we (?:offered|proposed))\b",
+        description,
         re.IGNORECASE,
     ):
         party = "assistant"
@@ -557,28 +662,70 @@ def _show(value: Any) -> str:
 
 def _clean_answer(text: str) -> str:
     text = _FILLER.sub("", text.strip().translate(_APOSTROPHES))
-    text = re.sub(
-        r"^(?:sure|yes|yeah|okay|ok)[,!.]?\s+", "", text, flags=re.IGNORECASE
-    )
+    text = re.sub(r"^(?:sure|yes|yeah|okay|ok)[,!.]?\s+", "", text, flags=re.IGNORECASE)
     text = re.sub(
         r"^(?:it's|it is|that's|that is|that would be|my name is|this is|we're|we are)\s+",
-        "", text, flags=re.IGNORECASE,
+        "",
+        text,
+        flags=re.IGNORECASE,
     )
     text = text.strip().rstrip(".!")
     return text[:1].upper() + text[1:] if text else text
 
 
 _QUOTED = re.compile(r"[\"“]([^\"”]{1,80})[\"”]")
-_EXAMPLES = re.compile(
-    r"(?:e\.g\.,?|for example,?|such as|like)\s*:?\s*([^().;]+)", re.IGNORECASE
+_EXAMPLES = re.compile(r"(?:e\.g\.,?|for example,?|such as|like)\s*:?\s*([^().;]+)", re.IGNORECASE)
+_INTRODUCERS = frozenset(
+    {
+        "offer",
+        "offers",
+        "have",
+        "has",
+        "got",
+        "include",
+        "includes",
+        "including",
+        "are",
+        "is",
+        "with",
+        "like",
+        "serve",
+        "serves",
+        "provide",
+        "provides",
+        "carry",
+        "options",
+        "choices",
+        "choose",
+        "pick",
+        "need",
+        "needs",
+        "want",
+        "wants",
+        "mentioned",
+        "use",
+        "uses",
+        "would",
+        "take",
+        "takes",
+        "accept",
+        "accepts",
+        "support",
+        "supports",
+        "sell",
+        "sells",
+        "stock",
+        "make",
+        "makes",
+        "cover",
+        "covers",
+        "do",
+        "does",
+        "recommend",
+        "suggest",
+        "feature",
+    }
 )
-_INTRODUCERS = frozenset({
-    "offer", "offers", "have", "has", "got", "include", "includes", "including", "are", "is",
-    "with", "like", "serve", "serves", "provide", "provides", "carry", "options", "choices",
-    "choose", "pick", "need", "needs", "want", "wants", "mentioned", "use", "uses", "would",
-    "take", "takes", "accept", "accepts", "support", "supports", "sell", "sells", "stock",
-    "make", "makes", "cover", "covers", "do", "does", "recommend", "suggest", "feature",
-})
 _ARTICLES = re.compile(r"^(?:a|an|the|our|some|your|their|also)\s+", re.IGNORECASE)
 
 
@@ -613,7 +760,7 @@ def _enumeration(text: str) -> list[str]:
             if head[position].lower().translate(_APOSTROPHES) in _INTRODUCERS or head[
                 position
             ].lower().endswith("'ve"):
-                head = head[position + 1:]
+                head = head[position + 1 :]
                 break
         items[0] = " ".join(head)
         cleaned = [_ARTICLES.sub("", item).strip() for item in items]
@@ -648,9 +795,11 @@ class _Reader:
             if message.role not in ("assistant", "user") or not message.text.strip():
                 continue
             text = message.text.strip()
-            turns.append(_Turn(
-                len(turns), message.role, text, words_to_digits(text), tuple(find_money(text))
-            ))
+            turns.append(
+                _Turn(
+                    len(turns), message.role, text, words_to_digits(text), tuple(find_money(text))
+                )
+            )
         self.turns = turns
 
     # ---- helpers
@@ -713,9 +862,13 @@ class _Reader:
                 return [], what
             if intent.unit == EACH and not units:
                 return [], what
-            return [o for o in offers if o.money.unit in (intent.unit, EACH) or (
-                intent.unit == EACH and o.money.unit
-            ) or (o.money.unit is None and not o.money.total)], what
+            return [
+                o
+                for o in offers
+                if o.money.unit in (intent.unit, EACH)
+                or (intent.unit == EACH and o.money.unit)
+                or (o.money.unit is None and not o.money.total)
+            ], what
         if intent.total:
             totals = [o for o in offers if o.money.total]
             if totals or units:
@@ -751,19 +904,22 @@ class _Reader:
             for match in re.finditer(rf"(?<![\w.$])({_NUM})(?![\w])", turn.norm):
                 if any(s <= match.start() < e for s, e in taken):
                     continue
-                following = _words(turn.norm[match.end():match.end() + 40])[:2]
+                following = _words(turn.norm[match.end() : match.end() + 40])[:2]
                 if any(_stem(w) in keywords for w in following):
-                    values.append((turn.index, match.start(),
-                                   float(match.group(1).replace(",", ""))))
+                    values.append(
+                        (turn.index, match.start(), float(match.group(1).replace(",", "")))
+                    )
         for _question, reply in self._best_questions(intent):
             taken = [(m.start, m.end) for m in reply.money]
             numbers = [
-                m for m in re.finditer(rf"(?<![\w.$])({_NUM})(?![\w])", reply.norm)
+                m
+                for m in re.finditer(rf"(?<![\w.$])({_NUM})(?![\w])", reply.norm)
                 if not any(s <= m.start() < e for s, e in taken)
             ]
             if len(numbers) == 1:
-                values.append((reply.index, numbers[0].start(),
-                               float(numbers[0].group(1).replace(",", ""))))
+                values.append(
+                    (reply.index, numbers[0].start(), float(numbers[0].group(1).replace(",", "")))
+                )
         values = sorted(set(values))
         return [v for _turn, _pos, v in values]
 
@@ -776,8 +932,12 @@ class _Reader:
             if intent.money:
                 value: Any = self.money_value(intent).amount
             else:
-                value = _pick(self._count_candidates(intent), intent.position,
-                              f"a number for {parameter.name}", default_last=False)
+                value = _pick(
+                    self._count_candidates(intent),
+                    intent.position,
+                    f"a number for {parameter.name}",
+                    default_last=False,
+                )
             if kind == "integer":
                 if value != int(value):
                     raise _Missing(f"found {_show(value)}, which is not a whole number")
@@ -832,8 +992,9 @@ class _Reader:
                 return next(iter(named))
             if len(named) > 1:
                 ordered = sorted(named, key=lambda v: named[v])
-                raise _Missing("ambiguous: the conversation names " + " and ".join(
-                    repr(v) for v in ordered))
+                raise _Missing(
+                    "ambiguous: the conversation names " + " and ".join(repr(v) for v in ordered)
+                )
         raise _Missing("none of " + ", ".join(repr(v) for v in values) + " is named")
 
     def answer(self, intent: _Intent) -> str:
@@ -864,9 +1025,12 @@ class _Reader:
 
     def numbers(self, intent: _Intent) -> list[float]:
         if intent.money:
-            amounts = [m.amount for t in self.turns for m in t.money if (
-                intent.unit is None or m.unit in (intent.unit, EACH, None)
-            )]
+            amounts = [
+                m.amount
+                for t in self.turns
+                for m in t.money
+                if (intent.unit is None or m.unit in (intent.unit, EACH, None))
+            ]
         else:
             amounts = self._count_candidates(intent)
         amounts = list(dict.fromkeys(amounts))
@@ -899,8 +1063,8 @@ class _Reader:
             try:
                 if sub_intent.money:
                     money = self.money_value(sub_intent)
-                    out[key] = int(money.amount) if money.amount == int(money.amount) else (
-                        money.amount
+                    out[key] = (
+                        int(money.amount) if money.amount == int(money.amount) else (money.amount)
                     )
                 else:
                     out[key] = self.answer(sub_intent)
@@ -977,7 +1141,11 @@ class OfflineExtractor:
                 f"{name} ({reasons[name]})" for name in required_missing
             )
             return OfflineExtractionResult(
-                insight_id, "failed", error=error, missing=missing, reasons=reasons,
+                insight_id,
+                "failed",
+                error=error,
+                missing=missing,
+                reasons=reasons,
                 partial=values,
             )
         return self._validated(definition, values, missing, reasons)
@@ -989,9 +1157,11 @@ class OfflineExtractor:
         problems = validate_result(definition, value)
         if problems:
             return OfflineExtractionResult(
-                definition.insight_id, "failed",
+                definition.insight_id,
+                "failed",
                 error="result does not match the insight's schema: " + "; ".join(problems),
-                missing=missing, reasons=reasons,
+                missing=missing,
+                reasons=reasons,
                 partial=value if isinstance(value, dict) else {},
             )
         return OfflineExtractionResult(

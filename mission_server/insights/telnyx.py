@@ -62,13 +62,12 @@ class TelnyxInsightsExtractor:
         id_map: Mapping[str, str] | None = None,
     ) -> None:
         """Raises:
-            ValidationError: ``max_polls`` below 1 or a negative ``poll_interval_secs``.
+        ValidationError: ``max_polls`` below 1 or a negative ``poll_interval_secs``.
         """
         if isinstance(max_polls, bool) or not isinstance(max_polls, int) or max_polls < 1:
             raise ValidationError("max_polls", "must be an integer of at least 1", max_polls)
         if poll_interval_secs < 0:
-            raise ValidationError("poll_interval_secs", "must not be negative",
-                                  poll_interval_secs)
+            raise ValidationError("poll_interval_secs", "must not be negative", poll_interval_secs)
         self._fetch = fetch
         self._sleep = sleep
         self._interval = poll_interval_secs
@@ -138,7 +137,8 @@ class TelnyxInsightsExtractor:
                 value = parse_json_answer(raw)
             except ValueError:
                 return ExtractionResult(
-                    definition.insight_id, "failed",
+                    definition.insight_id,
+                    "failed",
                     error=f"Telnyx's result is not JSON: {raw.strip()[:200]!r}",
                 )
         elif not definition.structured and isinstance(raw, str):
@@ -146,9 +146,9 @@ class TelnyxInsightsExtractor:
         problems = validate_result(definition, value)
         if problems:
             return ExtractionResult(
-                definition.insight_id, "failed",
-                error="Telnyx's result does not match the insight's schema: "
-                + "; ".join(problems),
+                definition.insight_id,
+                "failed",
+                error="Telnyx's result does not match the insight's schema: " + "; ".join(problems),
             )
         missing = [
             p.name for p in definition.parameters if isinstance(value, dict) and p.name not in value

@@ -1034,8 +1034,9 @@ def _register_call_tools(tools: ToolRegistrar, ctx: Context, poll_secs: float) -
     tools.add(get_scheduled_call, title="Get scheduled call", read_only=True)
     tools.add(list_scheduled_calls, title="List scheduled calls", read_only=True)
     # Idempotent: cancelling a cancelled call returns the same event and writes nothing.
-    tools.add(cancel_scheduled_call, title="Cancel scheduled call", destructive=True,
-              idempotent=True)
+    tools.add(
+        cancel_scheduled_call, title="Cancel scheduled call", destructive=True, idempotent=True
+    )
     tools.add(wait_for_call, title="Wait for call", read_only=True)
 
 
@@ -1238,7 +1239,9 @@ def _register_insight_tools(tools: ToolRegistrar, ctx: Context) -> None:
         return PriorConversationList(
             target=matched,
             conversations=insight_service.list_prior_conversations(
-                ctx.engine, end_user_target=matched, metadata=metadata,
+                ctx.engine,
+                end_user_target=matched,
+                metadata=metadata,
                 limit=5 if limit is None else limit,
             ),
         )
@@ -1269,7 +1272,9 @@ def _register_insight_tools(tools: ToolRegistrar, ctx: Context) -> None:
         """
         return WebhookDeliveryList(
             deliveries=webhook_delivery.list_deliveries(
-                ctx.engine, conversation_id, status=status,
+                ctx.engine,
+                conversation_id,
+                status=status,
                 limit=50 if limit is None else limit,
             )
         )
@@ -1292,7 +1297,9 @@ def _register_insight_tools(tools: ToolRegistrar, ctx: Context) -> None:
         conversation has no webhook configured, or MISSION_WEBHOOK_SECRET is not set.
         """
         return webhook_delivery.redeliver(
-            ctx.engine, delivery_id, now=ctx.now(),
+            ctx.engine,
+            delivery_id,
+            now=ctx.now(),
             sender=webhook_delivery.WebhookSender.from_settings(ctx.settings),
         )
 

@@ -22,8 +22,11 @@ class InsightParameterOut(OutModel):
     @classmethod
     def of(cls, parameter: InsightParameter) -> InsightParameterOut:
         return cls(
-            name=parameter.name, type=parameter.type, required=parameter.required,
-            description=parameter.description, enum=list(parameter.enum),
+            name=parameter.name,
+            type=parameter.type,
+            required=parameter.required,
+            description=parameter.description,
+            enum=list(parameter.enum),
         )
 
 

@@ -34,6 +34,7 @@ from mission_server.insights.base import (
     InsightParameter,
 )
 from mission_server.insights.schema import parameter_to_dict, parse_definition, parse_parameters
+from mission_server.services.context import Context
 from mission_server.services.insight_schemas import (
     AssistantInsightSettingsOut,
     InsightGroupOut,
@@ -89,16 +90,15 @@ def _parameters_of(row: m.Insight) -> tuple[InsightParameter, ...]:
     return parse_parameters(row.parameters or [], field=f"insight {row.insight_id} parameters")
 
 
-def definition_of(
-    row: m.Insight, instructions: str | None = None
-) -> InsightDefinition:
+def definition_of(row: m.Insight, instructions: str | None = None) -> InsightDefinition:
     """The extractor's view of a stored insight, optionally with rendered instructions.
 
     Raises:
         ValidationError: the stored parameters are not a valid definition.
     """
     return InsightDefinition(
-        insight_id=row.insight_id, name=row.name,
+        insight_id=row.insight_id,
+        name=row.name,
         instructions=row.instructions if instructions is None else instructions,
         parameters=_parameters_of(row),
     )
@@ -108,9 +108,13 @@ def _insight_out(row: m.Insight) -> InsightOut:
     parameters = _parameters_of(row)
     assert row.created_at is not None and row.updated_at is not None
     return InsightOut(
-        insight_id=row.insight_id, name=row.name, instructions=row.instructions,
+        insight_id=row.insight_id,
+        name=row.name,
+        instructions=row.instructions,
         parameters=[InsightParameterOut.of(p) for p in parameters],
-        structured=bool(parameters), created_at=row.created_at, updated_at=row.updated_at,
+        structured=bool(parameters),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -122,26 +126,35 @@ def _group_out(session: Session, row: m.InsightGroup) -> InsightGroupOut:
     ).all()
     assert row.created_at is not None and row.updated_at is not None
     return InsightGroupOut(
-        insight_group_id=row.insight_group_id, name=row.name, webhook_url=row.webhook_url,
+        insight_group_id=row.insight_group_id,
+        name=row.name,
+        webhook_url=row.webhook_url,
         insight_ids=[member.insight_id for member in members],
-        created_at=row.created_at, updated_at=row.updated_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
-def _result_out(
-    row: m.InsightResult, name: str, missing: Sequence[str] = ()
-) -> InsightResultOut:
+def _result_out(row: m.InsightResult, name: str, missing: Sequence[str] = ()) -> InsightResultOut:
     return InsightResultOut(
-        conversation_id=row.conversation_id, insight_id=row.insight_id, insight_name=name,
-        status=row.status, result=row.result, error=row.error, extractor=row.extractor,
-        missing=list(missing), created_at=row.created_at, updated_at=row.updated_at,
+        conversation_id=row.conversation_id,
+        insight_id=row.insight_id,
+        insight_name=name,
+        status=row.status,
+        result=row.result,
+        error=row.error,
+        extractor=row.extractor,
+        missing=list(missing),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
 def _id(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise ValidationError(field, "must be a non-empty id string of at most 200 characters",
-                              value)
+        raise ValidationError(
+            field, "must be a non-empty id string of at most 200 characters", value
+        )
     return value.strip()
 
 
@@ -182,9 +195,11 @@ def create_insight(
         {"name": name, "instructions": instructions, "parameters": parameters}
     )
     row = m.Insight(
-        name=definition.name, instructions=definition.instructions,
+        name=definition.name,
+        instructions=definition.instructions,
         parameters=[parameter_to_dict(p) for p in definition.parameters] or None,
-        created_at=now, updated_at=now,
+        created_at=now,
+        updated_at=now,
     )
     with session_scope(engine) as session:
         session.add(row)
@@ -213,7 +228,8 @@ def list_insights(engine: Engine, *, limit: int = 100) -> list[InsightOut]:
     limit = _limit(limit)
     with Session(engine) as session:
         rows = session.exec(
-            select(m.Insight).order_by(col(m.Insight.created_at), col(m.Insight.insight_id))
+            select(m.Insight)
+            .order_by(col(m.Insight.created_at), col(m.Insight.insight_id))
             .limit(limit)
         ).all()
         return [_insight_out(row) for row in rows]
@@ -234,9 +250,12 @@ def ensure_default_summary_insight(engine: Engine, *, now: datetime | None = Non
             return _insight_out(row)
     stamp = ensure_utc(now, "now") if now is not None else SystemClock().now()
     row = m.Insight(
-        insight_id=DEFAULT_SUMMARY_INSIGHT_ID, name=DEFAULT_SUMMARY_NAME,
-        instructions=DEFAULT_SUMMARY_INSTRUCTIONS, parameters=None,
-        created_at=stamp, updated_at=stamp,
+        insight_id=DEFAULT_SUMMARY_INSIGHT_ID,
+        name=DEFAULT_SUMMARY_NAME,
+        instructions=DEFAULT_SUMMARY_INSTRUCTIONS,
+        parameters=None,
+        created_at=stamp,
+        updated_at=stamp,
     )
     try:
         with session_scope(engine) as session:
@@ -270,8 +289,9 @@ def create_insight_group(
     if isinstance(insight_ids, (str, bytes)) or not isinstance(insight_ids, Sequence):
         raise ValidationError("insight_ids", "must be a list of insight ids", insight_ids)
     if len(insight_ids) > _MAX_GROUP_INSIGHTS:
-        raise ValidationError("insight_ids", f"must have at most {_MAX_GROUP_INSIGHTS} entries",
-                              len(insight_ids))
+        raise ValidationError(
+            "insight_ids", f"must have at most {_MAX_GROUP_INSIGHTS} entries", len(insight_ids)
+        )
     ids = [_id(value, f"insight_ids[{i}]") for i, value in enumerate(insight_ids)]
     for index, value in enumerate(ids):
         if value in ids[:index]:
@@ -280,16 +300,18 @@ def create_insight_group(
     with session_scope(engine) as session:
         unknown = [i for i in ids if session.get(m.Insight, i) is None]
         if unknown:
-            raise ValidationError("insight_ids", "must name existing insights; unknown",
-                                  unknown)
+            raise ValidationError("insight_ids", "must name existing insights; unknown", unknown)
         group = m.InsightGroup(name=name, webhook_url=url, created_at=now, updated_at=now)
         session.add(group)
         session.flush()
         for position, insight_id in enumerate(ids):
-            session.add(m.InsightGroupMember(
-                insight_group_id=group.insight_group_id, insight_id=insight_id,
-                position=position,
-            ))
+            session.add(
+                m.InsightGroupMember(
+                    insight_group_id=group.insight_group_id,
+                    insight_id=insight_id,
+                    position=position,
+                )
+            )
         session.flush()
         return _group_out(session, group)
 
@@ -344,7 +366,8 @@ def assign_insight_group(
     url = validate_webhook_url(webhook_url)
     if insight_group_id is None and url is not None:
         raise ValidationError(
-            "webhook_url", "overrides a group's webhook, so it needs an insight_group_id",
+            "webhook_url",
+            "overrides a group's webhook, so it needs an insight_group_id",
             url,
         )
     with session_scope(engine) as session:
@@ -361,7 +384,9 @@ def assign_insight_group(
         assistant.updated_at = now
         session.add(assistant)
         return AssistantInsightSettingsOut(
-            assistant_id=assistant_id, insight_group_id=insight_group_id, webhook_url=url,
+            assistant_id=assistant_id,
+            insight_group_id=insight_group_id,
+            webhook_url=url,
             effective_webhook_url=url or (group.webhook_url if group else None),
         )
 
@@ -378,9 +403,7 @@ def _render(template: str, variables: Mapping[str, str], now: datetime) -> str:
     return render(template, variables, now)
 
 
-def _variables(
-    conversation: m.Conversation, extra: Mapping[str, Any] | None
-) -> dict[str, str]:
+def _variables(conversation: m.Conversation, extra: Mapping[str, Any] | None) -> dict[str, str]:
     # Precedence as for calls: explicit variables > the conversation's own > system values.
     values: dict[str, str] = {
         "telnyx_conversation_channel": conversation.channel or "",
@@ -397,7 +420,8 @@ def _transcript(
     session: Session, conversation_id: str, fallback: datetime
 ) -> list[TranscriptMessage]:
     rows = session.exec(
-        select(m.Message).where(m.Message.conversation_id == conversation_id)
+        select(m.Message)
+        .where(m.Message.conversation_id == conversation_id)
         .order_by(col(m.Message.seq))
     ).all()
     transcript = []
@@ -413,16 +437,18 @@ def _transcript(
 def _conversation_insights(
     session: Session, conversation: m.Conversation
 ) -> tuple[m.InsightGroup | None, list[m.Insight]]:
-    assistant = session.get(m.Assistant, conversation.assistant_id) if (
-        conversation.assistant_id
-    ) else None
+    assistant = (
+        session.get(m.Assistant, conversation.assistant_id) if (conversation.assistant_id) else None
+    )
     if assistant is not None and assistant.insight_group_id:
         group = session.get(m.InsightGroup, assistant.insight_group_id)
         if group is not None:
             insights = session.exec(
                 select(m.Insight)
-                .join(m.InsightGroupMember,
-                      col(m.InsightGroupMember.insight_id) == col(m.Insight.insight_id))
+                .join(
+                    m.InsightGroupMember,
+                    col(m.InsightGroupMember.insight_id) == col(m.Insight.insight_id),
+                )
                 .where(m.InsightGroupMember.insight_group_id == group.insight_group_id)
                 .order_by(col(m.InsightGroupMember.position))
             ).all()
@@ -431,7 +457,11 @@ def _conversation_insights(
 
 
 def _set_status(
-    engine: Engine, conversation_id: str, insight_id: str, status: str, now: datetime,
+    engine: Engine,
+    conversation_id: str,
+    insight_id: str,
+    status: str,
+    now: datetime,
     result: ExtractionResult | None = None,
 ) -> m.InsightResult:
     with session_scope(engine) as session:
@@ -499,13 +529,15 @@ def extract_conversation_insights(
 
     with session_scope(engine) as session:
         existing = {
-            r.insight_id: r for r in session.exec(
+            r.insight_id: r
+            for r in session.exec(
                 select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
             ).all()
         }
         for definition in definitions:
             row = existing.get(definition.insight_id) or m.InsightResult(
-                conversation_id=conversation_id, insight_id=definition.insight_id,
+                conversation_id=conversation_id,
+                insight_id=definition.insight_id,
                 created_at=now,
             )
             row.status, row.result, row.error = "pending", None, None
@@ -518,10 +550,12 @@ def extract_conversation_insights(
         try:
             result = extractor.extract(definition, transcript, conversation_id=conversation_id)
         except Exception as exc:  # an extractor bug must not leave the row in_progress
-            log.exception("extractor %s raised on insight %s", extractor.name,
-                          definition.insight_id)
+            log.exception(
+                "extractor %s raised on insight %s", extractor.name, definition.insight_id
+            )
             result = ExtractionResult(
-                definition.insight_id, "failed",
+                definition.insight_id,
+                "failed",
                 error=f"the {extractor.name} extractor raised {type(exc).__name__}: {exc}",
             )
         status = "completed" if result.status == "completed" else "failed"
@@ -628,11 +662,36 @@ def list_prior_conversations(
         results = _results_of(session, [c.conversation_id for c in chosen], insight_ids)
         return [
             PriorConversationOut(
-                conversation_id=c.conversation_id, name=c.name, assistant_id=c.assistant_id,
-                run_id=c.run_id, channel=c.channel, end_user_target=c.end_user_target,
-                agent_target=c.agent_target, call_status=c.call_status,
-                started_at=c.started_at, ended_at=c.ended_at, metadata=dict(c.meta or {}),
+                conversation_id=c.conversation_id,
+                name=c.name,
+                assistant_id=c.assistant_id,
+                run_id=c.run_id,
+                channel=c.channel,
+                end_user_target=c.end_user_target,
+                agent_target=c.agent_target,
+                call_status=c.call_status,
+                started_at=c.started_at,
+                ended_at=c.ended_at,
+                metadata=dict(c.meta or {}),
                 insights=results.get(c.conversation_id, []),
             )
             for c in chosen
         ]
+
+
+def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOut]:
+    """Extract and store the conversation's insights with the context's extractor, and
+    deliver its webhook signed with the context's secret.
+
+    Raises:
+        NotFound: unknown conversation. ValueError: the context has no extractor.
+    """
+    if ctx.extractor is None:
+        raise ValueError("the context has no extractor")
+    return extract_conversation_insights(
+        ctx.engine,
+        conversation_id,
+        ctx.extractor,
+        now=ctx.now(),
+        sender=WebhookSender.from_settings(ctx.settings),
+    )

@@ -19,7 +19,8 @@ from mission_server.domain.calling_hours import CallingWindow
 from mission_server.domain.targets import normalise_target, validate_timezone
 from mission_server.domain.templating import validate_variable_names
 from mission_server.errors import MissionError, ValidationError
-from mission_server.services import assistants, missions, scheduling
+from mission_server.insights.schema import parse_parameters
+from mission_server.services import assistants, insights, missions, scheduling
 from mission_server.services.context import Context
 from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
@@ -111,8 +112,6 @@ class ServiceOps:
             except ValidationError as exc:
                 raise spec_error(exc) from None
         try:
-            from mission_server.insights.schema import parse_parameters
-
             parse_parameters(spec.extract_parameters(), "extract")
         except ValidationError as exc:
             raise spec_error(exc) from None
@@ -274,10 +273,6 @@ class ServiceOps:
     ) -> str | None:
         """Define the run's extraction insight and its group, once per run; return the
         group id. Raises: OperationFailed (invalid parameters), NotFound."""
-        try:
-            from mission_server.services import insights
-        except ImportError:  # pragma: no cover - the insights package is part of the service
-            return None
         known = (self.run_metadata(run_id).get("planner") or {}).get("insight_group_id")
         if known:
             return str(known)
@@ -442,16 +437,13 @@ class ServiceOps:
     ) -> tuple[str | None, dict[str, Any] | None, str | None]:
         """(status, structured result, error) of the conversation's structured insight.
         Status ``pending`` means not extracted yet (or still being extracted)."""
-        from mission_server.engine.listeners import extract_insights
-        from mission_server.services import insights
-
         extract = self.extract_on_demand if extract is None else extract
         if self.ctx.extractor is None:
             extract = False
         results = insights.get_conversation_insights(self.ctx.engine, conversation_id)
         unsettled = not results or any(r.status not in _INSIGHT_DONE for r in results)
         if unsettled and extract:
-            results = extract_insights(self.ctx, conversation_id)
+            results = insights.extract_insights(self.ctx, conversation_id)
         elif not results and self.ctx.extractor is None:
             return None, None, None  # nothing will ever extract them
         if not results or any(r.status not in _INSIGHT_DONE for r in results):

@@ -168,11 +168,14 @@ class WebhookSender:
     def __post_init__(self) -> None:
         if isinstance(self.secret, str):
             self.secret = SecretStr(self.secret)
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or (
-            self.max_attempts < 1
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or (self.max_attempts < 1)
         ):
-            raise ValidationError("max_attempts", "must be an integer of at least 1",
-                                  self.max_attempts)
+            raise ValidationError(
+                "max_attempts", "must be an integer of at least 1", self.max_attempts
+            )
         if self.backoff_secs < 0 or self.max_backoff_secs < 0:
             raise ValidationError("backoff_secs", "must not be negative", self.backoff_secs)
 
@@ -235,7 +238,8 @@ def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any],
             .order_by(col(m.InsightGroupMember.position))
         ).all()
         results = {
-            r.insight_id: r for r in session.exec(
+            r.insight_id: r
+            for r in session.exec(
                 select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
             ).all()
         }
@@ -245,11 +249,13 @@ def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any],
             if result is None or result.status != "completed":
                 continue
             insight = session.get(m.Insight, member.insight_id)
-            insights.append({
-                "insight_id": member.insight_id,
-                "insight_name": insight.name if insight else "",
-                "result": result.result,
-            })
+            insights.append(
+                {
+                    "insight_id": member.insight_id,
+                    "insight_name": insight.name if insight else "",
+                    "result": result.result,
+                }
+            )
         payload = {
             "event_type": EVENT_TYPE,
             "conversation_id": conversation_id,
@@ -264,8 +270,12 @@ def _record(engine: Engine, row: m.WebhookDelivery) -> WebhookAttemptOut:
     with session_scope(engine) as session:
         session.add(row)
     return WebhookAttemptOut(
-        attempt=row.attempt, status_code=row.status_code, latency_ms=row.latency_ms,
-        error=row.error, delivered=row.delivered, created_at=row.created_at,
+        attempt=row.attempt,
+        status_code=row.status_code,
+        latency_ms=row.latency_ms,
+        error=row.error,
+        delivered=row.delivered,
+        created_at=row.created_at,
     )
 
 
@@ -284,16 +294,34 @@ def _send(
     shown_url = redact_url(url)
     if not sender.signed:
         # Never POST unsigned: record the delivery as failed so it is listed and re-sendable.
-        log.warning("insights webhook %s to %s not sent: %s is not set", delivery_id,
-                    shown_url, WEBHOOK_SECRET_ENV)
-        attempt = _record(engine, m.WebhookDelivery(
-            delivery_id=delivery_id, conversation_id=conversation_id,
-            insight_group_id=group_id, url=shown_url, attempt=1, status_code=None,
-            latency_ms=None, error=NOT_SIGNED_ERROR, delivered=False, created_at=now,
-        ))
+        log.warning(
+            "insights webhook %s to %s not sent: %s is not set",
+            delivery_id,
+            shown_url,
+            WEBHOOK_SECRET_ENV,
+        )
+        attempt = _record(
+            engine,
+            m.WebhookDelivery(
+                delivery_id=delivery_id,
+                conversation_id=conversation_id,
+                insight_group_id=group_id,
+                url=shown_url,
+                attempt=1,
+                status_code=None,
+                latency_ms=None,
+                error=NOT_SIGNED_ERROR,
+                delivered=False,
+                created_at=now,
+            ),
+        )
         return WebhookDeliveryOut(
-            delivery_id=delivery_id, conversation_id=conversation_id,
-            insight_group_id=group_id, url=shown_url, delivered=False, attempts=[attempt],
+            delivery_id=delivery_id,
+            conversation_id=conversation_id,
+            insight_group_id=group_id,
+            url=shown_url,
+            delivered=False,
+            attempts=[attempt],
         )
     assert sender.secret is not None
     headers = {
@@ -320,26 +348,46 @@ def _send(
             delivered = response is not None and response.is_success
             if response is not None and not delivered:
                 error = f"HTTP {response.status_code}"
-            attempts.append(_record(engine, m.WebhookDelivery(
-                delivery_id=delivery_id, conversation_id=conversation_id,
-                insight_group_id=group_id, url=shown_url, attempt=attempt,
-                status_code=response.status_code if response is not None else None,
-                latency_ms=latency_ms, error=error, delivered=delivered,
-                created_at=now + timedelta(seconds=waited),
-            )))
+            attempts.append(
+                _record(
+                    engine,
+                    m.WebhookDelivery(
+                        delivery_id=delivery_id,
+                        conversation_id=conversation_id,
+                        insight_group_id=group_id,
+                        url=shown_url,
+                        attempt=attempt,
+                        status_code=response.status_code if response is not None else None,
+                        latency_ms=latency_ms,
+                        error=error,
+                        delivered=delivered,
+                        created_at=now + timedelta(seconds=waited),
+                    ),
+                )
+            )
             if delivered:
                 break
             retryable = response is None or response.status_code in _RETRYABLE_STATUS
-            log.warning("insights webhook %s attempt %d/%d to %s failed: %s", delivery_id,
-                        attempt, sender.max_attempts, shown_url, error)
+            log.warning(
+                "insights webhook %s attempt %d/%d to %s failed: %s",
+                delivery_id,
+                attempt,
+                sender.max_attempts,
+                shown_url,
+                error,
+            )
             if not retryable or attempt == sender.max_attempts:
                 break
             delay = sender._delay(attempt, response)
             sender.sleep(delay)
             waited += delay
     return WebhookDeliveryOut(
-        delivery_id=delivery_id, conversation_id=conversation_id, insight_group_id=group_id,
-        url=shown_url, delivered=bool(attempts and attempts[-1].delivered), attempts=attempts,
+        delivery_id=delivery_id,
+        conversation_id=conversation_id,
+        insight_group_id=group_id,
+        url=shown_url,
+        delivered=bool(attempts and attempts[-1].delivered),
+        attempts=attempts,
     )
 
 
@@ -375,8 +423,13 @@ def deliver_conversation_insights(
     if not url:
         return None
     return _send(
-        engine, conversation_id=conversation_id, group_id=group.insight_group_id, url=url,
-        payload=payload, now=now, sender=sender or WebhookSender.from_settings(),
+        engine,
+        conversation_id=conversation_id,
+        group_id=group.insight_group_id,
+        url=url,
+        payload=payload,
+        now=now,
+        sender=sender or WebhookSender.from_settings(),
     )
 
 
@@ -400,8 +453,9 @@ def redeliver(
         ValidationError: ``now`` has no timezone, or the id is not a string.
     """
     if not isinstance(delivery_or_conversation_id, str) or not delivery_or_conversation_id:
-        raise ValidationError("delivery_id", "must be a non-empty id string",
-                              delivery_or_conversation_id)
+        raise ValidationError(
+            "delivery_id", "must be a non-empty id string", delivery_or_conversation_id
+        )
     sender = sender or WebhookSender.from_settings()
     with Session(engine) as session:
         earlier = session.exec(
@@ -462,18 +516,33 @@ def list_deliveries(
         if status is not None:
             chosen = chosen.having(delivered_any == (1 if status == "delivered" else 0))
         ids = list(session.exec(chosen.order_by(first_row.desc()).limit(limit)).all())
-        rows = session.exec(
-            select(table).where(col(table.delivery_id).in_(ids)).order_by(col(table.id))
-        ).all() if ids else []
+        rows = (
+            session.exec(
+                select(table).where(col(table.delivery_id).in_(ids)).order_by(col(table.id))
+            ).all()
+            if ids
+            else []
+        )
     deliveries: dict[str, WebhookDeliveryOut] = {}
     for row in rows:
-        out = deliveries.setdefault(row.delivery_id, WebhookDeliveryOut(
-            delivery_id=row.delivery_id, conversation_id=row.conversation_id,
-            insight_group_id=row.insight_group_id, url=row.url,
-        ))
-        out.attempts.append(WebhookAttemptOut(
-            attempt=row.attempt, status_code=row.status_code, latency_ms=row.latency_ms,
-            error=row.error, delivered=row.delivered, created_at=row.created_at,
-        ))
+        out = deliveries.setdefault(
+            row.delivery_id,
+            WebhookDeliveryOut(
+                delivery_id=row.delivery_id,
+                conversation_id=row.conversation_id,
+                insight_group_id=row.insight_group_id,
+                url=row.url,
+            ),
+        )
+        out.attempts.append(
+            WebhookAttemptOut(
+                attempt=row.attempt,
+                status_code=row.status_code,
+                latency_ms=row.latency_ms,
+                error=row.error,
+                delivered=row.delivered,
+                created_at=row.created_at,
+            )
+        )
         out.delivered = out.delivered or row.delivered
     return [deliveries[i] for i in ids if i in deliveries]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from missionkit import make_ctx
 
 from mission_server.engine.runner import MissionRunner
 from mission_server.services.context import Context
+from tests.support.missionkit import make_ctx
 
 
 @pytest.fixture

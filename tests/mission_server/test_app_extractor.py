@@ -19,8 +19,13 @@ LLM = {"MISSION_LLM_BASE_URL": "http://127.0.0.1:9/v1", "MISSION_LLM_MODEL": "sm
 
 @pytest.fixture(autouse=True)
 def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MISSION_LLM_BASE_URL", "MISSION_LLM_MODEL", "MISSION_LLM_API_KEY",
-                 "TELNYX_API_KEY", "MISSION_DB_URL"):
+    for name in (
+        "MISSION_LLM_BASE_URL",
+        "MISSION_LLM_MODEL",
+        "MISSION_LLM_API_KEY",
+        "TELNYX_API_KEY",
+        "MISSION_DB_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from missionkit import catering
 from sqlmodel import Session, col, select
 
 from mission_server.engine.runner import drive_virtual
@@ -22,6 +21,7 @@ from state import models as m
 from state import repo
 from state.db import session_scope
 from state.errors import NotFound
+from tests.support.missionkit import catering
 
 WINDY = "+13125550104"
 

@@ -39,7 +39,11 @@ def test_trigger_places_a_call_when_it_falls_due_and_records_the_outcome(engine)
     try:
         due = datetime.now(UTC) + timedelta(seconds=0.3)
         call = scheduling.create_scheduled_event(
-            ctx, assistant_id=a.assistant_id, channel="phone_call", to=SIP, scheduled_at=due,
+            ctx,
+            assistant_id=a.assistant_id,
+            channel="phone_call",
+            to=SIP,
+            scheduled_at=due,
         )
         assert wait_for(
             lambda: scheduling.get_scheduled_event(ctx, call.scheduled_event_id).call_attempts
@@ -59,12 +63,17 @@ def test_accelerated_clock_runs_five_minute_retries_in_seconds(engine):
     trigger.start()
     try:
         call = scheduling.create_scheduled_event(
-            ctx, assistant_id=a.assistant_id, channel="phone_call", to=SIP,
-            max_retries_client_errors=2, retry_interval_secs=300,
+            ctx,
+            assistant_id=a.assistant_id,
+            channel="phone_call",
+            to=SIP,
+            max_retries_client_errors=2,
+            retry_interval_secs=300,
         )
         assert wait_for(
-            lambda: scheduling.get_scheduled_event(ctx, call.scheduled_event_id).status
-            == "completed"
+            lambda: (
+                scheduling.get_scheduled_event(ctx, call.scheduled_event_id).status == "completed"
+            )
         )
     finally:
         trigger.stop()

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from missionkit import EXAMPLES, catering, make_ctx
 
 from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.runner import (
@@ -23,6 +22,7 @@ from mission_server.services.context import Context
 from planner.spec import load_spec
 from state import models as m
 from state.db import session_scope
+from tests.support.missionkit import EXAMPLES, catering, make_ctx
 
 LAKEFRONT, GRILL, PRAIRIE, WINDY = (
     "+13125550101",

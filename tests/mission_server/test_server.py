@@ -11,13 +11,13 @@ from typing import Any
 import anyio
 import pytest
 from mcp.client import Client
-from mcpkit import err, ok
 
 from mission_server.clock import AcceleratedClock
 from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.services import assistants, scheduling
 from mission_server.services.context import Context
 from mission_server.settings import Settings
+from tests.support.mcpkit import err, ok
 
 pytestmark = pytest.mark.anyio
 

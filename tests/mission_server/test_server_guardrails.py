@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from mcp.client import Client
-from mcpkit import err, ok
-from test_server import dispatch
 
 from mission_server.mcp.server import build_server
 from mission_server.mcp.tools.do_not_call import register_guardrail_tools
 from mission_server.services import scheduling
+from tests.mission_server.test_server import dispatch
+from tests.support.mcpkit import err, ok
 
 pytestmark = pytest.mark.anyio
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from mcp.client import Client
-from mcpkit import err, ok
-from missionkit import EXAMPLES, catering
 
 from mission_server.engine.runner import drive_virtual
 from mission_server.mcp.server import build_server
 from mission_server.mcp.tools.planner import register_planner_tools
 from mission_server.services import missions, scheduling
+from tests.support.mcpkit import err, ok
+from tests.support.missionkit import EXAMPLES, catering
 
 pytestmark = pytest.mark.anyio
 
@@ -63,9 +63,7 @@ async def test_a_yaml_spec_text_and_a_rejection_cancel_without_a_call(sim, plann
 
     assert rejected["status"] == "cancelled" and rejected["error"] == "over budget"
     assert not missions.get_run(ctx, run_id).conversations
-    assert {c.status for c in scheduling.list_scheduled_events(ctx, run_id=run_id)} <= {
-        "cancelled"
-    }
+    assert {c.status for c in scheduling.list_scheduled_events(ctx, run_id=run_id)} <= {"cancelled"}
     assert run_id in again and "not waiting for approval" in again
 
 

@@ -13,13 +13,13 @@ import anyio.to_thread
 import pytest
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
-from mcpkit import ok
 
 from mission_server.clock import VirtualClock
 from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.services.context import Context
 from mission_server.settings import PACKAGED_WORLD, Settings
 from mission_server.telephony.simulated.provider import SimulatedProvider
+from tests.support.mcpkit import ok
 
 pytestmark = pytest.mark.anyio
 

@@ -113,7 +113,9 @@ def test_packaged_world_is_the_example_world_and_loads() -> None:
     loaded = load_world(PACKAGED)
     assert loaded.start_time == T0
     assert {b.name for b in loaded.businesses} >= {
-        "Lakefront Catering", "Chicago Grill Co", "Prairie Table Events"
+        "Lakefront Catering",
+        "Chicago Grill Co",
+        "Prairie Table Events",
     }
     assert len(loaded.numbers) == 3
     assert sum(n.hd_voice for n in loaded.numbers) == 1
@@ -266,9 +268,9 @@ def test_a_business_that_matches_matches_down_to_its_floor(sim: SimulatedProvide
 
 
 def test_a_business_that_refuses_keeps_its_price() -> None:
-    sim = SimulatedProvider(world(businesses=[
-        business(quote={"price": 70, "floor": 50, "on_competitor": "refuse"})
-    ]))
+    sim = SimulatedProvider(
+        world(businesses=[business(quote={"price": 70, "floor": 50, "on_competitor": "refuse"})])
+    )
     _, messages = call(sim, request("+13125550161", instructions=leverage("$60")))
     assert "Can you do better?" in said(messages, "assistant")
     reply = said(messages, "user")
@@ -387,16 +389,26 @@ def test_updating_an_unknown_assistant_is_refused(sim: SimulatedProvider) -> Non
 def _mission(sim: SimulatedProvider, run: str) -> list[tuple[Any, ...]]:
     results = []
     for to, attempt, instructions in [
-        (LAKEFRONT, 1, BASELINE), (GRILL, 1, leverage()), (PRAIRIE, 1, leverage("$62")),
-        (PRAIRIE, 2, leverage("$62")), ("+13125550104", 1, BASELINE),
+        (LAKEFRONT, 1, BASELINE),
+        (GRILL, 1, leverage()),
+        (PRAIRIE, 1, leverage("$62")),
+        (PRAIRIE, 2, leverage("$62")),
+        ("+13125550104", 1, BASELINE),
     ]:
         # Each run has its own scheduled-event ids, as two real runs would.
-        outcome, messages = call(sim, request(to, attempt, instructions=instructions,
-                                              key=f"{run}-{to}"))
-        results.append((
-            outcome.call_status, outcome.ended_at, outcome.call_duration, outcome.cost,
-            outcome.conversation_name, [(m.role, m.text, m.sent_at) for m in messages],
-        ))
+        outcome, messages = call(
+            sim, request(to, attempt, instructions=instructions, key=f"{run}-{to}")
+        )
+        results.append(
+            (
+                outcome.call_status,
+                outcome.ended_at,
+                outcome.call_duration,
+                outcome.cost,
+                outcome.conversation_name,
+                [(m.role, m.text, m.sent_at) for m in messages],
+            )
+        )
     return results
 
 
@@ -484,27 +496,54 @@ def test_a_torn_last_line_from_a_crash_is_skipped(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "field", "rule"),
     [
-        ({"businesses": [business(quote={"price": 65, "floor": 70})]},
-         "businesses[0].quote.floor", "must be at most the price (65)"),
-        ({"businesses": [business(quote={"price": 65, "florr": 60})]},
-         "businesses[0].quote.florr", "is not a known field"),
-        ({"businesses": [business(quote={"price": 65, "on_competitor": "undercut"})]},
-         "businesses[0].quote.on_competitor", "must be one of"),
-        ({"businesses": [business(answers=["busy", "hang-up"])]},
-         "businesses[0].answers[1]", "must be one of"),
+        (
+            {"businesses": [business(quote={"price": 65, "floor": 70})]},
+            "businesses[0].quote.floor",
+            "must be at most the price (65)",
+        ),
+        (
+            {"businesses": [business(quote={"price": 65, "florr": 60})]},
+            "businesses[0].quote.florr",
+            "is not a known field",
+        ),
+        (
+            {"businesses": [business(quote={"price": 65, "on_competitor": "undercut"})]},
+            "businesses[0].quote.on_competitor",
+            "must be one of",
+        ),
+        (
+            {"businesses": [business(answers=["busy", "hang-up"])]},
+            "businesses[0].answers[1]",
+            "must be one of",
+        ),
         ({"businesses": [business(phone="12")]}, "businesses[0].phone", "phone number"),
-        ({"businesses": [business(timezone="Mars/Olympus")]},
-         "businesses[0].timezone", "IANA timezone"),
+        (
+            {"businesses": [business(timezone="Mars/Olympus")]},
+            "businesses[0].timezone",
+            "IANA timezone",
+        ),
         ({"businesses": [{"phone": "+13125550161"}]}, "businesses[0].name", "is required"),
-        ({"businesses": [business(), business(phone="(312) 555-0161")]},
-         "businesses[1].phone", "must be unique"),
-        ({"businesses": [business(availability={"available": False, "slots": ["Mon"]})]},
-         "businesses[0].availability.slots", "must be empty when available is false"),
-        ({"businesses": [business(reminder={"confirms": True, "reschedule_to": "Fri"})]},
-         "businesses[0].reminder.reschedule_to", "must be omitted"),
+        (
+            {"businesses": [business(), business(phone="(312) 555-0161")]},
+            "businesses[1].phone",
+            "must be unique",
+        ),
+        (
+            {"businesses": [business(availability={"available": False, "slots": ["Mon"]})]},
+            "businesses[0].availability.slots",
+            "must be empty when available is false",
+        ),
+        (
+            {"businesses": [business(reminder={"confirms": True, "reschedule_to": "Fri"})]},
+            "businesses[0].reminder.reschedule_to",
+            "must be omitted",
+        ),
         ({"numbers": []}, "numbers", "at least 1"),
-        ({"numbers": [FROM, {"number": FROM, "hd_voice": True}]},
-         "numbers[1].number", "must be unique"),
+        (
+            {"numbers": [FROM, {"number": FROM, "hd_voice": True}]},
+            "numbers[1].number",
+            "must be unique",
+        ),
         ({"start_time": "2026-03-10T09:00:00"}, "start_time", "timezone offset"),
         ({"cost_per_minute": -1}, "cost_per_minute", "greater than or equal to 0"),
     ],

@@ -55,8 +55,15 @@ class FakeTelnyx:
         if not handlers:
             return httpx.Response(
                 404,
-                json={"errors": [{"code": "10005", "title": "Resource not found",
-                                  "detail": f"no route {request.method} {request.url.path}"}]},
+                json={
+                    "errors": [
+                        {
+                            "code": "10005",
+                            "title": "Resource not found",
+                            "detail": f"no route {request.method} {request.url.path}",
+                        }
+                    ]
+                },
             )
         handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
         return handler(request)
@@ -235,19 +242,33 @@ def test_list_phone_numbers_pages_through_and_maps_assistant_and_hd_voice(
 ) -> None:
     page_1 = {
         "data": [
-            {"id": "1293384261075731499", "record_type": "phone_number",
-             "phone_number": "+13125550001", "status": "active",
-             "connection_id": TEXML_APP_ID, "hd_voice_enabled": True},
-            {"id": "1293384261075731500", "record_type": "phone_number",
-             "phone_number": "+13125550002", "status": "purchase-pending",
-             "connection_id": None},
+            {
+                "id": "1293384261075731499",
+                "record_type": "phone_number",
+                "phone_number": "+13125550001",
+                "status": "active",
+                "connection_id": TEXML_APP_ID,
+                "hd_voice_enabled": True,
+            },
+            {
+                "id": "1293384261075731500",
+                "record_type": "phone_number",
+                "phone_number": "+13125550002",
+                "status": "purchase-pending",
+                "connection_id": None,
+            },
         ],
         "meta": {"total_pages": 2, "total_results": 3, "page_number": 1, "page_size": 2},
     }
     page_2 = {
         "data": [
-            {"id": "1293384261075731501", "record_type": "phone_number",
-             "phone_number": "+13125550003", "status": "active", "connection_id": None},
+            {
+                "id": "1293384261075731501",
+                "record_type": "phone_number",
+                "phone_number": "+13125550003",
+                "status": "active",
+                "connection_id": None,
+            },
         ],
         "meta": {"total_pages": 2, "total_results": 3, "page_number": 2, "page_size": 2},
     }
@@ -257,8 +278,9 @@ def test_list_phone_numbers_pages_through_and_maps_assistant_and_hd_voice(
     numbers = provider.list_phone_numbers()
 
     assert numbers == [
-        NumberInfo("+13125550001", "1293384261075731499", hd_voice=True,
-                   assistant_ref=ASSISTANT_ID),
+        NumberInfo(
+            "+13125550001", "1293384261075731499", hd_voice=True, assistant_ref=ASSISTANT_ID
+        ),
         NumberInfo("+13125550003", "1293384261075731501", hd_voice=False, assistant_ref=None),
     ]
     pages = [r.url.params["page[number]"] for r in fake.sent("GET", "/phone_numbers")]
@@ -269,8 +291,11 @@ def test_assign_phone_number_routes_number_to_assistant_texml_app(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
     fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}", reply(200, assistant_json()))
-    fake.on("PATCH", "/phone_numbers/1293384261075731499",
-            reply(200, {"data": {"id": "1293384261075731499", "connection_id": TEXML_APP_ID}}))
+    fake.on(
+        "PATCH",
+        "/phone_numbers/1293384261075731499",
+        reply(200, {"data": {"id": "1293384261075731499", "connection_id": TEXML_APP_ID}}),
+    )
 
     provider.assign_phone_number(NumberInfo("+13125550001", "1293384261075731499"), ASSISTANT_ID)
 
@@ -279,8 +304,9 @@ def test_assign_phone_number_routes_number_to_assistant_texml_app(
 
 
 def test_assign_phone_number_uses_configured_connection(fake: FakeTelnyx) -> None:
-    provider = TelnyxProvider(API_KEY, transport=httpx.MockTransport(fake),
-                              connection_id="1684641123236054244")
+    provider = TelnyxProvider(
+        API_KEY, transport=httpx.MockTransport(fake), connection_id="1684641123236054244"
+    )
     fake.on("PATCH", "/phone_numbers/42", reply(200, {"data": {"id": "42"}}))
 
     provider.assign_phone_number(NumberInfo("+13125550001", "42"), ASSISTANT_ID)
@@ -294,8 +320,9 @@ def test_assign_phone_number_uses_configured_connection(fake: FakeTelnyx) -> Non
 def test_assign_phone_number_without_telephony_connection_is_a_clear_error(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}",
-            reply(200, assistant_json(telephony_settings={})))
+    fake.on(
+        "GET", f"/ai/assistants/{ASSISTANT_ID}", reply(200, assistant_json(telephony_settings={}))
+    )
 
     with pytest.raises(ProviderError, match="default_texml_app_id"):
         provider.assign_phone_number(NumberInfo("+13125550001", "42"), ASSISTANT_ID)
@@ -363,9 +390,7 @@ def test_sections_reach_telnyx_as_plain_variables_rendered_per_call(
         "telnyx_agent_target": "+13125550001",
         "telnyx_conversation_channel": "phone_call",
     }
-    provider.place_call(
-        call_request(dynamic_variables=variables, instructions_template=NEGOTIATOR)
-    )
+    provider.place_call(call_request(dynamic_variables=variables, instructions_template=NEGOTIATOR))
 
     (assistant,) = fake.sent("POST", "/ai/assistants")
     assert body_of(assistant)["instructions"] == (
@@ -406,11 +431,12 @@ def test_idempotency_header_is_valid_for_telnyx_and_distinct_per_key() -> None:
     assert idempotency_header("sev_1_1") != first  # same sanitised text, different key
 
 
-def test_place_call_sms_sends_text_on_sms_chat(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(201, event_json(telnyx_conversation_channel="sms_chat")))
+def test_place_call_sms_sends_text_on_sms_chat(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
+    fake.on(
+        "POST",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(201, event_json(telnyx_conversation_channel="sms_chat")),
+    )
 
     provider.place_call(call_request(channel="sms_chat", text="Your quote: $62/person"))
 
@@ -433,8 +459,11 @@ def test_place_call_sms_without_text_names_the_field(
 def test_get_outcome_is_none_while_the_call_rings(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-            reply(200, event_json(status="in_progress", call_status="ringing")))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
+        reply(200, event_json(status="in_progress", call_status="ringing")),
+    )
     placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
 
     assert provider.get_outcome(placement, NOW + timedelta(seconds=20)) is None
@@ -447,16 +476,17 @@ def test_get_outcome_reports_completed_call(provider: TelnyxProvider, fake: Fake
         call_duration=187,
         conversation_id="c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b",
         dispatched_at="2026-05-07T14:30:15Z",
-        call_attempts=[{
-            "attempt_number": 1,
-            "attempted_at": "2026-05-07T14:30:15.812Z",
-            "call_status": "completed",
-            "call_duration": 187,
-            "telnyx_call_control_id": "v3:u5OAKGEPT3Dx8SZSSDRWEMdNH2OripQhO",
-        }],
+        call_attempts=[
+            {
+                "attempt_number": 1,
+                "attempted_at": "2026-05-07T14:30:15.812Z",
+                "call_status": "completed",
+                "call_duration": 187,
+                "telnyx_call_control_id": "v3:u5OAKGEPT3Dx8SZSSDRWEMdNH2OripQhO",
+            }
+        ],
     )
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-            reply(200, event))
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}", reply(200, event))
     placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
     polled_at = NOW + timedelta(minutes=10)
 
@@ -477,13 +507,22 @@ def test_get_outcome_finds_the_conversation_by_metadata_when_the_event_has_no_id
     # 09_scheduled-events.md: conversation_metadata is "attached to the resulting
     # conversation"; 02_memory.md filters conversations with "metadata->key=eq.value".
     conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-            reply(200, event_json(status="completed", call_status="completed")))
-    fake.on("GET", "/ai/conversations", reply(200, {"data": [{
-        "id": conversation, "metadata": {METADATA_IDEMPOTENCY_KEY: "sev_1:1"}}]}))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
+        reply(200, event_json(status="completed", call_status="completed")),
+    )
+    fake.on(
+        "GET",
+        "/ai/conversations",
+        reply(
+            200, {"data": [{"id": conversation, "metadata": {METADATA_IDEMPOTENCY_KEY: "sev_1:1"}}]}
+        ),
+    )
 
-    outcome = provider.get_outcome(Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW),
-                                   NOW + timedelta(minutes=5))
+    outcome = provider.get_outcome(
+        Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW), NOW + timedelta(minutes=5)
+    )
 
     assert outcome is not None and outcome.conversation_id == conversation
     (query,) = fake.sent("GET", "/ai/conversations")
@@ -491,11 +530,12 @@ def test_get_outcome_finds_the_conversation_by_metadata_when_the_event_has_no_id
     assert query.url.params["limit"] == "1"
 
 
-def test_get_outcome_conversation_lookup_errors(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-            reply(200, event_json(status="completed", call_status="completed")))
+def test_get_outcome_conversation_lookup_errors(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
+        reply(200, event_json(status="completed", call_status="completed")),
+    )
     placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
 
     # A refusal does not hold the outcome back: it is reported without a conversation.
@@ -519,17 +559,23 @@ def test_get_outcome_reports_unanswered_calls_without_duration(
         status="failed",
         call_status=call_status,
         call_duration=0,
-        call_attempts=[{"attempt_number": 1, "attempted_at": "2026-05-07T14:30:16Z",
-                        "call_status": call_status, "call_duration": None,
-                        "telnyx_call_control_id": "v3:abc"}],
+        call_attempts=[
+            {
+                "attempt_number": 1,
+                "attempted_at": "2026-05-07T14:30:16Z",
+                "call_status": call_status,
+                "call_duration": None,
+                "telnyx_call_control_id": "v3:abc",
+            }
+        ],
     )
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-            reply(200, event))
+    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}", reply(200, event))
     fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
     polled_at = NOW + timedelta(minutes=1)
 
-    outcome = provider.get_outcome(Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW),
-                                   polled_at)
+    outcome = provider.get_outcome(
+        Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW), polled_at
+    )
 
     assert outcome is not None
     assert outcome.call_status == call_status
@@ -540,12 +586,22 @@ def test_get_outcome_reports_unanswered_calls_without_duration(
 def test_get_outcome_of_a_failed_sms_event_is_failed(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-            reply(200, event_json(telnyx_conversation_channel="sms_chat", status="failed",
-                                  errors=["Destination is not SMS capable"])))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
+        reply(
+            200,
+            event_json(
+                telnyx_conversation_channel="sms_chat",
+                status="failed",
+                errors=["Destination is not SMS capable"],
+            ),
+        ),
+    )
 
-    outcome = provider.get_outcome(Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW),
-                                   NOW)
+    outcome = provider.get_outcome(
+        Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW), NOW
+    )
 
     assert outcome is not None and outcome.call_status == "failed"
 
@@ -557,23 +613,42 @@ def test_get_outcome_rejects_a_foreign_handle(provider: TelnyxProvider) -> None:
     assert "v3:not-ours" in str(info.value)
 
 
-def test_find_attempt_via_conversation_metadata(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on("GET", "/ai/conversations", reply(200, {"data": [{
-        "id": "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b",
-        "name": "Lakefront Catering",
-        "created_at": "2026-05-07T14:30:16Z",
-        "last_message_at": "2026-05-07T14:33:20Z",
-        "metadata": {"assistant_id": ASSISTANT_ID, "call_control_id": "v3:abc",
-                     "telnyx_conversation_channel": "phone_call",
-                     METADATA_IDEMPOTENCY_KEY: "sev_1:1"},
-    }]}))
-    events = {"data": [
-        event_json(scheduled_event_id="other",
-                   conversation_metadata={METADATA_IDEMPOTENCY_KEY: "sev_0:1"}),
-        event_json(status="in_progress", conversation_id="c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"),
-    ], "meta": {"total_pages": 1, "total_results": 2, "page_number": 1, "page_size": 100}}
+def test_find_attempt_via_conversation_metadata(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
+    fake.on(
+        "GET",
+        "/ai/conversations",
+        reply(
+            200,
+            {
+                "data": [
+                    {
+                        "id": "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b",
+                        "name": "Lakefront Catering",
+                        "created_at": "2026-05-07T14:30:16Z",
+                        "last_message_at": "2026-05-07T14:33:20Z",
+                        "metadata": {
+                            "assistant_id": ASSISTANT_ID,
+                            "call_control_id": "v3:abc",
+                            "telnyx_conversation_channel": "phone_call",
+                            METADATA_IDEMPOTENCY_KEY: "sev_1:1",
+                        },
+                    }
+                ]
+            },
+        ),
+    )
+    events = {
+        "data": [
+            event_json(
+                scheduled_event_id="other",
+                conversation_metadata={METADATA_IDEMPOTENCY_KEY: "sev_0:1"},
+            ),
+            event_json(
+                status="in_progress", conversation_id="c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
+            ),
+        ],
+        "meta": {"total_pages": 1, "total_results": 2, "page_number": 1, "page_size": 100},
+    }
     fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(200, events))
 
     placement = provider.find_attempt("sev_1:1")
@@ -592,14 +667,35 @@ def test_find_attempt_takes_the_conversation_id_from_the_conversation(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
     conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
-    fake.on("GET", "/ai/conversations", reply(200, {"data": [{
-        "id": conversation,
-        "metadata": {"assistant_id": ASSISTANT_ID, METADATA_IDEMPOTENCY_KEY: "sev_1:1"},
-    }]}))
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(200, {
-        "data": [event_json(status="completed", call_status="completed", call_duration=60)],
-        "meta": {"total_pages": 1},
-    }))
+    fake.on(
+        "GET",
+        "/ai/conversations",
+        reply(
+            200,
+            {
+                "data": [
+                    {
+                        "id": conversation,
+                        "metadata": {
+                            "assistant_id": ASSISTANT_ID,
+                            METADATA_IDEMPOTENCY_KEY: "sev_1:1",
+                        },
+                    }
+                ]
+            },
+        ),
+    )
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(
+            200,
+            {
+                "data": [event_json(status="completed", call_status="completed", call_duration=60)],
+                "meta": {"total_pages": 1},
+            },
+        ),
+    )
 
     placement = provider.find_attempt("sev_1:1")
 
@@ -612,14 +708,25 @@ def test_find_attempt_scans_assistants_when_not_yet_dispatched(
 ) -> None:
     other = "assistant-11111111-2222-3333-4444-555555555555"
     fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
-    fake.on("GET", "/ai/assistants",
-            reply(200, {"data": [assistant_json(id=other), assistant_json()]}))
-    fake.on("GET", f"/ai/assistants/{other}/scheduled_events",
-            reply(200, {"data": [], "meta": {"total_pages": 0, "page_number": 1}}))
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(200, {"data": [event_json(status="completed", call_status="completed",
-                                            call_duration=60)],
-                        "meta": {"total_pages": 1, "page_number": 1}}))
+    fake.on(
+        "GET", "/ai/assistants", reply(200, {"data": [assistant_json(id=other), assistant_json()]})
+    )
+    fake.on(
+        "GET",
+        f"/ai/assistants/{other}/scheduled_events",
+        reply(200, {"data": [], "meta": {"total_pages": 0, "page_number": 1}}),
+    )
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(
+            200,
+            {
+                "data": [event_json(status="completed", call_status="completed", call_duration=60)],
+                "meta": {"total_pages": 1, "page_number": 1},
+            },
+        ),
+    )
 
     placement = provider.find_attempt("sev_1:1")
 
@@ -633,8 +740,11 @@ def test_find_attempt_returns_none_when_telnyx_never_saw_the_key(
 ) -> None:
     fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
     fake.on("GET", "/ai/assistants", reply(200, {"data": [assistant_json()]}))
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
+    )
 
     assert provider.find_attempt("sev_1:2") is None
 
@@ -642,14 +752,29 @@ def test_find_attempt_returns_none_when_telnyx_never_saw_the_key(
 def test_place_call_replayed_with_a_different_body_returns_the_existing_attempt(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(422, {"errors": [{
-        "code": "10015", "title": "Invalid value",
-        "detail": "Idempotency-Key was already used with a different request",
-    }]}))
+    fake.on(
+        "POST",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(
+            422,
+            {
+                "errors": [
+                    {
+                        "code": "10015",
+                        "title": "Invalid value",
+                        "detail": "Idempotency-Key was already used with a different request",
+                    }
+                ]
+            },
+        ),
+    )
     fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
     fake.on("GET", "/ai/assistants", reply(200, {"data": [assistant_json()]}))
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
+    )
 
     placement = provider.place_call(call_request())
 
@@ -661,20 +786,44 @@ def test_get_messages_returns_transcript_in_order_without_tool_turns(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
     conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
-    page_1 = {"data": [
-        {"role": "user", "text": "We can do $62 per person, all-inclusive.",
-         "created_at": "2026-05-07T14:31:40Z", "sent_at": "2026-05-07T14:31:40Z"},
-        {"role": "assistant", "text": "Hi, I'm calling about catering for 50 people.",
-         "created_at": "2026-05-07T14:30:20Z", "sent_at": "2026-05-07T14:30:20Z"},
-    ], "meta": {"total_pages": 2, "page_number": 1, "page_size": 2, "total_results": 4}}
-    page_2 = {"data": [
-        {"role": "assistant", "text": "", "sent_at": "2026-05-07T14:31:50Z",
-         "tool_calls": [{"id": "call_1", "type": "function",
-                         "function": {"name": "hangup", "arguments": "{}"}}]},
-        {"role": "tool", "text": "ok", "sent_at": "2026-05-07T14:31:51Z"},
-    ], "meta": {"total_pages": 2, "page_number": 2, "page_size": 2, "total_results": 4}}
-    fake.on("GET", f"/ai/conversations/{conversation}/messages",
-            reply(200, page_1), reply(200, page_2))
+    page_1 = {
+        "data": [
+            {
+                "role": "user",
+                "text": "We can do $62 per person, all-inclusive.",
+                "created_at": "2026-05-07T14:31:40Z",
+                "sent_at": "2026-05-07T14:31:40Z",
+            },
+            {
+                "role": "assistant",
+                "text": "Hi, I'm calling about catering for 50 people.",
+                "created_at": "2026-05-07T14:30:20Z",
+                "sent_at": "2026-05-07T14:30:20Z",
+            },
+        ],
+        "meta": {"total_pages": 2, "page_number": 1, "page_size": 2, "total_results": 4},
+    }
+    page_2 = {
+        "data": [
+            {
+                "role": "assistant",
+                "text": "",
+                "sent_at": "2026-05-07T14:31:50Z",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "hangup", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "text": "ok", "sent_at": "2026-05-07T14:31:51Z"},
+        ],
+        "meta": {"total_pages": 2, "page_number": 2, "page_size": 2, "total_results": 4},
+    }
+    fake.on(
+        "GET", f"/ai/conversations/{conversation}/messages", reply(200, page_1), reply(200, page_2)
+    )
 
     messages = provider.get_messages(conversation)
 
@@ -697,8 +846,11 @@ def test_get_conversation_insights_returns_telnyx_results(
             {"insight_id": "insight_xyz789", "result": '{"price_per_person": 62}'},
         ],
     }
-    fake.on("GET", f"/ai/conversations/{conversation}/conversations-insights",
-            reply(200, {"data": [run], "meta": {"total_pages": 1, "page_number": 1}}))
+    fake.on(
+        "GET",
+        f"/ai/conversations/{conversation}/conversations-insights",
+        reply(200, {"data": [run], "meta": {"total_pages": 1, "page_number": 1}}),
+    )
 
     assert provider.get_conversation_insights(conversation) == [run]
 
@@ -709,9 +861,22 @@ def test_get_conversation_insights_returns_telnyx_results(
 def test_unauthorized_says_the_api_key_was_rejected(
     provider: TelnyxProvider, fake: FakeTelnyx, sleeps: list[float]
 ) -> None:
-    fake.on("GET", "/phone_numbers", reply(401, {"errors": [{
-        "code": "10009", "title": "Authentication failed",
-        "detail": "The API key provided is invalid."}]}))
+    fake.on(
+        "GET",
+        "/phone_numbers",
+        reply(
+            401,
+            {
+                "errors": [
+                    {
+                        "code": "10009",
+                        "title": "Authentication failed",
+                        "detail": "The API key provided is invalid.",
+                    }
+                ]
+            },
+        ),
+    )
 
     with pytest.raises(ProviderError) as info:
         provider.list_phone_numbers()
@@ -725,10 +890,23 @@ def test_unauthorized_says_the_api_key_was_rejected(
 def test_validation_error_names_telnyx_code_and_detail(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(422, {"errors": [{
-        "code": "10015", "title": "Invalid value",
-        "detail": "The 'to' number is not a valid E.164 number.",
-        "source": {"pointer": "/telnyx_end_user_target"}}]}))
+    fake.on(
+        "POST",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(
+            422,
+            {
+                "errors": [
+                    {
+                        "code": "10015",
+                        "title": "Invalid value",
+                        "detail": "The 'to' number is not a valid E.164 number.",
+                        "source": {"pointer": "/telnyx_end_user_target"},
+                    }
+                ]
+            },
+        ),
+    )
 
     with pytest.raises(ProviderError) as info:
         provider.place_call(call_request(to="+1555"))
@@ -746,8 +924,18 @@ def test_validation_error_names_telnyx_code_and_detail(
 def test_fastapi_style_validation_error_is_readable(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("POST", "/ai/assistants", reply(422, {"detail": [{
-        "loc": ["body", "instructions"], "msg": "Field required", "type": "missing"}]}))
+    fake.on(
+        "POST",
+        "/ai/assistants",
+        reply(
+            422,
+            {
+                "detail": [
+                    {"loc": ["body", "instructions"], "msg": "Field required", "type": "missing"}
+                ]
+            },
+        ),
+    )
 
     with pytest.raises(ProviderError, match="instructions: Field required"):
         provider.create_assistant(SPEC)
@@ -756,10 +944,16 @@ def test_fastapi_style_validation_error_is_readable(
 def test_rate_limit_honours_retry_after_seconds_then_succeeds(
     provider: TelnyxProvider, fake: FakeTelnyx, sleeps: list[float]
 ) -> None:
-    fake.on("GET", "/phone_numbers",
-            reply(429, {"errors": [{"code": "10011", "title": "Too many requests"}]},
-                  headers={"Retry-After": "2"}),
-            reply(200, {"data": [], "meta": {"total_pages": 0}}))
+    fake.on(
+        "GET",
+        "/phone_numbers",
+        reply(
+            429,
+            {"errors": [{"code": "10011", "title": "Too many requests"}]},
+            headers={"Retry-After": "2"},
+        ),
+        reply(200, {"data": [], "meta": {"total_pages": 0}}),
+    )
 
     assert provider.list_phone_numbers() == []
     assert sleeps == [2.0]
@@ -769,9 +963,12 @@ def test_rate_limit_honours_retry_after_seconds_then_succeeds(
 def test_rate_limit_honours_retry_after_http_date(
     provider: TelnyxProvider, fake: FakeTelnyx, sleeps: list[float]
 ) -> None:
-    fake.on("POST", "/ai/assistants",
-            reply(429, headers={"Retry-After": "Thu, 07 May 2026 14:30:07 GMT"}),
-            reply(200, assistant_json()))
+    fake.on(
+        "POST",
+        "/ai/assistants",
+        reply(429, headers={"Retry-After": "Thu, 07 May 2026 14:30:07 GMT"}),
+        reply(200, assistant_json()),
+    )
 
     assert provider.create_assistant(SPEC) == ASSISTANT_ID
     assert sleeps == [7.0]
@@ -780,8 +977,9 @@ def test_rate_limit_honours_retry_after_http_date(
 def test_retry_after_longer_than_the_limit_fails_fast_as_retryable(
     fake: FakeTelnyx, sleeps: list[float]
 ) -> None:
-    provider = TelnyxProvider(API_KEY, transport=httpx.MockTransport(fake), sleep=sleeps.append,
-                              max_retry_after=30)
+    provider = TelnyxProvider(
+        API_KEY, transport=httpx.MockTransport(fake), sleep=sleeps.append, max_retry_after=30
+    )
     fake.on("GET", "/phone_numbers", reply(429, headers={"Retry-After": "3600"}))
 
     with pytest.raises(ProviderError) as info:
@@ -795,8 +993,18 @@ def test_retry_after_longer_than_the_limit_fails_fast_as_retryable(
 def test_server_errors_exhaust_the_retry_budget(
     provider: TelnyxProvider, fake: FakeTelnyx, sleeps: list[float]
 ) -> None:
-    fake.on("GET", "/phone_numbers", reply(503, {"errors": [{
-        "code": "10007", "title": "Unexpected error", "detail": "Service unavailable"}]}))
+    fake.on(
+        "GET",
+        "/phone_numbers",
+        reply(
+            503,
+            {
+                "errors": [
+                    {"code": "10007", "title": "Unexpected error", "detail": "Service unavailable"}
+                ]
+            },
+        ),
+    )
 
     with pytest.raises(ProviderError) as info:
         provider.list_phone_numbers()
@@ -829,10 +1037,17 @@ def test_timeouts_are_retried_then_reported(
 def test_a_timeout_then_success_places_the_call_once(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            raise_(httpx.ReadTimeout), reply(201, event_json()))
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(200, {"data": [], "meta": {"total_pages": 0}}))
+    fake.on(
+        "POST",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        raise_(httpx.ReadTimeout),
+        reply(201, event_json()),
+    )
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(200, {"data": [], "meta": {"total_pages": 0}}),
+    )
 
     placement = provider.place_call(call_request())
 
@@ -841,7 +1056,9 @@ def test_a_timeout_then_success_places_the_call_once(
     # 09_scheduled-events.md documents no Idempotency-Key, so before re-sending a create that
     # may have reached Telnyx the client looks the attempt up (it was not there).
     assert [(r.method, r.url.path.rsplit("/", 1)[-1]) for r in fake.requests] == [
-        ("POST", "scheduled_events"), ("GET", "scheduled_events"), ("POST", "scheduled_events")
+        ("POST", "scheduled_events"),
+        ("GET", "scheduled_events"),
+        ("POST", "scheduled_events"),
     ]
     # The retry still carries the same key and body, in case Telnyx does dedupe on it.
     assert sent[0].headers["Idempotency-Key"] == sent[1].headers["Idempotency-Key"]
@@ -856,13 +1073,24 @@ def test_a_timeout_whose_create_reached_telnyx_is_not_sent_again(
     # The listed event does not echo conversation_metadata (the reference's example event in
     # 09_scheduled-events.md has none); it is matched on the documented create fields.
     listed = {k: v for k, v in event_json().items() if k != "conversation_metadata"}
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(200, {
-        "data": [
-            {**listed, "scheduled_event_id": "other", "telnyx_end_user_target": "+13125550199"},
-            listed,
-        ],
-        "meta": {"total_pages": 1},
-    }))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(
+            200,
+            {
+                "data": [
+                    {
+                        **listed,
+                        "scheduled_event_id": "other",
+                        "telnyx_end_user_target": "+13125550199",
+                    },
+                    listed,
+                ],
+                "meta": {"total_pages": 1},
+            },
+        ),
+    )
 
     placement = provider.place_call(call_request())
 
@@ -874,8 +1102,11 @@ def test_an_unanswered_create_is_looked_up_before_the_next_place_call(
     provider: TelnyxProvider, fake: FakeTelnyx, sleeps: list[float]
 ) -> None:
     fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(503))
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(200, {"data": [], "meta": {"total_pages": 0}}))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(200, {"data": [], "meta": {"total_pages": 0}}),
+    )
 
     with pytest.raises(ProviderError) as info:
         provider.place_call(call_request())
@@ -888,8 +1119,11 @@ def test_an_unanswered_create_is_looked_up_before_the_next_place_call(
 
     # Later (the dispatcher retries with the same key): Telnyx had created it after all.
     fake.requests.clear()
-    fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-            reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}))
+    fake.on(
+        "GET",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
+    )
 
     placement = provider.place_call(call_request(placed_at=NOW + timedelta(minutes=1)))
 
@@ -897,11 +1131,19 @@ def test_an_unanswered_create_is_looked_up_before_the_next_place_call(
     assert fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events") == []
 
 
-def test_a_refused_create_is_not_looked_up(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(400, {"errors": [{
-        "code": "10015", "detail": "scheduled_at_fixed_datetime must be in the future"}]}))
+def test_a_refused_create_is_not_looked_up(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
+    fake.on(
+        "POST",
+        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
+        reply(
+            400,
+            {
+                "errors": [
+                    {"code": "10015", "detail": "scheduled_at_fixed_datetime must be in the future"}
+                ]
+            },
+        ),
+    )
 
     with pytest.raises(ProviderError) as info:
         provider.place_call(call_request())
@@ -924,8 +1166,9 @@ def test_create_assistant_is_not_retried_when_it_may_have_succeeded(
 
 
 def test_zero_retries_means_one_attempt(fake: FakeTelnyx, sleeps: list[float]) -> None:
-    provider = TelnyxProvider(API_KEY, transport=httpx.MockTransport(fake), sleep=sleeps.append,
-                              max_retries=0)
+    provider = TelnyxProvider(
+        API_KEY, transport=httpx.MockTransport(fake), sleep=sleeps.append, max_retries=0
+    )
     fake.on("GET", "/phone_numbers", reply(500))
 
     with pytest.raises(ProviderError, match="after 1 attempt;"):
@@ -971,8 +1214,13 @@ def test_api_key_never_reaches_logs_errors_or_reprs(
         assert API_KEY not in record.getMessage()
         assert API_KEY not in repr(record.args)
     for error in errors:
-        for text in (str(error), repr(error), repr(error.detail), repr(error.__cause__),
-                     repr(error.__context__)):
+        for text in (
+            str(error),
+            repr(error),
+            repr(error.detail),
+            repr(error.__cause__),
+            repr(error.__context__),
+        ):
             assert API_KEY not in text
     assert API_KEY not in repr(provider)
     assert API_KEY not in repr(vars(provider))
@@ -984,8 +1232,9 @@ def test_from_settings_requires_the_api_key() -> None:
 
 
 def test_from_settings_uses_key_and_base_url(fake: FakeTelnyx) -> None:
-    settings = Settings(telnyx_api_key=SecretStr(API_KEY),
-                        telnyx_base_url="https://api.telnyx.test/v2")
+    settings = Settings(
+        telnyx_api_key=SecretStr(API_KEY), telnyx_base_url="https://api.telnyx.test/v2"
+    )
     fake.on("GET", "/phone_numbers", reply(200, {"data": [], "meta": {"total_pages": 0}}))
 
     provider = TelnyxProvider.from_settings(settings, transport=httpx.MockTransport(fake))
@@ -998,8 +1247,11 @@ def test_from_settings_uses_key_and_base_url(fake: FakeTelnyx) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"max_retries": -1}, "max_retries"), ({"timeout": 0}, "timeout"),
-     ({"schedule_lead": timedelta(seconds=-1)}, "schedule_lead")],
+    [
+        ({"max_retries": -1}, "max_retries"),
+        ({"timeout": 0}, "timeout"),
+        ({"schedule_lead": timedelta(seconds=-1)}, "schedule_lead"),
+    ],
 )
 def test_bad_settings_are_rejected_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:

@@ -7,13 +7,12 @@ import threading
 import time
 from typing import Any
 
-from missionkit import make_ctx
-
 from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.offline import OfflineExtractor
 from mission_server.services import assistants, insights, scheduling
 from mission_server.services.context import CallFinished
+from tests.support.missionkit import make_ctx
 
 
 class GatedExtractor(OfflineExtractor):
@@ -62,8 +61,10 @@ def test_calls_go_out_while_insights_are_extracted_and_settle_afterwards(tmp_pat
             to=phone,
             dynamic_variables={"business_name": name},
         )
-        for name, phone in (("Lakefront Catering", "+13125550101"), ("Chicago Grill Co",
-                                                                      "+13125550102"))
+        for name, phone in (
+            ("Lakefront Catering", "+13125550101"),
+            ("Chicago Grill Co", "+13125550102"),
+        )
     ]
     try:
         run_until_idle(Dispatcher(ctx), ctx.clock)

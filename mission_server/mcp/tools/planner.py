@@ -64,9 +64,7 @@ def register_planner_tools(tools: ToolRegistrar, ctx: Context) -> None:
         approved: Annotated[
             bool, Field(description="true lets the run place its calls; false cancels it.")
         ],
-        note: Annotated[
-            str | None, Field(description="Why, recorded in the run's events.")
-        ] = None,
+        note: Annotated[str | None, Field(description="Why, recorded in the run's events.")] = None,
     ) -> RunOut:
         """Approve or reject a run started with require_approval. Approval lets its calls be
         placed; rejection cancels the run (no call was placed). Returns the run."""

@@ -422,9 +422,9 @@ class _Placed:
             "call_control_id": self.placement.call_control_id,
             "placed_at": self.placement.placed_at.isoformat(),
             "conversation_id": self.placement.conversation_id,
-            "outcome": None if outcome is None else {
-                **asdict(outcome), "ended_at": outcome.ended_at.isoformat()
-            },
+            "outcome": None
+            if outcome is None
+            else {**asdict(outcome), "ended_at": outcome.ended_at.isoformat()},
             "messages": [
                 {"role": m.role, "text": m.text, "sent_at": m.sent_at.isoformat()}
                 for m in self.messages
@@ -655,8 +655,14 @@ _OBJECT = re.compile(
     re.IGNORECASE,
 )
 _PRONOUNS = {
-    "they're": "you're", "they'll": "you'll", "they've": "you've", "they'd": "you'd",
-    "they": "you", "them": "you", "their": "your", "theirs": "yours",
+    "they're": "you're",
+    "they'll": "you'll",
+    "they've": "you've",
+    "they'd": "you'd",
+    "they": "you",
+    "them": "you",
+    "their": "your",
+    "theirs": "yours",
     "themselves": "yourselves",
 }
 _SECOND_PERSON = re.compile(r"\b(you|your|yours|yourself)\b", re.IGNORECASE)
@@ -847,56 +853,83 @@ def _canned_ask(topic: Topic, instructions: str) -> str:
 
 
 def _opener(business: Business, rng: random.Random) -> str:
-    personal = business.reminder is not None and business.quote is None and (
-        business.availability is None
+    personal = (
+        business.reminder is not None and business.quote is None and (business.availability is None)
     )
     if personal:
         first = business.name.split()[0]
         return rng.choice((f"Hello, this is {first}.", "Hello?", f"Hi, {first} speaking."))
     staff = rng.choice(_STAFF)
-    return rng.choice((
-        f"{business.name}, this is {staff}. How can I help you?",
-        f"Sure. You've reached {business.name}, {staff} speaking. What can I do for you?",
-        f"Hi, yes, this is {staff} at {business.name}. How can I help?",
-    ))
+    return rng.choice(
+        (
+            f"{business.name}, this is {staff}. How can I help you?",
+            f"Sure. You've reached {business.name}, {staff} speaking. What can I do for you?",
+            f"Hi, yes, this is {staff} at {business.name}. How can I help?",
+        )
+    )
 
 
 def _answer(topic: Topic, business: Business, rng: random.Random) -> tuple[str, float, str]:
     """The callee's answer, how long it thinks first, and the assistant's closing summary."""
     if topic == "quote":
         if business.quote is None:
-            return ("I'm afraid I can't give you a price over the phone; we'd have to send you "
-                    "a written quote.", rng.uniform(1, 3), "")
+            return (
+                "I'm afraid I can't give you a price over the phone; we'd have to send you "
+                "a written quote.",
+                rng.uniform(1, 3),
+                "",
+            )
         price = f"{_money(business.quote.price)}{_per(business.quote)}"
-        return (rng.choice((
-            f"For that we'd charge {price}.",
-            f"That would be {price}.",
-            f"Our price for that is {price}.",
-        )), rng.uniform(10, 30), "")
+        return (
+            rng.choice(
+                (
+                    f"For that we'd charge {price}.",
+                    f"That would be {price}.",
+                    f"Our price for that is {price}.",
+                )
+            ),
+            rng.uniform(10, 30),
+            "",
+        )
     if topic == "availability":
         facts = business.availability
         if facts is None:
             return "I'd have to check the calendar and get back to you on that.", 2.0, ""
         if not facts.available:
-            return ("I'm sorry, we're fully booked for that.", rng.uniform(4, 12),
-                    "Understood, thanks for letting me know.")
+            return (
+                "I'm sorry, we're fully booked for that.",
+                rng.uniform(4, 12),
+                "Understood, thanks for letting me know.",
+            )
         if not facts.slots:
             return "Yes, we have availability.", rng.uniform(4, 12), "Great, I'll pass that on."
-        return (f"Yes, we have availability. We could offer {_listing(facts.slots)}.",
-                rng.uniform(4, 12), "Great, I'll pass those times on.")
+        return (
+            f"Yes, we have availability. We could offer {_listing(facts.slots)}.",
+            rng.uniform(4, 12),
+            "Great, I'll pass those times on.",
+        )
     facts_r = business.reminder
     if facts_r is None:
         return "Sorry, I don't know anything about an appointment.", 1.0, ""
     if facts_r.confirms:
-        return (rng.choice(("Yes, I'll be there.", "Yes, I'll be there. Thanks for the reminder.")),
-                rng.uniform(0.5, 2), "Great, we'll see you then.")
+        return (
+            rng.choice(("Yes, I'll be there.", "Yes, I'll be there. Thanks for the reminder.")),
+            rng.uniform(0.5, 2),
+            "Great, we'll see you then.",
+        )
     if facts_r.reschedule_to:
-        return (f"Actually, I can't make it. Could we reschedule? Would {facts_r.reschedule_to} "
-                "work instead?", rng.uniform(1, 4),
-                f"Of course. I'll ask the office to move it to {facts_r.reschedule_to}, "
-                "and they'll call you to confirm.")
-    return ("Actually, I can't make it. Could we reschedule?", rng.uniform(1, 4),
-            "Of course. I'll ask the office to reschedule, and they'll call you to confirm.")
+        return (
+            f"Actually, I can't make it. Could we reschedule? Would {facts_r.reschedule_to} "
+            "work instead?",
+            rng.uniform(1, 4),
+            f"Of course. I'll ask the office to move it to {facts_r.reschedule_to}, "
+            "and they'll call you to confirm.",
+        )
+    return (
+        "Actually, I can't make it. Could we reschedule?",
+        rng.uniform(1, 4),
+        "Of course. I'll ask the office to reschedule, and they'll call you to confirm.",
+    )
 
 
 def _respond(quote: Quote, heard: Decimal | None, rng: random.Random) -> tuple[str, Decimal]:
@@ -914,16 +947,22 @@ def _respond(quote: Quote, heard: Decimal | None, rng: random.Random) -> tuple[s
     else:
         offer = own
     if offer >= own:
-        return (rng.choice((
-            f"I'm sorry, we can't go lower than {_money(own)}{per}.",
-            f"I'm afraid our price stays at {_money(own)}{per}.",
-        )), own)
+        return (
+            rng.choice(
+                (
+                    f"I'm sorry, we can't go lower than {_money(own)}{per}.",
+                    f"I'm afraid our price stays at {_money(own)}{per}.",
+                )
+            ),
+            own,
+        )
     if offer < heard:
         return f"We can beat that. We can do {_money(offer)}{per}.", offer
     if offer == heard:
         return f"We can't beat that, but we can match it at {_money(offer)}{per}.", offer
-    return (f"We can't go as low as {_money(heard)}, but we can come down to "
-            f"{_money(offer)}{per}."), offer
+    return (
+        f"We can't go as low as {_money(heard)}, but we can come down to {_money(offer)}{per}."
+    ), offer
 
 
 def _competitor_mention(instructions: str) -> _Mention | None:
@@ -934,7 +973,7 @@ def _competitor_mention(instructions: str) -> _Mention | None:
     sentence = next((s for s in candidates if leverage.search(s)), candidates[0])
     match = _MONEY.search(sentence)
     assert match is not None
-    unit = _UNIT_AFTER.match(sentence[match.end():])
+    unit = _UNIT_AFTER.match(sentence[match.end() :])
     return _Mention(_amount(match), unit.group(1).lower() if unit else None, _company(sentence))
 
 

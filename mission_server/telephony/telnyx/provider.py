@@ -227,9 +227,10 @@ class TelnyxProvider:
             ConfigurationError: ``TELNYX_API_KEY`` is not set or empty.
         """
         key = getattr(settings, "telnyx_api_key", None)
-        if key is None or not (
-            key.get_secret_value() if isinstance(key, SecretStr) else str(key)
-        ).strip():
+        if (
+            key is None
+            or not (key.get_secret_value() if isinstance(key, SecretStr) else str(key)).strip()
+        ):
             raise ConfigurationError(
                 "TELNYX_API_KEY is not set: export an API v2 key from the Telnyx portal "
                 "to use the telnyx provider"
@@ -397,9 +398,7 @@ class TelnyxProvider:
             ProviderError: Telnyx refused the event or could not be reached.
         """
         if request.channel == "sms_chat" and not request.text:
-            raise ValidationError(
-                "text", "is required when channel is sms_chat", request.text
-            )
+            raise ValidationError("text", "is required when channel is sms_chat", request.text)
         scheduled_at = _ceil_second(max(request.placed_at, self._clock()) + self._schedule_lead)
         metadata: dict[str, str | int | bool] = {
             k: v if isinstance(v, str | int | bool) else str(v)
@@ -463,7 +462,13 @@ class TelnyxProvider:
                 delay = self._backoff(attempt)
                 logger.warning(
                     "Telnyx POST %s: the create %s (%s); looking it up before retry %d of %d "
-                    "in %.2fs", path, _SENT_MAYBE, answer, attempt, attempts - 1, delay,
+                    "in %.2fs",
+                    path,
+                    _SENT_MAYBE,
+                    answer,
+                    attempt,
+                    attempts - 1,
+                    delay,
                 )
                 self._sleep(delay)
                 continue
@@ -473,8 +478,7 @@ class TelnyxProvider:
         event_id = event.get("scheduled_event_id")
         if not isinstance(event_id, str) or not event_id:
             raise ProviderError(
-                "Telnyx accepted the scheduled event but its response has no "
-                "'scheduled_event_id'",
+                "Telnyx accepted the scheduled event but its response has no 'scheduled_event_id'",
                 status_code=201,
             )
         return Placement(
@@ -520,7 +524,9 @@ class TelnyxProvider:
                 raise
             logger.warning(
                 "Telnyx conversation lookup for scheduled event %s failed (%s); "
-                "the outcome is recorded without a conversation", event_id, exc,
+                "the outcome is recorded without a conversation",
+                event_id,
+                exc,
             )
             return outcome
         conversation_id = _str_or_none(conversation.get("id")) if conversation else None
@@ -554,7 +560,8 @@ class TelnyxProvider:
             assistant_id = metadata.get("assistant_id") if isinstance(metadata, dict) else None
             if isinstance(assistant_id, str) and assistant_id:
                 found = self._find_in_assistant(
-                    assistant_id, idempotency_key,
+                    assistant_id,
+                    idempotency_key,
                     conversation_id=_str_or_none(conversation.get("id")),
                 )
                 if found is not None:
@@ -696,8 +703,7 @@ class TelnyxProvider:
                 )
             except httpx.UnsupportedProtocol:
                 raise ConfigurationError(
-                    f"TELNYX_BASE_URL {self._base_url!r} has an unsupported scheme; "
-                    "use https://"
+                    f"TELNYX_BASE_URL {self._base_url!r} has an unsupported scheme; use https://"
                 ) from None
             except httpx.TransportError as exc:
                 # Raised `from None` below: httpx exceptions hold the Request, whose headers
@@ -722,9 +728,8 @@ class TelnyxProvider:
             if status < 400:
                 return self._decode(response, where)
             retry_ok = status == 429 or (
-                idempotent and (status >= 500 or status == 408 or (
-                    status == 409 and has_idempotency_key
-                ))
+                idempotent
+                and (status >= 500 or status == 408 or (status == 409 and has_idempotency_key))
             )
             if not retry_ok:
                 if status >= 500:
@@ -834,7 +839,11 @@ class TelnyxProvider:
     ) -> None:
         logger.warning(
             "Telnyx %s failed (%s); retry %d of %d in %.2fs",
-            where, failure, attempt, attempts - 1, delay,
+            where,
+            failure,
+            attempt,
+            attempts - 1,
+            delay,
         )
 
     def _scrub(self, text: str) -> str:
@@ -982,9 +991,11 @@ def _parse_error_body(response: httpx.Response) -> tuple[str | None, str | None]
             text = err.get("detail") or err.get("title") or ""
             if err.get("title") and err.get("detail") and err["title"] != err["detail"]:
                 text = f"{err['title']}: {err['detail']}"
-            pointer = (err.get("source") or {}).get("pointer") if isinstance(
-                err.get("source"), dict
-            ) else None
+            pointer = (
+                (err.get("source") or {}).get("pointer")
+                if isinstance(err.get("source"), dict)
+                else None
+            )
             if pointer:
                 text = f"{text} (at {pointer})"
             if text:
@@ -1010,9 +1021,9 @@ def _outcome_from_event(event: Mapping[str, Any], now: datetime) -> CallOutcome 
     status = event.get("status")
     attempts = event.get("call_attempts")
     last: Mapping[str, Any] = (
-        attempts[-1] if isinstance(attempts, list) and attempts and isinstance(
-            attempts[-1], dict
-        ) else {}
+        attempts[-1]
+        if isinstance(attempts, list) and attempts and isinstance(attempts[-1], dict)
+        else {}
     )
     call_status = event.get("call_status") or last.get("call_status")
     if call_status in CALL_STATUSES:
@@ -1033,9 +1044,7 @@ def _outcome_from_event(event: Mapping[str, Any], now: datetime) -> CallOutcome 
     duration = float(raw_duration) if isinstance(raw_duration, int | float) else None
     if terminal != "completed" and not duration:
         duration = None  # nobody answered: the reference leaves call_duration null
-    attempted_at = _parse_time(last.get("attempted_at")) or _parse_time(
-        event.get("dispatched_at")
-    )
+    attempted_at = _parse_time(last.get("attempted_at")) or _parse_time(event.get("dispatched_at"))
     ended_at = now
     if attempted_at is not None and duration is not None:
         ended_at = min(now, attempted_at + timedelta(seconds=duration))

@@ -107,22 +107,37 @@ def _seed(
 ) -> Seeded:
     with session_scope(engine) as session:
         if assistant_id is None:
-            assistant = m.Assistant(name="Negotiator", instructions="Get a quote.",
-                                    created_at=T0, updated_at=T0)
+            assistant = m.Assistant(
+                name="Negotiator", instructions="Get a quote.", created_at=T0, updated_at=T0
+            )
             session.add(assistant)
             session.flush()
             assistant_id = assistant.assistant_id
-        session.add(m.Conversation(
-            conversation_id=conversation_id, assistant_id=assistant_id,
-            end_user_target=end_user_target, agent_target="+13125550199",
-            meta=metadata or {}, dynamic_variables=dynamic_variables or {},
-            call_status="completed", started_at=created_at, ended_at=created_at,
-            created_at=created_at,
-        ))
+        session.add(
+            m.Conversation(
+                conversation_id=conversation_id,
+                assistant_id=assistant_id,
+                end_user_target=end_user_target,
+                agent_target="+13125550199",
+                meta=metadata or {},
+                dynamic_variables=dynamic_variables or {},
+                call_status="completed",
+                started_at=created_at,
+                ended_at=created_at,
+                created_at=created_at,
+            )
+        )
         session.flush()
         for seq, (role, text) in enumerate(turns):
-            session.add(m.Message(conversation_id=conversation_id, seq=seq, role=role,
-                                  text=text, sent_at=created_at + timedelta(seconds=seq)))
+            session.add(
+                m.Message(
+                    conversation_id=conversation_id,
+                    seq=seq,
+                    role=role,
+                    text=text,
+                    sent_at=created_at + timedelta(seconds=seq),
+                )
+            )
     return Seeded(assistant_id=assistant_id, conversation_id=conversation_id)
 
 

@@ -58,10 +58,14 @@ def files(tmp_path: Path) -> dict[str, Path]:
     paths["insight"].write_text(QUOTE_YAML)
     paths["call"].write_text(CALL_TXT)
     paths["no_price"].write_text(NO_PRICE_TXT)
-    paths["call_json"].write_text(json.dumps([
-        {"role": "assistant", "text": "What's your price per person?"},
-        {"role": "user", "text": "$45 per person, buffet style."},
-    ]))
+    paths["call_json"].write_text(
+        json.dumps(
+            [
+                {"role": "assistant", "text": "What's your price per person?"},
+                {"role": "user", "text": "$45 per person, buffet style."},
+            ]
+        )
+    )
     return paths
 
 
@@ -80,8 +84,9 @@ def test_a_valid_result_prints_a_table_and_exits_0(files: dict[str, Path]) -> No
 
 
 def test_json_output_carries_result_and_validation(files: dict[str, Path]) -> None:
-    result = runner.invoke(insights_app, ["test", str(files["insight"]),
-                                          str(files["call_json"]), "--json"])
+    result = runner.invoke(
+        insights_app, ["test", str(files["insight"]), str(files["call_json"]), "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["valid"] is True and report["status"] == "completed"
@@ -91,8 +96,9 @@ def test_json_output_carries_result_and_validation(files: dict[str, Path]) -> No
 
 
 def test_a_required_field_not_found_exits_1_with_the_reason(files: dict[str, Path]) -> None:
-    result = runner.invoke(insights_app, ["test", str(files["insight"]),
-                                          str(files["no_price"]), "--json"])
+    result = runner.invoke(
+        insights_app, ["test", str(files["insight"]), str(files["no_price"]), "--json"]
+    )
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["valid"] is False and report["status"] == "failed"
@@ -137,8 +143,9 @@ def test_llm_output_breaking_the_schema_exits_1(
 ) -> None:
     monkeypatch.setenv("MISSION_LLM_BASE_URL", chat_server)
     monkeypatch.setenv("MISSION_LLM_MODEL", "test-model")
-    result = runner.invoke(insights_app, ["test", str(files["insight"]), str(files["call"]),
-                                          "--llm", "--json"])
+    result = runner.invoke(
+        insights_app, ["test", str(files["insight"]), str(files["call"]), "--llm", "--json"]
+    )
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert report["extractor"] == "llm"
@@ -150,15 +157,14 @@ def test_llm_without_configuration_exits_2(
 ) -> None:
     monkeypatch.delenv("MISSION_LLM_BASE_URL", raising=False)
     monkeypatch.delenv("MISSION_LLM_MODEL", raising=False)
-    result = runner.invoke(insights_app, ["test", str(files["insight"]), str(files["call"]),
-                                          "--llm"])
+    result = runner.invoke(
+        insights_app, ["test", str(files["insight"]), str(files["call"]), "--llm"]
+    )
     assert result.exit_code == 2
     assert "MISSION_LLM_BASE_URL" in result.output
 
 
-def test_bad_input_files_exit_2_naming_the_problem(
-    files: dict[str, Path], tmp_path: Path
-) -> None:
+def test_bad_input_files_exit_2_naming_the_problem(files: dict[str, Path], tmp_path: Path) -> None:
     bad_line = tmp_path / "bad.txt"
     bad_line.write_text("assistant: hello\ncaller: hi there\n")
     result = runner.invoke(insights_app, ["test", str(files["insight"]), str(bad_line)])

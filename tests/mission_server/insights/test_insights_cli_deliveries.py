@@ -52,19 +52,26 @@ def migrated(db: str) -> Iterator[Engine]:
 def failed_id(migrated: Engine, seed: Callable[..., Any], receiver: Any) -> str:
     """conv-1 with a quote insight whose group webhook is the receiver; one delivery that the
     receiver refused with a 404."""
-    quote = service.create_insight(migrated, name="Quote", now=NOW, parameters=[
-        {"name": "price_per_person", "type": "number", "required": True},
-    ])
-    group = service.create_insight_group(migrated, "Catering", [quote.insight_id],
-                                         webhook_url=f"{receiver.base_url}/hook", now=NOW)
+    quote = service.create_insight(
+        migrated,
+        name="Quote",
+        now=NOW,
+        parameters=[
+            {"name": "price_per_person", "type": "number", "required": True},
+        ],
+    )
+    group = service.create_insight_group(
+        migrated, "Catering", [quote.insight_id], webhook_url=f"{receiver.base_url}/hook", now=NOW
+    )
     seeded = seed(migrated, TURNS)
-    service.assign_insight_group(migrated, seeded.assistant_id, group.insight_group_id,
-                                 now=NOW)
-    service.extract_conversation_insights(migrated, "conv-1", OfflineExtractor(), now=NOW,
-                                          deliver=False)
+    service.assign_insight_group(migrated, seeded.assistant_id, group.insight_group_id, now=NOW)
+    service.extract_conversation_insights(
+        migrated, "conv-1", OfflineExtractor(), now=NOW, deliver=False
+    )
     receiver.statuses[:] = [404]
-    delivery = deliver_conversation_insights(migrated, "conv-1", now=NOW,
-                                             sender=WebhookSender(secret=SECRET))
+    delivery = deliver_conversation_insights(
+        migrated, "conv-1", now=NOW, sender=WebhookSender(secret=SECRET)
+    )
     assert delivery is not None and not delivery.delivered
     return delivery.delivery_id
 
@@ -77,8 +84,9 @@ def delivery_rows(engine: Engine) -> int:
 def test_a_failed_delivery_is_listed_and_redelivered_signed(
     db: str, migrated: Engine, failed_id: str, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listed = runner.invoke(mission_app, ["insights", "deliveries", "--failed", "--json",
-                                         "--db", db])
+    listed = runner.invoke(
+        mission_app, ["insights", "deliveries", "--failed", "--json", "--db", db]
+    )
     assert listed.exit_code == 0, listed.output
     [failed] = json.loads(listed.stdout)
     assert failed["delivery_id"] == failed_id and failed["delivered"] is False
@@ -91,8 +99,7 @@ def test_a_failed_delivery_is_listed_and_redelivered_signed(
     assert "failed" in table.output
 
     monkeypatch.setenv("MISSION_WEBHOOK_SECRET", SECRET)
-    resent = runner.invoke(mission_app, ["insights", "redeliver", failed_id, "--json",
-                                         "--db", db])
+    resent = runner.invoke(mission_app, ["insights", "redeliver", failed_id, "--json", "--db", db])
     assert resent.exit_code == 0, resent.output
     again = json.loads(resent.stdout)
     assert again["delivered"] is True and again["delivery_id"] != failed_id
@@ -100,14 +107,17 @@ def test_a_failed_delivery_is_listed_and_redelivered_signed(
     assert verify_signature(SECRET, request.body, request.headers[SIGNATURE_HEADER])
     assert SECRET not in resent.output
 
-    of_conversation = runner.invoke(mission_app, ["insights", "deliveries", "--conversation",
-                                                  "conv-1", "--json", "--db", db])
+    of_conversation = runner.invoke(
+        mission_app, ["insights", "deliveries", "--conversation", "conv-1", "--json", "--db", db]
+    )
     assert [d["delivery_id"] for d in json.loads(of_conversation.stdout)] == [
-        again["delivery_id"], failed_id
+        again["delivery_id"],
+        failed_id,
     ]
     # The earlier failure stays in the history as it happened.
-    still_failed = runner.invoke(mission_app, ["insights", "deliveries", "--failed", "--json",
-                                               "--db", db])
+    still_failed = runner.invoke(
+        mission_app, ["insights", "deliveries", "--failed", "--json", "--db", db]
+    )
     assert [d["delivery_id"] for d in json.loads(still_failed.stdout)] == [failed_id]
 
 
@@ -136,11 +146,11 @@ def test_unknown_ids_and_bad_options_exit_2(db: str, migrated: Engine) -> None:
     unknown = runner.invoke(mission_app, ["insights", "redeliver", "nope", "--db", db])
     assert unknown.exit_code == 2
     assert "webhook delivery or conversation 'nope' not found" in unknown.output
-    ghost = runner.invoke(mission_app, ["insights", "deliveries", "--conversation", "ghost",
-                                        "--db", db])
+    ghost = runner.invoke(
+        mission_app, ["insights", "deliveries", "--conversation", "ghost", "--db", db]
+    )
     assert ghost.exit_code == 2 and "conversation 'ghost' not found" in ghost.output
-    bad_limit = runner.invoke(mission_app, ["insights", "deliveries", "--limit", "0",
-                                            "--db", db])
+    bad_limit = runner.invoke(mission_app, ["insights", "deliveries", "--limit", "0", "--db", db])
     assert bad_limit.exit_code == 2
     assert "limit must be an integer between 1 and 500, got 0" in bad_limit.output
     empty = runner.invoke(mission_app, ["insights", "deliveries", "--json", "--db", db])

@@ -54,31 +54,42 @@ def setup(engine: Engine, seed: Callable[..., Any], receiver: Any) -> dict[str, 
     """A group of two insights with the receiver as its webhook, assigned to the assistant
     of a conversation whose results are already extracted (without delivery)."""
     now = NOW
-    quote = service.create_insight(engine, name="Quote", now=now, parameters=[
-        {"name": "price_per_person", "type": "number", "required": True},
-        {"name": "deposit_required", "type": "boolean"},
-    ])
+    quote = service.create_insight(
+        engine,
+        name="Quote",
+        now=now,
+        parameters=[
+            {"name": "price_per_person", "type": "number", "required": True},
+            {"name": "deposit_required", "type": "boolean"},
+        ],
+    )
     summary = service.ensure_default_summary_insight(engine, now=now)
     group = service.create_insight_group(
-        engine, "Catering", [quote.insight_id, summary.insight_id],
-        webhook_url=f"{receiver.base_url}/hooks/insights", now=now,
+        engine,
+        "Catering",
+        [quote.insight_id, summary.insight_id],
+        webhook_url=f"{receiver.base_url}/hooks/insights",
+        now=now,
     )
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=now)
-    service.extract_conversation_insights(engine, seeded.conversation_id, OfflineExtractor(),
-                                          now=now, deliver=False)
+    service.extract_conversation_insights(
+        engine, seeded.conversation_id, OfflineExtractor(), now=now, deliver=False
+    )
     return {"quote": quote, "summary": summary, "group": group, "seeded": seeded}
 
 
 def sender(sleeps: list[float] | None = None, **options: Any) -> WebhookSender:
-    return WebhookSender(secret=SECRET, sleep=(sleeps.append if sleeps is not None
-                                               else lambda _s: None), **options)
+    return WebhookSender(
+        secret=SECRET, sleep=(sleeps.append if sleeps is not None else lambda _s: None), **options
+    )
 
 
 def rows(engine: Engine) -> list[m.WebhookDelivery]:
     with Session(engine) as session:
-        return list(session.exec(select(m.WebhookDelivery)
-                                 .order_by(col(m.WebhookDelivery.id))).all())
+        return list(
+            session.exec(select(m.WebhookDelivery).order_by(col(m.WebhookDelivery.id))).all()
+        )
 
 
 def test_the_payload_is_the_reference_shape_and_the_signature_verifies(
@@ -89,21 +100,28 @@ def test_the_payload_is_the_reference_shape_and_the_signature_verifies(
     [request] = receiver.received
     assert request.path == "/hooks/insights"
     assert verify_signature(SECRET, request.body, request.headers[SIGNATURE_HEADER])
-    assert not verify_signature("another-secret", request.body,
-                                request.headers[SIGNATURE_HEADER])
+    assert not verify_signature("another-secret", request.body, request.headers[SIGNATURE_HEADER])
     assert not verify_signature(SECRET, request.body + b" ", request.headers[SIGNATURE_HEADER])
     assert request.headers[DELIVERY_HEADER] == delivery.delivery_id
 
     payload = json.loads(request.body)
-    assert list(payload) == ["event_type", "conversation_id", "insight_group_id",
-                             "insight_group_name", "insights"]
+    assert list(payload) == [
+        "event_type",
+        "conversation_id",
+        "insight_group_id",
+        "insight_group_name",
+        "insights",
+    ]
     assert payload["event_type"] == "conversation.insights.completed"
     assert payload["conversation_id"] == "conv-1"
     assert payload["insight_group_id"] == setup["group"].insight_group_id
     assert payload["insight_group_name"] == "Catering"
     quote, summary = payload["insights"]
-    assert quote == {"insight_id": setup["quote"].insight_id, "insight_name": "Quote",
-                     "result": {"price_per_person": 62, "deposit_required": True}}
+    assert quote == {
+        "insight_id": setup["quote"].insight_id,
+        "insight_name": "Quote",
+        "result": {"price_per_person": 62, "deposit_required": True},
+    }
     assert summary["insight_name"] == "Summary"
     assert "$62 per person" in summary["result"]
 
@@ -130,7 +148,9 @@ def test_retries_on_500_then_succeeds_recording_every_attempt(
 
     recorded = rows(engine)
     assert [(r.attempt, r.status_code, r.delivered, r.error) for r in recorded] == [
-        (1, 500, False, "HTTP 500"), (2, 503, False, "HTTP 503"), (3, 200, True, None)
+        (1, 500, False, "HTTP 500"),
+        (2, 503, False, "HTTP 503"),
+        (3, 200, True, None),
     ]
     # Attempts are stamped at the time they were made, backoff included.
     assert [(r.created_at - NOW).total_seconds() for r in recorded] == [0, 2, 6]
@@ -145,8 +165,7 @@ def test_gives_up_after_the_bound_and_records_it(
     )
     assert delivery is not None and not delivery.delivered
     assert len(receiver.received) == 3
-    assert [(r.attempt, r.delivered) for r in rows(engine)] == [(1, False), (2, False),
-                                                                 (3, False)]
+    assert [(r.attempt, r.delivered) for r in rows(engine)] == [(1, False), (2, False), (3, False)]
     [listed] = list_deliveries(engine, "conv-1")
     assert listed.delivery_id == delivery.delivery_id and not listed.delivered
     assert len(listed.attempts) == 3
@@ -166,11 +185,16 @@ def test_an_unreachable_endpoint_records_the_connection_error(
     with socket.socket() as probe:  # a port nobody listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    service.assign_insight_group(engine, setup["seeded"].assistant_id,
-                                 setup["group"].insight_group_id,
-                                 webhook_url=f"http://127.0.0.1:{port}/down", now=NOW)
-    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW,
-                                             sender=sender(max_attempts=2))
+    service.assign_insight_group(
+        engine,
+        setup["seeded"].assistant_id,
+        setup["group"].insight_group_id,
+        webhook_url=f"http://127.0.0.1:{port}/down",
+        now=NOW,
+    )
+    delivery = deliver_conversation_insights(
+        engine, "conv-1", now=NOW, sender=sender(max_attempts=2)
+    )
     assert delivery is not None and not delivery.delivered
     assert [a.status_code for a in delivery.attempts] == [None, None]
     assert all("ConnectError" in (a.error or "") for a in delivery.attempts)
@@ -180,8 +204,11 @@ def test_the_assistants_override_wins_over_the_groups_url(
     engine: Engine, setup: dict[str, Any], receiver: Any
 ) -> None:
     settings = service.assign_insight_group(
-        engine, setup["seeded"].assistant_id, setup["group"].insight_group_id,
-        webhook_url=f"{receiver.base_url}/staging", now=NOW,
+        engine,
+        setup["seeded"].assistant_id,
+        setup["group"].insight_group_id,
+        webhook_url=f"{receiver.base_url}/staging",
+        now=NOW,
     )
     assert settings.effective_webhook_url == f"{receiver.base_url}/staging"
     deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
@@ -189,12 +216,16 @@ def test_the_assistants_override_wins_over_the_groups_url(
 
 
 def test_without_a_secret_nothing_is_sent_and_a_failed_attempt_names_the_variable(
-    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
+    setup: dict[str, Any],
+    receiver: Any,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.delenv("MISSION_WEBHOOK_SECRET", raising=False)
-    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW,
-                                             sender=WebhookSender.from_settings())
+    delivery = deliver_conversation_insights(
+        engine, "conv-1", now=NOW, sender=WebhookSender.from_settings()
+    )
     assert receiver.received == []  # never POSTed unsigned
     assert delivery is not None and not delivery.delivered
     [attempt] = delivery.attempts
@@ -210,8 +241,12 @@ def test_without_a_secret_nothing_is_sent_and_a_failed_attempt_names_the_variabl
     assert len(rows(engine)) == 1 and receiver.received == []
     # Once the secret is configured the same delivery id re-sends, signed.
     monkeypatch.setenv("MISSION_WEBHOOK_SECRET", SECRET)
-    again = redeliver(engine, delivery.delivery_id, now=NOW,
-                      sender=WebhookSender.from_settings(sleep=lambda _s: None))
+    again = redeliver(
+        engine,
+        delivery.delivery_id,
+        now=NOW,
+        sender=WebhookSender.from_settings(sleep=lambda _s: None),
+    )
     assert again.delivered
     [request] = receiver.received
     assert verify_signature(SECRET, request.body, request.headers[SIGNATURE_HEADER])
@@ -246,12 +281,14 @@ def test_the_secret_comes_from_settings(
     monkeypatch.setenv("MISSION_WEBHOOK_SECRET", "from-env")
     assert load_settings().webhook_secret == SecretStr("from-env")
     # Explicit settings are used as given (the service's ctx.settings), not the environment.
-    explicit = WebhookSender.from_settings(Settings(webhook_secret=SecretStr("from-ctx")),
-                                           sleep=lambda _s: None)
+    explicit = WebhookSender.from_settings(
+        Settings(webhook_secret=SecretStr("from-ctx")), sleep=lambda _s: None
+    )
     deliver_conversation_insights(engine, "conv-1", now=NOW, sender=explicit)
     # Without settings the environment is read through Settings.
-    deliver_conversation_insights(engine, "conv-1", now=NOW,
-                                  sender=WebhookSender.from_settings(sleep=lambda _s: None))
+    deliver_conversation_insights(
+        engine, "conv-1", now=NOW, sender=WebhookSender.from_settings(sleep=lambda _s: None)
+    )
     first, second = receiver.received
     assert verify_signature("from-ctx", first.body, first.headers[SIGNATURE_HEADER])
     assert verify_signature("from-env", second.body, second.headers[SIGNATURE_HEADER])
@@ -292,7 +329,10 @@ def test_a_finished_call_is_delivered_signed_with_the_services_secret(
 
 
 def test_the_secret_never_appears_in_logs_errors_or_records(
-    engine: Engine, setup: dict[str, Any], receiver: Any, monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
+    setup: dict[str, Any],
+    receiver: Any,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = "whsec-TOP-SECRET-value-7c1f"
@@ -313,9 +353,13 @@ def test_the_secret_never_appears_in_logs_errors_or_records(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    service.assign_insight_group(engine, setup["seeded"].assistant_id,
-                                 setup["group"].insight_group_id,
-                                 webhook_url=f"http://127.0.0.1:{port}/down", now=NOW)
+    service.assign_insight_group(
+        engine,
+        setup["seeded"].assistant_id,
+        setup["group"].insight_group_id,
+        webhook_url=f"http://127.0.0.1:{port}/down",
+        now=NOW,
+    )
     down = redeliver(engine, "conv-1", now=NOW, sender=sent)
     assert not down.delivered
     seen.append(down.model_dump_json())
@@ -327,16 +371,16 @@ def test_the_secret_never_appears_in_logs_errors_or_records(
     for text in seen:
         assert secret not in text
     # It was used all the same: the requests that got through are signed with it.
-    assert all(verify_signature(secret, r.body, r.headers[SIGNATURE_HEADER])
-               for r in receiver.received)
+    assert all(
+        verify_signature(secret, r.body, r.headers[SIGNATURE_HEADER]) for r in receiver.received
+    )
 
 
 def test_redeliver_by_delivery_id_or_conversation_id(
     engine: Engine, setup: dict[str, Any], receiver: Any
 ) -> None:
     receiver.statuses[:] = [500]
-    first = deliver_conversation_insights(engine, "conv-1", now=NOW,
-                                          sender=sender(max_attempts=1))
+    first = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender(max_attempts=1))
     assert first is not None and not first.delivered
     again = redeliver(engine, first.delivery_id, now=NOW, sender=sender())
     assert again.delivered and again.delivery_id != first.delivery_id
@@ -345,7 +389,9 @@ def test_redeliver_by_delivery_id_or_conversation_id(
     assert len(receiver.received) == 3
     # Newest first.
     assert [d.delivery_id for d in list_deliveries(engine, "conv-1")] == [
-        by_conversation.delivery_id, again.delivery_id, first.delivery_id
+        by_conversation.delivery_id,
+        again.delivery_id,
+        first.delivery_id,
     ]
     assert [d.delivered for d in list_deliveries(engine, "conv-1")] == [True, True, False]
 
@@ -353,24 +399,22 @@ def test_redeliver_by_delivery_id_or_conversation_id(
 def test_list_deliveries_filters_by_conversation_status_and_limit(
     engine: Engine, setup: dict[str, Any], receiver: Any, seed: Callable[..., Any]
 ) -> None:
-    other = seed(engine, TURNS, conversation_id="conv-2", assistant_id=setup["seeded"]
-                 .assistant_id)
+    other = seed(engine, TURNS, conversation_id="conv-2", assistant_id=setup["seeded"].assistant_id)
     receiver.statuses[:] = [404]
     failed_1 = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
     ok_1 = deliver_conversation_insights(engine, "conv-1", now=NOW, sender=sender())
     receiver.statuses[:] = [404]
-    failed_2 = deliver_conversation_insights(engine, other.conversation_id, now=NOW,
-                                             sender=sender())
-    ok_2 = deliver_conversation_insights(engine, other.conversation_id, now=NOW,
-                                         sender=sender())
+    failed_2 = deliver_conversation_insights(
+        engine, other.conversation_id, now=NOW, sender=sender()
+    )
+    ok_2 = deliver_conversation_insights(engine, other.conversation_id, now=NOW, sender=sender())
     assert failed_1 and ok_1 and failed_2 and ok_2
     assert not failed_1.delivered and not failed_2.delivered and ok_2.delivered
 
     def ids(**filters: Any) -> list[str]:
         return [d.delivery_id for d in list_deliveries(engine, **filters)]
 
-    assert ids() == [ok_2.delivery_id, failed_2.delivery_id, ok_1.delivery_id,
-                     failed_1.delivery_id]
+    assert ids() == [ok_2.delivery_id, failed_2.delivery_id, ok_1.delivery_id, failed_1.delivery_id]
     assert ids(status="failed") == [failed_2.delivery_id, failed_1.delivery_id]
     assert ids(status="delivered", conversation_id="conv-1") == [ok_1.delivery_id]
     assert ids(limit=1) == [ok_2.delivery_id]

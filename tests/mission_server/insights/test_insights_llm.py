@@ -21,7 +21,9 @@ Say = Callable[..., list[TranscriptMessage]]
 KEY = "sk-test-do-not-leak"
 
 QUOTE = InsightDefinition(
-    insight_id="quote", name="Catering quote", instructions="Extract the final quote.",
+    insight_id="quote",
+    name="Catering quote",
+    instructions="Extract the final quote.",
     parameters=(
         InsightParameter("final_price", "number", True, "Final price per person"),
         InsightParameter("service_style", "enum", False, "", ("buffet", "plated")),
@@ -30,11 +32,20 @@ QUOTE = InsightDefinition(
 
 
 def completion(content: str) -> httpx.Response:
-    return httpx.Response(200, json={
-        "id": "cmpl-1", "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": "stop"}],
-    })
+    return httpx.Response(
+        200,
+        json={
+            "id": "cmpl-1",
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+        },
+    )
 
 
 class Server:
@@ -57,15 +68,21 @@ class Server:
 
 def extractor(server: Server, sleeps: list[float] | None = None, **options: Any) -> LLMExtractor:
     return LLMExtractor(
-        "http://127.0.0.1:9/v1", "test-model", KEY, transport=httpx.MockTransport(server),
-        sleep=(sleeps.append if sleeps is not None else lambda _s: None), **options,
+        "http://127.0.0.1:9/v1",
+        "test-model",
+        KEY,
+        transport=httpx.MockTransport(server),
+        sleep=(sleeps.append if sleeps is not None else lambda _s: None),
+        **options,
     )
 
 
 @pytest.fixture
 def call(say: Say) -> list[TranscriptMessage]:
-    return say(("assistant", "What's your best price per person?"),
-               ("user", "We can do $60 a head, plated."))
+    return say(
+        ("assistant", "What's your best price per person?"),
+        ("user", "We can do $60 a head, plated."),
+    )
 
 
 def test_valid_output_is_parsed_validated_and_completed(call: list[TranscriptMessage]) -> None:
@@ -92,9 +109,7 @@ def test_valid_output_is_parsed_validated_and_completed(call: list[TranscriptMes
 
 
 def test_an_optional_field_left_out_is_reported_missing(call: list[TranscriptMessage]) -> None:
-    result = extractor(Server(completion('```json\n{"final_price": 60}\n```'))).extract(
-        QUOTE, call
-    )
+    result = extractor(Server(completion('```json\n{"final_price": 60}\n```'))).extract(QUOTE, call)
     assert result.status == "completed"
     assert result.result == {"final_price": 60}
     assert result.missing == ["service_style"]
@@ -123,8 +138,9 @@ def test_server_errors_are_retried_with_backoff_then_succeed(
     call: list[TranscriptMessage],
 ) -> None:
     sleeps: list[float] = []
-    server = Server(httpx.Response(503), httpx.ConnectError("refused"),
-                    completion('{"final_price": 60}'))
+    server = Server(
+        httpx.Response(503), httpx.ConnectError("refused"), completion('{"final_price": 60}')
+    )
     result = extractor(server, sleeps, backoff_secs=0.5).extract(QUOTE, call)
     assert result.status == "completed"
     assert len(server.requests) == 3
@@ -166,8 +182,7 @@ def test_a_free_text_insight_asks_for_plain_text(call: list[TranscriptMessage]) 
 
 
 def test_from_settings_reads_the_llm_settings(call: list[TranscriptMessage]) -> None:
-    settings = Settings(llm_base_url="http://127.0.0.1:9/v1/", llm_model="m1",
-                        llm_api_key=KEY)
+    settings = Settings(llm_base_url="http://127.0.0.1:9/v1/", llm_model="m1", llm_api_key=KEY)
     server = Server(completion('{"final_price": 61}'))
     llm = LLMExtractor.from_settings(settings, transport=httpx.MockTransport(server))
     assert llm.extract(QUOTE, call).result == {"final_price": 61}
@@ -177,5 +192,6 @@ def test_from_settings_reads_the_llm_settings(call: list[TranscriptMessage]) -> 
 
 def test_from_settings_without_configuration_says_what_is_missing() -> None:
     with pytest.raises(ConfigurationError, match="MISSION_LLM_BASE_URL and MISSION_LLM_MODEL"):
-        LLMExtractor.from_settings(SimpleNamespace(llm_base_url=None, llm_model=None,
-                                                   llm_api_key=None))
+        LLMExtractor.from_settings(
+            SimpleNamespace(llm_base_url=None, llm_model=None, llm_api_key=None)
+        )

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from mcp.client import Client
-from mcpkit import err, ok
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -32,6 +31,7 @@ from mission_server.services.webhooks import (
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 from state import models as m
+from tests.support.mcpkit import err, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,9 @@ def no_secret_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def make_ctx(engine: Engine, secret: str | None) -> Context:
     return Context(
-        engine=engine, clock=VirtualClock(NOW), provider=ScriptedProvider(numbers=[]),
+        engine=engine,
+        clock=VirtualClock(NOW),
+        provider=ScriptedProvider(numbers=[]),
         settings=Settings(webhook_secret=SecretStr(secret) if secret is not None else None),
     )
 
@@ -60,22 +62,30 @@ def make_ctx(engine: Engine, secret: str | None) -> Context:
 def setup(engine: Engine, seed: Callable[..., Any], receiver: Any) -> dict[str, Any]:
     """A quote insight in a group whose webhook is the receiver, assigned to the assistant of
     conv-1, whose results are extracted (without delivery)."""
-    quote = service.create_insight(engine, name="Quote", now=NOW, parameters=[
-        {"name": "price_per_person", "type": "number", "required": True},
-    ])
-    group = service.create_insight_group(engine, "Catering", [quote.insight_id],
-                                         webhook_url=f"{receiver.base_url}/hook", now=NOW)
+    quote = service.create_insight(
+        engine,
+        name="Quote",
+        now=NOW,
+        parameters=[
+            {"name": "price_per_person", "type": "number", "required": True},
+        ],
+    )
+    group = service.create_insight_group(
+        engine, "Catering", [quote.insight_id], webhook_url=f"{receiver.base_url}/hook", now=NOW
+    )
     seeded = seed(engine, TURNS, metadata={"customer_id": "123"})
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW,
-                                          deliver=False)
+    service.extract_conversation_insights(
+        engine, "conv-1", OfflineExtractor(), now=NOW, deliver=False
+    )
     return {"quote": quote, "group": group, "seeded": seeded}
 
 
 def failed_delivery(engine: Engine, receiver: Any) -> str:
     receiver.statuses[:] = [404]  # final at once: no backoff to wait through
-    delivery = deliver_conversation_insights(engine, "conv-1", now=NOW,
-                                             sender=WebhookSender(secret=SECRET))
+    delivery = deliver_conversation_insights(
+        engine, "conv-1", now=NOW, sender=WebhookSender(secret=SECRET)
+    )
     assert delivery is not None and not delivery.delivered
     return delivery.delivery_id
 
@@ -97,8 +107,9 @@ async def test_a_failed_delivery_is_listed_and_redelivered_signed_with_the_serve
     async with Client(server) as client:
         failed = await ok(client, "list_webhook_deliveries", status="failed")
         again = await ok(client, "redeliver_webhook", delivery_id=failed_id)
-        delivered = await ok(client, "list_webhook_deliveries", conversation_id="conv-1",
-                             status="delivered")
+        delivered = await ok(
+            client, "list_webhook_deliveries", conversation_id="conv-1", status="delivered"
+        )
         everything = await ok(client, "list_webhook_deliveries")
         newest = await ok(client, "list_webhook_deliveries", limit=1)
 
@@ -117,8 +128,7 @@ async def test_a_failed_delivery_is_listed_and_redelivered_signed_with_the_serve
     assert verify_signature(SECRET, resent.body, resent.headers[SIGNATURE_HEADER])
 
     assert [d["delivery_id"] for d in delivered["deliveries"]] == [again["delivery_id"]]
-    assert [d["delivery_id"] for d in everything["deliveries"]] == [again["delivery_id"],
-                                                                    failed_id]
+    assert [d["delivery_id"] for d in everything["deliveries"]] == [again["delivery_id"], failed_id]
     assert [d["delivery_id"] for d in newest["deliveries"]] == [again["delivery_id"]]
     shown = str(failed) + str(again) + str(everything) + caplog.text
     assert SECRET not in shown
@@ -164,8 +174,7 @@ async def test_delivery_tool_errors_name_field_rule_and_value(
     async with Client(server) as client:
         bad_status = await err(client, "list_webhook_deliveries", status="broken")
         bad_limit = await err(client, "list_webhook_deliveries", limit=0)
-        unknown_conversation = await err(client, "list_webhook_deliveries",
-                                         conversation_id="ghost")
+        unknown_conversation = await err(client, "list_webhook_deliveries", conversation_id="ghost")
         unknown_delivery = await err(client, "redeliver_webhook", delivery_id="nope")
         no_webhook = await err(client, "redeliver_webhook", delivery_id="conv-plain")
         missing = await err(client, "redeliver_webhook")
@@ -187,24 +196,47 @@ async def test_prior_conversations_are_found_however_the_number_is_written(
     engine: Engine, setup: dict[str, Any], seed: Callable[..., Any]
 ) -> None:
     assistant_id = setup["seeded"].assistant_id
-    seed(engine, TURNS, conversation_id="conv-2", assistant_id=assistant_id,
-         metadata={"customer_id": "123"}, created_at=NOW + timedelta(hours=1))
-    seed(engine, TURNS, conversation_id="conv-other-customer", assistant_id=assistant_id,
-         metadata={"customer_id": "999"}, created_at=NOW + timedelta(hours=2))
-    seed(engine, TURNS, conversation_id="conv-other-number", assistant_id=assistant_id,
-         end_user_target="+13125550202", created_at=NOW + timedelta(hours=3))
+    seed(
+        engine,
+        TURNS,
+        conversation_id="conv-2",
+        assistant_id=assistant_id,
+        metadata={"customer_id": "123"},
+        created_at=NOW + timedelta(hours=1),
+    )
+    seed(
+        engine,
+        TURNS,
+        conversation_id="conv-other-customer",
+        assistant_id=assistant_id,
+        metadata={"customer_id": "999"},
+        created_at=NOW + timedelta(hours=2),
+    )
+    seed(
+        engine,
+        TURNS,
+        conversation_id="conv-other-number",
+        assistant_id=assistant_id,
+        end_user_target="+13125550202",
+        created_at=NOW + timedelta(hours=3),
+    )
     server = build_server(make_ctx(engine, SECRET))
     async with Client(server) as client:
         dashed = await ok(client, "list_prior_conversations", target="312-555-0101")
-        spaced = await ok(client, "list_prior_conversations", target="+1 312 555 0101",
-                          metadata={"customer_id": "123"})
-        newest = await ok(client, "list_prior_conversations", target="(312) 555-0101",
-                          limit=1)
+        spaced = await ok(
+            client,
+            "list_prior_conversations",
+            target="+1 312 555 0101",
+            metadata={"customer_id": "123"},
+        )
+        newest = await ok(client, "list_prior_conversations", target="(312) 555-0101", limit=1)
         nobody = await ok(client, "list_prior_conversations", target="+13125550188")
 
     assert dashed["target"] == "+13125550101"
     assert [c["conversation_id"] for c in dashed["conversations"]] == [
-        "conv-other-customer", "conv-2", "conv-1"
+        "conv-other-customer",
+        "conv-2",
+        "conv-1",
     ]
     assert [c["conversation_id"] for c in spaced["conversations"]] == ["conv-2", "conv-1"]
     oldest = spaced["conversations"][1]
@@ -220,10 +252,10 @@ async def test_prior_conversation_errors_name_field_rule_and_value(engine: Engin
     server = build_server(make_ctx(engine, SECRET))
     async with Client(server) as client:
         not_a_number = await err(client, "list_prior_conversations", target="the caterer")
-        too_many = await err(client, "list_prior_conversations", target="+13125550101",
-                             limit=101)
-        bad_metadata = await err(client, "list_prior_conversations", target="+13125550101",
-                                 metadata=["customer_id"])
+        too_many = await err(client, "list_prior_conversations", target="+13125550101", limit=101)
+        bad_metadata = await err(
+            client, "list_prior_conversations", target="+13125550101", metadata=["customer_id"]
+        )
         missing = await err(client, "list_prior_conversations")
 
     assert "target must be a phone number in E.164 form" in not_a_number

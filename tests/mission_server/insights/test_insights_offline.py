@@ -20,10 +20,17 @@ def insight(*parameters: InsightParameter, name: str = "Quote") -> InsightDefini
     return InsightDefinition(insight_id="ins-1", name=name, instructions="", parameters=parameters)
 
 
-def p(name: str, type_: str, description: str = "", *, required: bool = False,
-      enum: tuple[str, ...] = ()) -> InsightParameter:
-    return InsightParameter(name=name, type=type_, required=required, description=description,
-                            enum=enum)
+def p(
+    name: str,
+    type_: str,
+    description: str = "",
+    *,
+    required: bool = False,
+    enum: tuple[str, ...] = (),
+) -> InsightParameter:
+    return InsightParameter(
+        name=name, type=type_, required=required, description=description, enum=enum
+    )
 
 
 def extract(definition: InsightDefinition, turns: list[TranscriptMessage]) -> Any:
@@ -35,6 +42,7 @@ def extract(definition: InsightDefinition, turns: list[TranscriptMessage]) -> An
 
 
 # ----------------------------------------------------------------------------- money
+
 
 @pytest.mark.parametrize(
     ("said", "amount"),
@@ -51,8 +59,7 @@ def extract(definition: InsightDefinition, turns: list[TranscriptMessage]) -> An
 def test_a_per_person_price_is_read_in_its_usual_phrasings(
     say: Say, said: str, amount: float
 ) -> None:
-    turns = say(("assistant", "What would you charge per person for 40 guests?"),
-                ("user", said))
+    turns = say(("assistant", "What would you charge per person for 40 guests?"), ("user", said))
     result = extract(insight(p("price_per_person", "number", required=True)), turns)
     assert result.status == "completed"
     assert result.result == {"price_per_person": amount}
@@ -60,20 +67,29 @@ def test_a_per_person_price_is_read_in_its_usual_phrasings(
 
 @pytest.mark.parametrize(
     "said",
-    ["All in, that's $1,250 total.", "The total would be one thousand two hundred and fifty "
-     "dollars.", "$1.25k altogether."],
+    [
+        "All in, that's $1,250 total.",
+        "The total would be one thousand two hundred and fifty dollars.",
+        "$1.25k altogether.",
+    ],
 )
 def test_a_total_is_read_apart_from_the_per_person_price(say: Say, said: str) -> None:
-    turns = say(("assistant", "What would it cost?"),
-                ("user", f"It's $25 per person. {said}"))
-    result = extract(insight(p("total_price", "number", "Total cost of the event"),
-                             p("price_per_person", "number")), turns)
+    turns = say(("assistant", "What would it cost?"), ("user", f"It's $25 per person. {said}"))
+    result = extract(
+        insight(
+            p("total_price", "number", "Total cost of the event"), p("price_per_person", "number")
+        ),
+        turns,
+    )
     assert result.result == {"total_price": 1250, "price_per_person": 25}
 
 
 NEGOTIATION = [
-    ("assistant", "Hi, I'm calling about catering for a dinner for 40 guests on March 14th. "
-                  "What would your price be?"),
+    (
+        "assistant",
+        "Hi, I'm calling about catering for a dinner for 40 guests on March 14th. "
+        "What would your price be?",
+    ),
     ("user", "For forty people we'd be at sixty-two dollars per person, so $2,480 total."),
     ("assistant", "Another caterer quoted us $58 per person. Could you match that?"),
     ("user", "We can't go to $58, but we could do $60 a head."),
@@ -92,33 +108,48 @@ def test_initial_and_final_prices_come_from_the_other_party_in_order(say: Say) -
 
 
 def test_a_plain_yes_agrees_to_the_assistants_proposed_price(say: Say) -> None:
-    turns = say(*NEGOTIATION, ("assistant", "Could you do fifty-nine dollars a head?"),
-                ("user", "Yeah, we can do that."))
-    result = extract(insight(p("final_price", "number", "Final price per person agreed")),
-                     turns)
+    turns = say(
+        *NEGOTIATION,
+        ("assistant", "Could you do fifty-nine dollars a head?"),
+        ("user", "Yeah, we can do that."),
+    )
+    result = extract(insight(p("final_price", "number", "Final price per person agreed")), turns)
     assert result.result == {"final_price": 59}
 
 
 def test_a_no_leaves_the_last_offer_standing(say: Say) -> None:
-    turns = say(*NEGOTIATION, ("assistant", "Could you do $55 per person?"),
-                ("user", "No, sorry, sixty is as low as we go."))
+    turns = say(
+        *NEGOTIATION,
+        ("assistant", "Could you do $55 per person?"),
+        ("user", "No, sorry, sixty is as low as we go."),
+    )
     result = extract(insight(p("final_price", "number", "Final price per person")), turns)
     assert result.result == {"final_price": 60}
 
 
 def test_the_lowest_price_and_a_money_string(say: Say) -> None:
-    turns = say(("assistant", "What are your packages?"),
-                ("user", "Standard is $48 per person and premium is $75 per person."))
-    result = extract(insight(p("lowest_price", "integer", "Cheapest package price"),
-                             p("quote_text", "string", "The price as said")), turns)
+    turns = say(
+        ("assistant", "What are your packages?"),
+        ("user", "Standard is $48 per person and premium is $75 per person."),
+    )
+    result = extract(
+        insight(
+            p("lowest_price", "integer", "Cheapest package price"),
+            p("quote_text", "string", "The price as said"),
+        ),
+        turns,
+    )
     assert result.result == {"lowest_price": 48, "quote_text": "$75 per person"}
 
 
 def test_no_price_said_is_missing_and_fails_a_required_field(say: Say) -> None:
-    turns = say(("assistant", "What would you charge per person?"),
-                ("user", "I'd have to check with the chef and call you back."))
-    result = extract(insight(p("final_price", "number", "Final price per person",
-                               required=True)), turns)
+    turns = say(
+        ("assistant", "What would you charge per person?"),
+        ("user", "I'd have to check with the chef and call you back."),
+    )
+    result = extract(
+        insight(p("final_price", "number", "Final price per person", required=True)), turns
+    )
     assert result.status == "failed"
     assert result.result is None
     assert result.missing == ["final_price"]
@@ -126,8 +157,10 @@ def test_no_price_said_is_missing_and_fails_a_required_field(say: Say) -> None:
 
 
 def test_only_the_assistants_price_is_not_the_business_price(say: Say) -> None:
-    turns = say(("assistant", "Another caterer offered $58 per person. Can you beat it?"),
-                ("user", "Let me check with my manager."))
+    turns = say(
+        ("assistant", "Another caterer offered $58 per person. Can you beat it?"),
+        ("user", "Let me check with my manager."),
+    )
     result = extract(insight(p("final_price", "number", "Final price per person")), turns)
     assert result.status == "completed"
     assert result.result == {}
@@ -135,38 +168,56 @@ def test_only_the_assistants_price_is_not_the_business_price(say: Say) -> None:
 
 
 def test_add_on_charges_are_not_the_price_but_answer_their_own_fields(say: Say) -> None:
-    turns = say(*NEGOTIATION,
-                ("assistant", "Is delivery included at $60?"),
-                ("user", "No, delivery is $150 extra, and we need a two hundred dollar deposit."))
-    definition = insight(p("final_price", "number", "Final price per person"),
-                         p("delivery_fee", "number", "Delivery charge"),
-                         p("deposit", "number", "Deposit amount"))
+    turns = say(
+        *NEGOTIATION,
+        ("assistant", "Is delivery included at $60?"),
+        ("user", "No, delivery is $150 extra, and we need a two hundred dollar deposit."),
+    )
+    definition = insight(
+        p("final_price", "number", "Final price per person"),
+        p("delivery_fee", "number", "Delivery charge"),
+        p("deposit", "number", "Deposit amount"),
+    )
     assert extract(definition, turns).result == {
-        "final_price": 60, "delivery_fee": 150, "deposit": 200
+        "final_price": 60,
+        "delivery_fee": 150,
+        "deposit": 200,
     }
 
 
 def test_every_amount_mentioned_as_array_of_numbers(say: Say) -> None:
-    result = extract(insight(p("mentioned_prices", "array(number)",
-                               "All prices mentioned during the call")), say(*NEGOTIATION))
+    result = extract(
+        insight(p("mentioned_prices", "array(number)", "All prices mentioned during the call")),
+        say(*NEGOTIATION),
+    )
     assert result.result == {"mentioned_prices": [62, 2480, 58, 60]}
 
 
 # ----------------------------------------------------------------------------- other numbers
 
+
 def test_counts_are_read_next_to_their_noun_or_as_the_answer(say: Say) -> None:
-    turns = say(("assistant", "How many guests are you expecting?"),
-                ("user", "About forty-five."),
-                ("assistant", "And how long would setup take?"),
-                ("user", "Setup takes about 90 minutes."))
-    result = extract(insight(p("guest_count", "integer", "Number of guests"),
-                             p("setup_minutes", "number", "Minutes needed for setup")), turns)
+    turns = say(
+        ("assistant", "How many guests are you expecting?"),
+        ("user", "About forty-five."),
+        ("assistant", "And how long would setup take?"),
+        ("user", "Setup takes about 90 minutes."),
+    )
+    result = extract(
+        insight(
+            p("guest_count", "integer", "Number of guests"),
+            p("setup_minutes", "number", "Minutes needed for setup"),
+        ),
+        turns,
+    )
     assert result.result == {"guest_count": 45, "setup_minutes": 90}
 
 
 def test_two_different_counts_are_ambiguous_not_guessed(say: Say) -> None:
-    turns = say(("assistant", "Is the hall big enough for 40 guests?"),
-                ("user", "It holds 120 guests seated."))
+    turns = say(
+        ("assistant", "Is the hall big enough for 40 guests?"),
+        ("user", "It holds 120 guests seated."),
+    )
     result = extract(insight(p("guest_count", "integer", "Number of guests")), turns)
     assert result.status == "completed"
     assert result.missing == ["guest_count"]
@@ -175,8 +226,9 @@ def test_two_different_counts_are_ambiguous_not_guessed(say: Say) -> None:
 
 
 def test_an_integer_field_refuses_a_fraction(say: Say) -> None:
-    turns = say(("assistant", "How many hours is the venue booked?"),
-                ("user", "We book it for 4.5 hours."))
+    turns = say(
+        ("assistant", "How many hours is the venue booked?"), ("user", "We book it for 4.5 hours.")
+    )
     result = extract(insight(p("hours", "integer", "Hours booked")), turns)
     assert result.missing == ["hours"]
     assert "not a whole number" in result.reasons["hours"]
@@ -193,11 +245,13 @@ def test_spelled_numbers_become_digits() -> None:
 def test_one_amounts_basis_does_not_leak_into_the_next() -> None:
     money = find_money("We're at $62 per person, so $1,240 total.")
     assert [(m.amount, m.unit, m.total) for m in money] == [
-        (62, "person", False), (1240, None, True)
+        (62, "person", False),
+        (1240, None, True),
     ]
 
 
 # ----------------------------------------------------------------------------- booleans
+
 
 @pytest.mark.parametrize(
     ("reply", "expected"),
@@ -216,23 +270,33 @@ def test_yes_and_no_answers_to_the_question_just_before(
     say: Say, reply: str, expected: bool
 ) -> None:
     turns = say(("assistant", "Great. Does that price include delivery?"), ("user", reply))
-    result = extract(insight(p("delivery_included", "boolean",
-                               "Does the quote include delivery?", required=True)), turns)
+    result = extract(
+        insight(
+            p("delivery_included", "boolean", "Does the quote include delivery?", required=True)
+        ),
+        turns,
+    )
     assert result.result == {"delivery_included": expected}
 
 
 def test_the_answer_belongs_to_the_matching_question_not_the_latest(say: Say) -> None:
-    turns = say(("assistant", "Is parking available at the venue?"), ("user", "Yes, plenty."),
-                ("assistant", "Do you require a deposit?"), ("user", "No."))
-    result = extract(insight(p("parking_available", "boolean"),
-                             p("deposit_required", "boolean")), turns)
+    turns = say(
+        ("assistant", "Is parking available at the venue?"),
+        ("user", "Yes, plenty."),
+        ("assistant", "Do you require a deposit?"),
+        ("user", "No."),
+    )
+    result = extract(
+        insight(p("parking_available", "boolean"), p("deposit_required", "boolean")), turns
+    )
     assert result.result == {"parking_available": True, "deposit_required": False}
 
 
 def test_a_question_never_asked_is_missing_and_an_unclear_answer_too(say: Say) -> None:
     turns = say(("assistant", "Do you require a deposit?"), ("user", "Let me check on that."))
-    result = extract(insight(p("deposit_required", "boolean"),
-                             p("parking_available", "boolean")), turns)
+    result = extract(
+        insight(p("deposit_required", "boolean"), p("parking_available", "boolean")), turns
+    )
     assert result.status == "completed"
     assert result.result == {}
     assert "neither yes nor no" in result.reasons["deposit_required"]
@@ -240,8 +304,12 @@ def test_a_question_never_asked_is_missing_and_an_unclear_answer_too(say: Say) -
 
 
 def test_array_of_booleans_answers_each_listed_flag_in_order(say: Say) -> None:
-    turns = say(("assistant", "Would you like email notifications?"), ("user", "Yes please."),
-                ("assistant", "And SMS alerts?"), ("user", "No thanks."))
+    turns = say(
+        ("assistant", "Would you like email notifications?"),
+        ("user", "Yes please."),
+        ("assistant", "And SMS alerts?"),
+        ("user", "No thanks."),
+    )
     description = "Preferences in order: email notifications, SMS alerts"
     result = extract(insight(p("preferences", "array(boolean)", description)), turns)
     assert result.result == {"preferences": [True, False]}
@@ -249,15 +317,22 @@ def test_array_of_booleans_answers_each_listed_flag_in_order(say: Say) -> None:
 
 # ----------------------------------------------------------------------------- enums
 
-STYLE = p("service_style", "enum", "How the meal is served", required=True,
-          enum=("buffet", "plated", "family_style"))
+STYLE = p(
+    "service_style",
+    "enum",
+    "How the meal is served",
+    required=True,
+    enum=("buffet", "plated", "family_style"),
+)
 
 
 @pytest.mark.parametrize(
     ("reply", "expected"),
-    [("For a group that size we'd recommend plated.", "plated"),
-     ("We'd do it family style.", "family_style"),
-     ("A BUFFET works best.", "buffet")],
+    [
+        ("For a group that size we'd recommend plated.", "plated"),
+        ("We'd do it family style.", "family_style"),
+        ("A BUFFET works best.", "buffet"),
+    ],
 )
 def test_the_enum_value_the_other_party_names(say: Say, reply: str, expected: str) -> None:
     turns = say(("assistant", "Would you serve buffet or plated?"), ("user", reply))
@@ -265,8 +340,10 @@ def test_the_enum_value_the_other_party_names(say: Say, reply: str, expected: st
 
 
 def test_two_enum_values_named_is_ambiguous_and_fails_when_required(say: Say) -> None:
-    turns = say(("assistant", "How would you serve it?"),
-                ("user", "We can do buffet, or plated if you prefer."))
+    turns = say(
+        ("assistant", "How would you serve it?"),
+        ("user", "We can do buffet, or plated if you prefer."),
+    )
     result = extract(insight(STYLE), turns)
     assert result.status == "failed"
     assert result.missing == ["service_style"]
@@ -274,8 +351,10 @@ def test_two_enum_values_named_is_ambiguous_and_fails_when_required(say: Say) ->
 
 
 def test_a_string_with_quoted_options_is_read_like_an_enum(say: Say) -> None:
-    turns = say(("assistant", "Is this about billing or something technical?"),
-                ("user", "It's a billing thing, I was overcharged."))
+    turns = say(
+        ("assistant", "Is this about billing or something technical?"),
+        ("user", "It's a billing thing, I was overcharged."),
+    )
     description = 'Primary issue: "technical", "billing", "account"'
     result = extract(insight(p("issue_type", "string", description)), turns)
     assert result.result == {"issue_type": "billing"}
@@ -283,33 +362,49 @@ def test_a_string_with_quoted_options_is_read_like_an_enum(say: Say) -> None:
 
 # ----------------------------------------------------------------------------- text & lists
 
+
 def test_a_string_is_the_reply_to_the_matching_question(say: Say) -> None:
-    turns = say(("assistant", "Who should we make the booking out to?"),
-                ("user", "Well, it's Dana Whitfield."),
-                ("assistant", "Which payment methods do you accept?"),
-                ("user", "We take Visa, Mastercard and checks."))
-    result = extract(insight(p("booking_name", "string", "Name the booking is under"),
-                             p("payment_methods", "array(string)", "Accepted payment methods")),
-                     turns)
-    assert result.result == {"booking_name": "Dana Whitfield",
-                             "payment_methods": ["Visa", "Mastercard", "checks"]}
+    turns = say(
+        ("assistant", "Who should we make the booking out to?"),
+        ("user", "Well, it's Dana Whitfield."),
+        ("assistant", "Which payment methods do you accept?"),
+        ("user", "We take Visa, Mastercard and checks."),
+    )
+    result = extract(
+        insight(
+            p("booking_name", "string", "Name the booking is under"),
+            p("payment_methods", "array(string)", "Accepted payment methods"),
+        ),
+        turns,
+    )
+    assert result.result == {
+        "booking_name": "Dana Whitfield",
+        "payment_methods": ["Visa", "Mastercard", "checks"],
+    }
 
 
 def test_listed_options_named_in_the_text_become_an_array(say: Say) -> None:
-    turns = say(("assistant", "Any dietary needs?"),
-                ("user", "Two guests are vegan and one needs gluten-free."))
+    turns = say(
+        ("assistant", "Any dietary needs?"),
+        ("user", "Two guests are vegan and one needs gluten-free."),
+    )
     description = 'Dietary needs mentioned, e.g. "vegetarian", "vegan", "gluten-free", "halal"'
     result = extract(insight(p("dietary_needs", "array", description)), turns)
     assert result.result == {"dietary_needs": ["vegan", "gluten-free"]}
 
 
 def test_an_object_is_built_from_the_subfields_its_description_lists(say: Say) -> None:
-    turns = say(("assistant", "What's the contact name for the order?"), ("user", "Sam Ortiz."),
-                ("assistant", "How do you prefer we contact you?"), ("user", "Email, please."))
+    turns = say(
+        ("assistant", "What's the contact name for the order?"),
+        ("user", "Sam Ortiz."),
+        ("assistant", "How do you prefer we contact you?"),
+        ("user", "Email, please."),
+    )
     description = "Customer information including contact name and preferred contact"
     result = extract(insight(p("customer_info", "object", description)), turns)
-    assert result.result == {"customer_info": {"contact_name": "Sam Ortiz",
-                                               "preferred_contact": "Email, please"}}
+    assert result.result == {
+        "customer_info": {"contact_name": "Sam Ortiz", "preferred_contact": "Email, please"}
+    }
 
 
 def test_free_text_insight_is_a_summary_of_what_was_said(say: Say) -> None:

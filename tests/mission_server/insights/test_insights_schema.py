@@ -18,8 +18,12 @@ QUOTE = {
     "name": "Catering quote",
     "instructions": "Extract the quote.",
     "parameters": [
-        {"name": "final_price", "type": "number", "required": True,
-         "description": "Final price per person"},
+        {
+            "name": "final_price",
+            "type": "number",
+            "required": True,
+            "description": "Final price per person",
+        },
         {"name": "guests", "type": "integer"},
         {"name": "delivery_included", "type": "boolean", "required": True},
         {"name": "style", "type": "enum", "enum": ["buffet", "plated"]},
@@ -51,12 +55,15 @@ def test_every_reference_type_compiles_to_a_draft_2020_12_schema() -> None:
 
 
 def test_portal_spellings_are_normalised_and_round_trip() -> None:
-    definition = parse_definition({
-        "name": "Mood", "parameters": [
-            {"name": "sentiment", "type": "enum", "enum": "positive, negative, neutral"},
-            {"name": "tags", "type": "array (string)"},
-        ],
-    })
+    definition = parse_definition(
+        {
+            "name": "Mood",
+            "parameters": [
+                {"name": "sentiment", "type": "enum", "enum": "positive, negative, neutral"},
+                {"name": "tags", "type": "array (string)"},
+            ],
+        }
+    )
     assert definition.parameters[0].enum == ("positive", "negative", "neutral")
     assert definition.parameters[1].type == "array(string)"
     assert parse_definition(definition_to_dict(definition)) == definition
@@ -76,17 +83,32 @@ def test_free_text_insight_result_is_a_string() -> None:
         ([{"name": "x", "type": "money"}], "parameters[0].type", "must be one of"),
         ([{"name": "x", "type": "enum"}], "parameters[0].enum", "must list the values"),
         ([{"name": "x", "type": "enum", "enum": []}], "parameters[0].enum", "must list"),
-        ([{"name": "x", "type": "string", "enum": ["a"]}], "parameters[0].enum",
-         "only allowed when type is enum"),
-        ([{"name": "x", "type": "enum", "enum": ["a", "a"]}], "parameters[0].enum[1]",
-         "must not repeat"),
+        (
+            [{"name": "x", "type": "string", "enum": ["a"]}],
+            "parameters[0].enum",
+            "only allowed when type is enum",
+        ),
+        (
+            [{"name": "x", "type": "enum", "enum": ["a", "a"]}],
+            "parameters[0].enum[1]",
+            "must not repeat",
+        ),
         ([{"name": "final price", "type": "number"}], "parameters[0].name", "must start"),
-        ([{"name": "a", "type": "string"}, {"name": "a", "type": "number"}],
-         "parameters[1].name", "must be unique"),
-        ([{"name": "a", "type": "string", "required": "yes"}], "parameters[0].required",
-         "must be true or false"),
-        ([{"name": "a", "type": "string", "format": "email"}], "parameters[0].format",
-         "is not a parameter setting"),
+        (
+            [{"name": "a", "type": "string"}, {"name": "a", "type": "number"}],
+            "parameters[1].name",
+            "must be unique",
+        ),
+        (
+            [{"name": "a", "type": "string", "required": "yes"}],
+            "parameters[0].required",
+            "must be true or false",
+        ),
+        (
+            [{"name": "a", "type": "string", "format": "email"}],
+            "parameters[0].format",
+            "is not a parameter setting",
+        ),
         ("final_price", "parameters", "must be a list"),
     ],
 )
@@ -107,9 +129,15 @@ def test_a_name_is_required() -> None:
 
 def test_validate_result_names_each_offending_field() -> None:
     definition = parse_definition(QUOTE)
-    problems = validate_result(definition, {
-        "final_price": "sixty", "style": "family", "dishes": ["soup", 3], "surprise": 1,
-    })
+    problems = validate_result(
+        definition,
+        {
+            "final_price": "sixty",
+            "style": "family",
+            "dishes": ["soup", 3],
+            "surprise": 1,
+        },
+    )
     text = "\n".join(problems)
     assert "final_price: 'sixty' is not of type 'number'" in text
     assert "style: 'family' is not one of ['buffet', 'plated']" in text

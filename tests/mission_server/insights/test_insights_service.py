@@ -27,8 +27,12 @@ TURNS = [
     ("user", "No, delivery is $150 extra."),
 ]
 QUOTE_PARAMETERS = [
-    {"name": "price_per_person", "type": "number", "required": True,
-     "description": "Price per person they quoted"},
+    {
+        "name": "price_per_person",
+        "type": "number",
+        "required": True,
+        "description": "Price per person they quoted",
+    },
     {"name": "delivery_included", "type": "boolean", "required": True},
 ]
 
@@ -39,20 +43,29 @@ def count(engine: Engine, table: type) -> int:
 
 
 def quote_group(engine: Engine, webhook_url: str | None = None) -> tuple[Any, Any]:
-    quote = service.create_insight(engine, name="Quote", instructions="Quote for {{event}}.",
-                                   parameters=QUOTE_PARAMETERS, now=NOW)
-    group = service.create_insight_group(engine, "Catering", [quote.insight_id],
-                                         webhook_url=webhook_url, now=NOW)
+    quote = service.create_insight(
+        engine,
+        name="Quote",
+        instructions="Quote for {{event}}.",
+        parameters=QUOTE_PARAMETERS,
+        now=NOW,
+    )
+    group = service.create_insight_group(
+        engine, "Catering", [quote.insight_id], webhook_url=webhook_url, now=NOW
+    )
     return quote, group
 
 
 # ----------------------------------------------------------------------------- definitions
 
+
 def test_create_get_and_list_insights(engine: Engine) -> None:
-    quote = service.create_insight(engine, name="Quote", instructions="Extract it.",
-                                   parameters=QUOTE_PARAMETERS, now=NOW)
-    free = service.create_insight(engine, name="Sentiment", instructions="How did it go?",
-                                  now=NOW + timedelta(seconds=1))
+    quote = service.create_insight(
+        engine, name="Quote", instructions="Extract it.", parameters=QUOTE_PARAMETERS, now=NOW
+    )
+    free = service.create_insight(
+        engine, name="Sentiment", instructions="How did it go?", now=NOW + timedelta(seconds=1)
+    )
     assert quote.structured and not free.structured
     assert [p.name for p in quote.parameters] == ["price_per_person", "delivery_included"]
     assert service.get_insight(engine, quote.insight_id) == quote
@@ -62,9 +75,14 @@ def test_create_get_and_list_insights(engine: Engine) -> None:
 
 def test_a_bad_definition_names_the_field_and_writes_nothing(engine: Engine) -> None:
     with pytest.raises(ValidationError) as caught:
-        service.create_insight(engine, name="Quote", now=NOW, parameters=[
-            {"name": "style", "type": "enum"},
-        ])
+        service.create_insight(
+            engine,
+            name="Quote",
+            now=NOW,
+            parameters=[
+                {"name": "style", "type": "enum"},
+            ],
+        )
     assert caught.value.field == "parameters[0].enum"
     assert count(engine, m.Insight) == 0
     with pytest.raises(NotFound):
@@ -81,12 +99,16 @@ def test_the_default_summary_insight_exists_once(engine: Engine) -> None:
 
 # ----------------------------------------------------------------------------- groups
 
+
 def test_groups_keep_insight_order_and_validate_members(engine: Engine) -> None:
     quote, _group = quote_group(engine)
     summary = service.ensure_default_summary_insight(engine, now=NOW)
     group = service.create_insight_group(
-        engine, "Both", [summary.insight_id, quote.insight_id],
-        webhook_url="https://hooks.example.com/insights", now=NOW,
+        engine,
+        "Both",
+        [summary.insight_id, quote.insight_id],
+        webhook_url="https://hooks.example.com/insights",
+        now=NOW,
     )
     assert group.insight_ids == [summary.insight_id, quote.insight_id]
     assert service.get_insight_group(engine, group.insight_group_id) == group
@@ -97,8 +119,7 @@ def test_groups_keep_insight_order_and_validate_members(engine: Engine) -> None:
         service.create_insight_group(engine, "Bad", [quote.insight_id, "ghost"], now=NOW)
     assert caught.value.field == "insight_ids" and caught.value.value == ["ghost"]
     with pytest.raises(ValidationError) as caught:
-        service.create_insight_group(engine, "Bad", [quote.insight_id, quote.insight_id],
-                                     now=NOW)
+        service.create_insight_group(engine, "Bad", [quote.insight_id, quote.insight_id], now=NOW)
     assert caught.value.field == "insight_ids[1]"
     with pytest.raises(ValidationError) as caught:
         service.create_insight_group(engine, "Bad", [], webhook_url="ftp://x", now=NOW)
@@ -111,13 +132,17 @@ def test_an_assistant_has_one_group_and_may_override_its_webhook(
 ) -> None:
     _quote, group = quote_group(engine, webhook_url="https://hooks.example.com/group")
     seeded = seed(engine, TURNS)
-    settings = service.assign_insight_group(engine, seeded.assistant_id,
-                                            group.insight_group_id, now=NOW)
+    settings = service.assign_insight_group(
+        engine, seeded.assistant_id, group.insight_group_id, now=NOW
+    )
     assert settings.effective_webhook_url == "https://hooks.example.com/group"
-    settings = service.assign_insight_group(engine, seeded.assistant_id,
-                                            group.insight_group_id,
-                                            webhook_url="https://staging.example.com/x",
-                                            now=NOW)
+    settings = service.assign_insight_group(
+        engine,
+        seeded.assistant_id,
+        group.insight_group_id,
+        webhook_url="https://staging.example.com/x",
+        now=NOW,
+    )
     assert settings.webhook_url == "https://staging.example.com/x"
     assert settings.effective_webhook_url == "https://staging.example.com/x"
 
@@ -126,8 +151,9 @@ def test_an_assistant_has_one_group_and_may_override_its_webhook(
     with pytest.raises(NotFound):
         service.assign_insight_group(engine, seeded.assistant_id, "ghost", now=NOW)
     with pytest.raises(ValidationError) as caught:
-        service.assign_insight_group(engine, seeded.assistant_id, None,
-                                     webhook_url="https://x.example.com", now=NOW)
+        service.assign_insight_group(
+            engine, seeded.assistant_id, None, webhook_url="https://x.example.com", now=NOW
+        )
     assert caught.value.field == "webhook_url"
 
     cleared = service.assign_insight_group(engine, seeded.assistant_id, None, now=NOW)
@@ -135,6 +161,7 @@ def test_an_assistant_has_one_group_and_may_override_its_webhook(
 
 
 # ----------------------------------------------------------------------------- extraction
+
 
 class Spy:
     """Wraps an extractor; records each definition and the stored statuses mid-extraction."""
@@ -148,13 +175,18 @@ class Spy:
         self.definitions: list[InsightDefinition] = []
         self.seen_statuses: list[dict[str, str]] = []
 
-    def extract(self, definition: InsightDefinition, transcript: Sequence[TranscriptMessage],
-                *, conversation_id: str | None = None) -> ExtractionResult:
+    def extract(
+        self,
+        definition: InsightDefinition,
+        transcript: Sequence[TranscriptMessage],
+        *,
+        conversation_id: str | None = None,
+    ) -> ExtractionResult:
         self.definitions.append(definition)
         with Session(self.engine) as session:
-            self.seen_statuses.append({
-                r.insight_id: r.status for r in session.exec(select(m.InsightResult)).all()
-            })
+            self.seen_statuses.append(
+                {r.insight_id: r.status for r in session.exec(select(m.InsightResult)).all()}
+            )
         if definition.name == self.fail_on:
             raise RuntimeError("model crashed")
         return self.inner.extract(definition, transcript, conversation_id=conversation_id)
@@ -164,8 +196,7 @@ def test_without_a_group_the_conversation_gets_the_summary(
     engine: Engine, seed: Callable[..., Any]
 ) -> None:
     seed(engine, TURNS)
-    [result] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(),
-                                                     now=NOW)
+    [result] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
     assert result.insight_name == "Summary"
     assert result.status == "completed"
     assert "$62 per person" in result.result
@@ -180,15 +211,18 @@ def test_results_move_pending_in_progress_completed_with_rendered_instructions(
 ) -> None:
     quote, group = quote_group(engine)
     summary = service.ensure_default_summary_insight(engine, now=NOW)
-    both = service.create_insight_group(engine, "Both", [quote.insight_id, summary.insight_id],
-                                        now=NOW)
+    both = service.create_insight_group(
+        engine, "Both", [quote.insight_id, summary.insight_id], now=NOW
+    )
     seeded = seed(engine, TURNS, dynamic_variables={"event": "a team dinner"})
     service.assign_insight_group(engine, seeded.assistant_id, both.insight_group_id, now=NOW)
     spy = Spy(engine)
     results = service.extract_conversation_insights(engine, "conv-1", spy, now=NOW)
 
-    assert [(r.insight_name, r.status) for r in results] == [("Quote", "completed"),
-                                                             ("Summary", "completed")]
+    assert [(r.insight_name, r.status) for r in results] == [
+        ("Quote", "completed"),
+        ("Summary", "completed"),
+    ]
     assert results[0].result == {"price_per_person": 62, "delivery_included": False}
     assert spy.seen_statuses == [
         {quote.insight_id: "in_progress", summary.insight_id: "pending"},
@@ -202,16 +236,20 @@ def test_explicit_variables_win_and_system_variables_are_available(
     engine: Engine, seed: Callable[..., Any]
 ) -> None:
     quote = service.create_insight(
-        engine, name="Quote", now=NOW, parameters=QUOTE_PARAMETERS,
+        engine,
+        name="Quote",
+        now=NOW,
+        parameters=QUOTE_PARAMETERS,
         instructions="{{event}} with {{telnyx_end_user_target}} over "
-                     "{{telnyx_conversation_channel}}; {{unknown_thing}}",
+        "{{telnyx_conversation_channel}}; {{unknown_thing}}",
     )
     group = service.create_insight_group(engine, "G", [quote.insight_id], now=NOW)
     seeded = seed(engine, TURNS, dynamic_variables={"event": "lunch"})
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
     spy = Spy(engine)
-    service.extract_conversation_insights(engine, "conv-1", spy, now=NOW,
-                                          variables={"event": "gala"})
+    service.extract_conversation_insights(
+        engine, "conv-1", spy, now=NOW, variables={"event": "gala"}
+    )
     assert spy.definitions[0].instructions == (
         "gala with +13125550101 over phone_call; {{unknown_thing}}"
     )
@@ -221,11 +259,11 @@ def test_a_required_field_not_found_is_a_failed_row_with_the_reason(
     engine: Engine, seed: Callable[..., Any]
 ) -> None:
     _quote, group = quote_group(engine)
-    seeded = seed(engine, [("assistant", "What would you charge?"),
-                           ("user", "I'll have to call you back.")])
+    seeded = seed(
+        engine, [("assistant", "What would you charge?"), ("user", "I'll have to call you back.")]
+    )
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    [result] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(),
-                                                     now=NOW)
+    [result] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
     assert result.status == "failed"
     assert result.result is None
     assert "price_per_person" in result.error
@@ -237,8 +275,9 @@ def test_an_extractor_that_raises_leaves_a_failed_row_not_one_in_progress(
 ) -> None:
     quote, _group = quote_group(engine)
     summary = service.ensure_default_summary_insight(engine, now=NOW)
-    both = service.create_insight_group(engine, "Both", [quote.insight_id, summary.insight_id],
-                                        now=NOW)
+    both = service.create_insight_group(
+        engine, "Both", [quote.insight_id, summary.insight_id], now=NOW
+    )
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, both.insight_group_id, now=NOW)
     results = service.extract_conversation_insights(
@@ -246,8 +285,7 @@ def test_an_extractor_that_raises_leaves_a_failed_row_not_one_in_progress(
     )
     assert [r.status for r in results] == ["failed", "completed"]
     assert "RuntimeError: model crashed" in results[0].error
-    stored = {r.insight_name: r.status for r in service.get_conversation_insights(engine,
-                                                                                   "conv-1")}
+    stored = {r.insight_name: r.status for r in service.get_conversation_insights(engine, "conv-1")}
     assert stored == {"Quote": "failed", "Summary": "completed"}
 
 
@@ -257,10 +295,10 @@ def test_extracting_again_replaces_the_earlier_results(
     _quote, group = quote_group(engine)
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(engine, "conv-1", Spy(engine, fail_on="Quote"),
-                                          now=NOW)
-    [again] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(),
-                                                    now=NOW + timedelta(minutes=5))
+    service.extract_conversation_insights(engine, "conv-1", Spy(engine, fail_on="Quote"), now=NOW)
+    [again] = service.extract_conversation_insights(
+        engine, "conv-1", OfflineExtractor(), now=NOW + timedelta(minutes=5)
+    )
     assert again.status == "completed" and again.error is None
     assert again.created_at == NOW and again.updated_at == NOW + timedelta(minutes=5)
     assert count(engine, m.InsightResult) == 1
@@ -273,7 +311,10 @@ def test_extraction_delivers_the_group_webhook(
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
     service.extract_conversation_insights(
-        engine, "conv-1", OfflineExtractor(), now=NOW,
+        engine,
+        "conv-1",
+        OfflineExtractor(),
+        now=NOW,
         sender=WebhookSender(secret="s", sleep=lambda _s: None),
     )
     [request] = receiver.received
@@ -285,8 +326,9 @@ def test_extraction_checks_its_inputs_before_writing(engine: Engine) -> None:
     with pytest.raises(NotFound):
         service.extract_conversation_insights(engine, "ghost", OfflineExtractor(), now=NOW)
     with pytest.raises(ValidationError) as caught:
-        service.extract_conversation_insights(engine, "ghost", OfflineExtractor(),
-                                              now=datetime(2026, 3, 2, 16))
+        service.extract_conversation_insights(
+            engine, "ghost", OfflineExtractor(), now=datetime(2026, 3, 2, 16)
+        )
     assert caught.value.field == "now"
     assert count(engine, m.InsightResult) == 0
     with pytest.raises(NotFound):
@@ -295,34 +337,62 @@ def test_extraction_checks_its_inputs_before_writing(engine: Engine) -> None:
 
 # ----------------------------------------------------------------------------- memory
 
+
 def test_prior_conversations_filter_by_target_and_metadata_newest_first(
     engine: Engine, seed: Callable[..., Any]
 ) -> None:
     quote, group = quote_group(engine)
-    first = seed(engine, TURNS, conversation_id="c-old", metadata={"user_id": "123"},
-                 created_at=NOW - timedelta(days=2))
-    seed(engine, TURNS, conversation_id="c-new", assistant_id=first.assistant_id,
-         metadata={"user_id": "123"}, created_at=NOW - timedelta(days=1))
-    seed(engine, TURNS, conversation_id="c-other-user", assistant_id=first.assistant_id,
-         metadata={"user_id": "999"}, created_at=NOW)
-    seed(engine, TURNS, conversation_id="c-other-number", assistant_id=first.assistant_id,
-         end_user_target="+13125550202", metadata={"user_id": "123"}, created_at=NOW)
+    first = seed(
+        engine,
+        TURNS,
+        conversation_id="c-old",
+        metadata={"user_id": "123"},
+        created_at=NOW - timedelta(days=2),
+    )
+    seed(
+        engine,
+        TURNS,
+        conversation_id="c-new",
+        assistant_id=first.assistant_id,
+        metadata={"user_id": "123"},
+        created_at=NOW - timedelta(days=1),
+    )
+    seed(
+        engine,
+        TURNS,
+        conversation_id="c-other-user",
+        assistant_id=first.assistant_id,
+        metadata={"user_id": "999"},
+        created_at=NOW,
+    )
+    seed(
+        engine,
+        TURNS,
+        conversation_id="c-other-number",
+        assistant_id=first.assistant_id,
+        end_user_target="+13125550202",
+        metadata={"user_id": "123"},
+        created_at=NOW,
+    )
     service.assign_insight_group(engine, first.assistant_id, group.insight_group_id, now=NOW)
     for conversation_id in ("c-old", "c-new"):
-        service.extract_conversation_insights(engine, conversation_id, OfflineExtractor(),
-                                              now=NOW)
+        service.extract_conversation_insights(engine, conversation_id, OfflineExtractor(), now=NOW)
 
-    prior = service.list_prior_conversations(engine, end_user_target="+13125550101",
-                                             metadata={"user_id": "123"})
+    prior = service.list_prior_conversations(
+        engine, end_user_target="+13125550101", metadata={"user_id": "123"}
+    )
     assert [c.conversation_id for c in prior] == ["c-new", "c-old"]
     assert prior[0].metadata == {"user_id": "123"}
     assert [(i.insight_name, i.result["price_per_person"]) for i in prior[0].insights] == [
         ("Quote", 62)
     ]
-    assert [c.conversation_id for c in service.list_prior_conversations(
-        engine, end_user_target="+13125550101", limit=1)] == ["c-other-user"]
+    assert [
+        c.conversation_id
+        for c in service.list_prior_conversations(engine, end_user_target="+13125550101", limit=1)
+    ] == ["c-other-user"]
     only_summary = service.list_prior_conversations(
-        engine, metadata={"user_id": "123"}, insight_ids=["not-this-one"])
+        engine, metadata={"user_id": "123"}, insight_ids=["not-this-one"]
+    )
     assert all(c.insights == [] for c in only_summary)
     assert quote.insight_id in {i.insight_id for i in prior[1].insights}
     with pytest.raises(ValidationError) as caught:
@@ -331,8 +401,8 @@ def test_prior_conversations_filter_by_target_and_metadata_newest_first(
 
 
 @pytest.mark.parametrize(
-    "written", ["+13125550101", "312-555-0101", "+1 312 555 0101", "(312) 555-0101",
-                " 3125550101 "],
+    "written",
+    ["+13125550101", "312-555-0101", "+1 312 555 0101", "(312) 555-0101", " 3125550101 "],
 )
 def test_prior_conversations_match_the_target_however_it_is_written(
     engine: Engine, seed: Callable[..., Any], written: str

@@ -1,6 +1,6 @@
 """Shared by the mission tests: the example specs and a simulated, virtual-clock context.
 
-Importable as ``missionkit`` because pytest's rootdir import mode puts this folder on sys.path.
+Imported as ``tests.support.missionkit``.
 """
 
 from __future__ import annotations

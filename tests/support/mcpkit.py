@@ -1,6 +1,6 @@
 """Calling MCP tools in tests: a structured result, or the text of a tool error.
 
-Importable as ``mcpkit`` from any test: the root conftest puts ``tests/`` on sys.path.
+Imported as ``tests.support.mcpkit``.
 """
 
 from __future__ import annotations
