@@ -84,8 +84,6 @@ def serve(
     from mission_server.engine.runner import runner_for
     from mission_server.mcp.http import check_http_options
     from mission_server.mcp.server import build_server
-    from mission_server.mcp.tools.do_not_call import register_guardrail_tools
-    from mission_server.mcp.tools.planner import register_planner_tools
     from mission_server.settings import load_settings
 
     setup_logging()
@@ -120,7 +118,6 @@ def serve(
         ctx,
         dispatcher_running=lambda: trigger is not None and trigger.running,
         auth_token=settings.http_token if http and not no_auth else None,
-        extra_tools=[register_planner_tools, register_guardrail_tools],
     )
     if trigger is not None:
         trigger.start()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from mcp.server.mcpserver import MCPServer
+
 _WORKFLOW = """\
 Work through these steps with the agent-missions tools. Record as you go: the run's plan and
 events are the audit trail a person will read later.
@@ -85,3 +87,23 @@ per person or total as the user needs), what is included, and whether they lower
 price when told about the competing quote (boolean).
 
 {_WORKFLOW}"""
+
+
+def register_prompts(server: MCPServer) -> None:
+    @server.prompt(
+        name="plan_mission",
+        title="Plan a mission",
+        description="Walks you through planning and running a phone mission with these tools, "
+        "from a request in plain words.",
+    )
+    def plan_mission(request: str) -> str:
+        return plan_mission_prompt(request)
+
+    @server.prompt(
+        name="negotiate_quotes",
+        title="Negotiate quotes",
+        description="Baseline call first, then leverage calls armed with the best quote so "
+        "far; ends with a recommendation.",
+    )
+    def negotiate_quotes(service: str, targets: str) -> str:
+        return negotiate_quotes_prompt(service, targets)

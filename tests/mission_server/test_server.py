@@ -62,6 +62,11 @@ EXPECTED_TOOLS = {
     "list_prior_conversations",
     "list_webhook_deliveries",
     "redeliver_webhook",
+    "add_do_not_call",
+    "remove_do_not_call",
+    "list_do_not_call",
+    "run_mission",
+    "approve_run",
 }
 
 
@@ -1051,24 +1056,23 @@ async def test_an_unexpected_failure_is_an_error_result_and_the_server_keeps_ser
     assert status["provider"] == "scripted"
 
 
-async def test_extra_tools_get_the_same_error_mapping_and_annotations(ctx):
+async def test_a_registered_tool_gets_the_error_mapping_and_annotations(ctx):
     from mission_server.errors import ValidationError
+    from mission_server.mcp.registrar import ToolRegistrar
 
-    def planner_tools(tools: Any, service_ctx: Context) -> None:
-        def approve_run(run_id: str, approved: bool) -> dict[str, str]:
-            """Approve the run's calls."""
-            if not approved:
-                raise ValidationError("approved", "must be true in this test", approved)
-            return {"run_id": run_id}
+    def approve_calls(run_id: str, approved: bool) -> dict[str, str]:
+        """Approve the run's calls."""
+        if not approved:
+            raise ValidationError("approved", "must be true in this test", approved)
+        return {"run_id": run_id}
 
-        tools.add(approve_run, title="Approve run", idempotent=True)
-
-    server = build_server(ctx, extra_tools=[planner_tools])
+    server = build_server(ctx)
+    ToolRegistrar(server).add(approve_calls, title="Approve calls", idempotent=True)
     async with Client(server) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
-        approved = await ok(client, "approve_run", run_id="r-1", approved=True)
-        refused = await err(client, "approve_run", run_id="r-1", approved=False)
+        approved = await ok(client, "approve_calls", run_id="r-1", approved=True)
+        refused = await err(client, "approve_calls", run_id="r-1", approved=False)
 
-    assert listed["approve_run"].annotations.idempotent_hint is True
+    assert listed["approve_calls"].annotations.idempotent_hint is True
     assert approved == {"run_id": "r-1"}
     assert "approved must be true in this test, got False" in refused

@@ -8,7 +8,6 @@ import pytest
 from mcp.client import Client
 
 from mission_server.mcp.server import build_server
-from mission_server.mcp.tools.do_not_call import register_guardrail_tools
 from mission_server.services import scheduling
 from tests.mission_server.test_server import dispatch
 from tests.support.mcpkit import err, ok
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def server(ctx):
-    return build_server(ctx, extra_tools=[register_guardrail_tools])
+    return build_server(ctx)
 
 
 async def test_the_tools_are_listed_with_annotations(server):

@@ -11,7 +11,6 @@ from mcp.client import Client
 
 from mission_server.engine.runner import drive_virtual
 from mission_server.mcp.server import build_server
-from mission_server.mcp.tools.planner import register_planner_tools
 from mission_server.services import missions, scheduling
 from tests.support.mcpkit import err, ok
 from tests.support.missionkit import EXAMPLES, catering
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def planner_server(sim):
     ctx, _runner = sim
-    return build_server(ctx, extra_tools=[register_planner_tools])
+    return build_server(ctx)
 
 
 async def test_an_agent_runs_the_catering_mission_after_approving_it(sim, planner_server):

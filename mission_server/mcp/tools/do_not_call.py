@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field
 
 from mission_server.domain.targets import normalise_target
-from mission_server.mcp.server import ToolRegistrar
+from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services import scheduling
 from mission_server.services.context import Context
 from mission_server.services.scheduling import DoNotCallEntry
@@ -44,8 +44,8 @@ TargetArg = Annotated[
 ]
 
 
-def register_guardrail_tools(tools: ToolRegistrar, ctx: Context) -> None:
-    """Add the do-not-call tools (for ``build_server(extra_tools=...)``)."""
+def register(tools: ToolRegistrar, ctx: Context) -> None:
+    """Add ``add_do_not_call``, ``remove_do_not_call`` and ``list_do_not_call``."""
 
     def add_do_not_call(
         target: TargetArg,

@@ -10,14 +10,14 @@ from pydantic import Field
 
 from mission_server.engine.runner import approve_run as approve_service
 from mission_server.engine.runner import start_mission
-from mission_server.mcp.server import ToolRegistrar
+from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services.context import Context
 from mission_server.services.missions import get_run_record
 from mission_server.services.schemas import RunOut
 
 
-def register_planner_tools(tools: ToolRegistrar, ctx: Context) -> None:
-    """Add ``run_mission`` and ``approve_run`` (for ``build_server(extra_tools=...)``)."""
+def register(tools: ToolRegistrar, ctx: Context) -> None:
+    """Add ``run_mission`` and ``approve_run``."""
 
     def run_mission(
         spec: Annotated[

@@ -1,0 +1,122 @@
+"""The read-only ``mission://`` resources."""
+
+from __future__ import annotations
+
+import logging
+
+from mcp.server.mcpserver import MCPServer
+
+from mission_server.mcp.errors import as_resource
+from mission_server.mcp.models import (
+    EventList,
+    MissionDetail,
+    PlanOut,
+    ScheduledCallList,
+)
+from mission_server.mcp.views import (
+    as_json,
+    conversation_detail,
+    run_result_markdown,
+)
+from mission_server.services import missions as mission_service
+from mission_server.services import scheduling as scheduling_service
+from mission_server.services.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def register_resources(server: MCPServer, ctx: Context) -> None:
+    json_type = "application/json"
+
+    @server.resource(
+        "mission://missions",
+        name="missions",
+        title="Missions",
+        description="The 100 newest missions (JSON); use the list_missions tool to page.",
+        mime_type=json_type,
+    )
+    @as_resource
+    def missions_resource() -> str:
+        return as_json(mission_service.list_missions(ctx, limit=100))
+
+    @server.resource(
+        "mission://missions/{mission_id}",
+        name="mission",
+        title="Mission",
+        description="One mission with its 50 newest runs (JSON).",
+        mime_type=json_type,
+    )
+    @as_resource
+    def mission_resource(mission_id: str) -> str:
+        mission = mission_service.get_mission(ctx, mission_id)
+        runs = mission_service.list_runs(ctx, mission_id=mission_id, limit=50)
+        return as_json(MissionDetail(**mission.model_dump(), runs=runs))
+
+    @server.resource(
+        "mission://runs/{run_id}",
+        name="run",
+        title="Run",
+        description="A run with its plan, assistants, scheduled calls and conversations (JSON).",
+        mime_type=json_type,
+    )
+    @as_resource
+    def run_resource(run_id: str) -> str:
+        return as_json(mission_service.get_run(ctx, run_id))
+
+    @server.resource(
+        "mission://runs/{run_id}/plan",
+        name="run-plan",
+        title="Run plan",
+        description="The run's plan steps in order, with status (JSON).",
+        mime_type=json_type,
+    )
+    @as_resource
+    def plan_resource(run_id: str) -> str:
+        return as_json(PlanOut(run_id=run_id, steps=mission_service.get_plan(ctx, run_id)))
+
+    @server.resource(
+        "mission://runs/{run_id}/events",
+        name="run-events",
+        title="Run events",
+        description="The run's audit trail, oldest first (JSON).",
+        mime_type=json_type,
+    )
+    @as_resource
+    def events_resource(run_id: str) -> str:
+        events = mission_service.list_events(ctx, run_id, limit=5000)
+        return as_json(EventList(run_id=run_id, events=events))
+
+    @server.resource(
+        "mission://runs/{run_id}/calls",
+        name="run-calls",
+        title="Run calls",
+        description="The run's scheduled calls with call_attempts and deferrals (JSON).",
+        mime_type=json_type,
+    )
+    @as_resource
+    def calls_resource(run_id: str) -> str:
+        mission_service.get_run_variables(ctx, run_id)  # unknown run → not found, not []
+        calls = scheduling_service.list_scheduled_events(ctx, run_id=run_id, limit=5000)
+        return as_json(ScheduledCallList(scheduled_calls=calls))
+
+    @server.resource(
+        "mission://runs/{run_id}/result",
+        name="run-result",
+        title="Run result",
+        description="The run's result_summary (markdown) followed by its result_payload.",
+        mime_type="text/markdown",
+    )
+    @as_resource
+    def result_resource(run_id: str) -> str:
+        return run_result_markdown(mission_service.get_run(ctx, run_id))
+
+    @server.resource(
+        "mission://conversations/{conversation_id}",
+        name="conversation",
+        title="Conversation",
+        description="A conversation's transcript and insight results (JSON).",
+        mime_type=json_type,
+    )
+    @as_resource
+    def conversation_resource(conversation_id: str) -> str:
+        return as_json(conversation_detail(ctx, conversation_id))

@@ -1,0 +1,331 @@
+"""Call and SMS tools: schedule, inspect, cancel, and wait for a call with progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import Context as MCPContext
+from pydantic import Field
+
+from mission_server.errors import ValidationError
+from mission_server.mcp.models import (
+    CallWaitResult,
+    ScheduledCallList,
+)
+from mission_server.mcp.registrar import ToolRegistrar
+from mission_server.mcp.views import (
+    calling_hours_note,
+    conversation_detail,
+    expected_insights,
+)
+from mission_server.services import scheduling as scheduling_service
+from mission_server.services.context import Context
+from mission_server.services.insight_schemas import (
+    InsightResultOut,
+)
+from mission_server.services.schemas import (
+    ScheduledEventOut,
+)
+from state.errors import NotFound
+from state.transitions import TERMINAL_EVENT
+
+log = logging.getLogger(__name__)
+
+#: Longest a single wait_for_call may block (wall-clock seconds).
+MAX_WAIT_SECS = 300.0
+DEFAULT_WAIT_SECS = 60.0
+#: How often wait_for_call sends a progress notification when nothing changed.
+PROGRESS_HEARTBEAT_SECS = 5.0
+#: After a call ends, how long wait_for_call waits (within its timeout) for the insight
+#: results to be extracted; an LLM extractor takes seconds per insight.
+INSIGHT_GRACE_SECS = 30.0
+
+ScheduledAt = Annotated[
+    str | None,
+    Field(
+        description="ISO-8601 with offset, in server time (see server_status), e.g. "
+        "'2026-03-10T15:00:00Z'; must be in the future. Omitted: as soon as the recipient's "
+        "calling window allows. A time outside calling hours is moved to the next opening (the "
+        "result's deferrals say when and why)."
+    ),
+]
+RunIdArg = Annotated[str | None, Field(description="The run this call belongs to (recommended).")]
+StepIdArg = Annotated[str | None, Field(description="The plan step this call carries out.")]
+IdempotencyKeyArg = Annotated[
+    str | None,
+    Field(
+        description="Makes retries of this request safe: the same key and request return "
+        "the first scheduled event unchanged (even after its time has passed); the same key "
+        "with different arguments is an error naming the field that differs."
+    ),
+]
+DynamicVariablesArg = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Per-call values for the assistant's placeholders (win over run "
+        "variables and assistant defaults), e.g. {'business_name': 'Chicago Grill Co'}."
+    ),
+]
+MetadataArg = Annotated[
+    dict[str, Any] | None,
+    Field(description="Key/values attached to the resulting conversation."),
+]
+
+
+def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
+    def schedule_call(
+        assistant_id: Annotated[str, Field(description="The assistant that will call.")],
+        to: Annotated[str, Field(description="Recipient, E.164 (e.g. '+13125550101') or SIP URI.")],
+        scheduled_at: ScheduledAt = None,
+        from_number: Annotated[
+            str | None,
+            Field(description="Caller ID; omitted: the assistant's assigned number."),
+        ] = None,
+        dynamic_variables: DynamicVariablesArg = None,
+        conversation_metadata: MetadataArg = None,
+        max_retries_client_errors: Annotated[
+            int | None,
+            Field(
+                description="Retries after the first attempt on busy, no-answer, failed or "
+                "canceled, 0..10 (default 0)."
+            ),
+        ] = None,
+        retry_interval_secs: Annotated[
+            int | None,
+            Field(
+                description="Seconds between attempts, 60..86400; required when "
+                "max_retries_client_errors > 0, rejected otherwise."
+            ),
+        ] = None,
+        run_id: RunIdArg = None,
+        step_id: StepIdArg = None,
+        idempotency_key: IdempotencyKeyArg = None,
+        timezone: Annotated[
+            str | None,
+            Field(
+                description="Recipient's IANA timezone when the number does not tell "
+                "(e.g. SIP URIs), e.g. 'America/Chicago'."
+            ),
+        ] = None,
+    ) -> ScheduledEventOut:
+        """Schedule an outbound AI phone call inside the recipient's legal calling hours, with
+        an optional retry budget.
+
+        Run variables (set_run_variables) are read when the call is placed, not now. Returns
+        the scheduled event (scheduled_event_id, scheduled_at_fixed_datetime, status
+        'pending', deferrals if calling hours moved it). Then wait_for_call.
+        """
+        return scheduling_service.create_scheduled_event(
+            ctx,
+            assistant_id=assistant_id,
+            channel="phone_call",
+            to=to,
+            from_number=from_number,
+            scheduled_at=scheduled_at,
+            dynamic_variables=dynamic_variables,
+            conversation_metadata=conversation_metadata,
+            max_retries_client_errors=max_retries_client_errors,
+            retry_interval_secs=retry_interval_secs,
+            run_id=run_id,
+            step_id=step_id,
+            idempotency_key=idempotency_key,
+            timezone=timezone,
+        )
+
+    def schedule_sms(
+        assistant_id: Annotated[str, Field(description="The assistant that sends it.")],
+        to: Annotated[str, Field(description="Recipient, E.164.")],
+        text: Annotated[
+            str, Field(description="Message body (placeholders allowed), up to 1600 chars.")
+        ],
+        scheduled_at: ScheduledAt = None,
+        from_number: Annotated[
+            str | None, Field(description="Sender; omitted: the assistant's number.")
+        ] = None,
+        dynamic_variables: DynamicVariablesArg = None,
+        conversation_metadata: MetadataArg = None,
+        run_id: RunIdArg = None,
+        step_id: StepIdArg = None,
+        idempotency_key: IdempotencyKeyArg = None,
+        timezone: Annotated[
+            str | None, Field(description="Recipient's IANA timezone, if not from the number.")
+        ] = None,
+    ) -> ScheduledEventOut:
+        """Schedule an SMS from the assistant's number (no retries: they are phone-call only).
+        Returns the scheduled event."""
+        return scheduling_service.create_scheduled_event(
+            ctx,
+            assistant_id=assistant_id,
+            channel="sms_chat",
+            to=to,
+            text=text,
+            from_number=from_number,
+            scheduled_at=scheduled_at,
+            dynamic_variables=dynamic_variables,
+            conversation_metadata=conversation_metadata,
+            run_id=run_id,
+            step_id=step_id,
+            idempotency_key=idempotency_key,
+            timezone=timezone,
+        )
+
+    def get_scheduled_call(
+        scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
+    ) -> ScheduledEventOut:
+        """Get a scheduled call or SMS now, without waiting: status (pending, in_progress,
+        completed, failed, cancelled), call_status, call_attempts, errors, deferrals."""
+        return scheduling_service.get_scheduled_event(ctx, scheduled_event_id)
+
+    def list_scheduled_calls(
+        run_id: Annotated[str | None, Field(description="Only calls of this run.")] = None,
+        status: Annotated[
+            str | None,
+            Field(description="pending, in_progress, completed, failed or cancelled."),
+        ] = None,
+        limit: Annotated[int | None, Field(description="At most this many, 1..5000.")] = None,
+    ) -> ScheduledCallList:
+        """List scheduled calls and SMS in scheduled order."""
+        return ScheduledCallList(
+            scheduled_calls=scheduling_service.list_scheduled_events(
+                ctx, run_id=run_id, status=status, limit=limit
+            )
+        )
+
+    def cancel_scheduled_call(
+        scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
+    ) -> ScheduledEventOut:
+        """Cancel a pending call: no further attempts. Attempts already made stay recorded.
+        A call in progress or finished cannot be cancelled; cancelling an already cancelled
+        call returns it unchanged. While a dispatcher is placing the call at this very moment
+        the cancel is refused: try again in a moment."""
+        return scheduling_service.cancel_scheduled_event(ctx, scheduled_event_id)
+
+    async def wait_for_call(
+        scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
+        mcp_ctx: MCPContext,
+        timeout_secs: Annotated[
+            float | None,
+            Field(
+                description="Most wall-clock seconds to wait, 0..300 (default 60).",
+                # Shown in the schema only: the range is checked below, with its own message.
+                json_schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECS},
+            ),
+        ] = DEFAULT_WAIT_SECS,
+    ) -> CallWaitResult:
+        """Wait until a scheduled call is finished (completed, failed or cancelled), then
+        return everything about it in one answer: status, call_status, call_attempts,
+        conversation_id, the transcript and the insight results (extraction starts when the
+        call ends; the tool waits for it within timeout_secs) — plus when and why calling
+        hours moved the call.
+
+        Sends progress notifications while waiting. If timeout_secs passes first it returns
+        the current state with timed_out=true; call it again to keep waiting.
+        """
+        wait = DEFAULT_WAIT_SECS if timeout_secs is None else timeout_secs
+        if not 0 <= wait <= MAX_WAIT_SECS:
+            raise ValidationError(
+                "timeout_secs", f"must be between 0 and {MAX_WAIT_SECS:g} seconds", timeout_secs
+            )
+        # Insights are extracted where calls are dispatched; a worker is configured like this
+        # server, so our own extractor says whether results will come.
+        extracting = ctx.extractor is not None
+        return await _wait_for_call(
+            ctx, mcp_ctx, scheduled_event_id, wait, poll_secs, extracting=extracting
+        )
+
+    tools.add(schedule_call, title="Schedule call", open_world=True)
+    tools.add(schedule_sms, title="Schedule SMS", open_world=True)
+    tools.add(get_scheduled_call, title="Get scheduled call", read_only=True)
+    tools.add(list_scheduled_calls, title="List scheduled calls", read_only=True)
+    # Idempotent: cancelling a cancelled call returns the same event and writes nothing.
+    tools.add(
+        cancel_scheduled_call, title="Cancel scheduled call", destructive=True, idempotent=True
+    )
+    tools.add(wait_for_call, title="Wait for call", read_only=True)
+
+
+def _progress_message(event: ScheduledEventOut) -> str:
+    attempts = len(event.call_attempts)
+    budget = 1 + event.max_retries_client_errors
+    text = f"{event.status}"
+    if event.status == "pending":
+        text += f", due {event.scheduled_at_fixed_datetime.isoformat()}"
+        if event.hold_reason:
+            text += f" (held: {event.hold_reason.replace('_', ' ')})"
+    if event.call_status:
+        text += f", last call_status {event.call_status}"
+    return f"{text}; {attempts} of {budget} attempts used"
+
+
+async def _wait_for_call(
+    ctx: Context,
+    mcp_ctx: MCPContext,
+    scheduled_event_id: str,
+    wait: float,
+    poll_secs: float,
+    *,
+    extracting: bool,
+) -> CallWaitResult:
+    started = time.monotonic()
+    deadline = started + wait
+
+    def read() -> ScheduledEventOut:
+        return scheduling_service.get_scheduled_event(ctx, scheduled_event_id)
+
+    last: dict[str, Any] = {"message": None, "sent": 0.0}
+
+    async def progress(message: str) -> None:
+        now = time.monotonic()
+        if message != last["message"] or now - last["sent"] >= PROGRESS_HEARTBEAT_SECS:
+            await mcp_ctx.report_progress(round(now - started, 3), wait, message)
+            last.update(message=message, sent=now)
+
+    event = await anyio.to_thread.run_sync(read)
+    while True:
+        await progress(_progress_message(event))
+        now = time.monotonic()
+        if event.status in TERMINAL_EVENT or now >= deadline:
+            break
+        await anyio.sleep(min(poll_secs, max(0.0, deadline - now)))
+        event = await anyio.to_thread.run_sync(read)
+
+    terminal = event.status in TERMINAL_EVENT
+    insights: list[InsightResultOut] = []
+    transcript = []
+    if event.conversation_id:
+        # Insights are extracted by a listener right after the call is recorded; wait for
+        # them (within the timeout) so the agent gets them in this answer.
+        expected = (
+            await anyio.to_thread.run_sync(expected_insights, ctx, event.assistant_id)
+            if extracting
+            else 0
+        )
+        grace_end = min(deadline, time.monotonic() + INSIGHT_GRACE_SECS) if terminal else 0.0
+        while True:
+            try:
+                detail = await anyio.to_thread.run_sync(
+                    conversation_detail, ctx, event.conversation_id
+                )
+            except NotFound:  # the dispatcher records the conversation in the same commit
+                detail = None
+            if detail is not None:
+                transcript, insights = detail.messages, detail.insights
+            ready = len([i for i in insights if i.status in {"completed", "failed"}])
+            if (detail is not None and ready >= expected) or time.monotonic() >= grace_end:
+                break
+            await progress(f"{event.status}; insights: {ready} of {expected} extracted")
+            await anyio.sleep(poll_secs)
+    return CallWaitResult(
+        **event.model_dump(),
+        terminal=terminal,
+        timed_out=not terminal,
+        waited_secs=round(time.monotonic() - started, 3),
+        server_time=ctx.now(),
+        calling_hours_note=calling_hours_note(event),
+        transcript=transcript,
+        insights=insights,
+    )

@@ -1,0 +1,219 @@
+"""Conversation, insight, memory and webhook-delivery tools."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from mission_server.domain.targets import normalise_target
+from mission_server.mcp.models import (
+    ConversationDetail,
+    ConversationInsights,
+    PriorConversationList,
+    WebhookDeliveryList,
+)
+from mission_server.mcp.registrar import ToolRegistrar
+from mission_server.mcp.views import (
+    conversation_detail,
+)
+from mission_server.services import insights as insight_service
+from mission_server.services import webhooks as webhook_delivery
+from mission_server.services.context import Context
+from mission_server.services.insight_schemas import (
+    AssistantInsightSettingsOut,
+    InsightGroupOut,
+    InsightOut,
+    WebhookDeliveryOut,
+)
+
+log = logging.getLogger(__name__)
+
+
+def register(tools: ToolRegistrar, ctx: Context) -> None:
+    def get_conversation(
+        conversation_id: Annotated[str, Field(description="The conversation's id.")],
+    ) -> ConversationDetail:
+        """Get a conversation (one answered call or SMS thread): who was called, when, the
+        rendered greeting and instructions the assistant used, the full transcript
+        (messages) and its insight results."""
+        return conversation_detail(ctx, conversation_id)
+
+    def get_conversation_insights(
+        conversation_id: Annotated[str, Field(description="The conversation's id.")],
+    ) -> ConversationInsights:
+        """Get the insight results extracted from a conversation (e.g. the quoted price):
+        one per insight of the assistant's insight group (or a free-text summary when it has
+        none), each with status (pending, in_progress, completed, failed), result and, for
+        failures, the reason."""
+        return ConversationInsights(
+            conversation_id=conversation_id,
+            insights=insight_service.get_conversation_insights(ctx.engine, conversation_id),
+        )
+
+    def create_insight(
+        name: Annotated[str, Field(description="e.g. 'quote'.")],
+        instructions: Annotated[str, Field(description="What to extract from the conversation.")],
+        parameters: Annotated[
+            list[dict[str, Any]] | None,
+            Field(
+                description="Structured output fields: [{'name': 'price_per_person', "
+                "'type': 'number', 'required': true, 'description': '…'}]. Types: string, enum "
+                "(with 'enum': [...]), number, integer, boolean, array, array(string), "
+                "array(number), array(boolean), object. Omitted: free-text insight."
+            ),
+        ] = None,
+    ) -> InsightOut:
+        """Define an insight: a question answered from every conversation of the assistants
+        whose insight group contains it. Next: create_insight_group."""
+        return insight_service.create_insight(
+            ctx.engine,
+            name=name,
+            instructions=instructions,
+            parameters=parameters,
+            now=ctx.now(),
+        )
+
+    def create_insight_group(
+        name: Annotated[str, Field(description="e.g. 'Catering quote insights'.")],
+        insight_ids: Annotated[list[str], Field(description="The insights of the group.")],
+        webhook_url: Annotated[
+            str | None,
+            Field(description="HTTPS URL that receives the results of every conversation."),
+        ] = None,
+    ) -> InsightGroupOut:
+        """Group insights so they can be attached to an assistant (assign_insight_group or
+        create_assistant's insight_group_id)."""
+        return insight_service.create_insight_group(
+            ctx.engine,
+            name=name,
+            insight_ids=insight_ids,
+            webhook_url=webhook_url,
+            now=ctx.now(),
+        )
+
+    def assign_insight_group(
+        assistant_id: Annotated[str, Field(description="The assistant's id.")],
+        insight_group_id: Annotated[
+            str | None, Field(description="The insight group's id; null removes the group.")
+        ],
+        webhook_url: Annotated[
+            str | None,
+            Field(description="Overrides the group's webhook URL for this assistant."),
+        ] = None,
+    ) -> AssistantInsightSettingsOut:
+        """Attach an insight group to an assistant (replacing any previous one): its insights
+        are extracted from every later conversation of that assistant."""
+        return insight_service.assign_insight_group(
+            ctx.engine,
+            assistant_id,
+            insight_group_id,
+            webhook_url=webhook_url,
+            now=ctx.now(),
+        )
+
+    def list_prior_conversations(
+        target: Annotated[
+            str,
+            Field(
+                description="The end user's phone number in any common form ('+13125550101', "
+                "'312-555-0101', '+1 312 555 0101'; no '+' means US/Canada) or SIP URI."
+            ),
+        ],
+        metadata: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="Only conversations whose metadata (schedule_call's "
+                "conversation_metadata) has every one of these key/values, e.g. "
+                "{'customer_id': '123'}."
+            ),
+        ] = None,
+        limit: Annotated[
+            int | None, Field(description="At most this many, 1..100 (default 5).")
+        ] = None,
+    ) -> PriorConversationList:
+        """Memory: the earlier conversations with this end user, newest first, each with its
+        insight results (e.g. the price they quoted last time, the summary).
+
+        Use before calling someone again, to give the call context: put what matters into the
+        assistant's instructions or dynamic_variables. Returns the target as matched (E.164)
+        and the conversations; an empty list means no earlier conversation.
+        """
+        matched = normalise_target(target, field="target")
+        return PriorConversationList(
+            target=matched,
+            conversations=insight_service.list_prior_conversations(
+                ctx.engine,
+                end_user_target=matched,
+                metadata=metadata,
+                limit=5 if limit is None else limit,
+            ),
+        )
+
+    def list_webhook_deliveries(
+        conversation_id: Annotated[
+            str | None, Field(description="Only this conversation's deliveries.")
+        ] = None,
+        status: Annotated[
+            str | None,
+            Field(
+                description="'failed' (no attempt got a 2xx answer: gave up after retries, "
+                "refused, or not sent because MISSION_WEBHOOK_SECRET is not set) or "
+                "'delivered'."
+            ),
+        ] = None,
+        limit: Annotated[
+            int | None, Field(description="At most this many deliveries, 1..500 (default 50).")
+        ] = None,
+    ) -> WebhookDeliveryList:
+        """List insight-webhook deliveries (the signed conversation.insights.completed POSTs
+        to an insight group's or assistant's webhook_url), newest first, each with every
+        attempt: status_code, latency_ms, error, delivered.
+
+        Use it to check that results reached the endpoint, or with status='failed' to find
+        the deliveries to re-send with redeliver_webhook. URLs have credentials and query
+        values masked.
+        """
+        return WebhookDeliveryList(
+            deliveries=webhook_delivery.list_deliveries(
+                ctx.engine,
+                conversation_id,
+                status=status,
+                limit=50 if limit is None else limit,
+            )
+        )
+
+    def redeliver_webhook(
+        delivery_id: Annotated[
+            str,
+            Field(
+                description="A delivery_id from list_webhook_deliveries (a conversation_id "
+                "also works)."
+            ),
+        ],
+    ) -> WebhookDeliveryOut:
+        """Send a conversation's insights webhook again, as a new signed delivery with fresh
+        attempts: the conversation's current insight results, to the webhook URL configured
+        now (fix the endpoint or the URL first). Retries within the usual bound.
+
+        Returns the new delivery with its attempts; delivered=false means it failed again
+        (attempts[].error says why). Refused, with nothing sent, when the id is unknown, the
+        conversation has no webhook configured, or MISSION_WEBHOOK_SECRET is not set.
+        """
+        return webhook_delivery.redeliver(
+            ctx.engine,
+            delivery_id,
+            now=ctx.now(),
+            sender=webhook_delivery.WebhookSender.from_settings(ctx.settings),
+        )
+
+    tools.add(get_conversation, title="Get conversation", read_only=True)
+    tools.add(get_conversation_insights, title="Get conversation insights", read_only=True)
+    tools.add(create_insight, title="Create insight")
+    tools.add(create_insight_group, title="Create insight group")
+    tools.add(assign_insight_group, title="Assign insight group", destructive=True, idempotent=True)
+    tools.add(list_prior_conversations, title="List prior conversations", read_only=True)
+    tools.add(list_webhook_deliveries, title="List webhook deliveries", read_only=True)
+    # Open world: it POSTs to an outside endpoint. Not idempotent: each call is a new delivery.
+    tools.add(redeliver_webhook, title="Redeliver webhook", open_world=True)
