@@ -1,4 +1,9 @@
-"""Wiring: build a service ``Context`` from settings — database, clock and provider.
+"""The composition root: everything the commands run is assembled here, once.
+
+``build_context`` makes the service ``Context`` from settings (database, clock, provider,
+extractor). ``MissionApp`` owns one context with its listeners, its mission runner and, when
+asked, the dispatcher's real-time trigger, and closes them in order: ``mission serve``,
+``mission worker`` and the MCP planner tools all work through it.
 
 The provider is Telnyx when ``TELNYX_API_KEY`` is set and simulation is not forced; otherwise
 the simulated world. The choice is logged (stderr) so nobody mistakes a rehearsal for real calls.
@@ -7,19 +12,26 @@ the simulated world. The choice is logged (stderr) so nobody mistakes a rehearsa
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
+from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.base import Extractor
 from mission_server.services.context import Context
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.base import Provider
 from state import models as m
 from state.db import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from mission_server.engine.runner import MissionRunner
 
 log = logging.getLogger("mission_server")
 
@@ -151,3 +163,94 @@ def build_context(
         settings=settings,
         extractor=make_extractor(settings, provider),
     )
+
+
+class MissionApp:
+    """One service context with everything that runs on it.
+
+    Args:
+        ctx: the context (see ``build_context``).
+        background_extraction: extract insights on a thread pool, off the dispatcher's thread
+            (long-running processes); otherwise inline.
+        runner_mode: how the mission runner executes graph steps (``thread`` in servers).
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        background_extraction: bool = False,
+        runner_mode: Literal["inline", "thread"] = "thread",
+    ) -> None:
+        self.ctx = ctx
+        self._runner_mode: Literal["inline", "thread"] = runner_mode
+        self._runner: MissionRunner | None = None
+        self._lock = threading.Lock()
+        self.trigger: RealtimeTrigger | None = None
+        install_listeners(ctx, background=background_extraction)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        background_extraction: bool = False,
+        runner_mode: Literal["inline", "thread"] = "thread",
+        **context_options: Any,
+    ) -> MissionApp:
+        """Build the context (``build_context(settings, **context_options)``) and the app.
+
+        Raises:
+            ConfigurationError, StateError.
+        """
+        ctx = build_context(settings, **context_options)
+        return cls(ctx, background_extraction=background_extraction, runner_mode=runner_mode)
+
+    @property
+    def runner(self) -> MissionRunner:
+        """The context's mission runner, created on first use (one per app).
+
+        Raises:
+            ValidationError: the configured LLM settings are unusable.
+        """
+        # Imported here, not at the top: the runner brings the planner (LangGraph), which the
+        # records-only commands (``mission runs``, ``mission dnc``) must not pay for at start-up.
+        from mission_server.engine.runner import MissionRunner
+
+        with self._lock:
+            if self._runner is None:
+                self._runner = MissionRunner(self.ctx, mode=self._runner_mode)
+            return self._runner
+
+    def recover(self) -> list[str]:
+        """Resume the runs a stop interrupted; return their ids."""
+        return self.runner.recover()
+
+    def start_dispatching(self, poll_secs: float = 1.0) -> Dispatcher:
+        """Place due calls from this process, driven by the real-time trigger."""
+        dispatcher = Dispatcher(self.ctx)
+        self.trigger = RealtimeTrigger(dispatcher, self.ctx.clock, poll_secs=poll_secs)
+        self.trigger.start()
+        return dispatcher
+
+    @property
+    def dispatching(self) -> bool:
+        return self.trigger is not None and self.trigger.running
+
+    def close(self) -> None:
+        """Stop dispatching, finish the extractions in flight, stop the runner, close the
+        database: in that order, so nothing in flight loses its record."""
+        if self.trigger is not None:
+            self.trigger.stop()
+        shutdown_listeners(self.ctx)
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+        self.ctx.engine.dispose()
+
+    def __enter__(self) -> MissionApp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -216,40 +216,36 @@ def worker(
 
     A worker also advances the mission runs whose calls it finishes.
     """
-    from mission_server.app import build_context
-    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.app import MissionApp
+    from mission_server.engine.dispatcher import Dispatcher
 
     setup_logging()
     with user_errors():
-        ctx = build_context(
-            db_url=db, simulate=simulate or None, world=world, seed=seed, sim_speed=sim_speed
+        mission_app = MissionApp.open(
+            background_extraction=not once,
+            db_url=db,
+            simulate=simulate or None,
+            world=world,
+            seed=seed,
+            sim_speed=sim_speed,
         )
-    from mission_server.engine.listeners import install_listeners, shutdown_listeners
-    from mission_server.engine.runner import runner_for
-
-    install_listeners(ctx, background=not once)
-    dispatcher = Dispatcher(ctx)
-    if once:
-        report = dispatcher.sweep()
-        err_console.print(report)
-        return
-    with user_errors():
-        runner = runner_for(ctx)
-        runner.recover()  # runs interrupted by a stop continue where they were
-    trigger = RealtimeTrigger(dispatcher, ctx.clock, poll_secs=poll_secs)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    trigger.start()
-    err_console.print(
-        f"worker {dispatcher.worker_id} running (provider {ctx.provider.name}); Ctrl-C to stop"
-    )
     try:
+        if once:
+            err_console.print(Dispatcher(mission_app.ctx).sweep())
+            return
+        with user_errors():
+            mission_app.recover()  # runs interrupted by a stop continue where they were
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        dispatcher = mission_app.start_dispatching(poll_secs)
+        err_console.print(
+            f"worker {dispatcher.worker_id} running (provider {mission_app.ctx.provider.name}); "
+            "Ctrl-C to stop"
+        )
         stop.wait()
     finally:
-        trigger.stop()
-        shutdown_listeners(ctx)
-        runner.close()
+        mission_app.close()
 
 
 app.command("serve")(serve)

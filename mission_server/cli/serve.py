@@ -78,10 +78,7 @@ def serve(
     ] = 1.0,
 ) -> None:
     """Serve the mission tools, resources and prompts over MCP (stdio by default)."""
-    from mission_server.app import build_context
-    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
-    from mission_server.engine.listeners import install_listeners, shutdown_listeners
-    from mission_server.engine.runner import runner_for
+    from mission_server.app import MissionApp
     from mission_server.mcp.http import check_http_options
     from mission_server.mcp.server import build_server
     from mission_server.settings import load_settings
@@ -95,62 +92,51 @@ def serve(
         security = (
             check_http_options(host, settings.http_token, no_auth, allowed_host) if http else None
         )
-        ctx = build_context(
+        app = MissionApp.open(
             settings,
+            background_extraction=True,
             db_url=db,
             simulate=simulate or None,
             world=world,
             seed=seed,
             sim_speed=sim_speed,
         )
-
-    install_listeners(ctx, background=True)
-    with user_errors():
-        runner = runner_for(ctx)
-        # Before the dispatcher starts: runs interrupted by a stop continue where they were.
-        resumed = runner.recover()
-    if resumed:
-        log.info("resumed %d unfinished mission run(s)", len(resumed))
-    trigger = (
-        None if no_dispatcher else RealtimeTrigger(Dispatcher(ctx), ctx.clock, poll_secs=poll_secs)
-    )
-    server = build_server(
-        ctx,
-        dispatcher_running=lambda: trigger is not None and trigger.running,
-        auth_token=settings.http_token if http and not no_auth else None,
-    )
-    if trigger is not None:
-        trigger.start()
     try:
+        with user_errors():
+            # Before the dispatcher starts: runs interrupted by a stop continue where they were.
+            resumed = app.recover()
+        if resumed:
+            log.info("resumed %d unfinished mission run(s)", len(resumed))
+        server = build_server(
+            app.ctx,
+            runner=lambda: app.runner,
+            dispatcher_running=lambda: app.dispatching,
+            auth_token=settings.http_token if http and not no_auth else None,
+        )
+        if not no_dispatcher:
+            app.start_dispatching(poll_secs)
+        ctx = app.ctx
+        where = "in this process" if not no_dispatcher else "external (mission worker)"
         if http:
             import uvicorn
 
-            app = server.streamable_http_app(host=host, transport_security=security)
+            asgi = server.streamable_http_app(host=host, transport_security=security)
             auth_text = "no auth (loopback only)" if no_auth else "bearer token required"
             err_console.print(
                 f"MCP over streamable HTTP at http://{host}:{port}/mcp ({auth_text}); "
-                f"provider {ctx.provider.name}; dispatcher "
-                f"{'in this process' if trigger else 'external (mission worker)'}"
+                f"provider {ctx.provider.name}; dispatcher {where}"
             )
             # log_config=None keeps uvicorn on our stderr logging (its default sends access
             # logs to stdout).
             uvicorn.Server(
                 uvicorn.Config(
-                    app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+                    asgi, host=host, port=port, log_config=None, access_log=False, lifespan="on"
                 )
             ).run()
         else:
             import anyio
 
-            log.info(
-                "MCP over stdio; provider %s; dispatcher %s",
-                ctx.provider.name,
-                "in this process" if trigger else "external (mission worker)",
-            )
+            log.info("MCP over stdio; provider %s; dispatcher %s", ctx.provider.name, where)
             anyio.run(server.run_stdio_async)
     finally:
-        if trigger is not None:
-            trigger.stop()
-        shutdown_listeners(ctx)
-        runner.close()
-        ctx.engine.dispose()
+        app.close()

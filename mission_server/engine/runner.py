@@ -40,6 +40,7 @@ from langgraph.types import Command
 from sqlmodel import col, select
 
 from mission_server.engine.dispatcher import CallFinished, Dispatcher, run_until_idle
+from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.services import missions
 from mission_server.services.context import Context
@@ -60,13 +61,9 @@ from state.transitions import TERMINAL_RUN
 __all__ = [
     "CRASH_ENV",
     "MissionRunner",
-    "approve_run",
-    "cancel_mission",
     "crash_point",
     "drive_virtual",
     "llm_from_settings",
-    "runner_for",
-    "start_mission",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,19 +107,6 @@ def _as_validation(exc: SpecError) -> ValidationError:
     return ValidationError(exc.field, exc.rule, exc.value, show_value=exc.show_value)
 
 
-_RUNNERS: dict[int, MissionRunner] = {}
-_RUNNERS_LOCK = threading.Lock()
-
-
-def runner_for(ctx: Context, *, mode: Literal["inline", "thread"] = "thread") -> MissionRunner:
-    """The runner of this context, created on first use (a context has one runner)."""
-    with _RUNNERS_LOCK:
-        runner = _RUNNERS.get(id(ctx))
-        if runner is not None and runner.ctx is ctx and not runner.closed:
-            return runner
-    return MissionRunner(ctx, mode=mode)
-
-
 class MissionRunner:
     """Drives planner graphs for one service context.
 
@@ -147,8 +131,6 @@ class MissionRunner:
         llm: LLM | None = None,
         checkpointer: Checkpointer | None = None,
     ) -> None:
-        from mission_server.engine.listeners import install_listeners
-
         self.ctx = ctx
         self.mode = mode
         self.closed = False
@@ -169,8 +151,6 @@ class MissionRunner:
         )
         install_listeners(ctx)
         ctx.settled_listeners.append(self._on_call_finished)
-        with _RUNNERS_LOCK:
-            _RUNNERS[id(ctx)] = self
 
     # ------------------------------------------------------------------ public
 
@@ -376,9 +356,6 @@ class MissionRunner:
         close_llm = getattr(self.llm, "close", None)
         if callable(close_llm):
             close_llm()
-        with _RUNNERS_LOCK:
-            if _RUNNERS.get(id(self.ctx)) is self:
-                del _RUNNERS[id(self.ctx)]
 
     # ------------------------------------------------------------------ internals
 
@@ -480,42 +457,6 @@ class MissionRunner:
 
 
 # ---------------------------------------------------------------------- service functions
-
-
-def start_mission(
-    ctx: Context,
-    spec: MissionSpec | Mapping[str, Any] | str | None = None,
-    request: str | None = None,
-    require_approval: bool | None = None,
-) -> str:
-    """Start a mission from a spec (mapping or YAML/JSON text) or a natural-language request;
-    return the run id at once. The run then progresses as the dispatcher places its calls.
-
-    Raises:
-        ValidationError: neither/both of spec and request, an invalid spec (naming the field,
-            e.g. ``targets[1].phone``), or a request that needs a spec file or an LLM.
-    """
-    return runner_for(ctx).start(spec, request, require_approval)
-
-
-def approve_run(ctx: Context, run_id: str, approved: bool, note: str | None = None) -> RunOut:
-    """Approve (the run schedules its calls) or reject (the run is cancelled) a run that
-    waits for approval. For a run not started by the planner this is ``approve_calls``.
-
-    Raises:
-        NotFound: unknown run. ConflictError: the run is not waiting for approval.
-        ValidationError: a bad note.
-    """
-    return runner_for(ctx).approve(run_id, approved, note)
-
-
-def cancel_mission(ctx: Context, run_id: str, reason: str | None = None) -> RunOut:
-    """Cancel a run started with ``start_mission`` (or any run) and let its planner stop.
-
-    Raises:
-        NotFound: unknown run. IllegalTransition: the run already finished.
-    """
-    return runner_for(ctx).cancel(run_id, reason)
 
 
 # ---------------------------------------------------------------------- virtual-time driver

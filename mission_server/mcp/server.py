@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
@@ -39,6 +39,9 @@ from mission_server.mcp.tools import (
 from mission_server.mcp.version import SERVER_NAME, server_version
 from mission_server.services.context import Context
 
+if TYPE_CHECKING:
+    from mission_server.engine.runner import MissionRunner
+
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
@@ -59,17 +62,20 @@ then follow it with get_run. Read-only views are also resources under mission://
 def build_server(
     ctx: Context,
     *,
+    runner: Callable[[], MissionRunner] | None = None,
     dispatcher_running: Callable[[], bool] | None = None,
     auth_token: SecretStr | None = None,
     wait_poll_secs: float = 0.2,
 ) -> MCPServer:
     """Build the MCP server over a service context.
 
-    ``dispatcher_running`` tells ``server_status`` whether this process places due calls.
-    ``auth_token`` turns on bearer-token checking for the HTTP transport (stdio ignores it).
-    ``wait_poll_secs`` is how often ``wait_for_call`` re-reads the event. Every tool,
-    resource and prompt is registered here: this is the whole contract clients see
-    (``tests/mission_server/test_contract.py`` pins it).
+    ``runner`` gives the mission runner the planner tools drive (``MissionApp.runner``); by
+    default the server makes its own on first use. ``dispatcher_running`` tells
+    ``server_status`` whether this process places due calls. ``auth_token`` turns on
+    bearer-token checking for the HTTP transport (stdio ignores it). ``wait_poll_secs`` is how
+    often ``wait_for_call`` re-reads the event. Every tool, resource and prompt is registered
+    here: this is the whole contract clients see (``tests/mission_server/test_contract.py``
+    pins it).
 
     Raises:
         ConfigurationError: ``auth_token`` is empty.
@@ -95,7 +101,16 @@ def build_server(
     calls.register(tools, ctx, wait_poll_secs)
     insights.register(tools, ctx)
     do_not_call.register(tools, ctx)
-    planner.register(tools, ctx)
+    planner.register(tools, ctx, runner or _lazy_runner(ctx))
     register_resources(server, ctx)
     register_prompts(server)
     return server
+
+
+def _lazy_runner(ctx: Context) -> Callable[[], MissionRunner]:
+    """A runner made on first use, for a server built without a ``MissionApp`` (tests, and
+    embedding): the planner is only loaded when a planner tool is called."""
+    from mission_server.app import MissionApp
+
+    app = MissionApp(ctx)
+    return lambda: app.runner

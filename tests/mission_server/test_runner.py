@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
+from mission_server.app import MissionApp
 from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.runner import (
     MissionRunner,
-    approve_run,
     drive_virtual,
-    start_mission,
 )
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.services import assistants, missions, scheduling
@@ -265,10 +264,10 @@ def test_a_server_can_approve_right_after_starting(tmp_path):
     assert runner._executor is not None
     runner._executor.submit(busy.wait, 30)  # the only worker is busy elsewhere for now
     try:
-        run_id = start_mission(ctx, catering(), require_approval=True)
+        run_id = runner.start(catering(), require_approval=True)
         assert runner.waiting_for(run_id) is None  # not even planned yet
         threading.Timer(0.2, busy.set).start()
-        assert approve_run(ctx, run_id, True).approved_at is not None
+        assert runner.approve(run_id, True).approved_at is not None
         serve_until_finished(ctx, runner, run_id)
         assert missions.get_run(ctx, run_id).status == "succeeded"
     finally:
@@ -327,20 +326,14 @@ def test_a_server_restart_extracts_what_the_outage_missed_and_carries_on(sim):
 
 def test_in_a_server_the_dispatcher_resumes_runs_through_worker_threads(tmp_path):
     ctx = make_ctx(str(tmp_path / "server.db"), tmp_path)
-    try:
-        run_id = start_mission(ctx, catering())
+    with MissionApp(ctx) as app:
+        run_id = app.runner.start(catering())
         assert missions.get_run(ctx, run_id).status == "running"
-        from mission_server.engine.runner import runner_for
-
-        runner = runner_for(ctx)
-        assert runner.mode == "thread"
-        serve_until_finished(ctx, runner, run_id)
+        assert app.runner.mode == "thread"
+        serve_until_finished(ctx, app.runner, run_id)
         detail = missions.get_run(ctx, run_id)
         assert detail.status == "succeeded"
         assert (detail.result_payload or {})["recommendation"]["saving"] == 150
-        runner.close()
-    finally:
-        ctx.engine.dispose()
 
 
 @pytest.mark.postgres

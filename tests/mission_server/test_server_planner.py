@@ -20,8 +20,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def planner_server(sim):
-    ctx, _runner = sim
-    return build_server(ctx)
+    ctx, runner = sim
+    return build_server(ctx, runner=lambda: runner)
 
 
 async def test_an_agent_runs_the_catering_mission_after_approving_it(sim, planner_server):

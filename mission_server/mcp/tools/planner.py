@@ -4,20 +4,21 @@ as ``mission run`` and ``mission approve``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field
 
-from mission_server.engine.runner import approve_run as approve_service
-from mission_server.engine.runner import start_mission
+from mission_server.engine.runner import MissionRunner
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services.context import Context
 from mission_server.services.missions import get_run_record
 from mission_server.services.schemas import RunOut
 
 
-def register(tools: ToolRegistrar, ctx: Context) -> None:
-    """Add ``run_mission`` and ``approve_run``."""
+def register(tools: ToolRegistrar, ctx: Context, runner: Callable[[], MissionRunner]) -> None:
+    """Add ``run_mission`` and ``approve_run``, which drive the mission runner ``runner()``
+    gives (created on first use)."""
 
     def run_mission(
         spec: Annotated[
@@ -56,7 +57,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         mission://runs/{run_id} resources until it is 'succeeded' or 'failed'. With
         require_approval, nothing is dispatched until approve_run.
         """
-        run_id = start_mission(ctx, spec, request, require_approval)
+        run_id = runner().start(spec, request, require_approval)
         return get_run_record(ctx, run_id)
 
     def approve_run(
@@ -68,7 +69,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     ) -> RunOut:
         """Approve or reject a run started with require_approval. Approval lets its calls be
         placed; rejection cancels the run (no call was placed). Returns the run."""
-        return approve_service(ctx, run_id, approved, note)
+        return runner().approve(run_id, approved, note)
 
     tools.add(run_mission, title="Run mission", open_world=True)
     tools.add(approve_run, title="Approve run", destructive=True)
