@@ -27,6 +27,7 @@ from mission_server.cli.insights import insights_app
 from mission_server.cli.run import approve as approve_command
 from mission_server.cli.run import run as run_command
 from mission_server.cli.serve import serve
+from mission_server.services import do_not_call as do_not_call_service
 
 app = typer.Typer(
     name="mission",
@@ -137,12 +138,11 @@ def dnc_add(
 ) -> None:
     """Put a target on the do-not-call list: no call or SMS to it is scheduled or placed."""
     from mission_server.app import records_context
-    from mission_server.services import scheduling
 
     with user_errors():
         ctx = records_context(db)
-        entry, already = scheduling.put_do_not_call(ctx, target, reason)
-        open_calls = scheduling.open_calls_to(ctx, entry.target)
+        entry, already = do_not_call_service.put_do_not_call(ctx, target, reason)
+        open_calls = do_not_call_service.open_calls_to(ctx, entry.target)
     if already:
         err_console.print(f"{entry.target} was already on the do-not-call list")
     else:
@@ -159,11 +159,10 @@ def dnc_remove(target: TargetArgument, db: DbOption = None) -> None:
     """Take a target off the do-not-call list."""
     from mission_server.app import records_context
     from mission_server.domain.targets import normalise_target
-    from mission_server.services import scheduling
 
     with user_errors():
         ctx = records_context(db)
-        removed = scheduling.remove_do_not_call(ctx, target)
+        removed = do_not_call_service.remove_do_not_call(ctx, target)
     normalised = normalise_target(target, "target")
     if removed:
         err_console.print(f"{normalised} removed from the do-not-call list")
@@ -178,10 +177,9 @@ def dnc_list(
 ) -> None:
     """List the do-not-call list."""
     from mission_server.app import records_context
-    from mission_server.services import scheduling
 
     with user_errors():
-        entries = scheduling.do_not_call_entries(records_context(db))
+        entries = do_not_call_service.do_not_call_entries(records_context(db))
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])
         return

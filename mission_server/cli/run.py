@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mission_server.cli.common import fail, setup_logging, user_errors
+from mission_server.services import plans
 
 log = logging.getLogger("mission_server.run")
 
@@ -145,9 +146,8 @@ class Progress:
     def poll(self) -> None:
         if not self.enabled:
             return
-        from mission_server.services import missions
 
-        for event in missions.list_events(self.ctx, self.run_id, limit=5000):
+        for event in plans.list_events(self.ctx, self.run_id, limit=5000):
             if event.event_id in self._seen:
                 continue
             self._seen.add(event.event_id)
@@ -162,11 +162,10 @@ class Progress:
                 self._show_plan()
 
     def _show_plan(self) -> None:
-        from mission_server.services import missions
 
         self._plan_shown = True
         table = Table("#", "step", "description", title="Plan", title_justify="left")
-        for step in missions.get_plan(self.ctx, self.run_id):
+        for step in plans.get_plan(self.ctx, self.run_id):
             table.add_row(str(step.sequence), step.step_id, step.description)
         _err.print(table)
 

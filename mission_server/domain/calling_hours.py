@@ -31,10 +31,6 @@ class CallingWindow:
     end: time = time(17, 0)
 
     @classmethod
-    def business_hours(cls) -> CallingWindow:
-        return cls()
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any] | None, field: str = "calling_window") -> CallingWindow:
         """Build from ``{"days": ["mon", ...], "start": "09:00", "end": "17:00"}``.
 

@@ -42,7 +42,7 @@ from sqlmodel import col, select
 from mission_server.engine.dispatcher import CallFinished, Dispatcher, run_until_idle
 from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConflictError, ValidationError
-from mission_server.services import missions
+from mission_server.services import missions, plans
 from mission_server.services.context import Context
 from mission_server.services.ops import ServiceOps
 from mission_server.services.schemas import RunOut
@@ -471,7 +471,7 @@ def run_statuses(ctx: Context, run_ids: Iterable[str]) -> dict[str, str]:
 
 def latest_activity(ctx: Context, run_id: str) -> datetime | None:
     """The time of the run's last recorded event (where a resumed virtual clock starts)."""
-    events = missions.list_events(ctx, run_id, limit=5000)
+    events = plans.list_events(ctx, run_id, limit=5000)
     return max((e.created_at for e in events), default=None)
 
 

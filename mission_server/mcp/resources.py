@@ -19,6 +19,7 @@ from mission_server.mcp.views import (
     run_result_markdown,
 )
 from mission_server.services import missions as mission_service
+from mission_server.services import plans
 from mission_server.services import scheduling as scheduling_service
 from mission_server.services.context import Context
 
@@ -72,7 +73,7 @@ def register_resources(server: MCPServer, ctx: Context) -> None:
     )
     @as_resource
     def plan_resource(run_id: str) -> str:
-        return as_json(PlanOut(run_id=run_id, steps=mission_service.get_plan(ctx, run_id)))
+        return as_json(PlanOut(run_id=run_id, steps=plans.get_plan(ctx, run_id)))
 
     @server.resource(
         "mission://runs/{run_id}/events",
@@ -83,7 +84,7 @@ def register_resources(server: MCPServer, ctx: Context) -> None:
     )
     @as_resource
     def events_resource(run_id: str) -> str:
-        events = mission_service.list_events(ctx, run_id, limit=5000)
+        events = plans.list_events(ctx, run_id, limit=5000)
         return as_json(EventList(run_id=run_id, events=events))
 
     @server.resource(
@@ -95,7 +96,7 @@ def register_resources(server: MCPServer, ctx: Context) -> None:
     )
     @as_resource
     def calls_resource(run_id: str) -> str:
-        mission_service.get_run_variables(ctx, run_id)  # unknown run → not found, not []
+        plans.get_run_variables(ctx, run_id)  # unknown run → not found, not []
         calls = scheduling_service.list_scheduled_events(ctx, run_id=run_id, limit=5000)
         return as_json(ScheduledCallList(scheduled_calls=calls))
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import Table, bindparam
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from mission_server.domain.validation import (
@@ -22,7 +21,6 @@ from mission_server.domain.validation import (
     require_int,
     require_limit,
     require_mapping,
-    require_slug,
     require_text,
 )
 from mission_server.errors import ValidationError
@@ -31,7 +29,6 @@ from mission_server.services.scheduling import cancel_pending_for_run, set_hold_
 from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
-    EventOut,
     MissionOut,
     OutModel,
     PlanStepOut,
@@ -43,11 +40,8 @@ from state.db import reader, session_scope
 from state.errors import NotFound
 from state.repo import append_event, load_mission, load_run
 from state.transitions import (
-    EVENT_TYPES,
     RUN_STATUSES,
     RUN_TRANSITIONS,
-    STEP_STATUSES,
-    STEP_TRANSITIONS,
     TERMINAL_RUN,
     check_transition,
 )
@@ -489,305 +483,3 @@ def approve_calls(ctx: Context, run_id: str, approved: bool, note: str | None = 
         )
     ctx.wake(now)
     return RunOut.of(run)
-
-
-# --------------------------------------------------------------------------- plan steps
-
-
-class StepInput(BaseModel):
-    step_id: str
-    description: str
-    sequence: int | None = None
-    parent_step_id: str | None = None
-    metadata: dict[str, Any] | None = None
-
-
-def _validate_step(step: StepInput | dict[str, Any], index: int | None) -> StepInput:
-    prefix = f"steps[{index}]." if index is not None else ""
-    if isinstance(step, dict):
-        unknown = set(step) - set(StepInput.model_fields)
-        if unknown:
-            raise ValidationError(f"{prefix}{sorted(unknown)[0]}", "is not a plan step field", step)
-        if "step_id" not in step:
-            raise ValidationError(f"{prefix}step_id", "is required", None)
-        if "description" not in step:
-            raise ValidationError(f"{prefix}description", "is required", None)
-        step = StepInput(**step)
-    require_slug(step.step_id, f"{prefix}step_id")
-    require_text(step.description, f"{prefix}description", max_length=2000)
-    if step.sequence is not None:
-        require_int(step.sequence, f"{prefix}sequence", minimum=0, maximum=100_000)
-    if step.parent_step_id is not None:
-        require_slug(step.parent_step_id, f"{prefix}parent_step_id")
-    require_mapping(step.metadata, f"{prefix}metadata")
-    return step
-
-
-def create_plan(
-    ctx: Context, run_id: str, steps: list[dict[str, Any]] | list[StepInput]
-) -> list[PlanStepOut]:
-    """Add the run's plan steps in one go (all or nothing).
-
-    Raises:
-        NotFound: unknown run. ValidationError: bad step, duplicate step_id, unknown parent.
-    """
-    if not isinstance(steps, list) or not steps:
-        raise ValidationError("steps", "must be a non-empty list of steps", steps)
-    parsed = [_validate_step(s, i) for i, s in enumerate(steps)]
-    ids = [s.step_id for s in parsed]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ValidationError("steps", "must have unique step_id values", duplicates)
-    now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
-        existing = {
-            s.step_id: s
-            for s in session.exec(select(m.PlanStep).where(m.PlanStep.run_id == run_id))
-        }
-        clash = sorted(set(ids) & set(existing))
-        if clash:
-            raise ValidationError("steps", "must not repeat step_ids already in the plan", clash)
-        known = set(existing) | set(ids)
-        start = max((s.sequence for s in existing.values()), default=0)
-        rows = []
-        for index, step in enumerate(parsed):
-            if step.parent_step_id and step.parent_step_id not in known:
-                raise ValidationError(
-                    f"steps[{index}].parent_step_id",
-                    "must name a step of this plan",
-                    step.parent_step_id,
-                )
-            row = m.PlanStep(
-                run_id=run_id,
-                step_id=step.step_id,
-                description=step.description.strip(),
-                sequence=step.sequence if step.sequence is not None else start + index + 1,
-                parent_step_id=step.parent_step_id,
-                status="pending",
-                meta=step.metadata or {},
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            rows.append(row)
-        append_event(
-            session,
-            run_id,
-            "custom",
-            f"Plan created with {len(rows)} steps",
-            now,
-            payload={"steps": ids},
-        )
-    return [PlanStepOut.of(r) for r in sorted(rows, key=lambda r: r.sequence)]
-
-
-def add_plan_step(
-    ctx: Context,
-    run_id: str,
-    step_id: str,
-    description: str,
-    sequence: int | None = None,
-    parent_step_id: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> PlanStepOut:
-    """Append one step to a run's plan. Raises: NotFound, ValidationError."""
-    step = StepInput(
-        step_id=step_id,
-        description=description,
-        sequence=sequence,
-        parent_step_id=parent_step_id,
-        metadata=metadata,
-    )
-    return create_plan(ctx, run_id, [step])[0]
-
-
-_STEP_EVENT = {
-    "in_progress": "step_started",
-    "completed": "step_completed",
-    "failed": "step_failed",
-}
-
-
-def update_plan_step(
-    ctx: Context,
-    run_id: str,
-    step_id: str,
-    status: str,
-    metadata: dict[str, Any] | None = None,
-) -> PlanStepOut:
-    """Move a plan step to ``status`` and log the matching step event
-    (step_started, step_completed, step_failed; custom for skipped/pending).
-
-    Raises:
-        NotFound, IllegalTransition, ValidationError.
-    """
-    require_choice(status, "status", STEP_STATUSES)
-    meta = require_mapping(metadata, "metadata") if metadata is not None else None
-    now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        step = session.exec(
-            select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
-        ).first()
-        if step is None:
-            load_run(session, run_id)
-            raise NotFound("plan step", f"{run_id}/{step_id}")
-        check_transition("plan step", step_id, STEP_TRANSITIONS, step.status, status)
-        changed = step.status != status
-        step.status = status
-        if status == "in_progress" and step.started_at is None:
-            step.started_at = now
-        if status in {"completed", "failed", "skipped"}:
-            step.finished_at = now
-        if meta is not None:
-            step.meta = {**(step.meta or {}), **meta}
-        step.updated_at = now
-        session.add(step)
-        if changed:
-            append_event(
-                session,
-                run_id,
-                _STEP_EVENT.get(status, "custom"),
-                f"Step {step_id} {status.replace('_', ' ')}: {step.description}",
-                now,
-                step_id=step_id,
-                payload={"status": status, **({"metadata": meta} if meta else {})},
-            )
-    return PlanStepOut.of(step)
-
-
-def get_plan(ctx: Context, run_id: str) -> list[PlanStepOut]:
-    """Raises: NotFound."""
-    with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
-        steps = session.exec(
-            select(m.PlanStep)
-            .where(m.PlanStep.run_id == run_id)
-            .order_by(col(m.PlanStep.sequence), col(m.PlanStep.id))
-        ).all()
-        return [PlanStepOut.of(s) for s in steps]
-
-
-# --------------------------------------------------------------------------- events
-
-
-def log_event(
-    ctx: Context,
-    run_id: str,
-    type: str,
-    summary: str,
-    step_id: str | None = None,
-    agent_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
-) -> EventOut:
-    """Append an event to the run's log. A repeated ``idempotency_key`` returns the first
-    event and writes nothing.
-
-    Raises:
-        NotFound, ValidationError.
-    """
-    require_choice(type, "type", EVENT_TYPES)
-    summary = require_text(summary, "summary", max_length=5000)
-    payload = require_mapping(payload, "payload")
-    if idempotency_key is not None:
-        idempotency_key = require_text(idempotency_key, "idempotency_key")
-    now = ctx.now()
-    try:
-        with session_scope(ctx.engine) as session:
-            load_run(session, run_id)
-            if idempotency_key is not None:
-                existing = _event_by_key(session, run_id, idempotency_key)
-                if existing is not None:
-                    return EventOut.of(existing)
-            event = append_event(
-                session,
-                run_id,
-                type,
-                summary,
-                now,
-                step_id=step_id,
-                agent_id=agent_id,
-                payload=payload,
-                idempotency_key=idempotency_key,
-            )
-    except IntegrityError:
-        # Another writer logged the same key between our check and insert.
-        with session_scope(ctx.engine) as session:
-            existing = _event_by_key(session, run_id, idempotency_key or "")
-            if existing is None:
-                raise
-            return EventOut.of(existing)
-    return EventOut.of(event)
-
-
-def _event_by_key(session: Session, run_id: str, key: str) -> m.Event | None:
-    return session.exec(
-        select(m.Event).where(m.Event.run_id == run_id, m.Event.idempotency_key == key)
-    ).first()
-
-
-def list_events(
-    ctx: Context,
-    run_id: str,
-    type: str | None = None,
-    step_id: str | None = None,
-    limit: int | None = None,
-) -> list[EventOut]:
-    """The run's events, oldest first. Raises: NotFound, ValidationError."""
-    limit = require_limit(limit, maximum=5000)
-    if type is not None:
-        require_choice(type, "type", EVENT_TYPES)
-    with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
-        query = select(m.Event).where(m.Event.run_id == run_id)
-        if type:
-            query = query.where(m.Event.type == type)
-        if step_id:
-            query = query.where(m.Event.step_id == step_id)
-        return [EventOut.of(e) for e in session.exec(query.order_by(col(m.Event.seq)).limit(limit))]
-
-
-# --------------------------------------------------------------------------- variables
-
-
-def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """Merge interim values (e.g. ``best_quote``) into the run's variables; every later
-    dispatch of the run's calls receives them. A value of null removes the variable.
-
-    Raises:
-        NotFound, ValidationError.
-    """
-    variables = require_mapping(variables, "variables")
-    for key, value in variables.items():
-        if not key or "{" in key or "}" in key or " " in key:
-            raise ValidationError("variables", "keys must be names without spaces or braces", key)
-        if isinstance(value, dict | list):
-            raise ValidationError(f"variables.{key}", "must be a string, number or boolean", value)
-    now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        run = load_run(session, run_id)
-        merged = dict(run.variables or {})
-        for key, value in variables.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        run.variables = merged
-        run.updated_at = now
-        session.add(run)
-        append_event(
-            session,
-            run_id,
-            "custom",
-            "Run variables set: " + ", ".join(sorted(variables)),
-            now,
-            payload={"variables": variables},
-        )
-    return merged
-
-
-def get_run_variables(ctx: Context, run_id: str) -> dict[str, Any]:
-    """Raises: NotFound."""
-    with session_scope(ctx.engine) as session:
-        return dict(load_run(session, run_id).variables or {})

@@ -20,7 +20,7 @@ from mission_server.domain.targets import normalise_target, validate_timezone
 from mission_server.domain.templating import validate_variable_names
 from mission_server.errors import MissionError, ValidationError
 from mission_server.insights.schema import parse_parameters
-from mission_server.services import assistants, insights, missions, scheduling
+from mission_server.services import assistants, insights, missions, plans, scheduling
 from mission_server.services.context import Context
 from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
@@ -172,14 +172,14 @@ class ServiceOps:
 
     def create_plan(self, run_id: str, steps: list[PlanStepSpec]) -> None:
         """Add the steps not yet in the run's plan. Raises: NotFound, ValidationError."""
-        existing = {s.step_id for s in missions.get_plan(self.ctx, run_id)}
+        existing = {s.step_id for s in plans.get_plan(self.ctx, run_id)}
         fresh = [
             {"step_id": s.step_id, "description": s.description, "metadata": s.metadata}
             for s in steps
             if s.step_id not in existing
         ]
         if fresh:
-            missions.create_plan(self.ctx, run_id, fresh)
+            plans.create_plan(self.ctx, run_id, fresh)
         self._checkpoint("planning")
 
     def update_step(
@@ -199,7 +199,7 @@ class ServiceOps:
             # A node that runs again after a crash repeats its step moves; a finished step
             # stays as it finished.
             return
-        missions.update_plan_step(self.ctx, run_id, step_id, status, metadata)
+        plans.update_plan_step(self.ctx, run_id, step_id, status, metadata)
 
     def log_event(
         self,
@@ -212,7 +212,7 @@ class ServiceOps:
         idempotency_key: str | None = None,
     ) -> None:
         """Append an event (idempotent on the key). Raises: NotFound, ValidationError."""
-        missions.log_event(
+        plans.log_event(
             self.ctx,
             run_id,
             type,
@@ -225,10 +225,10 @@ class ServiceOps:
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
         """Merge variables into the run, writing only on change. Raises: NotFound,
         ValidationError."""
-        current = missions.get_run_variables(self.ctx, run_id)
+        current = plans.get_run_variables(self.ctx, run_id)
         if all(current.get(k) == v for k, v in variables.items()):
             return
-        missions.set_run_variables(self.ctx, run_id, variables)
+        plans.set_run_variables(self.ctx, run_id, variables)
 
     def complete_run(
         self,

@@ -21,8 +21,6 @@ from mission_server.telephony.base import (
     TranscriptMessage,
 )
 
-SCRIPTED_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled", "voicemail")
-
 
 @dataclass
 class ScriptedProvider:

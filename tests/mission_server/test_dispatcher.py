@@ -15,7 +15,8 @@ from mission_server.clock import VirtualClock
 from mission_server.domain.calling_hours import CallingWindow, is_inside, next_allowed
 from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.errors import ValidationError
-from mission_server.services import assistants, missions, scheduling
+from mission_server.services import assistants, missions, plans, scheduling
+from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.base import CallRequest
@@ -134,7 +135,7 @@ def test_transcript_records_rendered_instructions_with_run_variables(ctx, provid
         run_id=run.run_id,
     )
     run_all(ctx)
-    missions.set_run_variables(ctx, run.run_id, {"best_quote": 65, "best_company": "Lakefront"})
+    plans.set_run_variables(ctx, run.run_id, {"best_quote": 65, "best_company": "Lakefront"})
     second = scheduling.create_scheduled_event(
         ctx,
         assistant_id=a.assistant_id,
@@ -149,7 +150,7 @@ def test_transcript_records_rendered_instructions_with_run_variables(ctx, provid
     assert by_event[second.scheduled_event_id].instructions == (
         "Get a quote. Best so far: $65 from Lakefront."
     )
-    kinds = [e.type for e in missions.list_events(ctx, run.run_id)]
+    kinds = [e.type for e in plans.list_events(ctx, run.run_id)]
     assert kinds.count("tool_call") == 2 and "status_change" in kinds
 
 
@@ -339,7 +340,7 @@ def test_do_not_call_added_after_scheduling_stops_the_dispatch(ctx, provider):
         channel="phone_call",
         to=CHICAGO,
     )
-    scheduling.add_do_not_call(ctx, CHICAGO)
+    do_not_call_service.add_do_not_call(ctx, CHICAGO)
     run_all(ctx)
     done = scheduling.get_scheduled_event(ctx, call.scheduled_event_id)
     assert done.status == "failed" and done.errors[0]["code"] == "do_not_call"

@@ -9,7 +9,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
-from mission_server.services import assistants, missions, scheduling
+from mission_server.services import assistants, missions, plans, scheduling
+from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import CallFinished
 from state import models as m
 from state.errors import NotFound
@@ -183,7 +184,7 @@ def test_unknown_assistant_and_missing_number(ctx):
 
 
 def test_do_not_call_target_is_refused_at_creation(ctx, assistant):
-    scheduling.add_do_not_call(ctx, "312-555-0101", reason="asked us not to call")
+    do_not_call_service.add_do_not_call(ctx, "312-555-0101", reason="asked us not to call")
     with pytest.raises(GuardrailError, match="do-not-call"):
         schedule(ctx, assistant)
     assert event_count(ctx.engine) == 0
@@ -214,7 +215,7 @@ def test_cancel_pending_is_idempotent(ctx, assistant):
     assert [(h.scheduled_event_id, h.status, h.run_id) for h in heard] == [
         (call.scheduled_event_id, "cancelled", run.run_id)
     ]
-    logged = [e for e in missions.list_events(ctx, run.run_id) if "cancelled" in e.summary]
+    logged = [e for e in plans.list_events(ctx, run.run_id) if "cancelled" in e.summary]
     assert len(logged) == 1
 
 
@@ -260,7 +261,7 @@ def test_repeated_key_returns_the_first_event_after_the_run_finished_or_a_dnc_en
     run = missions.start_run(ctx, mission.mission_id)
     first = schedule(ctx, assistant, run_id=run.run_id, idempotency_key="k-run")
     missions.cancel_run(ctx, run.run_id)
-    scheduling.add_do_not_call(ctx, CHICAGO)
+    do_not_call_service.add_do_not_call(ctx, CHICAGO)
     again = schedule(ctx, assistant, run_id=run.run_id, idempotency_key="k-run")
     assert again.scheduled_event_id == first.scheduled_event_id
     assert again.status == "cancelled"  # the first event as it is now, not re-created

@@ -8,7 +8,7 @@ import pytest
 
 from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.errors import ConflictError
-from mission_server.services import assistants, missions, scheduling
+from mission_server.services import assistants, missions, plans, scheduling
 from mission_server.services.context import CallFinished
 from state.errors import IllegalTransition
 
@@ -101,7 +101,7 @@ def test_cancelling_a_run_leaves_a_claimed_call_to_its_dispatcher_which_does_not
     # The free call is cancelled at once; the claimed one is left pending under its lease.
     assert [(h.scheduled_event_id, h.status) for h in heard] == [(free_id, "cancelled")]
     assert scheduling.get_scheduled_event(ctx, held_id).status == "pending"
-    logged = [e.summary for e in missions.list_events(ctx, run.run_id)]
+    logged = [e.summary for e in plans.list_events(ctx, run.run_id)]
     assert any("1 pending call(s) cancelled" in s for s in logged)
     assert any("left to the dispatcher" in s for s in logged)
 

@@ -14,7 +14,8 @@ from mcp.client import Client
 
 from mission_server.clock import AcceleratedClock
 from mission_server.engine.dispatcher import Dispatcher, run_until_idle
-from mission_server.services import assistants, scheduling
+from mission_server.services import assistants
+from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
 from mission_server.settings import Settings
 from tests.support.mcpkit import err, ok
@@ -644,7 +645,7 @@ async def test_schedule_call_refusals_name_the_rule_and_write_nothing(server, ar
 
 
 async def test_schedule_call_guardrails(server, ctx):
-    scheduling.add_do_not_call(ctx, "+13125550111", reason="asked not to be called")
+    do_not_call_service.add_do_not_call(ctx, "+13125550111", reason="asked not to be called")
     async with Client(server) as client:
         no_number = await ok(client, "create_assistant", name="No number", instructions="Hi")
         needs_number = await err(

@@ -8,7 +8,7 @@ import pytest
 from mcp.client import Client
 
 from mission_server.mcp.server import build_server
-from mission_server.services import scheduling
+from mission_server.services import do_not_call as do_not_call_service
 from tests.mission_server.test_server import dispatch
 from tests.support.mcpkit import err, ok
 
@@ -57,7 +57,7 @@ async def test_add_list_and_remove_normalise_targets(ctx, server):
     assert removed == {"target": "+13125550101", "removed": True}
     assert missing == {"target": "+13125550101", "removed": False}
     assert [e["target"] for e in after["entries"]] == ["sip:desk@example.com"]
-    assert scheduling.list_do_not_call(ctx) == ["sip:desk@example.com"]
+    assert do_not_call_service.list_do_not_call(ctx) == ["sip:desk@example.com"]
 
 
 async def test_bad_targets_are_tool_errors_naming_the_field(ctx, server):

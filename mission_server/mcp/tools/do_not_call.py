@@ -10,9 +10,9 @@ from pydantic import Field
 
 from mission_server.domain.targets import normalise_target
 from mission_server.mcp.registrar import ToolRegistrar
-from mission_server.services import scheduling
+from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
-from mission_server.services.scheduling import DoNotCallEntry
+from mission_server.services.do_not_call import DoNotCallEntry
 from mission_server.services.schemas import OutModel
 
 
@@ -59,23 +59,23 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         placement, so calls already scheduled to it are not placed either. Adding a target
         that is already listed changes nothing. Returns the entry and how many open calls to
         it there are."""
-        entry, already = scheduling.put_do_not_call(ctx, target, reason)
+        entry, already = do_not_call_service.put_do_not_call(ctx, target, reason)
         return DoNotCallAdded(
             **entry.model_dump(),
             already_listed=already,
-            open_calls=scheduling.open_calls_to(ctx, entry.target),
+            open_calls=do_not_call_service.open_calls_to(ctx, entry.target),
         )
 
     def remove_do_not_call(target: TargetArg) -> DoNotCallRemoved:
         """Take a phone number or SIP URI off the do-not-call list, so it may be called
         again. Calls that already failed because of the list stay failed; schedule new ones.
         Removing a target that is not listed changes nothing (removed: false)."""
-        removed = scheduling.remove_do_not_call(ctx, target)
+        removed = do_not_call_service.remove_do_not_call(ctx, target)
         return DoNotCallRemoved(target=normalise_target(target, "target"), removed=removed)
 
     def list_do_not_call() -> DoNotCallList:
         """List the do-not-call list: every target with its reason and when it was added."""
-        return DoNotCallList(entries=scheduling.do_not_call_entries(ctx))
+        return DoNotCallList(entries=do_not_call_service.do_not_call_entries(ctx))
 
     tools.add(add_do_not_call, title="Add to do-not-call list", idempotent=True)
     tools.add(

@@ -13,7 +13,7 @@ from mission_server.mcp.models import (
     PlanStepSpec,
 )
 from mission_server.mcp.registrar import ToolRegistrar
-from mission_server.services import missions as mission_service
+from mission_server.services import plans
 from mission_server.services.context import Context
 from mission_server.services.schemas import (
     EventOut,
@@ -40,9 +40,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         Plan before acting: a typical negotiation plan is create-assistant → baseline call →
         one leverage call per remaining business → compare-and-recommend. Returns the steps.
         """
-        created = mission_service.create_plan(
-            ctx, run_id, [s.model_dump(exclude_none=True) for s in steps]
-        )
+        created = plans.create_plan(ctx, run_id, [s.model_dump(exclude_none=True) for s in steps])
         return PlanOut(run_id=run_id, steps=created)
 
     def add_plan_step(
@@ -56,7 +54,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         metadata: Annotated[dict[str, Any] | None, Field(description="Key/values.")] = None,
     ) -> PlanStepOut:
         """Add one step to an existing plan (e.g. a follow-up call you decided on later)."""
-        return mission_service.add_plan_step(
+        return plans.add_plan_step(
             ctx,
             run_id,
             step_id=step_id,
@@ -82,7 +80,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
         Mark a step in_progress when you start it and completed/failed when done.
         """
-        return mission_service.update_plan_step(ctx, run_id, step_id, status, metadata=metadata)
+        return plans.update_plan_step(ctx, run_id, step_id, status, metadata=metadata)
 
     def log_event(
         run_id: Annotated[str, Field(description="The run's id.")],
@@ -109,7 +107,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
         Returns the event; with a repeated idempotency_key, the event first logged with it.
         """
-        return mission_service.log_event(
+        return plans.log_event(
             ctx,
             run_id,
             type,
@@ -129,9 +127,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """List the run's events, oldest first: the audit trail of what happened."""
         return EventList(
             run_id=run_id,
-            events=mission_service.list_events(
-                ctx, run_id, type=type, step_id=step_id, limit=limit
-            ),
+            events=plans.list_events(ctx, run_id, type=type, step_id=step_id, limit=limit),
         )
 
     tools.add(create_plan, title="Create plan")

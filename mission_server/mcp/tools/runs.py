@@ -13,6 +13,7 @@ from mission_server.mcp.models import (
 )
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services import missions as mission_service
+from mission_server.services import plans
 from mission_server.services.context import Context
 from mission_server.services.missions import MissionPage, RunDetail
 from mission_server.services.schemas import (
@@ -189,14 +190,14 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
         Use after each call's insights, before the next call is placed.
         """
-        merged = mission_service.set_run_variables(ctx, run_id, variables)
+        merged = plans.set_run_variables(ctx, run_id, variables)
         return RunVariables(run_id=run_id, variables=merged)
 
     def get_run_variables(
         run_id: Annotated[str, Field(description="The run's id.")],
     ) -> RunVariables:
         """Get the run's interim variables (see set_run_variables)."""
-        return RunVariables(run_id=run_id, variables=mission_service.get_run_variables(ctx, run_id))
+        return RunVariables(run_id=run_id, variables=plans.get_run_variables(ctx, run_id))
 
     tools.add(set_run_variables, title="Set run variables", destructive=True, idempotent=True)
     tools.add(get_run_variables, title="Get run variables", read_only=True)
