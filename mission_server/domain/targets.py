@@ -11,14 +11,26 @@ from phonenumbers import timezone as pn_timezone
 from mission_server.errors import ValidationError
 
 _SIP_URI = re.compile(r"^sips?:[^@\s]+@[^@\s]+$", re.IGNORECASE)
+_SIP_PARTS = re.compile(r"^(?P<scheme>sips?):(?P<user>[^@]+)@(?P<host>[^;?]+)", re.IGNORECASE)
 
 
 def is_sip_uri(value: str) -> bool:
     return bool(_SIP_URI.match(value.strip()))
 
 
+def normalise_sip_uri(value: str) -> str:
+    """One spelling per SIP endpoint, so a do-not-call entry cannot be slipped past: the
+    scheme lower-cased and ``sips`` read as ``sip``, the host (and port) lower-cased, URI
+    parameters (``;transport=tcp``) and headers (``?subject=x``) dropped. The user part is kept
+    as written: it is case-sensitive (RFC 3261 19.1.4)."""
+    match = _SIP_PARTS.match(value.strip())
+    if match is None:
+        raise ValueError(f"not a SIP URI: {value[:80]}")
+    return f"sip:{match['user']}@{match['host'].lower()}"
+
+
 def normalise_target(value: str, field: str = "to") -> str:
-    """Return the phone number in E.164 form, or the SIP URI unchanged.
+    """Return the phone number in E.164 form, or the SIP URI normalised (``normalise_sip_uri``).
 
     Numbers without a leading ``+`` are read as US/Canada (NANP) numbers.
 
@@ -29,7 +41,7 @@ def normalise_target(value: str, field: str = "to") -> str:
         raise ValidationError(field, "must be a phone number in E.164 form or a SIP URI", value)
     text = value.strip()
     if is_sip_uri(text):
-        return text
+        return normalise_sip_uri(text)
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else "US")
     except phonenumbers.NumberParseException:

@@ -3,6 +3,7 @@ cancellation, and that a refused request writes nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -325,3 +326,38 @@ def test_repeated_key_for_another_run_or_step_is_a_conflict(ctx, assistant):
     with pytest.raises(ConflictError, match="run_id was "):
         schedule(ctx, assistant, idempotency_key="k-owner")
     assert event_count(ctx.engine) == 1
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "sip:desk@example.com",
+        "SIP:desk@example.com",
+        "sips:desk@example.com",
+        "Sips:desk@EXAMPLE.com",
+        "sip:desk@Example.COM",
+        "sip:desk@example.com;transport=tcp",
+        "sip:desk@example.com;transport=tls;lr?subject=hello",
+        "  sip:desk@example.com  ",
+    ],
+)
+def test_every_spelling_of_a_listed_sip_uri_is_refused(ctx, assistant, variant):
+    do_not_call_service.add_do_not_call(ctx, "sip:desk@example.com")
+    before = event_count(ctx.engine)
+
+    with pytest.raises(
+        GuardrailError, match=re.escape("sip:desk@example.com is on the do-not-call list")
+    ):
+        schedule(ctx, assistant, to=variant)
+    assert event_count(ctx.engine) == before
+
+
+def test_a_sip_entry_written_in_another_spelling_covers_the_plain_one(ctx, assistant):
+    do_not_call_service.add_do_not_call(ctx, "SIPS:desk@EXAMPLE.com;transport=tls")
+
+    assert do_not_call_service.list_do_not_call(ctx) == ["sip:desk@example.com"]
+    with pytest.raises(GuardrailError):
+        schedule(ctx, assistant, to="sip:desk@example.com")
+    # The user part is case-sensitive (RFC 3261): another user is another endpoint.
+    other = schedule(ctx, assistant, to="sip:Desk@example.com")
+    assert other.telnyx_end_user_target == "sip:Desk@example.com"
