@@ -16,10 +16,11 @@ from typing import Any
 from platformdirs import user_data_dir
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine
 
-from state.errors import StateError
+from state.errors import DatabaseUnavailable, StateError
 
 APP_NAME = "agent-missions"
 
@@ -129,10 +130,26 @@ def create_schema(engine: Engine) -> None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest migration (what ``mission db upgrade`` does)."""
+    """Bring the database to the newest migration (what ``mission db upgrade`` does).
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached or opened.
+    """
     from state.migrate import upgrade_to_head
 
-    upgrade_to_head(engine)
+    try:
+        upgrade_to_head(engine)
+    except OperationalError as exc:
+        raise unavailable(engine, exc) from None
+
+
+def unavailable(engine: Engine, exc: OperationalError) -> DatabaseUnavailable:
+    """``exc`` as one line naming the database without its password."""
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    reason = lines[0].strip()
+    if len(reason) > 200:
+        reason = reason[:200] + "…"
+    return DatabaseUnavailable(engine.url.render_as_string(hide_password=True), reason)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -28,3 +28,12 @@ class IllegalTransition(StateError):
             f"{kind} {key!r} cannot move from {current!r} to {requested!r}; "
             f"allowed from {current!r}: {allowed_text}"
         )
+
+
+class DatabaseUnavailable(StateError):
+    """The database cannot be reached or opened. The message names it without its password
+    and gives the driver's reason in one line."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        super().__init__(f"cannot reach the database at {where}: {reason}")

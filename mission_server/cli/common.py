@@ -23,7 +23,7 @@ from mission_server.errors import USER_ERRORS
 EXIT_USAGE = 2
 _NOISY = ("httpx", "httpcore", "apscheduler", "alembic")
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()
 
 

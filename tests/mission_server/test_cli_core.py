@@ -87,3 +87,19 @@ def test_dnc_add_refuses_a_bad_target_and_reports_open_calls(tmp_path):
     assert added.exit_code == 0, added.output
     assert "1 scheduled call(s) to it will not be placed" in added.output
     assert json.loads(runner.invoke(app, ["dnc", "list", "--db", db, "--json"]).stdout)
+
+
+UNREACHABLE = "postgresql+psycopg://mission:hunter2-secret@127.0.0.1:1/missions"
+
+
+def test_an_unreachable_database_is_one_line_without_the_password_and_exit_2():
+    for command in (["runs", "list"], ["dnc", "list"], ["db", "upgrade"], ["worker", "--once"]):
+        result = runner.invoke(app, [*command, "--db", UNREACHABLE])
+
+        assert result.exit_code == 2, (command, result.output)
+        assert "Traceback" not in result.output and "hunter2" not in result.output
+        lines = result.output.strip().splitlines()
+        assert lines[-1].startswith(
+            "error: cannot reach the database at postgresql+psycopg://mission:***@127.0.0.1:1"
+        ), (command, result.output)
+        assert "Connection refused" in lines[-1]
