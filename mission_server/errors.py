@@ -50,6 +50,20 @@ __all__ = [
 ]
 
 
+#: The longest echo of a bad value in an error message; longer values are cut and their size
+#: given, so a megabyte of input never comes back (or reaches a log) whole.
+ECHO_LIMIT = 120
+
+
+def shown(value: Any) -> str:
+    """``value`` as an error message shows it: its repr, cut to ``ECHO_LIMIT`` characters."""
+    text = repr(value)
+    if len(text) <= ECHO_LIMIT:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters"
+    return f"{text[: ECHO_LIMIT - 20]}… ({size})"
+
+
 class MissionError(Exception):
     """Base class for every error the mission service raises on purpose."""
 
@@ -63,7 +77,7 @@ class ValidationError(MissionError, ValueError):
         self.value = value
         message = f"{field} {rule}"
         if show_value:
-            message += f", got {value!r}"
+            message += f", got {shown(value)}"
         super().__init__(message)
 
 

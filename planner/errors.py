@@ -9,6 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The longest echo of a bad value (as in ``mission_server.errors.shown``: the planner imports
+#: nothing of ours, so it keeps its own three lines).
+ECHO_LIMIT = 120
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return (
+        text if len(text) <= ECHO_LIMIT else f"{text[: ECHO_LIMIT - 20]}… ({len(text)} characters)"
+    )
+
 
 class PlannerError(Exception):
     """Base class for every error the planner raises on purpose."""
@@ -24,7 +35,7 @@ class SpecError(PlannerError, ValueError):
         self.show_value = show_value
         message = f"{field} {rule}"
         if show_value:
-            message += f", got {value!r}"
+            message += f", got {_shown(value)}"
         super().__init__(message)
 
 

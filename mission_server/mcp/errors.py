@@ -18,7 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError as PydanticValidationError
 
-from mission_server.errors import USER_ERRORS
+from mission_server.errors import USER_ERRORS, shown
 from state.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,9 @@ def describe_error(exc: Exception) -> str:
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "arguments"
-            parts.append(f"{where} {err['msg'][:1].lower()}{err['msg'][1:]}, got {err['input']!r}")
+            parts.append(
+                f"{where} {err['msg'][:1].lower()}{err['msg'][1:]}, got {shown(err['input'])}"
+            )
         return "; ".join(parts)
     return str(exc)
 

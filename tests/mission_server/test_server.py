@@ -1077,3 +1077,15 @@ async def test_a_registered_tool_gets_the_error_mapping_and_annotations(ctx):
     assert listed["approve_calls"].annotations.idempotent_hint is True
     assert approved == {"run_id": "r-1"}
     assert "approved must be true in this test, got False" in refused
+
+
+async def test_a_megabyte_of_bad_input_is_not_echoed_back(server, caplog):
+    huge = "x" * 1_000_000
+    async with Client(server) as client:
+        service_error = await err(client, "create_mission", name="ok", description=1, metadata=huge)
+        argument_error = await err(client, "list_runs", limit=huge)
+
+    for message in (service_error, argument_error):
+        assert len(message) < 400, message[:400]
+        assert "1000000 characters" in message or "characters)" in message
+    assert all(len(r.getMessage()) < 2_000 for r in caplog.records)
