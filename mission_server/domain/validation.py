@@ -3,12 +3,16 @@ the field, the rule and the value."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from mission_server.errors import ValidationError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+#: The largest key/value mapping (metadata, dynamic variables, run input), as JSON.
+MAX_MAPPING_BYTES = 16_384
+_NUL = "\x00"
 
 
 def require_text(
@@ -17,6 +21,8 @@ def require_text(
     if not isinstance(value, str):
         raise ValidationError(field, "must be a string", value)
     value = value.strip()
+    if _NUL in value:
+        raise ValidationError(field, "must not contain NUL characters (\\u0000)", show_value=False)
     if not value and not allow_empty:
         raise ValidationError(field, "must not be empty", value)
     if len(value) > max_length:
@@ -34,7 +40,11 @@ def optional_text(value: Any, field: str, *, max_length: int = 20_000) -> str | 
     return require_text(value, field, max_length=max_length, allow_empty=True)
 
 
-def require_mapping(value: Any, field: str) -> dict[str, Any]:
+def require_mapping(
+    value: Any, field: str, *, max_bytes: int = MAX_MAPPING_BYTES
+) -> dict[str, Any]:
+    """A JSON object of at most ``max_bytes`` (as JSON), with string keys and no NUL
+    characters anywhere in it (PostgreSQL cannot store them)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -42,6 +52,15 @@ def require_mapping(value: Any, field: str) -> dict[str, Any]:
     for key in value:
         if not isinstance(key, str):
             raise ValidationError(field, "must have string keys", key)
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ValidationError(field, "must hold JSON values only", show_value=False) from None
+    size = len(encoded.encode())
+    if size > max_bytes:
+        raise ValidationError(field, f"must be at most {max_bytes} bytes as JSON", f"{size} bytes")
+    if _NUL in encoded or "\\u0000" in encoded:
+        raise ValidationError(field, "must not contain NUL characters (\\u0000)", show_value=False)
     return dict(value)
 
 

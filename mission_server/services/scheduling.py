@@ -10,7 +10,7 @@ rejected otherwise; both are rejected for ``sms_chat``, where ``text`` is requir
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +45,9 @@ from state.transitions import (
 CHANNELS = ("phone_call", "sms_chat")
 MAX_RETRIES = (0, 10)
 RETRY_INTERVAL = (60, 86_400)
+#: How far ahead a call or SMS may be scheduled (the reference sets no bound; this one keeps
+#: every date the service computes from it inside the calendar).
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 
 def validate_retry_policy(
@@ -231,6 +234,13 @@ def create_scheduled_event(
                     f"must be in the future (server time is {now.isoformat()})",
                     requested.isoformat(),
                 )
+            if requested > now + MAX_SCHEDULE_AHEAD:
+                raise ValidationError(
+                    "scheduled_at_fixed_datetime",
+                    f"must be at most {MAX_SCHEDULE_AHEAD.days} days ahead "
+                    f"(server time is {now.isoformat()})",
+                    requested.isoformat(),
+                )
         due, reason = defer_for_calling_hours(requested, zones, window)
         assistant = load_assistant(session, assistant_id)
         if given_from is None:
@@ -353,7 +363,16 @@ def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:
             ) from None
     if not isinstance(value, datetime):
         raise ValidationError("scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", value)
-    return ensure_utc(value, "scheduled_at_fixed_datetime")
+    try:
+        moment = ensure_utc(value, "scheduled_at_fixed_datetime")
+        # Far enough from the ends of the calendar that calling-hours arithmetic cannot
+        # overflow; the "at most a year ahead" rule is checked against the server's clock.
+        moment + MAX_SCHEDULE_AHEAD
+    except OverflowError:
+        raise ValidationError(
+            "scheduled_at_fixed_datetime", "is out of range", value.isoformat()
+        ) from None
+    return moment
 
 
 def _same_request_or_conflict(

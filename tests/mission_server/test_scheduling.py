@@ -361,3 +361,25 @@ def test_a_sip_entry_written_in_another_spelling_covers_the_plain_one(ctx, assis
     # The user part is case-sensitive (RFC 3261): another user is another endpoint.
     other = schedule(ctx, assistant, to="sip:Desk@example.com")
     assert other.telnyx_end_user_target == "sip:Desk@example.com"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "rule"),
+    [
+        ({"scheduled_at": "9999-12-31T23:59:59Z"}, "scheduled_at_fixed_datetime", "out of range"),
+        ({"scheduled_at": "2030-01-01T15:00:00Z"}, "scheduled_at_fixed_datetime", "366 days"),
+        ({"text": "a\x00b", "channel": "sms_chat"}, "text", "NUL"),
+        ({"conversation_metadata": {"k": "a\x00b"}}, "conversation_metadata", "NUL"),
+        ({"dynamic_variables": {"k": "v" * 20_000}}, "dynamic_variables", "at most 16384 bytes"),
+        ({"conversation_metadata": {"k": float("nan")}}, "conversation_metadata", "JSON values"),
+    ],
+)
+def test_out_of_range_dates_nul_characters_and_oversized_fields_are_refused(
+    ctx, assistant, overrides, field, rule
+):
+    before = event_count(ctx.engine)
+    with pytest.raises(ValidationError) as refused:
+        schedule(ctx, assistant, **overrides)
+    assert refused.value.field == field and rule in str(refused.value)
+    assert len(str(refused.value)) < 300
+    assert event_count(ctx.engine) == before
