@@ -43,8 +43,8 @@ class Mission(SQLModel, table=True):
     instructions: str | None = _text()
     meta: dict[str, Any] | None = _json({}, "metadata")
     execution_mode: str = Field(default="external", max_length=16)
-    created_at: datetime | None = _ts(False, index=True)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False, index=True)
+    updated_at: datetime = _ts(False)
 
 
 class Run(SQLModel, table=True):
@@ -64,10 +64,10 @@ class Run(SQLModel, table=True):
     calls_placed: int = Field(default=0)
     approval_required: bool = Field(default=False)
     approved_at: datetime | None = _ts()
-    created_at: datetime | None = _ts(False, index=True)
+    created_at: datetime = _ts(False, index=True)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
-    updated_at: datetime | None = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class PlanStep(SQLModel, table=True):
@@ -82,8 +82,8 @@ class PlanStep(SQLModel, table=True):
     parent_step_id: str | None = Field(default=None, max_length=100)
     status: str = Field(default="pending", max_length=16)
     meta: dict[str, Any] | None = _json({}, "metadata")
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
 
@@ -104,7 +104,7 @@ class Event(SQLModel, table=True):
     agent_id: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any] | None = _json({})
     idempotency_key: str | None = Field(default=None, max_length=200)
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
 class Assistant(SQLModel, table=True):
@@ -121,8 +121,8 @@ class Assistant(SQLModel, table=True):
     webhook_url: str | None = _text()  # per-assistant override of the insight group's webhook
     provider: str = Field(default="simulated", max_length=32)
     provider_ref: str | None = Field(default=None, max_length=200)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class RunAgent(SQLModel, table=True):
@@ -134,7 +134,7 @@ class RunAgent(SQLModel, table=True):
     assistant_id: str = Field(
         foreign_key="assistants.assistant_id", primary_key=True, max_length=64
     )
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
 class PhoneNumber(SQLModel, table=True):
@@ -147,8 +147,8 @@ class PhoneNumber(SQLModel, table=True):
     )
     hd_voice: bool = Field(default=False)
     provider: str = Field(default="simulated", max_length=32)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class DoNotCall(SQLModel, table=True):
@@ -156,7 +156,7 @@ class DoNotCall(SQLModel, table=True):
 
     target: str = Field(primary_key=True, max_length=200)  # E.164 or SIP URI
     reason: str | None = _text()
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
 class ScheduledEvent(SQLModel, table=True):
@@ -177,9 +177,9 @@ class ScheduledEvent(SQLModel, table=True):
     telnyx_conversation_channel: str = Field(max_length=16)
     telnyx_end_user_target: str = Field(max_length=200)
     telnyx_agent_target: str = Field(max_length=200)
-    scheduled_at_fixed_datetime: datetime | None = _ts(False)
-    requested_at: datetime | None = _ts(False)  # what the caller asked for, before deferral
-    due_at: datetime | None = _ts(False)
+    scheduled_at_fixed_datetime: datetime = _ts(False)
+    requested_at: datetime = _ts(False)  # what the caller asked for, before deferral
+    due_at: datetime = _ts(False)
     text: str | None = _text()
     dynamic_variables: dict[str, Any] | None = _json({})
     conversation_metadata: dict[str, Any] | None = _json({})
@@ -208,8 +208,8 @@ class ScheduledEvent(SQLModel, table=True):
     # Dispatcher lease.
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = _ts()
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class CallAttempt(SQLModel, table=True):
@@ -225,7 +225,7 @@ class CallAttempt(SQLModel, table=True):
         foreign_key="scheduled_events.scheduled_event_id", index=True, max_length=64
     )
     attempt_number: int
-    attempted_at: datetime | None = _ts(False)
+    attempted_at: datetime = _ts(False)
     ended_at: datetime | None = _ts()
     call_status: str = Field(max_length=16)
     call_duration: float | None = None
@@ -258,7 +258,7 @@ class Conversation(SQLModel, table=True):
     cost: float | None = None
     started_at: datetime | None = _ts()
     ended_at: datetime | None = _ts()
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
 class Message(SQLModel, table=True):
@@ -282,8 +282,8 @@ class Insight(SQLModel, table=True):
     name: str = Field(max_length=200)
     instructions: str = Field(sa_column=Column(Text, nullable=False))
     parameters: list[Any] | None = _json(None)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class InsightGroup(SQLModel, table=True):
@@ -292,8 +292,8 @@ class InsightGroup(SQLModel, table=True):
     insight_group_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     webhook_url: str | None = _text()
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class InsightGroupMember(SQLModel, table=True):
@@ -321,8 +321,8 @@ class InsightResult(SQLModel, table=True):
     result: Any = _json(None)
     error: str | None = _text()
     extractor: str | None = Field(default=None, max_length=32)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -338,7 +338,7 @@ class WebhookDelivery(SQLModel, table=True):
     latency_ms: float | None = None
     error: str | None = _text()
     delivered: bool = Field(default=False)
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
 ALL_TABLES = [
