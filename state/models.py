@@ -8,8 +8,9 @@ attribute name); the service layer exposes it as ``metadata``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -34,7 +35,23 @@ def _text(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(Text, nullable=nullable))
 
 
-class Mission(SQLModel, table=True):
+class TableModel(SQLModel):
+    """The base of every table: it declares, for the type checker, the two class attributes
+    SQLModel sets on a ``table=True`` class. It adds no field and no behaviour.
+
+    SQLModel declares ``__tablename__`` as ``ClassVar[str | Callable[..., str]]`` and then
+    defines it as a ``@declared_attr`` method (the default name), so pyright takes it to be a
+    ``declared_attr`` and rejects ``__tablename__ = "missions"``
+    (https://github.com/fastapi/sqlmodel/issues/98, not fixed upstream). Redeclaring it here as
+    the plain string the tables assign takes one ignore instead of one per table. ``__table__``
+    is set by SQLAlchemy's declarative mapping and SQLModel does not declare it at all.
+    """
+
+    __tablename__: ClassVar[str]  # pyright: ignore[reportIncompatibleVariableOverride]
+    __table__: ClassVar[sa.Table]
+
+
+class Mission(TableModel, table=True):
     __tablename__ = "missions"
 
     mission_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -47,7 +64,7 @@ class Mission(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class Run(SQLModel, table=True):
+class Run(TableModel, table=True):
     __tablename__ = "runs"
 
     run_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -70,7 +87,7 @@ class Run(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class PlanStep(SQLModel, table=True):
+class PlanStep(TableModel, table=True):
     __tablename__ = "plan_steps"
     __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_plan_steps_run_step"),)
 
@@ -88,7 +105,7 @@ class PlanStep(SQLModel, table=True):
     finished_at: datetime | None = _ts()
 
 
-class Event(SQLModel, table=True):
+class Event(TableModel, table=True):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("run_id", "idempotency_key", name="uq_events_run_idempotency"),
@@ -107,7 +124,7 @@ class Event(SQLModel, table=True):
     created_at: datetime = _ts(False)
 
 
-class Assistant(SQLModel, table=True):
+class Assistant(TableModel, table=True):
     __tablename__ = "assistants"
 
     assistant_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -125,7 +142,7 @@ class Assistant(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class RunAgent(SQLModel, table=True):
+class RunAgent(TableModel, table=True):
     """Links a run to the assistants it created or used."""
 
     __tablename__ = "run_agents"
@@ -137,7 +154,7 @@ class RunAgent(SQLModel, table=True):
     created_at: datetime = _ts(False)
 
 
-class PhoneNumber(SQLModel, table=True):
+class PhoneNumber(TableModel, table=True):
     __tablename__ = "phone_numbers"
 
     phone_number: str = Field(primary_key=True, max_length=32)  # E.164
@@ -151,7 +168,7 @@ class PhoneNumber(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class DoNotCall(SQLModel, table=True):
+class DoNotCall(TableModel, table=True):
     __tablename__ = "do_not_call"
 
     target: str = Field(primary_key=True, max_length=200)  # E.164 or SIP URI
@@ -159,7 +176,7 @@ class DoNotCall(SQLModel, table=True):
     created_at: datetime = _ts(False)
 
 
-class ScheduledEvent(SQLModel, table=True):
+class ScheduledEvent(TableModel, table=True):
     """A call or SMS to be dispatched. This table is the durable outbox.
 
     ``scheduled_at_fixed_datetime`` is the reference's field: when the next attempt is meant to
@@ -212,7 +229,7 @@ class ScheduledEvent(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class CallAttempt(SQLModel, table=True):
+class CallAttempt(TableModel, table=True):
     """One terminal dispatch of a scheduled event (the reference's ``call_attempts`` entry)."""
 
     __tablename__ = "call_attempts"
@@ -235,7 +252,7 @@ class CallAttempt(SQLModel, table=True):
     voicemail: bool = Field(default=False)
 
 
-class Conversation(SQLModel, table=True):
+class Conversation(TableModel, table=True):
     __tablename__ = "conversations"
 
     conversation_id: str = Field(primary_key=True, max_length=200)
@@ -261,7 +278,7 @@ class Conversation(SQLModel, table=True):
     created_at: datetime = _ts(False)
 
 
-class Message(SQLModel, table=True):
+class Message(TableModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_seq", "conversation_id", "seq"),)
 
@@ -273,7 +290,7 @@ class Message(SQLModel, table=True):
     sent_at: datetime | None = _ts()
 
 
-class Insight(SQLModel, table=True):
+class Insight(TableModel, table=True):
     """An insight definition: free text (``parameters`` is None) or a structured schema."""
 
     __tablename__ = "insights"
@@ -286,7 +303,7 @@ class Insight(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class InsightGroup(SQLModel, table=True):
+class InsightGroup(TableModel, table=True):
     __tablename__ = "insight_groups"
 
     insight_group_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -296,7 +313,7 @@ class InsightGroup(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class InsightGroupMember(SQLModel, table=True):
+class InsightGroupMember(TableModel, table=True):
     __tablename__ = "insight_group_members"
 
     insight_group_id: str = Field(
@@ -306,7 +323,7 @@ class InsightGroupMember(SQLModel, table=True):
     position: int = Field(default=0)
 
 
-class InsightResult(SQLModel, table=True):
+class InsightResult(TableModel, table=True):
     __tablename__ = "insight_results"
     __table_args__ = (
         UniqueConstraint("conversation_id", "insight_id", name="uq_insight_results_conv"),
@@ -325,7 +342,7 @@ class InsightResult(SQLModel, table=True):
     updated_at: datetime = _ts(False)
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDelivery(TableModel, table=True):
     __tablename__ = "webhook_deliveries"
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
