@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -53,25 +53,32 @@ def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[st
     return {**(left or {}), **(right or {})}
 
 
-class MissionState(TypedDict, total=False):
-    """The checkpointed state of one run (thread id = run id)."""
+class MissionState(TypedDict):
+    """The checkpointed state of one run (thread id = run id).
+
+    Required keys are the ones the nodes index directly: ``run_id``, ``mission_id`` and
+    ``spec`` come with the graph's input; ``steps`` (written by ``plan``), ``assistant_id``
+    (``setup``) and ``calls`` (``dispatch``) are written before any node that indexes them
+    runs. The code that may run earlier (``_fail``, ``_stopped``, ``compile``) reads them
+    with ``.get``, as it does every ``NotRequired`` key.
+    """
 
     run_id: str
     mission_id: str
     spec: dict[str, Any] | None
-    request: str | None
-    require_approval: bool | None
+    request: NotRequired[str | None]
+    require_approval: NotRequired[bool | None]
     steps: dict[str, Any]
     assistant_id: str
-    insight_group_id: str | None
-    from_number: str
-    cursor: int
+    insight_group_id: NotRequired[str | None]
+    from_number: NotRequired[str]
+    cursor: NotRequired[int]
     calls: Annotated[dict[str, dict[str, Any]], _merge]
-    outcomes: Annotated[dict[str, dict[str, Any]], _merge]
-    best: dict[str, Any] | None
-    ready: list[str]
-    finished: bool
-    final_status: str
+    outcomes: NotRequired[Annotated[dict[str, dict[str, Any]], _merge]]
+    best: NotRequired[dict[str, Any] | None]
+    ready: NotRequired[list[str]]
+    finished: NotRequired[bool]
+    final_status: NotRequired[str]
 
 
 @dataclass
@@ -509,7 +516,7 @@ def _or_end(next_node: str):  # type: ignore[no-untyped-def]
     return route
 
 
-def build_graph() -> StateGraph:
+def build_graph() -> StateGraph[MissionState, PlannerContext]:
     """The uncompiled graph; compile it with a checkpointer (interrupts need one)."""
     graph = StateGraph(MissionState, context_schema=PlannerContext)
     graph.add_node("intake", intake)

@@ -8,8 +8,9 @@ attribute name); the service layer exposes it as ``metadata``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -34,7 +35,23 @@ def _text(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(Text, nullable=nullable))
 
 
-class Mission(SQLModel, table=True):
+class TableModel(SQLModel):
+    """The base of every table: it declares, for the type checker, the two class attributes
+    SQLModel sets on a ``table=True`` class. It adds no field and no behaviour.
+
+    SQLModel declares ``__tablename__`` as ``ClassVar[str | Callable[..., str]]`` and then
+    defines it as a ``@declared_attr`` method (the default name), so pyright takes it to be a
+    ``declared_attr`` and rejects ``__tablename__ = "missions"``
+    (https://github.com/fastapi/sqlmodel/issues/98, not fixed upstream). Redeclaring it here as
+    the plain string the tables assign takes one ignore instead of one per table. ``__table__``
+    is set by SQLAlchemy's declarative mapping and SQLModel does not declare it at all.
+    """
+
+    __tablename__: ClassVar[str]  # pyright: ignore[reportIncompatibleVariableOverride]
+    __table__: ClassVar[sa.Table]
+
+
+class Mission(TableModel, table=True):
     __tablename__ = "missions"
 
     mission_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -43,11 +60,11 @@ class Mission(SQLModel, table=True):
     instructions: str | None = _text()
     meta: dict[str, Any] | None = _json({}, "metadata")
     execution_mode: str = Field(default="external", max_length=16)
-    created_at: datetime | None = _ts(False, index=True)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False, index=True)
+    updated_at: datetime = _ts(False)
 
 
-class Run(SQLModel, table=True):
+class Run(TableModel, table=True):
     __tablename__ = "runs"
 
     run_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -64,13 +81,13 @@ class Run(SQLModel, table=True):
     calls_placed: int = Field(default=0)
     approval_required: bool = Field(default=False)
     approved_at: datetime | None = _ts()
-    created_at: datetime | None = _ts(False, index=True)
+    created_at: datetime = _ts(False, index=True)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
-    updated_at: datetime | None = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class PlanStep(SQLModel, table=True):
+class PlanStep(TableModel, table=True):
     __tablename__ = "plan_steps"
     __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_plan_steps_run_step"),)
 
@@ -82,13 +99,13 @@ class PlanStep(SQLModel, table=True):
     parent_step_id: str | None = Field(default=None, max_length=100)
     status: str = Field(default="pending", max_length=16)
     meta: dict[str, Any] | None = _json({}, "metadata")
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
 
 
-class Event(SQLModel, table=True):
+class Event(TableModel, table=True):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("run_id", "idempotency_key", name="uq_events_run_idempotency"),
@@ -104,10 +121,10 @@ class Event(SQLModel, table=True):
     agent_id: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any] | None = _json({})
     idempotency_key: str | None = Field(default=None, max_length=200)
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
-class Assistant(SQLModel, table=True):
+class Assistant(TableModel, table=True):
     __tablename__ = "assistants"
 
     assistant_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -121,11 +138,11 @@ class Assistant(SQLModel, table=True):
     webhook_url: str | None = _text()  # per-assistant override of the insight group's webhook
     provider: str = Field(default="simulated", max_length=32)
     provider_ref: str | None = Field(default=None, max_length=200)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class RunAgent(SQLModel, table=True):
+class RunAgent(TableModel, table=True):
     """Links a run to the assistants it created or used."""
 
     __tablename__ = "run_agents"
@@ -134,10 +151,10 @@ class RunAgent(SQLModel, table=True):
     assistant_id: str = Field(
         foreign_key="assistants.assistant_id", primary_key=True, max_length=64
     )
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
-class PhoneNumber(SQLModel, table=True):
+class PhoneNumber(TableModel, table=True):
     __tablename__ = "phone_numbers"
 
     phone_number: str = Field(primary_key=True, max_length=32)  # E.164
@@ -147,19 +164,19 @@ class PhoneNumber(SQLModel, table=True):
     )
     hd_voice: bool = Field(default=False)
     provider: str = Field(default="simulated", max_length=32)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class DoNotCall(SQLModel, table=True):
+class DoNotCall(TableModel, table=True):
     __tablename__ = "do_not_call"
 
     target: str = Field(primary_key=True, max_length=200)  # E.164 or SIP URI
     reason: str | None = _text()
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
-class ScheduledEvent(SQLModel, table=True):
+class ScheduledEvent(TableModel, table=True):
     """A call or SMS to be dispatched. This table is the durable outbox.
 
     ``scheduled_at_fixed_datetime`` is the reference's field: when the next attempt is meant to
@@ -177,9 +194,9 @@ class ScheduledEvent(SQLModel, table=True):
     telnyx_conversation_channel: str = Field(max_length=16)
     telnyx_end_user_target: str = Field(max_length=200)
     telnyx_agent_target: str = Field(max_length=200)
-    scheduled_at_fixed_datetime: datetime | None = _ts(False)
-    requested_at: datetime | None = _ts(False)  # what the caller asked for, before deferral
-    due_at: datetime | None = _ts(False)
+    scheduled_at_fixed_datetime: datetime = _ts(False)
+    requested_at: datetime = _ts(False)  # what the caller asked for, before deferral
+    due_at: datetime = _ts(False)
     text: str | None = _text()
     dynamic_variables: dict[str, Any] | None = _json({})
     conversation_metadata: dict[str, Any] | None = _json({})
@@ -208,11 +225,11 @@ class ScheduledEvent(SQLModel, table=True):
     # Dispatcher lease.
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = _ts()
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class CallAttempt(SQLModel, table=True):
+class CallAttempt(TableModel, table=True):
     """One terminal dispatch of a scheduled event (the reference's ``call_attempts`` entry)."""
 
     __tablename__ = "call_attempts"
@@ -225,7 +242,7 @@ class CallAttempt(SQLModel, table=True):
         foreign_key="scheduled_events.scheduled_event_id", index=True, max_length=64
     )
     attempt_number: int
-    attempted_at: datetime | None = _ts(False)
+    attempted_at: datetime = _ts(False)
     ended_at: datetime | None = _ts()
     call_status: str = Field(max_length=16)
     call_duration: float | None = None
@@ -235,7 +252,7 @@ class CallAttempt(SQLModel, table=True):
     voicemail: bool = Field(default=False)
 
 
-class Conversation(SQLModel, table=True):
+class Conversation(TableModel, table=True):
     __tablename__ = "conversations"
 
     conversation_id: str = Field(primary_key=True, max_length=200)
@@ -258,10 +275,10 @@ class Conversation(SQLModel, table=True):
     cost: float | None = None
     started_at: datetime | None = _ts()
     ended_at: datetime | None = _ts()
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
-class Message(SQLModel, table=True):
+class Message(TableModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation_seq", "conversation_id", "seq"),)
 
@@ -273,7 +290,7 @@ class Message(SQLModel, table=True):
     sent_at: datetime | None = _ts()
 
 
-class Insight(SQLModel, table=True):
+class Insight(TableModel, table=True):
     """An insight definition: free text (``parameters`` is None) or a structured schema."""
 
     __tablename__ = "insights"
@@ -282,21 +299,21 @@ class Insight(SQLModel, table=True):
     name: str = Field(max_length=200)
     instructions: str = Field(sa_column=Column(Text, nullable=False))
     parameters: list[Any] | None = _json(None)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class InsightGroup(SQLModel, table=True):
+class InsightGroup(TableModel, table=True):
     __tablename__ = "insight_groups"
 
     insight_group_id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     webhook_url: str | None = _text()
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class InsightGroupMember(SQLModel, table=True):
+class InsightGroupMember(TableModel, table=True):
     __tablename__ = "insight_group_members"
 
     insight_group_id: str = Field(
@@ -306,7 +323,7 @@ class InsightGroupMember(SQLModel, table=True):
     position: int = Field(default=0)
 
 
-class InsightResult(SQLModel, table=True):
+class InsightResult(TableModel, table=True):
     __tablename__ = "insight_results"
     __table_args__ = (
         UniqueConstraint("conversation_id", "insight_id", name="uq_insight_results_conv"),
@@ -321,11 +338,11 @@ class InsightResult(SQLModel, table=True):
     result: Any = _json(None)
     error: str | None = _text()
     extractor: str | None = Field(default=None, max_length=32)
-    created_at: datetime | None = _ts(False)
-    updated_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDelivery(TableModel, table=True):
     __tablename__ = "webhook_deliveries"
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
@@ -338,7 +355,7 @@ class WebhookDelivery(SQLModel, table=True):
     latency_ms: float | None = None
     error: str | None = _text()
     delivered: bool = Field(default=False)
-    created_at: datetime | None = _ts(False)
+    created_at: datetime = _ts(False)
 
 
 ALL_TABLES = [

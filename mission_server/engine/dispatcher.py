@@ -54,9 +54,9 @@ from state.types import utc_iso
 
 log = logging.getLogger(__name__)
 
-EVENTS = m.ScheduledEvent.__table__  # type: ignore[attr-defined]
-ATTEMPTS = m.CallAttempt.__table__  # type: ignore[attr-defined]
-RUNS = m.Run.__table__  # type: ignore[attr-defined]
+EVENTS = m.ScheduledEvent.__table__
+ATTEMPTS = m.CallAttempt.__table__
+RUNS = m.Run.__table__
 
 #: How long to wait before asking a provider again about a call still in progress.
 DEFAULT_POLL_SECS = 15.0
@@ -750,8 +750,8 @@ class Dispatcher:
             if conversations:
                 existing = set(
                     conn.execute(
-                        select(m.Conversation.__table__.c.conversation_id).where(  # type: ignore[attr-defined]
-                            m.Conversation.__table__.c.conversation_id.in_(  # type: ignore[attr-defined]
+                        select(m.Conversation.__table__.c.conversation_id).where(
+                            m.Conversation.__table__.c.conversation_id.in_(
                                 [c["conversation_id"] for c in conversations]
                             )
                         )
@@ -759,13 +759,13 @@ class Dispatcher:
                 )
                 fresh = [c for c in conversations if c["conversation_id"] not in existing]
                 if fresh:
-                    conn.execute(insert(m.Conversation.__table__), fresh)  # type: ignore[attr-defined]
+                    conn.execute(insert(m.Conversation.__table__), fresh)
                     ids = {c["conversation_id"] for c in fresh}
                     fresh_messages = [x for x in messages if x["conversation_id"] in ids]
                     if fresh_messages:
-                        conn.execute(insert(m.Message.__table__), fresh_messages)  # type: ignore[attr-defined]
+                        conn.execute(insert(m.Message.__table__), fresh_messages)
             if run_events:
-                conn.execute(insert(m.Event.__table__), run_events)  # type: ignore[attr-defined]
+                conn.execute(insert(m.Event.__table__), run_events)
 
 
 def _release_stale_holds(event_ids: list[str]) -> Any:
@@ -804,8 +804,8 @@ class _Lookups:
         assistant_ids = {r["assistant_id"] for r in rows}
         run_ids = {r["run_id"] for r in rows if r["run_id"]}
         targets = {r["telnyx_end_user_target"] for r in rows}
-        a_table = m.Assistant.__table__  # type: ignore[attr-defined]
-        dnc = m.DoNotCall.__table__  # type: ignore[attr-defined]
+        a_table = m.Assistant.__table__
+        dnc = m.DoNotCall.__table__
         with engine.connect() as conn:
             assistants = {
                 r.assistant_id: dict(r._mapping)

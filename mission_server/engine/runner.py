@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import yaml
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from sqlmodel import col, select
 
@@ -360,7 +361,7 @@ class MissionRunner:
     # ------------------------------------------------------------------ internals
 
     @staticmethod
-    def _config(run_id: str) -> dict[str, Any]:
+    def _config(run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}}
 
     def _is_planner_run(self, run_id: str) -> bool:

@@ -156,7 +156,7 @@ class TelnyxInsightsExtractor:
         return ExtractionResult(definition.insight_id, "completed", result=value, missing=missing)
 
 
-def _records(payload: Any) -> list[dict[str, Any]]:
+def _records(payload: Any) -> list[Mapping[str, Any]]:
     if isinstance(payload, Mapping) and "data" in payload:
         payload = payload["data"]
     if isinstance(payload, Mapping) and isinstance(payload.get("insights"), list):
@@ -168,7 +168,7 @@ def _records(payload: Any) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: str(r.get("created_at") or ""))
 
 
-def _find(records: list[dict[str, Any]], insight_id: str) -> tuple[str, Any] | None:
+def _find(records: list[Mapping[str, Any]], insight_id: str) -> tuple[str, Any] | None:
     """(record status, result) of the newest record holding ``insight_id``."""
     for record in reversed(records):
         items = record.get("conversation_insights") or record.get("insights") or ()

@@ -53,7 +53,11 @@ def bearer_auth(token: SecretStr) -> dict[str, Any]:
     return {
         "token_verifier": StaticTokenVerifier(token),
         # A resource server only: no OAuth endpoints are served, so the issuer is nominal.
-        "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None),
+        # Validated from the string (the model keeps a path-less URL without a trailing
+        # slash); AnyHttpUrl("http://127.0.0.1") built first would add one.
+        "auth": AuthSettings.model_validate(
+            {"issuer_url": "http://127.0.0.1", "resource_server_url": None}
+        ),
     }
 
 

@@ -266,8 +266,8 @@ def _attribute_columns(model: type[SQLModel]) -> list[Any]:
     ]
 
 
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined,no-any-return]
+def _table(model: type[m.TableModel]) -> Table:
+    return model.__table__
 
 
 def _detail_statements() -> tuple[Any, ...]:
