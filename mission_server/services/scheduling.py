@@ -364,10 +364,8 @@ def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:
     if not isinstance(value, datetime):
         raise ValidationError("scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", value)
     try:
+        # Converting a moment at the very end of the calendar to UTC can leave it.
         moment = ensure_utc(value, "scheduled_at_fixed_datetime")
-        # Far enough from the ends of the calendar that calling-hours arithmetic cannot
-        # overflow; the "at most a year ahead" rule is checked against the server's clock.
-        moment + MAX_SCHEDULE_AHEAD
     except OverflowError:
         raise ValidationError(
             "scheduled_at_fixed_datetime", "is out of range", value.isoformat()

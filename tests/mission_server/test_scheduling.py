@@ -366,7 +366,8 @@ def test_a_sip_entry_written_in_another_spelling_covers_the_plain_one(ctx, assis
 @pytest.mark.parametrize(
     ("overrides", "field", "rule"),
     [
-        ({"scheduled_at": "9999-12-31T23:59:59Z"}, "scheduled_at_fixed_datetime", "out of range"),
+        ({"scheduled_at": "9999-12-31T23:59:59Z"}, "scheduled_at_fixed_datetime", "366 days"),
+        ({"scheduled_at": "9999-12-31T20:00:00-05:00"}, "scheduled_at_fixed_datetime", "range"),
         ({"scheduled_at": "2030-01-01T15:00:00Z"}, "scheduled_at_fixed_datetime", "366 days"),
         ({"text": "a\x00b", "channel": "sms_chat"}, "text", "NUL"),
         ({"conversation_metadata": {"k": "a\x00b"}}, "conversation_metadata", "NUL"),
