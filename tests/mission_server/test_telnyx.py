@@ -3,9 +3,7 @@ mapping, retries and error messages. No real network."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,66 +26,12 @@ from mission_server.telephony.telnyx.provider import (
     TelnyxProvider,
     idempotency_header,
 )
+from tests.support.telnyx import API_KEY, FakeTelnyx, body_of, raise_, reply
 
-API_KEY = "KEY0187A1B2C3D4E5F6_s3cr3tT0k3nValue"
 ASSISTANT_ID = "assistant-6207ab25-b185-478f-b2ef-85159e226727"
 TEXML_APP_ID = "2293445112736466706"
 EVENT_ID = "8f3c2a10-5b7e-4d21-9c44-0e6f1b2a7d90"
 NOW = datetime(2026, 5, 7, 14, 30, tzinfo=UTC)
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeTelnyx:
-    """Routes (method, path) to handlers; a list of handlers is served in order, the last one
-    repeating. Records every request."""
-
-    def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], list[Handler]] = {}
-        self.requests: list[httpx.Request] = []
-
-    def on(self, method: str, path: str, *handlers: Handler) -> None:
-        self.routes[(method, "/v2" + path)] = list(handlers)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        handlers = self.routes.get((request.method, request.url.path))
-        if not handlers:
-            return httpx.Response(
-                404,
-                json={
-                    "errors": [
-                        {
-                            "code": "10005",
-                            "title": "Resource not found",
-                            "detail": f"no route {request.method} {request.url.path}",
-                        }
-                    ]
-                },
-            )
-        handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
-        return handler(request)
-
-    def sent(self, method: str, path: str) -> list[httpx.Request]:
-        return [r for r in self.requests if r.method == method and r.url.path == "/v2" + path]
-
-
-def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, json=body, headers=headers)
-
-    return handler
-
-
-def raise_(exc_type: type[httpx.TransportError]) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc_type("timed out", request=request)
-
-    return handler
-
-
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
 
 
 @pytest.fixture
