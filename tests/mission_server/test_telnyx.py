@@ -19,7 +19,6 @@ from mission_server.telephony.base import (
     CallRequest,
     NumberInfo,
     Placement,
-    Provider,
 )
 from mission_server.telephony.telnyx.provider import (
     METADATA_IDEMPOTENCY_KEY,
@@ -122,11 +121,6 @@ SPEC = AssistantSpec(
 
 
 # ---------------------------------------------------------------------- success paths
-
-
-def test_provider_satisfies_protocol_and_is_named_telnyx(provider: TelnyxProvider) -> None:
-    assert isinstance(provider, Provider)
-    assert provider.name == "telnyx"
 
 
 def test_create_assistant_sends_configuration_and_returns_id(
@@ -400,19 +394,6 @@ def test_place_call_sms_without_text_names_the_field(
     assert fake.requests == []
 
 
-def test_get_outcome_is_none_while_the_call_rings(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on(
-        "GET",
-        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-        reply(200, event_json(status="in_progress", call_status="ringing")),
-    )
-    placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
-
-    assert provider.get_outcome(placement, NOW + timedelta(seconds=20)) is None
-
-
 def test_get_outcome_reports_completed_call(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
     event = event_json(
         status="completed",
@@ -677,20 +658,6 @@ def test_find_attempt_scans_assistants_when_not_yet_dispatched(
     assert placement is not None
     assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
     assert placement.outcome is not None and placement.outcome.call_status == "completed"
-
-
-def test_find_attempt_returns_none_when_telnyx_never_saw_the_key(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
-    fake.on("GET", "/ai/assistants", reply(200, {"data": [assistant_json()]}))
-    fake.on(
-        "GET",
-        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
-    )
-
-    assert provider.find_attempt("sev_1:2") is None
 
 
 def test_place_call_replayed_with_a_different_body_returns_the_existing_attempt(

@@ -162,7 +162,7 @@ def test_the_outcome_is_none_while_the_call_goes_on_then_final(
 
     assert outcome is not None
     assert outcome.call_status == status and outcome.call_status in CALL_STATUSES
-    assert placement.placed_at <= outcome.ended_at <= after
+    assert placement.placed_at < outcome.ended_at <= after  # a call takes time
     if status == "completed":
         assert outcome.call_duration is not None and outcome.call_duration > 0
     else:
