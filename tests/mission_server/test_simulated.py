@@ -15,7 +15,6 @@ from mission_server.telephony.base import (
     AssistantSpec,
     CallOutcome,
     CallRequest,
-    Provider,
     TranscriptMessage,
 )
 from mission_server.telephony.simulated import world as world_module
@@ -121,11 +120,6 @@ def test_packaged_world_is_the_example_world_and_loads() -> None:
     assert sum(n.hd_voice for n in loaded.numbers) == 1
 
 
-def test_provider_satisfies_the_protocol(sim: SimulatedProvider) -> None:
-    assert isinstance(sim, Provider)
-    assert sim.name == "simulated"
-
-
 # -- answer patterns -------------------------------------------------------------------------
 
 
@@ -158,15 +152,6 @@ def test_an_unknown_number_rings_out(sim: SimulatedProvider) -> None:
     assert outcome.conversation_id is None and messages == []
     assert outcome.cost == 0
     assert timedelta(seconds=25) <= outcome.ended_at - T0 <= timedelta(seconds=35)
-
-
-def test_outcome_is_reported_only_once_the_call_has_ended(sim: SimulatedProvider) -> None:
-    placement = sim.place_call(request(LAKEFRONT))
-    assert placement.outcome is not None
-    ended = placement.outcome.ended_at
-    assert placement.placed_at == T0 < ended
-    assert sim.get_outcome(placement, ended - timedelta(seconds=1)) is None
-    assert sim.get_outcome(placement, ended) == placement.outcome
 
 
 def test_voicemail_is_a_completed_call_with_greeting_and_message(sim: SimulatedProvider) -> None:

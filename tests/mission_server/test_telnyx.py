@@ -3,9 +3,7 @@ mapping, retries and error messages. No real network."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,73 +19,18 @@ from mission_server.telephony.base import (
     CallRequest,
     NumberInfo,
     Placement,
-    Provider,
 )
 from mission_server.telephony.telnyx.provider import (
     METADATA_IDEMPOTENCY_KEY,
     TelnyxProvider,
     idempotency_header,
 )
+from tests.support.telnyx import API_KEY, FakeTelnyx, body_of, raise_, reply
 
-API_KEY = "KEY0187A1B2C3D4E5F6_s3cr3tT0k3nValue"
 ASSISTANT_ID = "assistant-6207ab25-b185-478f-b2ef-85159e226727"
 TEXML_APP_ID = "2293445112736466706"
 EVENT_ID = "8f3c2a10-5b7e-4d21-9c44-0e6f1b2a7d90"
 NOW = datetime(2026, 5, 7, 14, 30, tzinfo=UTC)
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeTelnyx:
-    """Routes (method, path) to handlers; a list of handlers is served in order, the last one
-    repeating. Records every request."""
-
-    def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], list[Handler]] = {}
-        self.requests: list[httpx.Request] = []
-
-    def on(self, method: str, path: str, *handlers: Handler) -> None:
-        self.routes[(method, "/v2" + path)] = list(handlers)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        handlers = self.routes.get((request.method, request.url.path))
-        if not handlers:
-            return httpx.Response(
-                404,
-                json={
-                    "errors": [
-                        {
-                            "code": "10005",
-                            "title": "Resource not found",
-                            "detail": f"no route {request.method} {request.url.path}",
-                        }
-                    ]
-                },
-            )
-        handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
-        return handler(request)
-
-    def sent(self, method: str, path: str) -> list[httpx.Request]:
-        return [r for r in self.requests if r.method == method and r.url.path == "/v2" + path]
-
-
-def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, json=body, headers=headers)
-
-    return handler
-
-
-def raise_(exc_type: type[httpx.TransportError]) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc_type("timed out", request=request)
-
-    return handler
-
-
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
 
 
 @pytest.fixture
@@ -178,11 +121,6 @@ SPEC = AssistantSpec(
 
 
 # ---------------------------------------------------------------------- success paths
-
-
-def test_provider_satisfies_protocol_and_is_named_telnyx(provider: TelnyxProvider) -> None:
-    assert isinstance(provider, Provider)
-    assert provider.name == "telnyx"
 
 
 def test_create_assistant_sends_configuration_and_returns_id(
@@ -456,19 +394,6 @@ def test_place_call_sms_without_text_names_the_field(
     assert fake.requests == []
 
 
-def test_get_outcome_is_none_while_the_call_rings(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on(
-        "GET",
-        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-        reply(200, event_json(status="in_progress", call_status="ringing")),
-    )
-    placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
-
-    assert provider.get_outcome(placement, NOW + timedelta(seconds=20)) is None
-
-
 def test_get_outcome_reports_completed_call(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
     event = event_json(
         status="completed",
@@ -733,20 +658,6 @@ def test_find_attempt_scans_assistants_when_not_yet_dispatched(
     assert placement is not None
     assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
     assert placement.outcome is not None and placement.outcome.call_status == "completed"
-
-
-def test_find_attempt_returns_none_when_telnyx_never_saw_the_key(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
-    fake.on("GET", "/ai/assistants", reply(200, {"data": [assistant_json()]}))
-    fake.on(
-        "GET",
-        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
-    )
-
-    assert provider.find_attempt("sev_1:2") is None
 
 
 def test_place_call_replayed_with_a_different_body_returns_the_existing_attempt(

@@ -1,0 +1,355 @@
+"""A fake Telnyx v2 API for ``TelnyxProvider`` tests, served through ``httpx.MockTransport``.
+
+``FakeTelnyx`` routes ``(method, path)`` to scripted handlers and records every request: the
+wire-format tests in ``tests/mission_server/test_telnyx.py`` script each answer. Requests it
+has no route for go to its ``fallback``, by default a Telnyx-style 404. ``TelnyxAccount`` is
+a stateful fallback: an account whose assistants, numbers and calls the API creates and
+changes, for the provider conformance suite.
+
+Imported as ``tests.support.telnyx``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import phonenumbers
+
+API_KEY = "KEY0187A1B2C3D4E5F6_s3cr3tT0k3nValue"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def not_found(request: httpx.Request) -> httpx.Response:
+    """Telnyx's answer to a path it does not know."""
+    detail = f"no route {request.method} {request.url.path}"
+    return error(404, "10005", "Resource not found", detail)
+
+
+def error(
+    status: int, code: str, title: str, detail: str, pointer: str | None = None
+) -> httpx.Response:
+    """A Telnyx error response: ``{"errors": [{"code", "title", "detail", "source"}]}``."""
+    item: dict[str, Any] = {"code": code, "title": title, "detail": detail}
+    if pointer is not None:
+        item["source"] = {"pointer": pointer}
+    return httpx.Response(status, json={"errors": [item]})
+
+
+class FakeTelnyx:
+    """Routes (method, path) to handlers; a list of handlers is served in order, the last one
+    repeating. Records every request. Unrouted requests go to ``fallback``."""
+
+    def __init__(self, fallback: Handler = not_found) -> None:
+        self.routes: dict[tuple[str, str], list[Handler]] = {}
+        self.requests: list[httpx.Request] = []
+        self.fallback = fallback
+
+    def on(self, method: str, path: str, *handlers: Handler) -> None:
+        self.routes[(method, "/v2" + path)] = list(handlers)
+
+    def off(self, method: str, path: str) -> None:
+        """Remove the route: the path is served by ``fallback`` again."""
+        self.routes.pop((method, "/v2" + path), None)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        handlers = self.routes.get((request.method, request.url.path))
+        if not handlers:
+            return self.fallback(request)
+        handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
+        return handler(request)
+
+    def sent(self, method: str, path: str) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == method and r.url.path == "/v2" + path]
+
+
+def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body, headers=headers)
+
+    return handler
+
+
+def raise_(exc_type: type[httpx.TransportError]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc_type("timed out", request=request)
+
+    return handler
+
+
+def body_of(request: httpx.Request) -> Any:
+    return json.loads(request.content)
+
+
+# -- a stateful account ------------------------------------------------------------------------
+
+_PATHS: list[tuple[str, re.Pattern[str], str]] = [
+    (method, re.compile(f"^/v2{pattern}$"), name)
+    for method, pattern, name in (
+        ("POST", r"/ai/assistants", "create_assistant"),
+        ("GET", r"/ai/assistants", "list_assistants"),
+        ("GET", r"/ai/assistants/(?P<aid>[^/]+)", "get_assistant"),
+        ("POST", r"/ai/assistants/(?P<aid>[^/]+)", "update_assistant"),
+        ("POST", r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events", "create_event"),
+        ("GET", r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events", "list_events"),
+        ("GET", r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events/(?P<eid>[^/]+)", "get_event"),
+        ("GET", r"/phone_numbers", "list_numbers"),
+        ("PATCH", r"/phone_numbers/(?P<nid>[^/]+)", "update_number"),
+        ("GET", r"/ai/conversations", "list_conversations"),
+        ("GET", r"/ai/conversations/(?P<cid>[^/]+)/messages", "list_messages"),
+    )
+]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class TelnyxAccount:
+    """An in-memory Telnyx account behind the endpoints ``TelnyxProvider`` uses: assistants
+    (each with its TeXML application), phone numbers, scheduled events, conversations and
+    their messages. Pass it as a ``FakeTelnyx`` fallback, so scripted routes can still
+    override single endpoints (an outage, say).
+
+    It models what the reference (``09_scheduled-events.md``) documents, and no more:
+
+    * a scheduled event keeps the ``conversation_metadata`` it was created with and shows it
+      when listed; the conversation of an answered call carries it too, with ``assistant_id``;
+    * the ``Idempotency-Key`` header is ignored: the reference documents none, so every
+      accepted ``POST .../scheduled_events`` creates one more event (one more phone call);
+    * a target that is not a valid E.164 number, or a caller id that is not one of the
+      account's numbers, is refused with 422.
+
+    Calls only move when a test moves them: ``ring`` (dispatched, still ringing) and
+    ``finish`` (the callee's ``answers`` decide the terminal status; default ``completed``).
+    """
+
+    def __init__(
+        self,
+        numbers: list[str],
+        *,
+        answers: dict[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        call_secs: int = 120,
+    ) -> None:
+        self.clock = clock
+        self.answers = dict(answers or {})
+        self.call_secs = call_secs
+        self.assistants: dict[str, dict[str, Any]] = {}
+        self.numbers: list[dict[str, Any]] = [
+            {
+                "id": str(1293384261075731499 + index),
+                "record_type": "phone_number",
+                "phone_number": number,
+                "status": "active",
+                "connection_id": None,
+                "hd_voice_enabled": index == 0,
+            }
+            for index, number in enumerate(numbers)
+        ]
+        self.events: dict[str, dict[str, Any]] = {}  # scheduled_event_id -> event
+        self.conversations: dict[str, dict[str, Any]] = {}
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+
+    # -- what a test does to the world ----------------------------------------------------------
+
+    def event_of(self, handle: str) -> dict[str, Any]:
+        """The event behind a ``TelnyxProvider`` handle ``scheduled_event/<aid>/<eid>``."""
+        return self.events[handle.rsplit("/", 1)[-1]]
+
+    def keys(self) -> list[str]:
+        """The idempotency key of every scheduled event, one entry per event, in order."""
+        return [
+            e["conversation_metadata"].get("mission_idempotency_key") for e in self.events.values()
+        ]
+
+    def ring(self, handle: str) -> datetime:
+        """Dispatch the event: the phone rings. Returns a moment while it rings."""
+        event = self.event_of(handle)
+        event.update(status="in_progress", call_status="ringing")
+        event["dispatched_at"] = event["scheduled_at_fixed_datetime"]
+        return _parse(event["dispatched_at"]) + timedelta(seconds=5)
+
+    def finish(self, handle: str) -> datetime:
+        """End the call as its callee answers; returns a moment after it ended."""
+        event = self.event_of(handle)
+        started = _parse(event["scheduled_at_fixed_datetime"])
+        event.setdefault("dispatched_at", _iso(started))
+        status = self.answers.get(event["telnyx_end_user_target"], "completed")
+        answered = status == "completed"
+        duration = self.call_secs if answered else None
+        number = len(self.conversations) + 1
+        attempt = {
+            "attempt_number": 1,
+            "attempted_at": _iso(started),
+            "call_status": status,
+            "call_duration": duration,
+            "telnyx_call_control_id": f"v3:fake-call-{event['scheduled_event_id']}",
+        }
+        event.update(
+            status="completed" if answered else "failed",
+            call_status=status,
+            call_duration=duration or 0,
+            call_attempts=[attempt],
+        )
+        if answered:
+            conversation_id = f"conversation-{number}"
+            self.conversations[conversation_id] = {
+                "id": conversation_id,
+                "name": event["telnyx_end_user_target"],
+                "created_at": _iso(started),
+                "metadata": {
+                    **event["conversation_metadata"],
+                    "assistant_id": event["assistant_id"],
+                    "call_control_id": attempt["telnyx_call_control_id"],
+                    "telnyx_conversation_channel": event["telnyx_conversation_channel"],
+                },
+            }
+            self.messages[conversation_id] = [
+                {"role": "assistant", "text": "Hello!", "sent_at": _iso(started)},
+                {
+                    "role": "user",
+                    "text": "Thanks for calling.",
+                    "sent_at": _iso(started + timedelta(seconds=4)),
+                },
+            ]
+        return started + timedelta(seconds=(duration or 30) + 60)
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        for method, pattern, name in _PATHS:
+            match = pattern.match(request.url.path)
+            if method == request.method and match:
+                handler = getattr(self, f"_{name}")
+                return handler(request, **match.groupdict())
+        return not_found(request)
+
+    def _page(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
+        number = int(request.url.params.get("page[number]", 1))
+        size = int(request.url.params.get("page[size]", 20))
+        chunk = items[(number - 1) * size : number * size]
+        pages = -(-len(items) // size)
+        meta = {"total_pages": pages, "total_results": len(items), "page_number": number}
+        return httpx.Response(200, json={"data": chunk, "meta": {**meta, "page_size": size}})
+
+    def _assistant_or_404(self, aid: str) -> dict[str, Any] | httpx.Response:
+        assistant = self.assistants.get(aid)
+        if assistant is None:
+            return error(404, "10005", "Resource not found", f"assistant {aid} does not exist")
+        return assistant
+
+    def _create_assistant(self, request: httpx.Request) -> httpx.Response:
+        body = body_of(request)
+        missing = [f for f in ("name", "instructions", "model") if not body.get(f)]
+        if missing:
+            detail = [{"loc": ["body", f], "msg": "Field required"} for f in missing]
+            return httpx.Response(422, json={"detail": detail})
+        number = len(self.assistants) + 1
+        aid = f"assistant-{number:08d}-b185-478f-b2ef-85159e226727"
+        self.assistants[aid] = {
+            **body,
+            "id": aid,
+            "created_at": _iso(self.clock()),
+            "telephony_settings": {"default_texml_app_id": str(2293445112736466706 + number)},
+        }
+        return httpx.Response(200, json=self.assistants[aid])
+
+    def _list_assistants(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": list(self.assistants.values())})
+
+    def _get_assistant(self, request: httpx.Request, aid: str) -> httpx.Response:
+        found = self._assistant_or_404(aid)
+        return found if isinstance(found, httpx.Response) else httpx.Response(200, json=found)
+
+    def _update_assistant(self, request: httpx.Request, aid: str) -> httpx.Response:
+        found = self._assistant_or_404(aid)
+        if isinstance(found, httpx.Response):
+            return found
+        found.update(body_of(request))
+        return httpx.Response(200, json=found)
+
+    def _create_event(self, request: httpx.Request, aid: str) -> httpx.Response:
+        found = self._assistant_or_404(aid)
+        if isinstance(found, httpx.Response):
+            return found
+        body = body_of(request)
+        target = body.get("telnyx_end_user_target", "")
+        try:
+            valid = phonenumbers.is_valid_number(phonenumbers.parse(target, None))
+        except phonenumbers.NumberParseException:
+            valid = False
+        if not valid:
+            return error(
+                422,
+                "10015",
+                "Invalid value",
+                "The 'to' number is not a valid E.164 number.",
+                "/telnyx_end_user_target",
+            )
+        if body.get("telnyx_agent_target") not in {n["phone_number"] for n in self.numbers}:
+            return error(
+                422,
+                "10015",
+                "Invalid value",
+                "The 'from' number is not a number of this account.",
+                "/telnyx_agent_target",
+            )
+        event_id = f"event-{len(self.events) + 1}"
+        self.events[event_id] = {
+            **body,
+            "assistant_id": aid,
+            "scheduled_event_id": event_id,
+            "created_at": _iso(self.clock()),
+            "status": "pending",
+            "retry_count": 0,
+            "errors": [],
+        }
+        return httpx.Response(201, json=self.events[event_id])
+
+    def _list_events(self, request: httpx.Request, aid: str) -> httpx.Response:
+        found = self._assistant_or_404(aid)
+        if isinstance(found, httpx.Response):
+            return found
+        return self._page(request, [e for e in self.events.values() if e["assistant_id"] == aid])
+
+    def _get_event(self, request: httpx.Request, aid: str, eid: str) -> httpx.Response:
+        event = self.events.get(eid)
+        if event is None or event["assistant_id"] != aid:
+            return error(404, "10005", "Resource not found", f"scheduled event {eid}")
+        return httpx.Response(200, json=event)
+
+    def _list_numbers(self, request: httpx.Request) -> httpx.Response:
+        return self._page(request, self.numbers)
+
+    def _update_number(self, request: httpx.Request, nid: str) -> httpx.Response:
+        number = next((n for n in self.numbers if n["id"] == nid), None)
+        if number is None:
+            return error(404, "10005", "Resource not found", f"phone number {nid}")
+        number.update(body_of(request))
+        return httpx.Response(200, json={"data": number})
+
+    def _list_conversations(self, request: httpx.Request) -> httpx.Response:
+        # PostgREST-style filters, as in the reference: ``metadata->key=eq.value``.
+        found = list(self.conversations.values())
+        for name, value in request.url.params.items():
+            if name.startswith("metadata->") and value.startswith("eq."):
+                key, wanted = name.removeprefix("metadata->"), value.removeprefix("eq.")
+                found = [c for c in found if str(c["metadata"].get(key)) == wanted]
+        limit = int(request.url.params.get("limit", 20))
+        return httpx.Response(200, json={"data": found[:limit]})
+
+    def _list_messages(self, request: httpx.Request, cid: str) -> httpx.Response:
+        if cid not in self.messages:
+            return error(404, "10005", "Resource not found", f"conversation {cid}")
+        return self._page(request, self.messages[cid])
