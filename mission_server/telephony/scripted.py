@@ -36,6 +36,7 @@ class ScriptedProvider:
         self.placed: list[str] = []  # idempotency keys, in order, for assertions
         self._messages: dict[str, list[TranscriptMessage]] = {}
         self._assistants = 0
+        self._assigned: dict[str, str] = {}  # phone number -> assistant ref
 
     def create_assistant(self, spec: AssistantSpec) -> str:
         with self._lock:
@@ -46,10 +47,17 @@ class ScriptedProvider:
         return None
 
     def list_phone_numbers(self) -> list[NumberInfo]:
-        return [NumberInfo(phone_number=n, number_id=f"num-{n[1:]}") for n in self.numbers]
+        with self._lock:
+            return [
+                NumberInfo(
+                    phone_number=n, number_id=f"num-{n[1:]}", assistant_ref=self._assigned.get(n)
+                )
+                for n in self.numbers
+            ]
 
     def assign_phone_number(self, number: NumberInfo, assistant_ref: str) -> None:
-        return None
+        with self._lock:
+            self._assigned[number.phone_number] = assistant_ref
 
     def place_call(self, request: CallRequest) -> Placement:
         with self._lock:

@@ -38,11 +38,6 @@ TELNYX_DUPLICATES = pytest.mark.xfail(
     "whose create went unanswered are looked up first); the reference documents no "
     "Idempotency-Key, so Telnyx places a second call",
 )
-SCRIPTED_FORGETS_ASSIGNMENTS = pytest.mark.xfail(
-    strict=True,
-    reason="ScriptedProvider.assign_phone_number is a no-op: list_phone_numbers never reports "
-    "the assistant a number is assigned to (NumberInfo.assistant_ref)",
-)
 
 
 def providers(**marks: pytest.MarkDecorator) -> pytest.MarkDecorator:
@@ -243,7 +238,7 @@ def test_list_phone_numbers_lists_the_account(kit: ProviderKit) -> None:
     assert all(n.assistant_ref is None for n in numbers)  # nothing is assigned yet
 
 
-@providers(scripted=SCRIPTED_FORGETS_ASSIGNMENTS)
+@providers()
 def test_an_assigned_number_reports_its_assistant(kit: ProviderKit) -> None:
     first, *others = kit.provider.list_phone_numbers()
 
