@@ -18,57 +18,13 @@ from mission_server.services import assistants
 from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
 from mission_server.settings import Settings
+from tests.support.contract import TOOLS
 from tests.support.mcpkit import err, ok
 
 pytestmark = pytest.mark.anyio
 
 CHICAGO = "+13125550101"
 T0_ISO = "2026-03-10T15:00:00Z"
-
-EXPECTED_TOOLS = {
-    "server_status",
-    "create_mission",
-    "list_missions",
-    "get_mission",
-    "start_run",
-    "get_run",
-    "list_runs",
-    "update_run",
-    "cancel_run",
-    "pause_run",
-    "resume_run",
-    "set_run_variables",
-    "get_run_variables",
-    "create_plan",
-    "add_plan_step",
-    "update_plan_step",
-    "log_event",
-    "list_events",
-    "create_assistant",
-    "update_assistant",
-    "list_assistants",
-    "list_phone_numbers",
-    "assign_phone_number",
-    "schedule_call",
-    "schedule_sms",
-    "get_scheduled_call",
-    "list_scheduled_calls",
-    "cancel_scheduled_call",
-    "wait_for_call",
-    "get_conversation",
-    "get_conversation_insights",
-    "create_insight",
-    "create_insight_group",
-    "assign_insight_group",
-    "list_prior_conversations",
-    "list_webhook_deliveries",
-    "redeliver_webhook",
-    "add_do_not_call",
-    "remove_do_not_call",
-    "list_do_not_call",
-    "run_mission",
-    "approve_run",
-}
 
 
 def build_server(ctx: Context, **options: Any):
@@ -109,7 +65,7 @@ async def test_every_tool_is_listed_with_an_output_schema_and_annotations(server
     async with Client(server) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
 
-    assert set(tools) == EXPECTED_TOOLS
+    assert set(tools) == TOOLS
     for tool in tools.values():
         assert tool.description, tool.name
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"

@@ -19,6 +19,7 @@ from mission_server.engine.dispatcher import Dispatcher, run_until_idle
 from mission_server.services.context import Context
 from mission_server.settings import PACKAGED_WORLD, Settings
 from mission_server.telephony.simulated.provider import SimulatedProvider
+from tests.support.contract import RESOURCE_TEMPLATES
 from tests.support.mcpkit import ok
 
 pytestmark = pytest.mark.anyio
@@ -26,15 +27,6 @@ pytestmark = pytest.mark.anyio
 LAKEFRONT = "+13125550101"
 CHICAGO_GRILL = "+13125550102"
 
-RESOURCE_TEMPLATES = {
-    "mission://missions/{mission_id}",
-    "mission://runs/{run_id}",
-    "mission://runs/{run_id}/plan",
-    "mission://runs/{run_id}/events",
-    "mission://runs/{run_id}/calls",
-    "mission://runs/{run_id}/result",
-    "mission://conversations/{conversation_id}",
-}
 
 NEGOTIATOR = (
     "You are calling {{business_name}} to get a catering quote for a corporate lunch for 50 "
