@@ -12,7 +12,8 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +23,25 @@ from mission_server.errors import USER_ERRORS
 
 EXIT_USAGE = 2
 _NOISY = ("httpx", "httpcore", "apscheduler", "alembic")
+
+# The options several commands share, spelled and explained once.
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
+    ),
+]
+SimulateOption = Annotated[
+    bool,
+    typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
+]
+WorldOption = Annotated[
+    Path | None, typer.Option("--world", help="Simulated world file (default: the packaged one).")
+]
+SeedOption = Annotated[
+    int | None, typer.Option("--seed", help="Seed of the simulated world (reproducible calls).")
+]
 
 err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()

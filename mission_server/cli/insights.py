@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mission_server.cli.common import user_errors
+from mission_server.cli.common import DbOption, user_errors
 from mission_server.clock import SystemClock
 from mission_server.errors import ValidationError
 from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
@@ -47,14 +47,6 @@ insights_app = typer.Typer(
 )
 
 _ROLES = ("assistant", "user")
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
-    ),
-]
 
 
 def load_definition(path: Path) -> InsightDefinition:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mission_server.cli.common import (
+    DbOption,
+    SeedOption,
+    SimulateOption,
+    WorldOption,
     err_console,
     out_console,
     print_json,
@@ -43,15 +46,6 @@ dnc_app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(db_app, name="db")
-
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
-    ),
-]
 
 
 @db_app.command("upgrade")
@@ -192,11 +186,8 @@ def dnc_list(
 @app.command()
 def worker(
     db: DbOption = None,
-    simulate: Annotated[
-        bool,
-        typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
-    ] = False,
-    world: Annotated[Path | None, typer.Option(help="Simulated world file.")] = None,
+    simulate: SimulateOption = False,
+    world: WorldOption = None,
     sim_speed: Annotated[
         float | None,
         typer.Option(
@@ -204,7 +195,7 @@ def worker(
             min=0.001,
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the simulated world.")] = None,
+    seed: SeedOption = None,
     poll_secs: Annotated[float, typer.Option(help="Safety sweep interval (seconds).")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Sweep once and exit.")] = False,
 ) -> None:

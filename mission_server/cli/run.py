@@ -30,7 +30,15 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
-from mission_server.cli.common import fail, setup_logging, user_errors
+from mission_server.cli.common import (
+    DbOption,
+    SeedOption,
+    SimulateOption,
+    WorldOption,
+    fail,
+    setup_logging,
+    user_errors,
+)
 from mission_server.services import plans
 
 log = logging.getLogger("mission_server.run")
@@ -43,23 +51,6 @@ _out = Console(highlight=False)
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print only the final run detail as JSON on stdout.")
-]
-SeedOption = Annotated[
-    int | None, typer.Option("--seed", help="Seed of the simulated world (reproducible calls).")
-]
-SimulateOption = Annotated[
-    bool,
-    typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
-]
-WorldOption = Annotated[
-    Path | None, typer.Option("--world", help="Simulated world file (default: the packaged one).")
-]
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
-    ),
 ]
 
 _ICONS = {

@@ -8,12 +8,20 @@ Everything the server logs goes to stderr: on stdio, stdout carries the protocol
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mission_server.cli.common import err_console, fail, setup_logging, user_errors
+from mission_server.cli.common import (
+    DbOption,
+    SeedOption,
+    SimulateOption,
+    WorldOption,
+    err_console,
+    fail,
+    setup_logging,
+    user_errors,
+)
 
 # Not server_http: importing the MCP SDK would slow every other `mission` command down.
 from mission_server.settings import DEFAULT_HTTP_HOST as DEFAULT_HOST
@@ -47,25 +55,16 @@ def serve(
             "required to bind a non-loopback address.",
         ),
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL or SQLite file (default: MISSION_DB_URL, else the user data dir).",
-        ),
-    ] = None,
-    simulate: Annotated[
-        bool,
-        typer.Option("--simulate", help="Use the simulated world even when TELNYX_API_KEY is set."),
-    ] = False,
-    world: Annotated[Path | None, typer.Option(help="Simulated world file.")] = None,
+    db: DbOption = None,
+    simulate: SimulateOption = False,
+    world: WorldOption = None,
     sim_speed: Annotated[
         float | None,
         typer.Option(
             help="Simulated seconds per wall-clock second (default 60, or MISSION_SIM_SPEED)."
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the simulated world.")] = None,
+    seed: SeedOption = None,
     no_dispatcher: Annotated[
         bool,
         typer.Option(
