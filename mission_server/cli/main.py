@@ -217,7 +217,8 @@ def worker(
     A worker also advances the mission runs whose calls it finishes.
     """
     from mission_server.app import build_context
-    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.engine.dispatcher import Dispatcher
+    from mission_server.engine.drivers import RealtimeTrigger
 
     setup_logging()
     with user_errors():

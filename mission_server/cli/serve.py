@@ -79,7 +79,8 @@ def serve(
 ) -> None:
     """Serve the mission tools, resources and prompts over MCP (stdio by default)."""
     from mission_server.app import build_context
-    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.engine.dispatcher import Dispatcher
+    from mission_server.engine.drivers import RealtimeTrigger
     from mission_server.engine.listeners import install_listeners, shutdown_listeners
     from mission_server.engine.runner import runner_for
     from mission_server.mcp.http import check_http_options
