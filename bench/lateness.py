@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loadgen import AGENT_NUMBER, seed_due_calls, unfinished
 
 from mission_server.clock import SystemClock
-from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import RealtimeTrigger
 from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider

@@ -151,7 +151,8 @@ def concurrent(missions: int) -> dict[str, Any]:
 def calls_only(missions: int) -> dict[str, Any]:
     """The concurrent missions' calls without the planner: scheduled directly, dispatched."""
     from mission_server.app import build_context
-    from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+    from mission_server.engine.dispatcher import Dispatcher
+    from mission_server.engine.drivers import run_until_idle
     from mission_server.services import assistants, scheduling
     from planner.spec import load_spec
 

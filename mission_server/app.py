@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
-from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import RealtimeTrigger
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.base import Extractor
 from mission_server.services.context import Context

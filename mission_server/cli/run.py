@@ -226,7 +226,8 @@ def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
     if isinstance(ctx.clock, VirtualClock):
         drive_virtual(ctx, runner, [run_id], on_sweep=progress.poll)
         return
-    from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+    from mission_server.engine.dispatcher import Dispatcher
+    from mission_server.engine.drivers import RealtimeTrigger
 
     trigger = RealtimeTrigger(Dispatcher(ctx), ctx.clock)
     trigger.start()

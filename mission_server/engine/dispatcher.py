@@ -1,23 +1,19 @@
-"""The dispatcher: claims due scheduled events, places them through the provider, records
-outcomes, re-queues retries and recovers abandoned leases.
+"""The dispatcher's act phase: for each due scheduled event it claimed, decide and do what is
+next, then have the batch recorded.
 
-The ``scheduled_events`` table is the outbox and the source of truth. ``sweep(now)`` works in
-batches of three steps:
+``Dispatcher.sweep(now)`` works in batches: it claims due rows under a lease
+(``engine.queue.claim``), acts on each outside any transaction, and records every result of
+the batch in one transaction that releases the leases (``engine.queue.record``); listeners
+hear about events that reached a terminal status.
 
-1. **Claim** due rows atomically under a lease — one ``UPDATE … WHERE id IN (SELECT … FOR
-   UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL, the same under SQLite's single writer
-   (``BEGIN IMMEDIATE``). A row whose previous lease expired unreleased is marked
-   ``recovered``: its holder may have placed the attempt before dying.
-2. **Act** outside any transaction: guardrails (do-not-call, run state, approval, calling
-   hours, call budget), then ``provider.place_call`` with the idempotency key
-   ``<scheduled_event_id>:<attempt_number>`` — or, for a recovered row, first
-   ``provider.find_attempt`` so a crash between placing and recording never places twice.
-   In-flight rows are asked for their outcome.
-3. **Record** every result of the batch in one transaction and release the leases; listeners
-   hear about events that reached a terminal status.
+Acting on a pending row: guardrails (do-not-call, the run gate — finished, paused, awaiting
+approval —, calling hours, call budget), then ``provider.place_call`` with the idempotency key
+``<scheduled_event_id>:<attempt_number>`` — or, for a recovered row, first
+``provider.find_attempt`` so a crash between placing and recording never places twice.
+In-flight rows are asked for their outcome; a terminal outcome is settled by
+``domain.retry.decide`` (complete, retry later, or fail).
 
-Real time: ``RealtimeTrigger`` (APScheduler) runs the sweep at the next due time. Virtual time:
-``run_until_idle`` jumps a ``VirtualClock`` from one due time to the next.
+What runs the sweep (virtual or real time) lives in ``engine.drivers``.
 """
 
 from __future__ import annotations
@@ -25,19 +21,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from mission_server.clock import Clock, VirtualClock
 from mission_server.domain.calling_hours import CallingWindow, is_inside
+from mission_server.domain.guardrails import hold_reason
+from mission_server.domain.retry import Complete, Retry, RetryPolicy, decide
+from mission_server.engine import queue, records
+from mission_server.engine.lookups import Lookups
+from mission_server.engine.queue import as_utc
 from mission_server.errors import MissionError, ProviderError
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.scheduling import defer_for_calling_hours, deferral_record
@@ -47,16 +43,11 @@ from mission_server.telephony.base import (
     CallRequest,
     Placement,
 )
-from state import models as m
-from state.db import is_postgres, reader
+from state.db import is_postgres
 from state.transitions import TERMINAL_RUN
 from state.types import utc_iso
 
 log = logging.getLogger(__name__)
-
-EVENTS = m.ScheduledEvent.__table__
-ATTEMPTS = m.CallAttempt.__table__
-RUNS = m.Run.__table__
 
 #: How long to wait before asking a provider again about a call still in progress.
 DEFAULT_POLL_SECS = 15.0
@@ -92,6 +83,16 @@ class _Work:
     messages: list[dict[str, Any]] = field(default_factory=list)
     run_events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     finished: CallFinished | None = None
+
+
+def _retry_policy(row: dict[str, Any]) -> RetryPolicy:
+    """The retry policy of a claimed row."""
+    return RetryPolicy(
+        max_retries_client_errors=row["max_retries_client_errors"],
+        retry_interval_secs=row["retry_interval_secs"] or 0,
+        retryable_statuses=RETRYABLE_CALL_STATUSES,
+        channel=row["telnyx_conversation_channel"],
+    )
 
 
 def default_worker_id() -> str:
@@ -139,70 +140,26 @@ class Dispatcher:
         return report
 
     def next_due(self) -> datetime | None:
-        """The earliest time any unheld, unfinished row needs attention: its due time, or the
-        end of its lease when another worker holds it past that (a row leased by a live or
-        dead worker cannot be claimed before the lease ends)."""
-        lease_end = EVENTS.c.lease_expires_at
-        attention = case(
-            (lease_end.is_not(None) & (lease_end > EVENTS.c.due_at), lease_end),
-            else_=EVENTS.c.due_at,
-        )
-        query = select(func.min(attention)).where(
-            EVENTS.c.status.in_(("pending", "in_progress")), EVENTS.c.hold_reason.is_(None)
-        )
-        with reader(self.engine).connect() as conn:
-            value = conn.execute(query).scalar()
-        if value is None:
-            return None
-        return _as_utc(value)
+        """The earliest time any unheld, unfinished row needs attention (``queue.next_due``)."""
+        return queue.next_due(self.engine)
 
     # ------------------------------------------------------------------ claim
 
     def _claim(self, now: datetime) -> list[dict[str, Any]]:
-        due = (
-            select(EVENTS.c.scheduled_event_id)
-            .where(
-                EVENTS.c.status.in_(("pending", "in_progress")),
-                EVENTS.c.hold_reason.is_(None),
-                EVENTS.c.due_at <= now,
-                (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
-            )
-            .order_by(EVENTS.c.due_at)
-            .limit(self.batch_size)
+        return queue.claim(
+            self.engine,
+            worker_id=self.worker_id,
+            now=now,
+            lease=self.lease,
+            batch_size=self.batch_size,
+            postgres=self._postgres,
         )
-        if self._postgres:
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            update(EVENTS)
-            .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
-            .values(
-                # SET expressions see the old row: an unreleased lease means its holder died.
-                recovered=EVENTS.c.lease_owner.is_not(None),
-                lease_owner=self.worker_id,
-                lease_expires_at=now + self.lease,
-            )
-            .returning(*EVENTS.c)
-        )
-        with self.engine.begin() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(claim)]
-        for row in rows:
-            for key in (
-                "due_at",
-                "scheduled_at_fixed_datetime",
-                "in_flight_placed_at",
-                "requested_at",
-                "created_at",
-            ):
-                if row.get(key) is not None:
-                    row[key] = _as_utc(row[key])
-        rows.sort(key=lambda r: r["due_at"])
-        return rows
 
     # ------------------------------------------------------------------ act
 
     def _process(self, rows: list[dict[str, Any]], now: datetime) -> SweepReport:
         report = SweepReport(claimed=len(rows))
-        lookups = _Lookups.load(self.engine, rows)
+        lookups = Lookups.load(self.engine, rows)
         work: list[_Work] = []
         for row in rows:
             try:
@@ -232,14 +189,14 @@ class Dispatcher:
                     error={"code": "dispatch_error", "detail": str(exc)},
                 )
             work.append(item)
-        self._record(work, now)
+        queue.record(self.engine, self.worker_id, work, now)
         for item in work:
             if item.finished is not None:
                 self.ctx.notify_call_finished(item.finished)
         return report
 
     def _dispatch(
-        self, row: dict[str, Any], now: datetime, lookups: _Lookups, report: SweepReport
+        self, row: dict[str, Any], now: datetime, lookups: Lookups, report: SweepReport
     ) -> _Work:
         item = _Work(row)
         event_id = row["scheduled_event_id"]
@@ -277,13 +234,7 @@ class Dispatcher:
                 ],
             }
             if row["run_id"]:
-                item.run_events.append(
-                    (
-                        "custom",
-                        f"Call to {target} deferred to {utc_iso(moved)}: {reason}",
-                        {"scheduled_event_id": event_id, "moved_to": utc_iso(moved)},
-                    )
-                )
+                item.run_events.append(records.deferred_event(row, moved, reason))
             return item
 
         attempt_number = row["current_attempt"] + 1
@@ -331,19 +282,9 @@ class Dispatcher:
             },
         }
         if row["run_id"]:
-            what = "Call" if row["telnyx_conversation_channel"] == "phone_call" else "SMS"
+            attempts = _retry_policy(row).attempts
             item.run_events.append(
-                (
-                    "tool_call",
-                    f"{what} to {target} placed (attempt {attempt_number} of "
-                    f"{1 + row['max_retries_client_errors']})",
-                    {
-                        "scheduled_event_id": event_id,
-                        "attempt_number": attempt_number,
-                        "idempotency_key": key,
-                        "call_control_id": placement.call_control_id,
-                    },
-                )
+                records.placed_event(row, attempt_number, attempts, key, placement)
             )
         row = {**row, **item.values}
         item.row = row
@@ -367,7 +308,7 @@ class Dispatcher:
         else:
             placement = Placement(
                 call_control_id=row["in_flight_call_control_id"],
-                placed_at=_as_utc(row["in_flight_placed_at"]) or now,
+                placed_at=as_utc(row["in_flight_placed_at"]) or now,
                 conversation_id=row["conversation_id"],
             )
         return self._settle(item, placement, now, report)
@@ -398,52 +339,39 @@ class Dispatcher:
         attempt_number = item.values.get("current_attempt", row["current_attempt"])
         ended = min(outcome.ended_at, now)
         conversation_id = outcome.conversation_id or placement.conversation_id
-        item.attempt = {
-            "scheduled_event_id": row["scheduled_event_id"],
-            "attempt_number": attempt_number,
-            "attempted_at": placement.placed_at,
-            "ended_at": ended,
-            "call_status": outcome.call_status,
-            "call_duration": outcome.call_duration,
-            "telnyx_call_control_id": outcome.call_control_id or placement.call_control_id,
-            "conversation_id": conversation_id,
-            "cost": outcome.cost,
-            "voicemail": outcome.voicemail,
-        }
+        item.attempt = records.attempt_record(
+            row, attempt_number, placement, outcome, ended, conversation_id
+        )
         context = item.values.get("in_flight_context") or row.get("in_flight_context") or {}
         if conversation_id:
             self._collect_conversation(item, conversation_id, placement, outcome, context, ended)
         target = row["telnyx_end_user_target"]
-        budget = 1 + row["max_retries_client_errors"]
-        status_text = outcome.call_status + (" (voicemail)" if outcome.voicemail else "")
-        common = {
-            "call_status": outcome.call_status,
-            "conversation_id": conversation_id,
-            "in_flight_call_control_id": None,
-            "in_flight_placed_at": None,
-            "in_flight_context": None,
-        }
-        if outcome.call_status == "completed":
+        policy = _retry_policy(row)
+        item.values.update(
+            {
+                "call_status": outcome.call_status,
+                "conversation_id": conversation_id,
+                "in_flight_call_control_id": None,
+                "in_flight_placed_at": None,
+                "in_flight_context": None,
+            }
+        )
+        decision = decide(outcome.call_status, attempt_number, policy, ended)
+        if isinstance(decision, Complete):
             report.completed += 1
-            item.values.update(common)
             return self._finish(
                 item,
                 ended,
                 "completed",
                 outcome.call_status,
                 note=(
-                    f"Call to {target} {status_text} after attempt {attempt_number}"
+                    f"Call to {target} {records.status_text(outcome)} after attempt "
+                    f"{attempt_number}"
                     + (f" ({outcome.call_duration:.0f} s)" if outcome.call_duration else "")
                 ),
             )
-        retryable = outcome.call_status in RETRYABLE_CALL_STATUSES
-        if (
-            retryable
-            and row["telnyx_conversation_channel"] == "phone_call"
-            and attempt_number < budget
-        ):
-            interval = timedelta(seconds=row["retry_interval_secs"] or 0)
-            retry_at = ended + interval
+        if isinstance(decision, Retry):
+            retry_at = decision.at
             zones = list(row["timezones"] or [])
             window = CallingWindow.from_dict(row["calling_window"])
             moved, reason = defer_for_calling_hours(retry_at, zones, window)
@@ -451,7 +379,6 @@ class Dispatcher:
             if reason:
                 deferrals.append(deferral_record(retry_at, moved, reason, now))
             report.retried += 1
-            item.values.update(common)
             item.values.update(
                 {
                     "status": "pending",
@@ -461,39 +388,14 @@ class Dispatcher:
                 }
             )
             if row["run_id"]:
-                text = (
-                    f"Call to {target}: {status_text} on attempt {attempt_number} of {budget}; "
-                    f"retry at {utc_iso(moved)}"
-                )
-                if reason:
-                    text += f" (moved from {utc_iso(retry_at)}: {reason})"
                 item.run_events.append(
-                    (
-                        "custom",
-                        text,
-                        {
-                            "scheduled_event_id": row["scheduled_event_id"],
-                            "attempt_number": attempt_number,
-                            "call_status": outcome.call_status,
-                            "retry_at": utc_iso(moved),
-                        },
+                    records.retry_event(
+                        row, attempt_number, policy.attempts, outcome, retry_at, moved, reason
                     )
                 )
             return item
         report.failed += 1
-        item.values.update(common)
-        if retryable and row["telnyx_conversation_channel"] == "phone_call":
-            error = {
-                "code": "client_error_retry_budget_exhausted",
-                "detail": (
-                    f"client-error retry budget exhausted: {attempt_number} attempt(s) "
-                    f"(max_retries_client_errors={row['max_retries_client_errors']}), last "
-                    f"call_status {outcome.call_status}"
-                ),
-            }
-        else:
-            error = {"code": "call_failed", "detail": f"call_status {outcome.call_status}"}
-        return self._finish(item, ended, "failed", outcome.call_status, error=error)
+        return self._finish(item, ended, "failed", outcome.call_status, error=decision.error)
 
     def _collect_conversation(
         self,
@@ -504,43 +406,16 @@ class Dispatcher:
         context: dict[str, Any],
         ended: datetime,
     ) -> None:
-        row = item.row
         try:
             messages = self.ctx.provider.get_messages(conversation_id)
         except ProviderError as exc:
             log.warning("could not fetch transcript of %s: %s", conversation_id, exc)
             messages = []
-        item.conversation = {
-            "conversation_id": conversation_id,
-            "name": outcome.conversation_name or context.get("conversation_name"),
-            "run_id": row["run_id"],
-            "assistant_id": row["assistant_id"],
-            "scheduled_event_id": row["scheduled_event_id"],
-            "attempt_number": item.attempt["attempt_number"] if item.attempt else None,
-            "channel": row["telnyx_conversation_channel"],
-            "end_user_target": row["telnyx_end_user_target"],
-            "agent_target": row["telnyx_agent_target"],
-            "instructions": context.get("instructions"),
-            "greeting": context.get("greeting"),
-            "dynamic_variables": context.get("dynamic_variables") or {},
-            "meta": row["conversation_metadata"] or {},
-            "call_status": outcome.call_status,
-            "duration_secs": outcome.call_duration,
-            "cost": outcome.cost,
-            "started_at": placement.placed_at,
-            "ended_at": ended,
-            "created_at": ended,
-        }
-        item.messages = [
-            {
-                "conversation_id": conversation_id,
-                "seq": index,
-                "role": msg.role,
-                "text": msg.text,
-                "sent_at": msg.sent_at,
-            }
-            for index, msg in enumerate(messages)
-        ]
+        attempt_number = item.attempt["attempt_number"] if item.attempt else None
+        item.conversation = records.conversation_record(
+            item.row, conversation_id, attempt_number, placement, outcome, context, ended
+        )
+        item.messages = records.message_records(conversation_id, messages)
 
     def _finish(
         self,
@@ -556,56 +431,26 @@ class Dispatcher:
         item.values["status"] = status
         if error is not None:
             item.values["errors"] = [*(row["errors"] or []), {**error, "at": utc_iso(when)}]
+        conversation_id = item.values.get("conversation_id", row.get("conversation_id"))
         if row["run_id"]:
-            summary = note or (
-                f"Call to {row['telnyx_end_user_target']} {status}: "
-                + (error["detail"] if error else "")
-            )
             item.run_events.append(
-                (
-                    "error" if status == "failed" else "tool_result",
-                    summary,
-                    {
-                        "scheduled_event_id": row["scheduled_event_id"],
-                        "status": status,
-                        "call_status": call_status,
-                        "conversation_id": item.values.get(
-                            "conversation_id", row.get("conversation_id")
-                        ),
-                    },
-                )
+                records.finished_event(row, status, call_status, conversation_id, error, note)
             )
         attempts = item.attempt["attempt_number"] if item.attempt else row["current_attempt"]
-        item.finished = CallFinished(
-            scheduled_event_id=row["scheduled_event_id"],
-            run_id=row["run_id"],
-            step_id=row["step_id"],
-            assistant_id=row["assistant_id"],
-            status=status,
-            call_status=call_status,
-            conversation_id=item.values.get("conversation_id", row.get("conversation_id")),
-            attempts=attempts,
-            finished_at=when,
-            end_user_target=row["telnyx_end_user_target"],
+        item.finished = records.call_finished(
+            row, status, call_status, conversation_id, attempts, when
         )
         return item
 
     def _placement_failed(
         self, item: _Work, now: datetime, exc: ProviderError, report: SweepReport
     ) -> _Work:
-        target = item.row["telnyx_end_user_target"]
         if exc.retryable:
             # The provider could not take the call right now: try again later without using
             # up an attempt.
             item.values = {"due_at": now + timedelta(seconds=PROVIDER_RETRY_SECS)}
             if item.row["run_id"]:
-                item.run_events.append(
-                    (
-                        "error",
-                        f"Provider could not place the call to {target} yet: {exc}",
-                        {"scheduled_event_id": item.row["scheduled_event_id"]},
-                    )
-                )
+                item.run_events.append(records.provider_busy_event(item.row, exc))
             return item
         report.failed += 1
         return self._finish(
@@ -633,11 +478,7 @@ class Dispatcher:
                 None,
                 error={"code": "run_finished", "detail": f"run is {run['status']}"},
             )
-        hold = None
-        if run["status"] == "paused":
-            hold = "paused"
-        elif run["approval_required"] and run["approved_at"] is None:
-            hold = "awaiting_approval"
+        hold = hold_reason(run["status"], run["approval_required"], run["approved_at"])
         if hold:
             report.held += 1
             item.values = {"hold_reason": hold}
@@ -650,361 +491,8 @@ class Dispatcher:
         attempt_number: int,
         key: str,
         now: datetime,
-        lookups: _Lookups,
+        lookups: Lookups,
     ) -> CallRequest:
-        from mission_server.domain.templating import render, resolve_variables
-
-        assistant = lookups.assistants[row["assistant_id"]]
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
-        variables = resolve_variables(
-            assistant_defaults=assistant["dynamic_variables"] or {},
-            run_variables=(run["variables"] or {}) if run else {},
-            call_variables=row["dynamic_variables"] or {},
-            system={
-                "telnyx_conversation_channel": row["telnyx_conversation_channel"],
-                "telnyx_agent_target": row["telnyx_agent_target"],
-                "telnyx_end_user_target": row["telnyx_end_user_target"],
-            },
-        )
-        greeting = assistant["greeting"]
-        metadata = dict(row["conversation_metadata"] or {})
-        return CallRequest(
-            idempotency_key=key,
-            scheduled_event_id=row["scheduled_event_id"],
-            attempt_number=attempt_number,
-            channel=row["telnyx_conversation_channel"],
-            from_number=row["telnyx_agent_target"],
-            to=row["telnyx_end_user_target"],
-            assistant_ref=assistant["provider_ref"] or assistant["assistant_id"],
-            placed_at=now,
-            instructions=render(assistant["instructions"], variables, now),
-            greeting=render(greeting, variables, now) if greeting else None,
-            text=render(row["text"], variables, now) if row["text"] else None,
-            dynamic_variables=variables,
-            conversation_metadata=metadata,
-            conversation_name=metadata.get("conversation_name"),
-            instructions_template=assistant["instructions"],
-            greeting_template=greeting,
-        )
-
-    # ------------------------------------------------------------------ record
-
-    def _record(self, work: list[_Work], now: datetime) -> None:
-        updates = []
-        for item in work:
-            values = {
-                "status": item.row["status"],
-                "due_at": item.row["due_at"],
-                "scheduled_at_fixed_datetime": item.row["scheduled_at_fixed_datetime"],
-                "current_attempt": item.row["current_attempt"],
-                "in_flight_call_control_id": item.row["in_flight_call_control_id"],
-                "in_flight_placed_at": item.row["in_flight_placed_at"],
-                "in_flight_context": item.row["in_flight_context"],
-                "conversation_id": item.row["conversation_id"],
-                "call_status": item.row["call_status"],
-                "errors": item.row["errors"],
-                "deferrals": item.row["deferrals"],
-                "hold_reason": item.row["hold_reason"],
-            }
-            values.update(item.values)
-            values.update({"b_id": item.row["scheduled_event_id"], "updated_at": now})
-            updates.append(values)
-        if not updates:
-            return
-        statement = (
-            update(EVENTS)
-            .where(EVENTS.c.scheduled_event_id == bindparam("b_id"))
-            .where(EVENTS.c.lease_owner == self.worker_id)
-            # The other SET columns come from the keys of the parameter sets.
-            .values(lease_owner=None, lease_expires_at=None, recovered=False)
-        )
-        attempts = [i.attempt for i in work if i.attempt]
-        conversations = [i.conversation for i in work if i.conversation]
-        messages = [msg for i in work for msg in i.messages]
-        run_events = [
-            {
-                "event_id": str(uuid.uuid4()),
-                "run_id": i.row["run_id"],
-                "type": kind,
-                "summary": summary,
-                "step_id": i.row["step_id"],
-                "agent_id": None,
-                "payload": payload,
-                "idempotency_key": None,
-                "created_at": now,
-            }
-            for i in work
-            if i.row["run_id"]
-            for kind, summary, payload in i.run_events
-        ]
-        held = [u["b_id"] for u in updates if u["hold_reason"]]
-        with self.engine.begin() as conn:
-            conn.execute(statement, updates)
-            if held:
-                # A run resumed or approved after this batch read it has already released its
-                # calls; the holds just written must not outlive that (nothing would ever
-                # release them again).
-                conn.execute(_release_stale_holds(held))
-            if attempts:
-                conn.execute(insert(ATTEMPTS), attempts)
-            if conversations:
-                existing = set(
-                    conn.execute(
-                        select(m.Conversation.__table__.c.conversation_id).where(
-                            m.Conversation.__table__.c.conversation_id.in_(
-                                [c["conversation_id"] for c in conversations]
-                            )
-                        )
-                    ).scalars()
-                )
-                fresh = [c for c in conversations if c["conversation_id"] not in existing]
-                if fresh:
-                    conn.execute(insert(m.Conversation.__table__), fresh)
-                    ids = {c["conversation_id"] for c in fresh}
-                    fresh_messages = [x for x in messages if x["conversation_id"] in ids]
-                    if fresh_messages:
-                        conn.execute(insert(m.Message.__table__), fresh_messages)
-            if run_events:
-                conn.execute(insert(m.Event.__table__), run_events)
-
-
-def _release_stale_holds(event_ids: list[str]) -> Any:
-    """Clear the hold of each of these events whose run no longer holds its calls."""
-    still_held = (
-        select(RUNS.c.run_id)
-        .where(RUNS.c.run_id == EVENTS.c.run_id)
-        .where(
-            ((EVENTS.c.hold_reason == "paused") & (RUNS.c.status == "paused"))
-            | (
-                (EVENTS.c.hold_reason == "awaiting_approval")
-                & RUNS.c.approval_required.is_(True)
-                & RUNS.c.approved_at.is_(None)
-            )
-        )
-        .exists()
-    )
-    return (
-        update(EVENTS)
-        .where(EVENTS.c.scheduled_event_id.in_(event_ids), EVENTS.c.hold_reason.is_not(None))
-        .where(~still_held)
-        .values(hold_reason=None)
-    )
-
-
-@dataclass
-class _Lookups:
-    """Everything the act phase needs about a batch, loaded in a few queries."""
-
-    assistants: dict[str, dict[str, Any]]
-    runs: dict[str, dict[str, Any]]
-    do_not_call: set[str]
-
-    @classmethod
-    def load(cls, engine: Engine, rows: list[dict[str, Any]]) -> _Lookups:
-        assistant_ids = {r["assistant_id"] for r in rows}
-        run_ids = {r["run_id"] for r in rows if r["run_id"]}
-        targets = {r["telnyx_end_user_target"] for r in rows}
-        a_table = m.Assistant.__table__
-        dnc = m.DoNotCall.__table__
-        with engine.connect() as conn:
-            assistants = {
-                r.assistant_id: dict(r._mapping)
-                for r in conn.execute(
-                    select(a_table).where(a_table.c.assistant_id.in_(assistant_ids))
-                )
-            }
-            runs = (
-                {
-                    r.run_id: dict(r._mapping)
-                    for r in conn.execute(select(RUNS).where(RUNS.c.run_id.in_(run_ids)))
-                }
-                if run_ids
-                else {}
-            )
-            blocked = set(
-                conn.execute(select(dnc.c.target).where(dnc.c.target.in_(targets))).scalars()
-            )
-        return cls(assistants=assistants, runs=runs, do_not_call=blocked)
-
-    def take_budget(self, engine: Engine, run: dict[str, Any]) -> bool:
-        """Count one call against the run's budget; False when it is used up, or when the run
-        can no longer place calls (it changed since the batch was loaded: see
-        ``reload_run``)."""
-        statement = (
-            update(RUNS)
-            .where(RUNS.c.run_id == run["run_id"])
-            .where(RUNS.c.status == "running")
-            .where(RUNS.c.approval_required.is_(False) | RUNS.c.approved_at.is_not(None))
-            .where(RUNS.c.call_budget.is_(None) | (RUNS.c.calls_placed < RUNS.c.call_budget))
-            .values(calls_placed=RUNS.c.calls_placed + 1)
-        )
-        with engine.begin() as conn:
-            taken = conn.execute(statement).rowcount == 1
-        if taken:
-            run["calls_placed"] = run["calls_placed"] + 1
-        return taken
-
-    def reload_run(self, engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
-        """Read the run again (for this batch's later calls too) and return it."""
-        with engine.connect() as conn:
-            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run["run_id"])).one()
-        fresh = dict(row._mapping)
-        self.runs[run["run_id"]] = fresh
-        return fresh
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-# ---------------------------------------------------------------------- drivers
-
-
-def run_until_idle(
-    dispatcher: Dispatcher,
-    clock: VirtualClock,
-    *,
-    until: datetime | None = None,
-    stop: Callable[[], bool] | None = None,
-    after_sweep: Callable[[], None] | None = None,
-    max_sweeps: int = 1_000_000,
-) -> SweepReport:
-    """Discrete-event loop: sweep, then jump the virtual clock to the next due time, until
-    nothing is left (or ``until`` is reached, or ``stop()`` says so).
-
-    ``after_sweep`` runs after every sweep (e.g. to let a planner schedule follow-up calls),
-    so the loop only ends when neither the dispatcher nor the caller has more to do.
-    """
-    total = SweepReport()
-    for _ in range(max_sweeps):
-        total.add(dispatcher.sweep(clock.now()))
-        if after_sweep is not None:
-            after_sweep()
-        if stop is not None and stop():
-            break
-        upcoming = dispatcher.next_due()
-        if upcoming is None:
-            break
-        if until is not None and upcoming > until:
-            clock.advance_to(until)
-            break
-        clock.advance_to(upcoming)
-    return total
-
-
-class RealtimeTrigger:
-    """Runs the sweep in real (or accelerated) time with APScheduler.
-
-    A sweep job keeps going while work falls due within ``poll_secs`` (sleeping exactly until
-    the next due time, or until ``wake`` pokes it), and otherwise leaves a one-off APScheduler
-    job for the next due time. A periodic safety job picks up rows written by other processes.
-    ``wake(due_at)`` (wired to ``Context.wakeups``) brings the next sweep forward when new work
-    is scheduled in this process.
-    """
-
-    JOB_ID = "mission-sweep"
-
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, *, poll_secs: float = 1.0) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self.dispatcher = dispatcher
-        self.clock = clock
-        self.poll_secs = poll_secs
-        self._scheduler = BackgroundScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        )
-        self._sweeping = threading.Lock()
-        self._state = threading.Lock()
-        self._poke = threading.Event()
-        self._next_wake: datetime | None = None
-        self._stopping = False
-        self.sweeps = 0
-        self.last_error: str | None = None
-
-    @property
-    def running(self) -> bool:
-        return bool(self._scheduler.running)
-
-    def start(self) -> None:
-        self._stopping = False
-        self.dispatcher.ctx.wakeups.append(self.wake)
-        self._scheduler.start()
-        self._scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=self.poll_secs,
-            id="mission-poll",
-            replace_existing=True,
-        )
-        self.wake(self.clock.now())
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._poke.set()
-        if self.wake in self.dispatcher.ctx.wakeups:
-            self.dispatcher.ctx.wakeups.remove(self.wake)
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
-
-    def wake(self, due_at: datetime) -> None:
-        """Make sure a sweep runs no later than ``due_at`` (clock time)."""
-        if not self._scheduler.running or self._stopping:
-            return
-        if self._sweeping.locked():
-            self._poke.set()  # the running sweep loop re-reads the next due time
-            return
-        with self._state:
-            if self._next_wake is not None and self._next_wake <= due_at:
-                return
-            self._next_wake = due_at
-        self._schedule(due_at)
-
-    def _schedule(self, due_at: datetime) -> None:
-        delay = max(0.0, self.clock.wall_seconds_until(due_at))
-        run_at = datetime.now().astimezone() + timedelta(seconds=delay)
-        self._scheduler.add_job(
-            self._tick, "date", run_date=run_at, id=self.JOB_ID, replace_existing=True
-        )
-
-    def _tick(self) -> None:
-        if not self._sweeping.acquire(blocking=False):
-            self._poke.set()
-            return
-        try:
-            with self._state:
-                self._next_wake = None
-            while not self._stopping:
-                self._poke.clear()
-                self._sweep_once()
-                upcoming = self.dispatcher.next_due()
-                if upcoming is None:
-                    return
-                delay = self.clock.wall_seconds_until(upcoming)
-                if delay > self.poll_secs:
-                    with self._state:
-                        self._next_wake = upcoming
-                    self._schedule(upcoming)
-                    return
-                if delay > 0:
-                    self._poke.wait(delay)
-        finally:
-            self._sweeping.release()
-
-    def _sweep_once(self) -> None:
-        try:
-            self.dispatcher.sweep(self.clock.now())
-            self.sweeps += 1
-            self.last_error = None
-        except MissionError as exc:
-            self.last_error = str(exc)
-            log.error("sweep failed: %s", exc)
-        except Exception as exc:  # keep the trigger alive; the next tick retries
-            self.last_error = repr(exc)
-            log.exception("sweep failed")
-            time.sleep(min(1.0, self.poll_secs))  # do not spin on a persistent failure
+        assistant = lookups.assistants[row["assistant_id"]]
+        return records.call_request(row, attempt_number, key, now, assistant, run)

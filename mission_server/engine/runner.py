@@ -40,11 +40,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from sqlmodel import col, select
 
-from mission_server.engine.dispatcher import CallFinished, Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import run_until_idle
 from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.services import missions, plans
-from mission_server.services.context import Context
+from mission_server.services.context import CallFinished, Context
 from mission_server.services.ops import ServiceOps
 from mission_server.services.schemas import RunOut
 from mission_server.settings import Settings

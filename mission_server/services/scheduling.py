@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
 from mission_server.domain.calling_hours import CallingWindow, next_allowed
+from mission_server.domain.guardrails import hold_reason
 from mission_server.domain.targets import normalise_target, timezones_for_target
 from mission_server.domain.validation import (
     require_choice,
@@ -269,10 +270,7 @@ def create_scheduled_event(
             run = load_run(session, run_id)
             if run.status in TERMINAL_RUN:
                 raise GuardrailError(f"run {run_id} is {run.status}; it cannot schedule calls")
-            if run.status == "paused":
-                hold = "paused"
-            elif run.approval_required and run.approved_at is None:
-                hold = "awaiting_approval"
+            hold = hold_reason(run.status, run.approval_required, run.approved_at)
             if (
                 step_id is not None
                 and session.exec(

@@ -13,7 +13,9 @@ from sqlmodel import Session
 
 from mission_server.clock import VirtualClock
 from mission_server.domain.calling_hours import CallingWindow, is_inside, next_allowed
-from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import run_until_idle
+from mission_server.engine.lookups import Lookups
 from mission_server.errors import ValidationError
 from mission_server.services import assistants, missions, plans, scheduling
 from mission_server.services import do_not_call as do_not_call_service
@@ -447,9 +449,7 @@ def test_lease_recovery_after_a_worker_crash_places_each_call_once(ctx, provider
             1,
             f"{first['scheduled_event_id']}:1",
             clock.now(),
-            __import__("mission_server.engine.dispatcher", fromlist=["_Lookups"])._Lookups.load(
-                ctx.engine, claimed
-            ),
+            Lookups.load(ctx.engine, claimed),
         )
     )
     survivor = Dispatcher(ctx, worker_id="survivor", lease_secs=60)

@@ -6,7 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from mission_server.clock import AcceleratedClock, SystemClock
-from mission_server.engine.dispatcher import Dispatcher, RealtimeTrigger
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import RealtimeTrigger
 from mission_server.services import assistants, scheduling
 from mission_server.services.context import Context
 from mission_server.settings import Settings

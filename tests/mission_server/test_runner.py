@@ -353,7 +353,7 @@ def test_catering_on_postgresql_checkpoints_in_postgresql(pg_url, tmp_path):
 def test_a_call_leased_by_a_dead_worker_is_taken_over_after_its_lease(sim):
     from sqlalchemy import update
 
-    from mission_server.engine.dispatcher import EVENTS
+    from mission_server.engine.queue import EVENTS
 
     ctx, runner = sim
     run_id = runner.start(catering())

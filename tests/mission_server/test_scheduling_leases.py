@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import run_until_idle
 from mission_server.errors import ConflictError
 from mission_server.services import assistants, missions, plans, scheduling
 from mission_server.services.context import CallFinished

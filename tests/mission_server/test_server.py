@@ -13,7 +13,8 @@ import pytest
 from mcp.client import Client
 
 from mission_server.clock import AcceleratedClock
-from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import run_until_idle
 from mission_server.services import assistants
 from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context

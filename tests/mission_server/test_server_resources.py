@@ -15,7 +15,8 @@ from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
 from mission_server.clock import VirtualClock
-from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import run_until_idle
 from mission_server.services.context import Context
 from mission_server.settings import PACKAGED_WORLD, Settings
 from mission_server.telephony.simulated.provider import SimulatedProvider

@@ -7,7 +7,8 @@ import threading
 import time
 from typing import Any
 
-from mission_server.engine.dispatcher import Dispatcher, run_until_idle
+from mission_server.engine.dispatcher import Dispatcher
+from mission_server.engine.drivers import run_until_idle
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.offline import OfflineExtractor
 from mission_server.services import assistants, insights, scheduling

@@ -1,0 +1,79 @@
+"""What the dispatcher's act phase reads about a claimed batch — its assistants, runs and
+do-not-call entries, in a few queries — and the call-budget update that lets one call of a run
+be placed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from mission_server.engine.queue import RUNS
+from state import models as m
+
+
+@dataclass
+class Lookups:
+    """Everything the act phase needs about a batch, loaded in a few queries."""
+
+    assistants: dict[str, dict[str, Any]]
+    runs: dict[str, dict[str, Any]]
+    do_not_call: set[str]
+
+    @classmethod
+    def load(cls, engine: Engine, rows: list[dict[str, Any]]) -> Lookups:
+        assistant_ids = {r["assistant_id"] for r in rows}
+        run_ids = {r["run_id"] for r in rows if r["run_id"]}
+        targets = {r["telnyx_end_user_target"] for r in rows}
+        a_table = m.Assistant.__table__
+        dnc = m.DoNotCall.__table__
+        with engine.connect() as conn:
+            assistants = {
+                r.assistant_id: dict(r._mapping)
+                for r in conn.execute(
+                    select(a_table).where(a_table.c.assistant_id.in_(assistant_ids))
+                )
+            }
+            runs = (
+                {
+                    r.run_id: dict(r._mapping)
+                    for r in conn.execute(select(RUNS).where(RUNS.c.run_id.in_(run_ids)))
+                }
+                if run_ids
+                else {}
+            )
+            blocked = set(
+                conn.execute(select(dnc.c.target).where(dnc.c.target.in_(targets))).scalars()
+            )
+        return cls(assistants=assistants, runs=runs, do_not_call=blocked)
+
+    def take_budget(self, engine: Engine, run: dict[str, Any]) -> bool:
+        """Count one call against the run's budget; False when it is used up, or when the run
+        can no longer place calls (it changed since the batch was loaded: see
+        ``reload_run``)."""
+        # The SQL twin of the run gate (``Dispatcher._run_gate``, ``domain.guardrails``): only a
+        # running run that needs no approval, or has it, may still place a call.
+        statement = (
+            update(RUNS)
+            .where(RUNS.c.run_id == run["run_id"])
+            .where(RUNS.c.status == "running")
+            .where(RUNS.c.approval_required.is_(False) | RUNS.c.approved_at.is_not(None))
+            .where(RUNS.c.call_budget.is_(None) | (RUNS.c.calls_placed < RUNS.c.call_budget))
+            .values(calls_placed=RUNS.c.calls_placed + 1)
+        )
+        with engine.begin() as conn:
+            taken = conn.execute(statement).rowcount == 1
+        if taken:
+            run["calls_placed"] = run["calls_placed"] + 1
+        return taken
+
+    def reload_run(self, engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
+        """Read the run again (for this batch's later calls too) and return it."""
+        with engine.connect() as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run["run_id"])).one()
+        fresh = dict(row._mapping)
+        self.runs[run["run_id"]] = fresh
+        return fresh

@@ -1,0 +1,250 @@
+"""The lease queue over ``scheduled_events``: every statement that claims, records or releases a
+due call under a lease, and the next time any call needs attention.
+
+The ``scheduled_events`` table is the outbox and the source of truth:
+
+- ``claim`` takes due rows atomically under a lease — one ``UPDATE … WHERE id IN (SELECT … FOR
+  UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL, the same under SQLite's single writer
+  (``BEGIN IMMEDIATE``). A row whose previous lease expired unreleased is marked
+  ``recovered``: its holder may have placed the attempt before dying.
+- ``record`` writes every result of a batch in one transaction (the event rows, attempts,
+  conversations, transcripts and run events) and releases the leases in the same ``UPDATE``;
+  it releases holds that a run resumed or approved meanwhile no longer justifies.
+- ``next_due`` is the earliest due time (or lease end) of any unheld, unfinished row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
+from state import models as m
+from state.db import reader
+
+EVENTS = m.ScheduledEvent.__table__
+ATTEMPTS = m.CallAttempt.__table__
+RUNS = m.Run.__table__
+CONVERSATIONS = m.Conversation.__table__
+MESSAGES = m.Message.__table__
+RUN_EVENTS = m.Event.__table__
+
+#: Claimed columns that hold timestamps (SQLite hands them back naive).
+_TIMESTAMPS = (
+    "due_at",
+    "scheduled_at_fixed_datetime",
+    "in_flight_placed_at",
+    "requested_at",
+    "created_at",
+)
+
+
+class Recordable(Protocol):
+    """What the act phase decided for one claimed row (``dispatcher._Work``)."""
+
+    @property
+    def row(self) -> Mapping[str, Any]: ...
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+    @property
+    def attempt(self) -> dict[str, Any] | None: ...
+    @property
+    def conversation(self) -> dict[str, Any] | None: ...
+    @property
+    def messages(self) -> Sequence[dict[str, Any]]: ...
+    @property
+    def run_events(self) -> Sequence[tuple[str, str, dict[str, Any]]]: ...
+
+
+def claim(
+    engine: Engine,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    batch_size: int,
+    postgres: bool,
+) -> list[dict[str, Any]]:
+    """Lease up to ``batch_size`` rows due at ``now`` to ``worker_id``; the rows, by due time."""
+    due = (
+        select(EVENTS.c.scheduled_event_id)
+        .where(
+            EVENTS.c.status.in_(("pending", "in_progress")),
+            EVENTS.c.hold_reason.is_(None),
+            EVENTS.c.due_at <= now,
+            (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
+        )
+        .order_by(EVENTS.c.due_at)
+        .limit(batch_size)
+    )
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(EVENTS)
+        .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
+        .values(
+            # SET expressions see the old row: an unreleased lease means its holder died.
+            recovered=EVENTS.c.lease_owner.is_not(None),
+            lease_owner=worker_id,
+            lease_expires_at=now + lease,
+        )
+        .returning(*EVENTS.c)
+    )
+    with engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(statement)]
+    for row in rows:
+        for key in _TIMESTAMPS:
+            if row.get(key) is not None:
+                row[key] = as_utc(row[key])
+    rows.sort(key=lambda r: r["due_at"])
+    return rows
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """The earliest time any unheld, unfinished row needs attention: its due time, or the end
+    of its lease when another worker holds it past that (a row leased by a live or dead worker
+    cannot be claimed before the lease ends)."""
+    lease_end = EVENTS.c.lease_expires_at
+    attention = case(
+        (lease_end.is_not(None) & (lease_end > EVENTS.c.due_at), lease_end),
+        else_=EVENTS.c.due_at,
+    )
+    query = select(func.min(attention)).where(
+        EVENTS.c.status.in_(("pending", "in_progress")), EVENTS.c.hold_reason.is_(None)
+    )
+    with reader(engine).connect() as conn:
+        value = conn.execute(query).scalar()
+    if value is None:
+        return None
+    return as_utc(value)
+
+
+def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: datetime) -> None:
+    """Write the batch's results in one transaction and release ``worker_id``'s leases."""
+    updates = [_event_values(item, now) for item in work]
+    if not updates:
+        return
+    attempts = [i.attempt for i in work if i.attempt]
+    conversations = [i.conversation for i in work if i.conversation]
+    messages = [msg for i in work for msg in i.messages]
+    run_events = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "run_id": i.row["run_id"],
+            "type": kind,
+            "summary": summary,
+            "step_id": i.row["step_id"],
+            "agent_id": None,
+            "payload": payload,
+            "idempotency_key": None,
+            "created_at": now,
+        }
+        for i in work
+        if i.row["run_id"]
+        for kind, summary, payload in i.run_events
+    ]
+    held = [u["b_id"] for u in updates if u["hold_reason"]]
+    with engine.begin() as conn:
+        conn.execute(_release(worker_id), updates)
+        if held:
+            # A run resumed or approved after this batch read it has already released its
+            # calls; the holds just written must not outlive that (nothing would ever
+            # release them again).
+            conn.execute(_release_stale_holds(held))
+        if attempts:
+            conn.execute(insert(ATTEMPTS), attempts)
+        if conversations:
+            existing = set(
+                conn.execute(
+                    select(CONVERSATIONS.c.conversation_id).where(
+                        CONVERSATIONS.c.conversation_id.in_(
+                            [c["conversation_id"] for c in conversations]
+                        )
+                    )
+                ).scalars()
+            )
+            fresh = [c for c in conversations if c["conversation_id"] not in existing]
+            if fresh:
+                conn.execute(insert(CONVERSATIONS), fresh)
+                ids = {c["conversation_id"] for c in fresh}
+                fresh_messages = [x for x in messages if x["conversation_id"] in ids]
+                if fresh_messages:
+                    conn.execute(insert(MESSAGES), fresh_messages)
+        if run_events:
+            conn.execute(insert(RUN_EVENTS), run_events)
+
+
+def _event_values(item: Recordable, now: datetime) -> dict[str, Any]:
+    """The parameter set of one row's ``_release`` update: the claimed row with the act
+    phase's changes."""
+    row = item.row
+    values = {
+        "status": row["status"],
+        "due_at": row["due_at"],
+        "scheduled_at_fixed_datetime": row["scheduled_at_fixed_datetime"],
+        "current_attempt": row["current_attempt"],
+        "in_flight_call_control_id": row["in_flight_call_control_id"],
+        "in_flight_placed_at": row["in_flight_placed_at"],
+        "in_flight_context": row["in_flight_context"],
+        "conversation_id": row["conversation_id"],
+        "call_status": row["call_status"],
+        "errors": row["errors"],
+        "deferrals": row["deferrals"],
+        "hold_reason": row["hold_reason"],
+    }
+    values.update(item.values)
+    values.update({"b_id": row["scheduled_event_id"], "updated_at": now})
+    return values
+
+
+def _release(worker_id: str) -> Any:
+    """Write one row's results and release its lease, where ``worker_id`` still holds it."""
+    return (
+        update(EVENTS)
+        .where(EVENTS.c.scheduled_event_id == bindparam("b_id"))
+        .where(EVENTS.c.lease_owner == worker_id)
+        # The other SET columns come from the keys of the parameter sets.
+        .values(lease_owner=None, lease_expires_at=None, recovered=False)
+    )
+
+
+def _release_stale_holds(event_ids: list[str]) -> Any:
+    """Clear the hold of each of these events whose run no longer holds its calls.
+
+    The hold rule of ``domain.guardrails.hold_reason`` in SQL, per written hold: a ``paused``
+    hold stands while the run is paused, an ``awaiting_approval`` hold while the run requires
+    an approval it does not have. Change both together.
+    """
+    still_held = (
+        select(RUNS.c.run_id)
+        .where(RUNS.c.run_id == EVENTS.c.run_id)
+        .where(
+            ((EVENTS.c.hold_reason == HOLD_PAUSED) & (RUNS.c.status == PAUSED_RUN))
+            | (
+                (EVENTS.c.hold_reason == HOLD_AWAITING_APPROVAL)
+                & RUNS.c.approval_required.is_(True)
+                & RUNS.c.approved_at.is_(None)
+            )
+        )
+        .exists()
+    )
+    return (
+        update(EVENTS)
+        .where(EVENTS.c.scheduled_event_id.in_(event_ids), EVENTS.c.hold_reason.is_not(None))
+        .where(~still_held)
+        .values(hold_reason=None)
+    )
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """``value`` as aware UTC (a naive value is taken to be UTC already)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
