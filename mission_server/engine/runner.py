@@ -36,11 +36,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 import yaml
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from sqlmodel import col, select
 
 from mission_server.engine.dispatcher import CallFinished, Dispatcher, run_until_idle
 from mission_server.errors import ConflictError, ValidationError
+from mission_server.net.openai import OpenAICompatibleLLM
 from mission_server.services import missions
 from mission_server.services.context import Context
 from mission_server.services.ops import ServiceOps
@@ -49,7 +52,7 @@ from mission_server.settings import Settings
 from planner.checkpoint import Checkpointer, checkpointer_for_url
 from planner.errors import LLMError, SpecError
 from planner.graph import PlannerContext, build_graph
-from planner.llm import LLM, OpenAICompatibleLLM
+from planner.llm import LLM
 from planner.request import spec_from_request_text
 from planner.spec import MissionSpec, parse_spec
 from state import models as m
@@ -99,9 +102,10 @@ def llm_from_settings(settings: Settings) -> LLM | None:
     """
     if not settings.llm_configured:
         return None
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     try:
-        return OpenAICompatibleLLM(settings.llm_base_url or "", settings.llm_model or "", key)
+        return OpenAICompatibleLLM(
+            settings.llm_base_url or "", settings.llm_model or "", settings.llm_api_key
+        )
     except LLMError as exc:
         raise ValidationError("MISSION_LLM_BASE_URL", str(exc), show_value=False) from None
 
@@ -157,7 +161,10 @@ class MissionRunner:
         self.checkpointer = checkpointer or checkpointer_for_url(
             ctx.engine.url.render_as_string(hide_password=False)
         )
-        self.graph = build_graph().compile(checkpointer=self.checkpointer.saver)
+        # build_graph() returns a bare StateGraph, whose context type defaults to None.
+        self.graph: CompiledStateGraph[Any, Any, Any, Any] = build_graph().compile(
+            checkpointer=self.checkpointer.saver
+        )
         self._guard = threading.Lock()
         self._queued: dict[str, deque[dict[str, Any] | None]] = {}
         self._active: set[str] = set()
@@ -383,7 +390,7 @@ class MissionRunner:
     # ------------------------------------------------------------------ internals
 
     @staticmethod
-    def _config(run_id: str) -> dict[str, Any]:
+    def _config(run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}}
 
     def _is_planner_run(self, run_id: str) -> bool:
