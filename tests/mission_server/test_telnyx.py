@@ -23,11 +23,8 @@ from mission_server.telephony.base import (
     Placement,
     Provider,
 )
-from mission_server.telephony.telnyx.provider import (
-    METADATA_IDEMPOTENCY_KEY,
-    TelnyxProvider,
-    idempotency_header,
-)
+from mission_server.telephony.telnyx.mapping import METADATA_IDEMPOTENCY_KEY, idempotency_header
+from mission_server.telephony.telnyx.provider import TelnyxProvider
 
 API_KEY = "KEY0187A1B2C3D4E5F6_s3cr3tT0k3nValue"
 ASSISTANT_ID = "assistant-6207ab25-b185-478f-b2ef-85159e226727"
