@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import yaml
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from sqlmodel import col, select
 
@@ -44,6 +45,7 @@ from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import run_until_idle
 from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConflictError, ValidationError
+from mission_server.net.openai import OpenAICompatibleLLM
 from mission_server.services import missions, plans
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.ops import ServiceOps
@@ -52,7 +54,7 @@ from mission_server.settings import Settings
 from planner.checkpoint import Checkpointer, checkpointer_for_url
 from planner.errors import LLMError, SpecError
 from planner.graph import PlannerContext, build_graph
-from planner.llm import LLM, OpenAICompatibleLLM
+from planner.llm import LLM
 from planner.request import spec_from_request_text
 from planner.spec import MissionSpec, parse_spec
 from state import models as m
@@ -98,9 +100,10 @@ def llm_from_settings(settings: Settings) -> LLM | None:
     """
     if not settings.llm_configured:
         return None
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     try:
-        return OpenAICompatibleLLM(settings.llm_base_url or "", settings.llm_model or "", key)
+        return OpenAICompatibleLLM(
+            settings.llm_base_url or "", settings.llm_model or "", settings.llm_api_key
+        )
     except LLMError as exc:
         raise ValidationError("MISSION_LLM_BASE_URL", str(exc), show_value=False) from None
 
@@ -141,7 +144,10 @@ class MissionRunner:
         self.checkpointer = checkpointer or checkpointer_for_url(
             ctx.engine.url.render_as_string(hide_password=False)
         )
-        self.graph = build_graph().compile(checkpointer=self.checkpointer.saver)
+        # build_graph() returns a bare StateGraph, whose context type defaults to None.
+        self.graph: CompiledStateGraph[Any, Any, Any, Any] = build_graph().compile(
+            checkpointer=self.checkpointer.saver
+        )
         self._guard = threading.Lock()
         self._queued: dict[str, deque[dict[str, Any] | None]] = {}
         self._active: set[str] = set()

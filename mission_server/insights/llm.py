@@ -6,14 +6,15 @@ answer is parsed and validated again here, because not every server enforces the
 Free-text insights are requested as plain text. A server error, an unreadable answer or an
 answer that breaks the schema gives a ``failed`` result with the reason; nothing is guessed.
 
-Transient failures (connection errors, timeouts, 408, 429, 5xx) are retried a bounded number
-of times with exponential backoff; the sleep is injectable so tests do not wait. The API key
-travels only in the ``Authorization`` header and never appears in a result or an error.
+The HTTP side is the shared OpenAI-compatible client (``mission_server.net.openai``): transient
+failures (connection errors, timeouts, 408, 425, 429, 5xx) are retried a bounded number of
+times with exponential backoff, honouring ``Retry-After``; the sleep is injectable so tests do
+not wait. The API key travels only in the ``Authorization`` header and never appears in a
+result or an error.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -22,16 +23,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from mission_server.errors import ConfigurationError, ValidationError
+from mission_server.errors import ConfigurationError
 from mission_server.insights.base import ExtractionResult, InsightDefinition
 from mission_server.insights.schema import compile_schema, parse_json_answer, validate_result
+from mission_server.net.openai import ChatClient, ChatError
+from mission_server.net.retry import RetryPolicy
 from mission_server.telephony.base import TranscriptMessage
 
 __all__ = ["LLMExtractor", "render_transcript"]
-
-log = logging.getLogger(__name__)
-
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 _SYSTEM_PROMPT = """\
 You analyse a finished phone conversation and extract one insight from it.
@@ -88,26 +87,18 @@ class LLMExtractor:
         ValidationError: ``base_url`` is not an http(s) URL, ``model`` is empty, or
             ``max_attempts`` is below 1.
         """
-        if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
-            raise ValidationError("llm_base_url", "must be an http(s) URL", base_url)
-        if not isinstance(model, str) or not model.strip():
-            raise ValidationError("llm_model", "must not be empty", model)
-        if (
-            isinstance(max_attempts, bool)
-            or not isinstance(max_attempts, int)
-            or (max_attempts < 1)
-        ):
-            raise ValidationError("max_attempts", "must be an integer of at least 1", max_attempts)
-        self.base_url = base_url.rstrip("/")
-        self.model = model.strip()
-        self._api_key = (
-            api_key if isinstance(api_key, SecretStr) or api_key is None else (SecretStr(api_key))
+        self._chat = ChatClient(
+            base_url,
+            model,
+            api_key,
+            timeout=timeout,
+            policy=RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_secs),
+            transport=transport,
+            sleep=sleep,
         )
-        self._transport = transport
-        self._timeout = timeout
+        self.base_url = self._chat.base_url
+        self.model = self._chat.model
         self.max_attempts = max_attempts
-        self._backoff = backoff_secs
-        self._sleep = sleep
         self._temperature = temperature
 
     def __repr__(self) -> str:
@@ -142,94 +133,30 @@ class LLMExtractor:
 
     # ------------------------------------------------------------------ request
 
-    def _body(
+    def _messages(
         self, definition: InsightDefinition, transcript: Sequence[TranscriptMessage]
-    ) -> dict[str, Any]:
+    ) -> list[dict[str, str]]:
         system = _SYSTEM_PROMPT.format(
             name=definition.name, instructions=definition.instructions or "(none)"
         ) + (_STRUCTURED_RULES if definition.structured else _TEXT_RULES)
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": "Transcript:\n" + render_transcript(transcript)},
-            ],
-        }
-        if self._temperature is not None:
-            body["temperature"] = self._temperature
-        if definition.structured:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": _schema_name(definition.name),
-                    "schema": compile_schema(definition),
-                    # Optional fields may be left out, which OpenAI's strict mode forbids.
-                    "strict": False,
-                },
-            }
-        return body
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key is not None and self._api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        return headers
-
-    def _redact(self, text: str) -> str:
-        # A server may echo the key back in its error text; it must not reach a result.
-        secret = self._api_key.get_secret_value() if self._api_key is not None else ""
-        return text.replace(secret, "***") if secret else text
-
-    def _complete(self, body: dict[str, Any]) -> str:
-        """POST with bounded retries; return the assistant message content.
-
-        Raises:
-            _Failed: the server kept failing, refused, or answered without content.
-        """
-        url = f"{self.base_url}/chat/completions"
-        last_problem = "no attempt made"
-        with httpx.Client(transport=self._transport, timeout=self._timeout) as client:
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    response = client.post(url, json=body, headers=self._headers())
-                except httpx.TimeoutException:
-                    last_problem = f"the request to {url} timed out"
-                except httpx.TransportError as exc:
-                    last_problem = f"could not reach {url}: {type(exc).__name__}: {exc}"
-                else:
-                    if response.is_success:
-                        return self._content(response)
-                    last_problem = (
-                        f"the LLM server answered HTTP {response.status_code}"
-                        + _error_detail(response)
-                    )
-                    if response.status_code not in _RETRYABLE_STATUS:
-                        raise _Failed(last_problem)
-                log.warning(
-                    "LLM request attempt %d/%d failed: %s",
-                    attempt,
-                    self.max_attempts,
-                    self._redact(last_problem),
-                )
-                if attempt < self.max_attempts:
-                    self._sleep(self._backoff * 2 ** (attempt - 1))
-        raise _Failed(f"{last_problem} (gave up after {self.max_attempts} attempts)")
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Transcript:\n" + render_transcript(transcript)},
+        ]
 
     @staticmethod
-    def _content(response: httpx.Response) -> str:
-        try:
-            payload = response.json()
-            message = payload["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Failed(
-                "the LLM server's answer is not a chat completion (no choices[0].message)"
-            ) from None
-        if message.get("refusal"):
-            raise _Failed(f"the model refused: {str(message['refusal'])[:200]}")
-        content = message.get("content")
-        if not isinstance(content, str) or not content.strip():
-            raise _Failed("the model's answer was empty")
-        return content
+    def _response_format(definition: InsightDefinition) -> dict[str, Any] | None:
+        if not definition.structured:
+            return None
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": _schema_name(definition.name),
+                "schema": compile_schema(definition),
+                # Optional fields may be left out, which OpenAI's strict mode forbids.
+                "strict": False,
+            },
+        }
 
     # ------------------------------------------------------------------ extract
 
@@ -248,9 +175,13 @@ class LLMExtractor:
         """
         insight_id = definition.insight_id
         try:
-            content = self._complete(self._body(definition, transcript))
-        except _Failed as exc:
-            return ExtractionResult(insight_id, "failed", error=self._redact(str(exc)))
+            content = self._chat.complete(
+                self._messages(definition, transcript),
+                response_format=self._response_format(definition),
+                temperature=self._temperature,
+            )
+        except ChatError as exc:
+            return ExtractionResult(insight_id, "failed", error=str(exc))
         if not definition.structured:
             value: Any = content.strip()
         else:
@@ -274,17 +205,3 @@ class LLMExtractor:
             p.name for p in definition.parameters if isinstance(value, dict) and p.name not in value
         ]
         return ExtractionResult(insight_id, "completed", result=value, missing=missing)
-
-
-class _Failed(Exception):
-    """The completion could not be obtained; the message is the reason."""
-
-
-def _error_detail(response: httpx.Response) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        return ""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    message = error.get("message") if isinstance(error, dict) else error
-    return f": {str(message)[:200]}" if message else ""

@@ -22,11 +22,15 @@ Headers:
 * ``X-Mission-Event: conversation.insights.completed`` and ``X-Mission-Delivery: <id>`` (the
   same id on every attempt of one delivery, so receivers can de-duplicate).
 
-Retries: a connection error, a timeout, or HTTP 408/425/429/5xx is retried up to
-``max_attempts`` in all, waiting ``backoff_secs * 2**(n-1)`` (capped; a numeric
-``Retry-After`` is honoured up to the cap) through an injectable ``sleep``. Any other non-2xx
-answer is final. Every attempt is written to ``WebhookDelivery`` in its own transaction
-(status code, latency, error, delivered), so a crash mid-way keeps the history.
+Retries go through the shared transport (``mission_server.net.retry``): a connection error, a
+timeout, or one of its retryable statuses (408/425/429/500/502/503/504) is retried up to
+``max_attempts`` in all, waiting ``backoff_secs * 2**(n-1)`` (capped at ``max_backoff_secs``)
+or the ``Retry-After`` the receiver asked for (seconds or an HTTP date; one longer than
+``max_backoff_secs`` ends the delivery instead), at most ``max_total_wait_secs`` in all,
+through an injectable ``sleep``. The POST is re-sent after a timeout because the
+``X-Mission-Delivery`` id lets receivers drop a duplicate. Any other non-2xx answer is final.
+Every attempt is written to ``WebhookDelivery`` in its own transaction (status code, latency,
+error, delivered), so a crash mid-way keeps the history.
 ``redeliver`` sends the conversation's current results again as a new delivery;
 ``list_deliveries`` lists the recorded deliveries (e.g. the failed ones) with their attempts.
 The secret never appears in a record, a log line or an error.
@@ -34,7 +38,6 @@ The secret never appears in a record, a log line or an error.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -54,6 +57,7 @@ from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
+from mission_server.net.retry import Attempt, HttpClient, RetryPolicy
 from mission_server.services.insight_schemas import WebhookAttemptOut, WebhookDeliveryOut
 from mission_server.settings import Settings, load_settings
 from state import models as m
@@ -91,8 +95,6 @@ NOT_SIGNED_ERROR = (
     "(HMAC-SHA256); set it, then redeliver"
 )
 DELIVERY_STATUSES = ("delivered", "failed")
-
-_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def _secret_bytes(secret: SecretStr | str | bytes) -> bytes:
@@ -153,13 +155,14 @@ def validate_webhook_url(url: Any, field: str = "webhook_url") -> str | None:
 
 @dataclass
 class WebhookSender:
-    """How webhooks are sent: the signing secret, the retry bound and backoff, and seams for
+    """How webhooks are sent: the signing secret, the retry bounds and backoff, and seams for
     tests (``sleep``, ``transport``, ``timer``)."""
 
     secret: SecretStr | None = None
     max_attempts: int = 5
     backoff_secs: float = 1.0
     max_backoff_secs: float = 60.0
+    max_total_wait_secs: float = 300.0
     timeout_secs: float = 10.0
     sleep: Callable[[float], None] = time.sleep
     transport: httpx.BaseTransport | None = None
@@ -178,6 +181,10 @@ class WebhookSender:
             )
         if self.backoff_secs < 0 or self.max_backoff_secs < 0:
             raise ValidationError("backoff_secs", "must not be negative", self.backoff_secs)
+        if self.max_total_wait_secs < 0:
+            raise ValidationError(
+                "max_total_wait_secs", "must not be negative", self.max_total_wait_secs
+            )
 
     def __repr__(self) -> str:
         return f"WebhookSender(signed={self.signed}, max_attempts={self.max_attempts})"
@@ -195,13 +202,16 @@ class WebhookSender:
             settings = load_settings()
         return cls(secret=settings.webhook_secret, **options)
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        delay = self.backoff_secs * 2 ** (attempt - 1)
-        retry_after = response.headers.get("Retry-After") if response is not None else None
-        if retry_after:
-            with contextlib.suppress(ValueError):
-                delay = max(delay, float(retry_after))
-        return min(delay, self.max_backoff_secs)
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy of one delivery."""
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_secs,
+            backoff_max=self.max_backoff_secs,
+            max_retry_after=self.max_backoff_secs,
+            max_total_wait=self.max_total_wait_secs,
+        )
 
 
 def _group_and_url(
@@ -332,55 +342,61 @@ def _send(
         SIGNATURE_HEADER: sign(sender.secret, body),
     }
     attempts: list[WebhookAttemptOut] = []
-    waited = 0.0
-    with httpx.Client(transport=sender.transport, timeout=sender.timeout_secs) as client:
-        for attempt in range(1, sender.max_attempts + 1):
-            started = sender.timer()
-            response: httpx.Response | None = None
-            error: str | None = None
-            try:
-                response = client.post(url, content=body, headers=headers)
-            except httpx.TimeoutException:
-                error = f"timed out after {sender.timeout_secs:g}s"
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            latency_ms = round((sender.timer() - started) * 1000, 3)
-            delivered = response is not None and response.is_success
-            if response is not None and not delivered:
-                error = f"HTTP {response.status_code}"
-            attempts.append(
-                _record(
-                    engine,
-                    m.WebhookDelivery(
-                        delivery_id=delivery_id,
-                        conversation_id=conversation_id,
-                        insight_group_id=group_id,
-                        url=shown_url,
-                        attempt=attempt,
-                        status_code=response.status_code if response is not None else None,
-                        latency_ms=latency_ms,
-                        error=error,
-                        delivered=delivered,
-                        created_at=now + timedelta(seconds=waited),
-                    ),
-                )
+
+    def record(attempt: Attempt) -> None:
+        response = attempt.response
+        delivered = response is not None and response.is_success
+        error: str | None = None
+        if isinstance(attempt.error, httpx.TimeoutException):
+            error = f"timed out after {sender.timeout_secs:g}s"
+        elif attempt.error is not None:
+            error = f"{type(attempt.error).__name__}: {attempt.error}"
+        elif not delivered:
+            error = f"HTTP {attempt.status_code}"
+        attempts.append(
+            _record(
+                engine,
+                m.WebhookDelivery(
+                    delivery_id=delivery_id,
+                    conversation_id=conversation_id,
+                    insight_group_id=group_id,
+                    url=shown_url,
+                    attempt=attempt.number,
+                    status_code=attempt.status_code,
+                    latency_ms=round(attempt.elapsed * 1000, 3),
+                    error=error,
+                    delivered=delivered,
+                    created_at=now + timedelta(seconds=attempt.waited),
+                ),
             )
-            if delivered:
-                break
-            retryable = response is None or response.status_code in _RETRYABLE_STATUS
-            log.warning(
-                "insights webhook %s attempt %d/%d to %s failed: %s",
-                delivery_id,
-                attempt,
-                sender.max_attempts,
-                shown_url,
-                error,
-            )
-            if not retryable or attempt == sender.max_attempts:
-                break
-            delay = sender._delay(attempt, response)
-            sender.sleep(delay)
-            waited += delay
+        )
+
+    with HttpClient(
+        timeout=sender.timeout_secs,
+        name="insights webhook",
+        transport=sender.transport,
+        sleep=sender.sleep,
+        timer=sender.timer,
+    ) as client:
+        client.send(
+            "POST",
+            url,
+            content=body,
+            headers=headers,
+            retry=sender.policy,
+            idempotent=True,  # receivers de-duplicate on X-Mission-Delivery
+            on_attempt=record,
+            label=f"{delivery_id} to {shown_url}",
+        )
+    if attempts and not attempts[-1].delivered:
+        log.warning(
+            "insights webhook %s to %s not delivered after %d attempt%s: %s",
+            delivery_id,
+            shown_url,
+            len(attempts),
+            "" if len(attempts) == 1 else "s",
+            attempts[-1].error,
+        )
     return WebhookDeliveryOut(
         delivery_id=delivery_id,
         conversation_id=conversation_id,

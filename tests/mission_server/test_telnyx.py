@@ -20,11 +20,8 @@ from mission_server.telephony.base import (
     NumberInfo,
     Placement,
 )
-from mission_server.telephony.telnyx.provider import (
-    METADATA_IDEMPOTENCY_KEY,
-    TelnyxProvider,
-    idempotency_header,
-)
+from mission_server.telephony.telnyx.mapping import METADATA_IDEMPOTENCY_KEY, idempotency_header
+from mission_server.telephony.telnyx.provider import TelnyxProvider
 from tests.support.telnyx import API_KEY, FakeTelnyx, body_of, raise_, reply
 
 ASSISTANT_ID = "assistant-6207ab25-b185-478f-b2ef-85159e226727"

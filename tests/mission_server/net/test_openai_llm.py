@@ -8,8 +8,9 @@ import json
 import httpx
 import pytest
 
+from mission_server.net.openai import OpenAICompatibleLLM
 from planner.errors import LLMError
-from planner.llm import OpenAICompatibleLLM, spec_from_request
+from planner.llm import spec_from_request
 from planner.spec import MissionSpec
 
 SPEC = {
