@@ -15,6 +15,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
+from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
 from mission_server.domain.validation import (
     optional_text,
     require_choice,
@@ -429,9 +430,9 @@ def _apply_run_status_to_calls(
     """Cancel, hold or release the run's pending calls; return the cancelled calls' notices."""
     if status == "cancelled" or status in {"failed", "succeeded"}:
         return cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
-    if status == "paused":
-        set_hold_for_run(session, run_id, "paused", now)
-    elif previous == "paused" and status == "running":
+    if status == PAUSED_RUN:
+        set_hold_for_run(session, run_id, HOLD_PAUSED, now)
+    elif previous == PAUSED_RUN and status == "running":
         set_hold_for_run(session, run_id, None, now)
     return []
 
@@ -472,7 +473,7 @@ def approve_calls(ctx: Context, run_id: str, approved: bool, note: str | None = 
         run.approved_at = now
         run.updated_at = now
         session.add(run)
-        set_hold_for_run(session, run_id, None, now, only="awaiting_approval")
+        set_hold_for_run(session, run_id, None, now, only=HOLD_AWAITING_APPROVAL)
         append_event(
             session,
             run_id,
