@@ -12,7 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from mission_server.services.context import CallFinished, Context
-from mission_server.services.insights import extract_insights
+from mission_server.services.extraction import extract_insights
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from mission_server.mcp.models import (
     ConversationDetail,
 )
 from mission_server.services import assistants as assistant_service
-from mission_server.services import conversations
+from mission_server.services import conversations, extraction
 from mission_server.services import insights as insight_service
 from mission_server.services.context import Context
 from mission_server.services.insight_schemas import (
@@ -44,7 +44,7 @@ def conversation_insights(ctx: Context, conversation_id: str) -> list[InsightRes
     Raises:
         NotFound: unknown conversation.
     """
-    return list(insight_service.get_conversation_insights(ctx.engine, conversation_id))
+    return list(extraction.get_conversation_insights(ctx.engine, conversation_id))
 
 
 def expected_insights(ctx: Context, assistant_id: str) -> int:

@@ -1,10 +1,8 @@
-"""The insight service: definitions, groups, assistant assignment, extraction and memory.
+"""Insight definitions, insight groups and their assignment to assistants. Extraction and
+memory are in ``services.extraction``.
 
 Every function takes the engine and, where it writes, the current time (from the caller's
-clock). Writes are transactional: a rejected request leaves nothing behind. Extraction moves
-each result row ``pending → in_progress → completed | failed``, committing each step so a
-watcher sees progress; an extractor that raises turns into a ``failed`` row with the reason,
-never a row stuck half-way.
+clock). Writes are transactional: a rejected request leaves nothing behind.
 
 Semantics follow ``reference/18, 20, 21``: an insight is free text (no parameters) or
 structured; a group is a named, ordered set of insights with an optional webhook URL; an
@@ -25,30 +23,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from mission_server.clock import SystemClock, ensure_utc
-from mission_server.domain.targets import normalise_target
 from mission_server.errors import NotFound, ValidationError
 from mission_server.insights.base import (
-    ExtractionResult,
-    Extractor,
     InsightDefinition,
     InsightParameter,
 )
 from mission_server.insights.schema import parameter_to_dict, parse_definition, parse_parameters
-from mission_server.services.context import Context
 from mission_server.services.insight_schemas import (
     AssistantInsightSettingsOut,
     InsightGroupOut,
     InsightOut,
     InsightParameterOut,
     InsightResultOut,
-    PriorConversationOut,
 )
 from mission_server.services.webhooks import (
-    WebhookSender,
-    deliver_conversation_insights,
     validate_webhook_url,
 )
-from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 from state.db import session_scope
 
@@ -60,13 +50,10 @@ __all__ = [
     "create_insight_group",
     "definition_of",
     "ensure_default_summary_insight",
-    "extract_conversation_insights",
-    "get_conversation_insights",
     "get_insight",
     "get_insight_group",
     "list_insight_groups",
     "list_insights",
-    "list_prior_conversations",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,7 +122,7 @@ def _group_out(session: Session, row: m.InsightGroup) -> InsightGroupOut:
     )
 
 
-def _result_out(row: m.InsightResult, name: str, missing: Sequence[str] = ()) -> InsightResultOut:
+def result_out(row: m.InsightResult, name: str, missing: Sequence[str] = ()) -> InsightResultOut:
     return InsightResultOut(
         conversation_id=row.conversation_id,
         insight_id=row.insight_id,
@@ -167,7 +154,7 @@ def _name(value: Any, field: str = "name") -> str:
     return value
 
 
-def _limit(value: Any, field: str = "limit", maximum: int = 500) -> int:
+def require_count(value: Any, field: str = "limit", maximum: int = 500) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise ValidationError(field, f"must be an integer between 1 and {maximum}", value)
     return value
@@ -225,7 +212,7 @@ def list_insights(engine: Engine, *, limit: int = 100) -> list[InsightOut]:
     Raises:
         ValidationError: ``limit`` outside 1–500.
     """
-    limit = _limit(limit)
+    limit = require_count(limit)
     with Session(engine) as session:
         rows = session.exec(
             select(m.Insight)
@@ -335,7 +322,7 @@ def list_insight_groups(engine: Engine, *, limit: int = 100) -> list[InsightGrou
     Raises:
         ValidationError: ``limit`` outside 1–500.
     """
-    limit = _limit(limit)
+    limit = require_count(limit)
     with Session(engine) as session:
         rows = session.exec(
             select(m.InsightGroup)
@@ -389,309 +376,3 @@ def assign_insight_group(
             webhook_url=url,
             effective_webhook_url=url or (group.webhook_url if group else None),
         )
-
-
-# --------------------------------------------------------------------------- extraction
-
-
-def _render(template: str, variables: Mapping[str, str], now: datetime) -> str:
-    try:
-        from mission_server.domain.templating import render
-    except ImportError:
-        # The templating module is optional at this layer; raw instructions still work.
-        return template
-    return render(template, variables, now)
-
-
-def _variables(conversation: m.Conversation, extra: Mapping[str, Any] | None) -> dict[str, str]:
-    # Precedence as for calls: explicit variables > the conversation's own > system values.
-    values: dict[str, str] = {
-        "telnyx_conversation_channel": conversation.channel or "",
-        "telnyx_agent_target": conversation.agent_target or "",
-        "telnyx_end_user_target": conversation.end_user_target or "",
-    }
-    for source in (conversation.dynamic_variables or {}, extra or {}):
-        for key, value in source.items():
-            values[str(key)] = value if isinstance(value, str) else str(value)
-    return values
-
-
-def _transcript(
-    session: Session, conversation_id: str, fallback: datetime
-) -> list[TranscriptMessage]:
-    rows = session.exec(
-        select(m.Message)
-        .where(m.Message.conversation_id == conversation_id)
-        .order_by(col(m.Message.seq))
-    ).all()
-    transcript = []
-    for row in rows:
-        # Unknown roles (tool output, say) are kept as system text, which extractors skip.
-        role: Any = row.role if row.role in ("assistant", "user", "system") else "system"
-        transcript.append(
-            TranscriptMessage(role=role, text=row.text, sent_at=row.sent_at or fallback)
-        )
-    return transcript
-
-
-def _conversation_insights(
-    session: Session, conversation: m.Conversation
-) -> tuple[m.InsightGroup | None, list[m.Insight]]:
-    assistant = (
-        session.get(m.Assistant, conversation.assistant_id) if (conversation.assistant_id) else None
-    )
-    if assistant is not None and assistant.insight_group_id:
-        group = session.get(m.InsightGroup, assistant.insight_group_id)
-        if group is not None:
-            insights = session.exec(
-                select(m.Insight)
-                .join(
-                    m.InsightGroupMember,
-                    col(m.InsightGroupMember.insight_id) == col(m.Insight.insight_id),
-                )
-                .where(m.InsightGroupMember.insight_group_id == group.insight_group_id)
-                .order_by(col(m.InsightGroupMember.position))
-            ).all()
-            return group, list(insights)
-    return None, []
-
-
-def _set_status(
-    engine: Engine,
-    conversation_id: str,
-    insight_id: str,
-    status: str,
-    now: datetime,
-    result: ExtractionResult | None = None,
-) -> m.InsightResult:
-    with session_scope(engine) as session:
-        row = session.exec(
-            select(m.InsightResult).where(
-                m.InsightResult.conversation_id == conversation_id,
-                m.InsightResult.insight_id == insight_id,
-            )
-        ).one()
-        row.status = status
-        row.updated_at = now
-        if result is not None:
-            row.result = result.result if status == "completed" else None
-            row.error = result.error
-        session.add(row)
-        return row
-
-
-def extract_conversation_insights(
-    engine: Engine,
-    conversation_id: str,
-    extractor: Extractor,
-    *,
-    now: datetime,
-    variables: Mapping[str, Any] | None = None,
-    deliver: bool = True,
-    sender: WebhookSender | None = None,
-) -> list[InsightResultOut]:
-    """Extract every insight of the conversation's assistant's group (or just the default
-    "Summary" when it has none), store the results and deliver the webhook.
-
-    Instructions are rendered with dynamic variables first: the ``telnyx_*`` system values
-    (channel, agent and end-user targets; times from the conversation's start), the
-    conversation's own variables, then ``variables``. Running again replaces earlier results.
-    Webhook delivery happens when ``deliver`` is true and a URL applies; its outcome is
-    recorded in ``WebhookDelivery`` and never fails the extraction.
-
-    Raises:
-        NotFound: no such conversation.
-        ValidationError: ``now`` without a timezone, or a stored insight whose parameters are
-            no longer valid (nothing is written then).
-    """
-    now = ensure_utc(now, "now")
-    if variables is not None and not isinstance(variables, Mapping):
-        raise ValidationError("variables", "must be an object (key/value mapping)", variables)
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
-            raise NotFound("conversation", conversation_id)
-        group, insights = _conversation_insights(session, conversation)
-        transcript = _transcript(session, conversation_id, conversation.started_at or now)
-    if group is None:
-        summary = ensure_default_summary_insight(engine, now=now)
-        with Session(engine) as session:
-            row = session.get(m.Insight, summary.insight_id)
-            assert row is not None
-            insights = [row]
-    values = _variables(conversation, variables)
-    moment = conversation.started_at or now
-    # Build every definition before writing anything, so a bad stored insight fails cleanly.
-    definitions = [
-        definition_of(row, _render(row.instructions, values, moment)) for row in insights
-    ]
-    names = {row.insight_id: row.name for row in insights}
-
-    with session_scope(engine) as session:
-        existing = {
-            r.insight_id: r
-            for r in session.exec(
-                select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
-            ).all()
-        }
-        for definition in definitions:
-            row = existing.get(definition.insight_id) or m.InsightResult(
-                conversation_id=conversation_id,
-                insight_id=definition.insight_id,
-                created_at=now,
-            )
-            row.status, row.result, row.error = "pending", None, None
-            row.extractor, row.updated_at = extractor.name, now
-            session.add(row)
-
-    outputs: list[InsightResultOut] = []
-    for definition in definitions:
-        _set_status(engine, conversation_id, definition.insight_id, "in_progress", now)
-        try:
-            result = extractor.extract(definition, transcript, conversation_id=conversation_id)
-        except Exception as exc:  # an extractor bug must not leave the row in_progress
-            log.exception(
-                "extractor %s raised on insight %s", extractor.name, definition.insight_id
-            )
-            result = ExtractionResult(
-                definition.insight_id,
-                "failed",
-                error=f"the {extractor.name} extractor raised {type(exc).__name__}: {exc}",
-            )
-        status = "completed" if result.status == "completed" else "failed"
-        if status == "failed" and not result.error:
-            result.error = f"the {extractor.name} extractor reported status {result.status!r}"
-        row = _set_status(engine, conversation_id, definition.insight_id, status, now, result)
-        outputs.append(_result_out(row, names[definition.insight_id], result.missing))
-
-    if deliver and group is not None:
-        deliver_conversation_insights(engine, conversation_id, now=now, sender=sender)
-    return outputs
-
-
-def get_conversation_insights(engine: Engine, conversation_id: str) -> list[InsightResultOut]:
-    """The stored insight results of a conversation, in insight-group order where known.
-
-    Raises:
-        NotFound: no such conversation.
-    """
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
-            raise NotFound("conversation", conversation_id)
-        return _results_of(session, [conversation_id]).get(conversation_id, [])
-
-
-def _results_of(
-    session: Session, conversation_ids: Sequence[str], insight_ids: Sequence[str] | None = None
-) -> dict[str, list[InsightResultOut]]:
-    if not conversation_ids:
-        return {}
-    query = (
-        select(m.InsightResult, m.Insight)
-        .join(m.Insight, col(m.Insight.insight_id) == col(m.InsightResult.insight_id))
-        .where(col(m.InsightResult.conversation_id).in_(list(conversation_ids)))
-        .order_by(col(m.InsightResult.id))
-    )
-    if insight_ids is not None:
-        query = query.where(col(m.InsightResult.insight_id).in_(list(insight_ids)))
-    out: dict[str, list[InsightResultOut]] = {}
-    for result, insight in session.exec(query).all():
-        out.setdefault(result.conversation_id, []).append(_result_out(result, insight.name))
-    return out
-
-
-def _metadata_matches(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
-    stored = stored or {}
-    return all(key in stored and stored[key] == value for key, value in wanted.items())
-
-
-def list_prior_conversations(
-    engine: Engine,
-    end_user_target: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    limit: int = 5,
-    *,
-    insight_ids: Sequence[str] | None = None,
-    exclude_conversation_id: str | None = None,
-) -> list[PriorConversationOut]:
-    """Past conversations with their insight results, newest first: the memory hook
-    (``reference/02_memory.md``: "the last 5 conversations with this number").
-
-    ``end_user_target`` and every ``metadata`` key/value must match (metadata is compared for
-    equality per key, like ``metadata->key=eq.value``); ``insight_ids`` keeps only those
-    insights' results (the reference's ``insight_query``). The target is normalised like a
-    call's ``to`` (``targets.normalise_target``), so ``312-555-0101`` and ``+1 312 555 0101``
-    find the conversations with ``+13125550101``.
-
-    Raises:
-        ValidationError: ``limit`` outside 1–100, ``metadata`` not a mapping,
-            ``insight_ids`` not a list, or ``end_user_target`` not a phone number or SIP URI.
-    """
-    limit = _limit(limit, maximum=100)
-    if end_user_target is not None:
-        end_user_target = normalise_target(end_user_target, field="end_user_target")
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise ValidationError("metadata", "must be an object (key/value mapping)", metadata)
-    if insight_ids is not None and (
-        isinstance(insight_ids, (str, bytes)) or not isinstance(insight_ids, Sequence)
-    ):
-        raise ValidationError("insight_ids", "must be a list of insight ids", insight_ids)
-    with Session(engine) as session:
-        query = select(m.Conversation)
-        if end_user_target is not None:
-            query = query.where(m.Conversation.end_user_target == end_user_target)
-        if exclude_conversation_id is not None:
-            query = query.where(m.Conversation.conversation_id != exclude_conversation_id)
-        query = query.order_by(
-            col(m.Conversation.created_at).desc(), col(m.Conversation.conversation_id).desc()
-        )
-        chosen: list[m.Conversation] = []
-        # JSON filtering is done here rather than in SQL so SQLite and PostgreSQL agree;
-        # rows are read in pages so a large history is not loaded at once.
-        offset = 0
-        while len(chosen) < limit:
-            page = session.exec(query.offset(offset).limit(200)).all()
-            if not page:
-                break
-            offset += len(page)
-            chosen.extend(
-                row for row in page if not metadata or _metadata_matches(row.meta, metadata)
-            )
-        chosen = chosen[:limit]
-        results = _results_of(session, [c.conversation_id for c in chosen], insight_ids)
-        return [
-            PriorConversationOut(
-                conversation_id=c.conversation_id,
-                name=c.name,
-                assistant_id=c.assistant_id,
-                run_id=c.run_id,
-                channel=c.channel,
-                end_user_target=c.end_user_target,
-                agent_target=c.agent_target,
-                call_status=c.call_status,
-                started_at=c.started_at,
-                ended_at=c.ended_at,
-                metadata=dict(c.meta or {}),
-                insights=results.get(c.conversation_id, []),
-            )
-            for c in chosen
-        ]
-
-
-def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOut]:
-    """Extract and store the conversation's insights with the context's extractor, and
-    deliver its webhook signed with the context's secret.
-
-    Raises:
-        NotFound: unknown conversation. ValueError: the context has no extractor.
-    """
-    if ctx.extractor is None:
-        raise ValueError("the context has no extractor")
-    return extract_conversation_insights(
-        ctx.engine,
-        conversation_id,
-        ctx.extractor,
-        now=ctx.now(),
-        sender=WebhookSender.from_settings(ctx.settings),
-    )

@@ -20,7 +20,7 @@ from mission_server.domain.targets import normalise_target, validate_timezone
 from mission_server.domain.templating import validate_variable_names
 from mission_server.errors import MissionError, ValidationError
 from mission_server.insights.schema import parse_parameters
-from mission_server.services import assistants, insights, missions, plans, scheduling
+from mission_server.services import assistants, extraction, insights, missions, plans, scheduling
 from mission_server.services.context import Context
 from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
@@ -440,10 +440,10 @@ class ServiceOps:
         extract = self.extract_on_demand if extract is None else extract
         if self.ctx.extractor is None:
             extract = False
-        results = insights.get_conversation_insights(self.ctx.engine, conversation_id)
+        results = extraction.get_conversation_insights(self.ctx.engine, conversation_id)
         unsettled = not results or any(r.status not in _INSIGHT_DONE for r in results)
         if unsettled and extract:
-            results = insights.extract_insights(self.ctx, conversation_id)
+            results = extraction.extract_insights(self.ctx, conversation_id)
         elif not results and self.ctx.extractor is None:
             return None, None, None  # nothing will ever extract them
         if not results or any(r.status not in _INSIGHT_DONE for r in results):

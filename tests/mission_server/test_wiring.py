@@ -11,7 +11,7 @@ from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import run_until_idle
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.offline import OfflineExtractor
-from mission_server.services import assistants, insights, scheduling
+from mission_server.services import assistants, extraction, scheduling
 from mission_server.services.context import CallFinished
 from tests.support.missionkit import make_ctx
 
@@ -47,7 +47,8 @@ def test_calls_go_out_while_insights_are_extracted_and_settle_afterwards(tmp_pat
     def on_settled(event: CallFinished) -> None:
         assert event.conversation_id is not None
         statuses = [
-            r.status for r in insights.get_conversation_insights(ctx.engine, event.conversation_id)
+            r.status
+            for r in extraction.get_conversation_insights(ctx.engine, event.conversation_id)
         ]
         settled.append((event.scheduled_event_id, statuses))
 

@@ -18,6 +18,7 @@ from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.mcp.views import (
     conversation_detail,
 )
+from mission_server.services import extraction
 from mission_server.services import insights as insight_service
 from mission_server.services import webhooks as webhook_delivery
 from mission_server.services.context import Context
@@ -49,7 +50,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         failures, the reason."""
         return ConversationInsights(
             conversation_id=conversation_id,
-            insights=insight_service.get_conversation_insights(ctx.engine, conversation_id),
+            insights=extraction.get_conversation_insights(ctx.engine, conversation_id),
         )
 
     def create_insight(
@@ -143,7 +144,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         matched = normalise_target(target, field="target")
         return PriorConversationList(
             target=matched,
-            conversations=insight_service.list_prior_conversations(
+            conversations=extraction.list_prior_conversations(
                 ctx.engine,
                 end_user_target=matched,
                 metadata=metadata,

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from mission_server.cli.main import app as mission_app
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.services import extraction
 from mission_server.services import insights as service
 from mission_server.services.webhooks import (
     SIGNATURE_HEADER,
@@ -65,7 +66,7 @@ def failed_id(migrated: Engine, seed: Callable[..., Any], receiver: Any) -> str:
     )
     seeded = seed(migrated, TURNS)
     service.assign_insight_group(migrated, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
         migrated, "conv-1", OfflineExtractor(), now=NOW, deliver=False
     )
     receiver.statuses[:] = [404]

@@ -19,6 +19,7 @@ from mission_server.clock import VirtualClock
 from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.services import extraction
 from mission_server.services import insights as service
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.webhooks import (
@@ -73,7 +74,7 @@ def setup(engine: Engine, seed: Callable[..., Any], receiver: Any) -> dict[str, 
     )
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=now)
-    service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
         engine, seeded.conversation_id, OfflineExtractor(), now=now, deliver=False
     )
     return {"quote": quote, "summary": summary, "group": group, "seeded": seeded}
@@ -269,7 +270,7 @@ def test_extraction_without_a_secret_records_the_unsent_webhook(
 ) -> None:
     # The path a finished call takes: extraction, then delivery with the default sender.
     monkeypatch.delenv("MISSION_WEBHOOK_SECRET", raising=False)
-    service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
+    extraction.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
     assert receiver.received == []
     [row] = rows(engine)
     assert (row.delivered, row.status_code, row.error) == (False, None, NOT_SIGNED_ERROR)

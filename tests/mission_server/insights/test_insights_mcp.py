@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from mission_server.clock import VirtualClock
 from mission_server.insights.offline import OfflineExtractor
 from mission_server.mcp.server import build_server
+from mission_server.services import extraction
 from mission_server.services import insights as service
 from mission_server.services.context import Context
 from mission_server.services.webhooks import (
@@ -75,7 +76,7 @@ def setup(engine: Engine, seed: Callable[..., Any], receiver: Any) -> dict[str, 
     )
     seeded = seed(engine, TURNS, metadata={"customer_id": "123"})
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
         engine, "conv-1", OfflineExtractor(), now=NOW, deliver=False
     )
     return {"quote": quote, "group": group, "seeded": seeded}
@@ -154,7 +155,7 @@ async def test_a_conversation_extracted_without_a_secret_shows_up_as_failed(
     engine: Engine, setup: dict[str, Any], receiver: Any
 ) -> None:
     # What a finished call does with no secret configured: extraction, then delivery.
-    service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
+    extraction.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
     server = build_server(make_ctx(engine, None))
     async with Client(server) as client:
         failed = await ok(client, "list_webhook_deliveries", status="failed")

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from mission_server.errors import NotFound, ValidationError
 from mission_server.insights.base import ExtractionResult, InsightDefinition
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.services import extraction
 from mission_server.services import insights as service
 from mission_server.services.webhooks import WebhookSender
 from mission_server.telephony.base import TranscriptMessage
@@ -196,12 +197,14 @@ def test_without_a_group_the_conversation_gets_the_summary(
     engine: Engine, seed: Callable[..., Any]
 ) -> None:
     seed(engine, TURNS)
-    [result] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
+    [result] = extraction.extract_conversation_insights(
+        engine, "conv-1", OfflineExtractor(), now=NOW
+    )
     assert result.insight_name == "Summary"
     assert result.status == "completed"
     assert "$62 per person" in result.result
     assert result.extractor == "offline"
-    assert service.get_conversation_insights(engine, "conv-1") == [
+    assert extraction.get_conversation_insights(engine, "conv-1") == [
         result.model_copy(update={"missing": []})
     ]
 
@@ -217,7 +220,7 @@ def test_results_move_pending_in_progress_completed_with_rendered_instructions(
     seeded = seed(engine, TURNS, dynamic_variables={"event": "a team dinner"})
     service.assign_insight_group(engine, seeded.assistant_id, both.insight_group_id, now=NOW)
     spy = Spy(engine)
-    results = service.extract_conversation_insights(engine, "conv-1", spy, now=NOW)
+    results = extraction.extract_conversation_insights(engine, "conv-1", spy, now=NOW)
 
     assert [(r.insight_name, r.status) for r in results] == [
         ("Quote", "completed"),
@@ -247,7 +250,7 @@ def test_explicit_variables_win_and_system_variables_are_available(
     seeded = seed(engine, TURNS, dynamic_variables={"event": "lunch"})
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
     spy = Spy(engine)
-    service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
         engine, "conv-1", spy, now=NOW, variables={"event": "gala"}
     )
     assert spy.definitions[0].instructions == (
@@ -263,7 +266,9 @@ def test_a_required_field_not_found_is_a_failed_row_with_the_reason(
         engine, [("assistant", "What would you charge?"), ("user", "I'll have to call you back.")]
     )
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    [result] = service.extract_conversation_insights(engine, "conv-1", OfflineExtractor(), now=NOW)
+    [result] = extraction.extract_conversation_insights(
+        engine, "conv-1", OfflineExtractor(), now=NOW
+    )
     assert result.status == "failed"
     assert result.result is None
     assert "price_per_person" in result.error
@@ -280,12 +285,14 @@ def test_an_extractor_that_raises_leaves_a_failed_row_not_one_in_progress(
     )
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, both.insight_group_id, now=NOW)
-    results = service.extract_conversation_insights(
+    results = extraction.extract_conversation_insights(
         engine, "conv-1", Spy(engine, fail_on="Quote"), now=NOW
     )
     assert [r.status for r in results] == ["failed", "completed"]
     assert "RuntimeError: model crashed" in results[0].error
-    stored = {r.insight_name: r.status for r in service.get_conversation_insights(engine, "conv-1")}
+    stored = {
+        r.insight_name: r.status for r in extraction.get_conversation_insights(engine, "conv-1")
+    }
     assert stored == {"Quote": "failed", "Summary": "completed"}
 
 
@@ -295,8 +302,10 @@ def test_extracting_again_replaces_the_earlier_results(
     _quote, group = quote_group(engine)
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(engine, "conv-1", Spy(engine, fail_on="Quote"), now=NOW)
-    [again] = service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
+        engine, "conv-1", Spy(engine, fail_on="Quote"), now=NOW
+    )
+    [again] = extraction.extract_conversation_insights(
         engine, "conv-1", OfflineExtractor(), now=NOW + timedelta(minutes=5)
     )
     assert again.status == "completed" and again.error is None
@@ -310,7 +319,7 @@ def test_extraction_delivers_the_group_webhook(
     _quote, group = quote_group(engine, webhook_url=f"{receiver.base_url}/hook")
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
         engine,
         "conv-1",
         OfflineExtractor(),
@@ -324,15 +333,15 @@ def test_extraction_delivers_the_group_webhook(
 
 def test_extraction_checks_its_inputs_before_writing(engine: Engine) -> None:
     with pytest.raises(NotFound):
-        service.extract_conversation_insights(engine, "ghost", OfflineExtractor(), now=NOW)
+        extraction.extract_conversation_insights(engine, "ghost", OfflineExtractor(), now=NOW)
     with pytest.raises(ValidationError) as caught:
-        service.extract_conversation_insights(
+        extraction.extract_conversation_insights(
             engine, "ghost", OfflineExtractor(), now=datetime(2026, 3, 2, 16)
         )
     assert caught.value.field == "now"
     assert count(engine, m.InsightResult) == 0
     with pytest.raises(NotFound):
-        service.get_conversation_insights(engine, "ghost")
+        extraction.get_conversation_insights(engine, "ghost")
 
 
 # ----------------------------------------------------------------------------- memory
@@ -376,9 +385,11 @@ def test_prior_conversations_filter_by_target_and_metadata_newest_first(
     )
     service.assign_insight_group(engine, first.assistant_id, group.insight_group_id, now=NOW)
     for conversation_id in ("c-old", "c-new"):
-        service.extract_conversation_insights(engine, conversation_id, OfflineExtractor(), now=NOW)
+        extraction.extract_conversation_insights(
+            engine, conversation_id, OfflineExtractor(), now=NOW
+        )
 
-    prior = service.list_prior_conversations(
+    prior = extraction.list_prior_conversations(
         engine, end_user_target="+13125550101", metadata={"user_id": "123"}
     )
     assert [c.conversation_id for c in prior] == ["c-new", "c-old"]
@@ -388,15 +399,17 @@ def test_prior_conversations_filter_by_target_and_metadata_newest_first(
     ]
     assert [
         c.conversation_id
-        for c in service.list_prior_conversations(engine, end_user_target="+13125550101", limit=1)
+        for c in extraction.list_prior_conversations(
+            engine, end_user_target="+13125550101", limit=1
+        )
     ] == ["c-other-user"]
-    only_summary = service.list_prior_conversations(
+    only_summary = extraction.list_prior_conversations(
         engine, metadata={"user_id": "123"}, insight_ids=["not-this-one"]
     )
     assert all(c.insights == [] for c in only_summary)
     assert quote.insight_id in {i.insight_id for i in prior[1].insights}
     with pytest.raises(ValidationError) as caught:
-        service.list_prior_conversations(engine, limit=0)
+        extraction.list_prior_conversations(engine, limit=0)
     assert caught.value.field == "limit"
 
 
@@ -409,13 +422,13 @@ def test_prior_conversations_match_the_target_however_it_is_written(
 ) -> None:
     seed(engine, TURNS, conversation_id="c-chicago")
     seed(engine, TURNS, conversation_id="c-elsewhere", end_user_target="+13125550202")
-    prior = service.list_prior_conversations(engine, end_user_target=written)
+    prior = extraction.list_prior_conversations(engine, end_user_target=written)
     assert [c.conversation_id for c in prior] == ["c-chicago"]
     assert prior[0].end_user_target == "+13125550101"
 
 
 def test_prior_conversations_refuse_a_target_that_is_not_a_number(engine: Engine) -> None:
     with pytest.raises(ValidationError) as caught:
-        service.list_prior_conversations(engine, end_user_target="call the caterer")
+        extraction.list_prior_conversations(engine, end_user_target="call the caterer")
     assert caught.value.field == "end_user_target"
     assert caught.value.value == "call the caterer"
