@@ -1,11 +1,12 @@
 """Running missions: the planner graph driven by the service.
 
-``start_mission`` validates a spec (or a request), creates the mission and its run, and returns
-the run id at once; the planner graph (thread id = run id) then advances in a worker thread
-until it waits — for approval, or for a call. The dispatcher resumes it: a settled listener
-(told once the call's insights are recorded) queues the run, and a worker thread advances
-it, so the dispatcher is never blocked by planning. ``approve_run``
-resumes a run waiting for approval (a rejection cancels it).
+``MissionRunner.start`` validates a spec (or a request), creates the mission and its run, and
+returns the run id at once; the planner graph (thread id = run id) then advances in a worker
+thread until it waits — for approval, or for a call. The dispatcher resumes it: a settled
+listener (told once the call's insights are recorded) queues the run, and a worker thread
+advances it, so the dispatcher is never blocked by planning. ``MissionRunner.approve`` resumes
+a run waiting for approval (a rejection cancels it). ``app.MissionApp`` owns one runner per
+context.
 
 Two modes:
 
@@ -19,6 +20,10 @@ n-th time (default first) it reaches a point: ``planning`` (plan written, graph 
 checkpointed), ``dispatched`` (a call placed, its outcome not yet recorded), ``call_finished``
 (outcome recorded, planner not yet resumed), ``compiling`` (result computed, not yet stored).
 Unset, it does nothing.
+
+Size: about 540 lines, kept in one module on purpose: the queueing, the resume protocol and
+the recovery after a restart share one lock and one set of per-run structures, and reading
+them apart would hide the invariants between them.
 """
 
 from __future__ import annotations
