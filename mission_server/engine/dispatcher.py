@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,12 +138,21 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ public
 
-    def sweep(self, now: datetime | None = None, *, max_batches: int | None = None) -> SweepReport:
-        """Process every row due at ``now`` (default: the clock's time), batch by batch."""
+    def sweep(
+        self,
+        now: datetime | None = None,
+        *,
+        max_batches: int | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> SweepReport:
+        """Process every row due at ``now`` (default: the clock's time), batch by batch;
+        claim no further batch once ``stopping()`` is true (a shutdown)."""
         now = now or self.ctx.now()
         report = SweepReport()
         batches = 0
         while max_batches is None or batches < max_batches:
+            if stopping is not None and stopping():
+                break
             rows = self._claim(now)
             if not rows:
                 break
