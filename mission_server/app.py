@@ -224,8 +224,18 @@ class MissionApp:
             return self._runner
 
     def recover(self) -> list[str]:
-        """Resume the runs a stop interrupted; return their ids."""
-        return self.runner.recover()
+        """Resume the runs a stop interrupted; return their ids. Then extract, off this
+        thread when extraction is in the background, the insights a stopped process left
+        unextracted (its queue was abandoned at shutdown)."""
+        from mission_server.services.extraction import settle_unextracted
+
+        resumed = self.runner.recover()
+        pool = self.ctx.extraction_pool
+        if pool is None:
+            settle_unextracted(self.ctx)
+        else:
+            pool.submit(settle_unextracted, self.ctx)
+        return resumed
 
     def start_dispatching(self, poll_secs: float = 1.0) -> Dispatcher:
         """Place due calls from this process, driven by the real-time trigger."""

@@ -75,3 +75,19 @@ def user_errors(*also: type[Exception], code: int = EXIT_USAGE) -> Iterator[None
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def ledger_path_for(db: str | None) -> Path | None:
+    """Where the simulator's placement ledger lives: beside a SQLite database, in the user
+    data directory with PostgreSQL, nowhere for an in-memory database."""
+    from sqlalchemy.engine import make_url
+
+    from state.db import default_db_path, normalise_url
+
+    url = make_url(normalise_url(db))
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return None
+        path = Path(url.database)
+        return path.with_name(f"{path.stem}.sim-ledger.jsonl")
+    return default_db_path().parent / "sim-ledger.jsonl"

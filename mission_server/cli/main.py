@@ -21,6 +21,7 @@ from mission_server.cli.common import (
     SimulateOption,
     WorldOption,
     err_console,
+    ledger_path_for,
     out_console,
     print_json,
     setup_logging,
@@ -207,16 +208,21 @@ def worker(
     """
     from mission_server.app import MissionApp
     from mission_server.engine.dispatcher import Dispatcher
+    from mission_server.settings import load_settings
 
     setup_logging()
     with user_errors():
+        settings = load_settings()
         mission_app = MissionApp.open(
+            settings,
             background_extraction=not once,
             db_url=db,
             simulate=simulate or None,
             world=world,
             seed=seed,
             sim_speed=sim_speed,
+            # Placements survive a restart: the next process resolves calls in flight.
+            ledger_path=ledger_path_for(db if db is not None else settings.db_url),
         )
     try:
         if once:

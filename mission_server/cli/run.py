@@ -36,6 +36,7 @@ from mission_server.cli.common import (
     SimulateOption,
     WorldOption,
     fail,
+    ledger_path_for,
     setup_logging,
     user_errors,
 )
@@ -106,22 +107,6 @@ def _preload() -> None:
             # A missing module is reported where it is actually used.
             with suppress(ImportError):
                 importlib.import_module(name)
-
-
-def ledger_path_for(db: str | None) -> Path | None:
-    """Where the simulator's placement ledger lives: beside a SQLite database, in the user
-    data directory with PostgreSQL, nowhere for an in-memory database."""
-    from sqlalchemy.engine import make_url
-
-    from state.db import default_db_path, normalise_url
-
-    url = make_url(normalise_url(db))
-    if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:":
-            return None
-        path = Path(url.database)
-        return path.with_name(f"{path.stem}.sim-ledger.jsonl")
-    return default_db_path().parent / "sim-ledger.jsonl"
 
 
 class Progress:

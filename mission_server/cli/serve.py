@@ -19,6 +19,7 @@ from mission_server.cli.common import (
     WorldOption,
     err_console,
     fail,
+    ledger_path_for,
     setup_logging,
     user_errors,
 )
@@ -99,6 +100,8 @@ def serve(
             world=world,
             seed=seed,
             sim_speed=sim_speed,
+            # Placements survive a restart: the next process resolves calls in flight.
+            ledger_path=ledger_path_for(db if db is not None else settings.db_url),
         )
     try:
         with user_errors():

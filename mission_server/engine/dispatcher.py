@@ -13,6 +13,13 @@ approval —, calling hours, call budget), then ``provider.place_call`` with the
 In-flight rows are asked for their outcome; a terminal outcome is settled by
 ``domain.retry.decide`` (complete, retry later, or fail).
 
+An outcome that cannot be fetched is handled per row, never per sweep: a transient provider
+failure is asked again with a growing back-off; a permanent one (the call is unknown to the
+provider) ends the attempt as ``failed`` with the reason, and the retry rules apply. No row
+stays in progress past ``in_flight_deadline`` (placed + lease + the provider's longest call):
+then the attempt ends as ``failed`` with an event saying why. An in-flight call of a finished
+(cancelled) run is reconciled when it ends, and not retried.
+
 What runs the sweep (virtual or real time) lives in ``engine.drivers``.
 """
 
@@ -22,6 +29,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +61,10 @@ log = logging.getLogger(__name__)
 DEFAULT_POLL_SECS = 15.0
 #: Back-off after a transient provider failure to place a call (no attempt is used up).
 PROVIDER_RETRY_SECS = 60.0
+#: The longest a call can last at a provider that does not say (``Provider.max_call_secs``).
+DEFAULT_MAX_CALL_SECS = 4 * 3600.0
+#: The longest back-off between two looks at an outcome the provider failed to give.
+MAX_OUTCOME_BACKOFF_SECS = 300.0
 
 
 @dataclass
@@ -83,6 +95,8 @@ class _Work:
     messages: list[dict[str, Any]] = field(default_factory=list)
     run_events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     finished: CallFinished | None = None
+    #: The row's run is finished (cancelled): a call in flight is reconciled, never retried.
+    run_finished: bool = False
 
 
 def _retry_policy(row: dict[str, Any]) -> RetryPolicy:
@@ -124,12 +138,21 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ public
 
-    def sweep(self, now: datetime | None = None, *, max_batches: int | None = None) -> SweepReport:
-        """Process every row due at ``now`` (default: the clock's time), batch by batch."""
+    def sweep(
+        self,
+        now: datetime | None = None,
+        *,
+        max_batches: int | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> SweepReport:
+        """Process every row due at ``now`` (default: the clock's time), batch by batch;
+        claim no further batch once ``stopping()`` is true (a shutdown)."""
         now = now or self.ctx.now()
         report = SweepReport()
         batches = 0
         while max_batches is None or batches < max_batches:
+            if stopping is not None and stopping():
+                break
             rows = self._claim(now)
             if not rows:
                 break
@@ -166,34 +189,42 @@ class Dispatcher:
                 if row["status"] == "pending":
                     item = self._dispatch(row, now, lookups, report)
                 else:
-                    item = self._check(row, now, report)
+                    item = self._check(row, now, lookups, report)
             except ProviderError as exc:
                 if not exc.retryable:
-                    raise
-                # The provider is briefly unavailable (polling an outcome, reconciling):
-                # look again later; nothing was decided.
-                log.warning("provider unavailable for %s: %s", row["scheduled_event_id"], exc)
-                item = _Work(row)
-                item.values = {"due_at": now + self.poll}
+                    # Permanent: this row fails with the reason (below), the sweep goes on.
+                    item = self._failed_row(row, now, exc, report)
+                else:
+                    # The provider is briefly unavailable (reconciling): look again later;
+                    # nothing was decided.
+                    log.warning("provider unavailable for %s: %s", row["scheduled_event_id"], exc)
+                    item = _Work(row)
+                    item.values = {"due_at": now + self.poll}
             except Exception as exc:
                 # One bad row must not stall the batch, nor be retried forever: it fails
                 # visibly with the reason.
                 if not isinstance(exc, MissionError):
                     log.exception("dispatch of %s failed", row["scheduled_event_id"])
-                report.failed += 1
-                item = self._finish(
-                    _Work(row),
-                    now,
-                    "failed",
-                    row.get("call_status"),
-                    error={"code": "dispatch_error", "detail": str(exc)},
-                )
+                item = self._failed_row(row, now, exc, report)
             work.append(item)
         queue.record(self.engine, self.worker_id, work, now)
         for item in work:
             if item.finished is not None:
                 self.ctx.notify_call_finished(item.finished)
         return report
+
+    def _failed_row(
+        self, row: dict[str, Any], now: datetime, exc: Exception, report: SweepReport
+    ) -> _Work:
+        report.failed += 1
+        code = getattr(exc, "code", None) or "dispatch_error"
+        return self._finish(
+            _Work(row),
+            now,
+            "failed",
+            row.get("call_status"),
+            error={"code": code, "detail": str(exc)},
+        )
 
     def _dispatch(
         self, row: dict[str, Any], now: datetime, lookups: Lookups, report: SweepReport
@@ -290,8 +321,12 @@ class Dispatcher:
         item.row = row
         return self._settle(item, placement, now, report)
 
-    def _check(self, row: dict[str, Any], now: datetime, report: SweepReport) -> _Work:
+    def _check(
+        self, row: dict[str, Any], now: datetime, lookups: Lookups, report: SweepReport
+    ) -> _Work:
         item = _Work(row)
+        run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
+        item.run_finished = run is not None and run["status"] in TERMINAL_RUN
         attempt_number = row["current_attempt"]
         key = f"{row['scheduled_event_id']}:{attempt_number}"
         if row["in_flight_call_control_id"] is None:
@@ -319,12 +354,85 @@ class Dispatcher:
         outcome = placement.outcome
         if outcome is None or outcome.ended_at > now:
             if outcome is None:
-                outcome = self.ctx.provider.get_outcome(placement, now)
+                try:
+                    outcome = self.ctx.provider.get_outcome(placement, now)
+                except ProviderError as exc:
+                    return self._outcome_unavailable(item, placement, now, exc, report)
             if outcome is None or outcome.ended_at > now:
+                deadline = self.in_flight_deadline(placement)
+                if outcome is None and now >= deadline:
+                    detail = (
+                        f"no outcome for call {placement.call_control_id} "
+                        f"{(now - placement.placed_at).total_seconds():.0f} s after it was "
+                        "placed (longer than the lease plus the longest call)"
+                    )
+                    return self._give_up(item, placement, now, report, "outcome_timeout", detail)
                 report.in_flight += 1
                 item.values.setdefault("status", "in_progress")
-                item.values["due_at"] = outcome.ended_at if outcome else now + self.poll
+                item.values["due_at"] = (
+                    outcome.ended_at if outcome else min(now + self.poll, deadline)
+                )
                 return item
+        return self._terminal(item, placement, outcome, now, report)
+
+    def in_flight_deadline(self, placement: Placement) -> datetime:
+        """When an attempt placed as ``placement`` has certainly ended: its placement plus
+        the lease plus the provider's longest call."""
+        longest = getattr(self.ctx.provider, "max_call_secs", None) or DEFAULT_MAX_CALL_SECS
+        placed = as_utc(placement.placed_at) or placement.placed_at
+        return placed + self.lease + timedelta(seconds=float(longest))
+
+    def _outcome_unavailable(
+        self,
+        item: _Work,
+        placement: Placement,
+        now: datetime,
+        exc: ProviderError,
+        report: SweepReport,
+    ) -> _Work:
+        """The provider failed to give the outcome. Transient: ask again after a back-off
+        that grows with the call's age, up to the deadline. Permanent (unknown to the
+        provider), or past the deadline: the attempt ends as failed with the reason."""
+        event_id = item.row["scheduled_event_id"]
+        deadline = self.in_flight_deadline(placement)
+        if exc.retryable and now < deadline:
+            placed = as_utc(placement.placed_at) or placement.placed_at
+            age = max((now - placed).total_seconds(), 0.0)
+            delay = min(max(age / 2, self.poll.total_seconds()), MAX_OUTCOME_BACKOFF_SECS)
+            again = min(now + timedelta(seconds=delay), deadline)
+            log.warning(
+                "outcome of %s unavailable, asking again at %s: %s", event_id, utc_iso(again), exc
+            )
+            report.in_flight += 1
+            item.values.setdefault("status", "in_progress")
+            item.values["due_at"] = again
+            if item.row["run_id"]:
+                item.run_events.append(records.outcome_unavailable_event(item.row, exc, again))
+            return item
+        log.warning("outcome of %s cannot be fetched; the attempt fails: %s", event_id, exc)
+        code = "outcome_unavailable" if exc.retryable else (exc.code or "outcome_not_found")
+        return self._give_up(item, placement, now, report, code, str(exc))
+
+    def _give_up(
+        self,
+        item: _Work,
+        placement: Placement,
+        now: datetime,
+        report: SweepReport,
+        code: str,
+        detail: str,
+    ) -> _Work:
+        """End the attempt as ``failed`` with the reason; the retry rules then apply."""
+        error = {"code": code, "detail": detail, "at": utc_iso(now)}
+        item.values["errors"] = [*(item.row["errors"] or []), error]
+        if item.row["run_id"]:
+            item.run_events.append(records.attempt_abandoned_event(item.row, code, detail))
+        outcome = CallOutcome(
+            call_status="failed",
+            ended_at=now,
+            call_control_id=placement.call_control_id,
+            conversation_id=placement.conversation_id,
+        )
         return self._terminal(item, placement, outcome, now, report)
 
     def _terminal(
@@ -357,6 +465,21 @@ class Dispatcher:
             }
         )
         decision = decide(outcome.call_status, attempt_number, policy, ended)
+        if item.run_finished and not isinstance(decision, Complete):
+            # The run was cancelled (or ended) while this call was in flight: its outcome is
+            # recorded, and no further attempt is made.
+            report.failed += 1
+            return self._finish(
+                item,
+                ended,
+                "cancelled",
+                outcome.call_status,
+                error={
+                    "code": "run_finished",
+                    "detail": f"the run finished while attempt {attempt_number} was in flight "
+                    f"(call_status {outcome.call_status}); no retry",
+                },
+            )
         if isinstance(decision, Complete):
             report.completed += 1
             return self._finish(
@@ -430,7 +553,8 @@ class Dispatcher:
         row = item.row
         item.values["status"] = status
         if error is not None:
-            item.values["errors"] = [*(row["errors"] or []), {**error, "at": utc_iso(when)}]
+            earlier = item.values.get("errors", row["errors"]) or []
+            item.values["errors"] = [*earlier, {**error, "at": utc_iso(when)}]
         conversation_id = item.values.get("conversation_id", row.get("conversation_id"))
         if row["run_id"]:
             item.run_events.append(

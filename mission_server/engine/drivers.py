@@ -152,7 +152,7 @@ class RealtimeTrigger:
 
     def _sweep_once(self) -> None:
         try:
-            self.dispatcher.sweep(self.clock.now())
+            self.dispatcher.sweep(self.clock.now(), stopping=lambda: self._stopping)
             self.sweeps += 1
         except MissionError as exc:
             log.error("sweep failed: %s", exc)

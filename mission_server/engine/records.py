@@ -258,3 +258,23 @@ def provider_busy_event(row: Mapping[str, Any], exc: Exception) -> RunEvent:
         f"Provider could not place the call to {row['telnyx_end_user_target']} yet: {exc}",
         {"scheduled_event_id": row["scheduled_event_id"]},
     )
+
+
+def outcome_unavailable_event(row: Mapping[str, Any], exc: Exception, again: datetime) -> RunEvent:
+    """The provider failed to report the outcome of a call in flight; asked again later."""
+    return (
+        "error",
+        f"Outcome of the call to {row['telnyx_end_user_target']} unavailable: {exc}; "
+        f"asking again at {utc_iso(again)}",
+        {"scheduled_event_id": row["scheduled_event_id"], "retry_at": utc_iso(again)},
+    )
+
+
+def attempt_abandoned_event(row: Mapping[str, Any], code: str, detail: str) -> RunEvent:
+    """The attempt in flight ends as failed because its outcome cannot be known."""
+    return (
+        "error",
+        f"Attempt {row['current_attempt']} of the call to {row['telnyx_end_user_target']} "
+        f"ends as failed: {detail}",
+        {"scheduled_event_id": row["scheduled_event_id"], "code": code},
+    )

@@ -340,3 +340,44 @@ def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOu
         now=ctx.now(),
         sender=WebhookSender.from_settings(ctx.settings),
     )
+
+
+def unextracted_conversations(engine: Engine, *, limit: int = 1000) -> list[str]:
+    """Conversations of finished calls whose insights were never extracted, or were left
+    half-done (no results, or a result still ``pending``/``in_progress``): what a process that
+    stopped before extracting them left for the next one."""
+    events = m.ScheduledEvent.__table__
+    results = m.InsightResult.__table__
+    unsettled = (
+        select(results.c.conversation_id)
+        .where(results.c.status.in_(("pending", "in_progress")))
+        .scalar_subquery()
+    )
+    settled_any = select(results.c.conversation_id).scalar_subquery()
+    query = (
+        select(events.c.conversation_id)
+        .where(
+            events.c.status.in_(("completed", "failed", "cancelled")),
+            events.c.conversation_id.in_(select(m.Conversation.__table__.c.conversation_id)),
+            events.c.conversation_id.not_in(settled_any) | events.c.conversation_id.in_(unsettled),
+        )
+        .distinct()
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [str(c) for c in conn.execute(query).scalars()]
+
+
+def settle_unextracted(ctx: Context, *, limit: int = 1000) -> int:
+    """Extract the insights a stopped process left unextracted (``unextracted_conversations``);
+    return how many conversations were extracted. A failing one is logged and skipped."""
+    if ctx.extractor is None:
+        return 0
+    count = 0
+    for conversation_id in unextracted_conversations(ctx.engine, limit=limit):
+        try:
+            extract_insights(ctx, conversation_id)
+            count += 1
+        except Exception:
+            log.exception("extracting the insights of %s failed", conversation_id)
+    return count

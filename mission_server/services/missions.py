@@ -26,7 +26,11 @@ from mission_server.domain.validation import (
 )
 from mission_server.errors import ValidationError
 from mission_server.services.context import CallFinished, Context
-from mission_server.services.scheduling import cancel_pending_for_run, set_hold_for_run
+from mission_server.services.scheduling import (
+    cancel_pending_for_run,
+    reconcile_in_flight_for_run,
+    set_hold_for_run,
+)
 from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
@@ -429,6 +433,7 @@ def _apply_run_status_to_calls(
 ) -> list[CallFinished]:
     """Cancel, hold or release the run's pending calls; return the cancelled calls' notices."""
     if status == "cancelled" or status in {"failed", "succeeded"}:
+        reconcile_in_flight_for_run(session, run_id, now, reason=f"run {status}")
         return cancel_pending_for_run(session, run_id, now, reason=f"run {status}")
     if status == PAUSED_RUN:
         set_hold_for_run(session, run_id, HOLD_PAUSED, now)

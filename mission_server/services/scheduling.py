@@ -625,6 +625,31 @@ def cancel_pending_for_run(
     return [cancelled_event(row, now) for row in rows if row.scheduled_event_id in cancelled]
 
 
+def reconcile_in_flight_for_run(session: Session, run_id: str, now: datetime, reason: str) -> int:
+    """Make the run's calls in flight due now (inside the caller's transaction), so the next
+    sweep asks for their outcome, records it and makes no further attempt (the dispatcher
+    reads the run); return how many there are."""
+    query = (
+        update(m.ScheduledEvent)
+        .where(
+            col(m.ScheduledEvent.run_id) == run_id,
+            col(m.ScheduledEvent.status) == "in_progress",
+        )
+        .values(due_at=now, updated_at=now)
+    )
+    count = int(session.exec(query).rowcount or 0)  # type: ignore[call-overload]
+    if count:
+        append_event(
+            session,
+            run_id,
+            "custom",
+            f"{count} call(s) in flight: their outcome is recorded when they end, and they are "
+            f"not retried ({reason})",
+            now,
+        )
+    return count
+
+
 def set_hold_for_run(
     session: Session, run_id: str, hold: str | None, now: datetime, only: str | None = None
 ) -> int:
