@@ -163,8 +163,9 @@ def refused_address_class(address: str) -> str | None:
         ("link-local", ip.is_link_local),
         ("unspecified", ip.is_unspecified),
         ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
         ("private", ip.is_private),
-        ("reserved", ip.is_reserved or not ip.is_global),
+        ("reserved", not ip.is_global),
     ):
         if refused:
             return name
