@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualClock
@@ -25,6 +25,7 @@ from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import RealtimeTrigger
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
 from mission_server.insights.base import Extractor
+from mission_server.secrets import install_logging, scrub_data
 from mission_server.services.context import Context
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.base import Provider
@@ -115,6 +116,21 @@ def world_start_time(provider: Provider) -> datetime | None:
     return getattr(world, "start_time", None)
 
 
+def _scrub_parameters(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> tuple[str, Any]:
+    return statement, scrub_data(parameters)
+
+
+def scrub_records(engine: Engine) -> None:
+    """Scrub every string written through ``engine`` of secrets (``mission_server.secrets``):
+    the one choke point of the records, so no table, event payload or error column (a run's
+    error, result summary and payload, its events, webhook deliveries) can keep one. JSON
+    columns are serialised by then, so their strings are covered too. Idempotent."""
+    if not event.contains(engine, "before_cursor_execute", _scrub_parameters):
+        event.listen(engine, "before_cursor_execute", _scrub_parameters, retval=True)
+
+
 def build_context(
     settings: Settings | None = None,
     *,
@@ -137,7 +153,9 @@ def build_context(
         ConfigurationError, StateError.
     """
     settings = settings or load_settings()
+    install_logging()
     engine = make_engine(db_url if db_url is not None else settings.db_url)
+    scrub_records(engine)
     if migrate:
         upgrade(engine)
     if provider is None:

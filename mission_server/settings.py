@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mission_server.secrets import SCRUBBER
+
 PACKAGED_WORLD = Path(__file__).with_name("data") / "world.yaml"
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8765
@@ -30,10 +32,21 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(default=None, alias="MISSION_LLM_MODEL")
     #: Key of the HMAC-SHA256 signature on insight webhooks; without it none are sent.
     webhook_secret: SecretStr | None = Field(default=None, alias="MISSION_WEBHOOK_SECRET")
+    #: Let insight webhooks go to loopback, private and link-local addresses (local testing).
+    webhook_allow_private: bool = Field(default=False, alias="MISSION_WEBHOOK_ALLOW_PRIVATE")
     sim_world: Path | None = Field(default=None, alias="MISSION_SIM_WORLD")
     sim_speed: float = Field(default=60.0, gt=0, alias="MISSION_SIM_SPEED")
     worker_id: str | None = Field(default=None, alias="MISSION_WORKER_ID")
     lease_secs: float = Field(default=60.0, gt=0, alias="MISSION_LEASE_SECS")
+
+    def model_post_init(self, context: object, /) -> None:
+        # Every configured secret is known to the one scrubber (mission_server.secrets).
+        SCRUBBER.add(*(s.get_secret_value() for s in self.secret_values()))
+
+    def secret_values(self) -> list[SecretStr]:
+        """The secrets that are set."""
+        found = (self.telnyx_api_key, self.http_token, self.llm_api_key, self.webhook_secret)
+        return [s for s in found if s is not None]
 
     @cached_property
     def world_path(self) -> Path:
@@ -49,4 +62,5 @@ def load_settings(**overrides: object) -> Settings:
     settings = Settings()
     if overrides:
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        settings.model_post_init(None)
     return settings

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mission_server.errors import USER_ERRORS
+from mission_server.secrets import install_logging, scrub
 
 EXIT_USAGE = 2
 _NOISY = ("httpx", "httpcore", "apscheduler", "alembic")
@@ -48,7 +49,8 @@ out_console = Console()
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Send log records at ``level`` and above to stderr."""
+    """Send log records at ``level`` and above to stderr, every one scrubbed of secrets."""
+    install_logging()
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
@@ -60,7 +62,7 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print ``message`` as an error on stderr; return the ``typer.Exit`` to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(scrub(message))}", highlight=False)
     return typer.Exit(code)
 
 

@@ -19,6 +19,7 @@ from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError as PydanticValidationError
 
 from mission_server.errors import USER_ERRORS, shown
+from mission_server.secrets import scrub, scrub_data
 from state.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def describe_error(exc: Exception) -> str:
-    """The user-facing text of a service or argument error (never includes a traceback)."""
+    """The user-facing text of a service or argument error (never includes a traceback nor
+    a secret)."""
     if isinstance(exc, PydanticValidationError):
         parts = []
         for err in exc.errors():
@@ -35,8 +37,8 @@ def describe_error(exc: Exception) -> str:
             parts.append(
                 f"{where} {err['msg'][:1].lower()}{err['msg'][1:]}, got {shown(err['input'])}"
             )
-        return "; ".join(parts)
-    return str(exc)
+        return scrub("; ".join(parts))
+    return scrub(str(exc))
 
 
 #: What becomes an error result: a user error, or arguments that fail their schema.
@@ -44,7 +46,8 @@ EXPECTED = (*USER_ERRORS, PydanticValidationError)
 
 
 def as_tool(fn: F) -> F:
-    """Wrap a tool function so expected errors become ``ToolError`` (an ``isError`` result
+    """Wrap a tool function so its result is scrubbed of secrets and expected errors become
+    ``ToolError`` (an ``isError`` result
     whose text names the field, rule and value). Anything else stays a crash: the SDK logs it
     and the client sees a generic message, so internals never leak."""
     if inspect.iscoroutinefunction(fn):
@@ -52,7 +55,7 @@ def as_tool(fn: F) -> F:
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return await fn(*args, **kwargs)
+                return scrub_data(await fn(*args, **kwargs))
             except EXPECTED as exc:
                 raise ToolError(describe_error(exc)) from exc
 
@@ -61,7 +64,7 @@ def as_tool(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return scrub_data(fn(*args, **kwargs))
         except EXPECTED as exc:
             raise ToolError(describe_error(exc)) from exc
 
@@ -75,9 +78,9 @@ def as_resource(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return scrub_data(fn(*args, **kwargs))
         except NotFound as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
+            raise ResourceNotFoundError(scrub(str(exc))) from exc
         except EXPECTED as exc:
             raise ResourceError(describe_error(exc)) from exc
 

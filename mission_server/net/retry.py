@@ -19,9 +19,10 @@ does it. The rules:
   caller's ``before_resend`` hook, called just before the re-send, checks and says so.
 * Every wait goes through the injectable ``sleep``; time is read through ``timer`` (latency)
   and ``now`` (HTTP dates), so tests neither sleep nor depend on the wall clock.
-* The bearer key lives in one ``SecretStr`` (``BearerAuth``) and ``scrub`` removes it from any
-  text built from an answer or an error; log lines name the method and the URL without its
-  query or credentials.
+* The bearer key lives in one ``SecretStr`` (``BearerAuth``) and is registered with the one
+  scrubber (``mission_server.secrets``); ``scrub`` removes it, every other configured secret
+  and credential-shaped text, in any case, from any text built from an answer or an error;
+  log lines name the method and the URL without its query or credentials.
 
 ``send`` never raises for an HTTP or transport failure: it returns an ``Exchange`` (every
 ``Attempt`` and why it stopped) and the caller turns that into its own result or error.
@@ -42,6 +43,7 @@ import httpx
 from pydantic import SecretStr
 
 from mission_server.errors import ValidationError
+from mission_server.secrets import SCRUBBER
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -258,6 +260,8 @@ class HttpClient:
         self.policy = policy or RetryPolicy()
         self.name = name
         self._api_key = api_key if api_key is not None and api_key.get_secret_value() else None
+        if self._api_key is not None:
+            SCRUBBER.add(self._api_key.get_secret_value())
         self._sleep = sleep
         self._timer = timer
         self._now = now
@@ -283,10 +287,9 @@ class HttpClient:
         self.close()
 
     def scrub(self, text: str) -> str:
-        """``text`` with the API key masked (servers may echo it back)."""
-        if self._api_key is None:
-            return text
-        return text.replace(self._api_key.get_secret_value(), _MASK)
+        """``text`` with the API key and every other known secret masked, whatever their case
+        (servers may echo them back), by the one scrubber."""
+        return SCRUBBER.scrub(text)
 
     def describe(self, attempt: Attempt) -> str:
         """A short, secret-free account of a failed attempt: ``HTTP 503`` or

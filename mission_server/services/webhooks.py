@@ -33,15 +33,28 @@ Every attempt is written to ``WebhookDelivery`` in its own transaction (status c
 error, delivered), so a crash mid-way keeps the history.
 ``redeliver`` sends the conversation's current results again as a new delivery;
 ``list_deliveries`` lists the recorded deliveries (e.g. the failed ones) with their attempts.
-The secret never appears in a record, a log line or an error.
+The secret never appears in a record, a log line or an error, and the body is scrubbed of
+every configured secret (``mission_server.secrets``) before it is signed.
+
+Where webhooks may go (server-side request forgery): by default a URL whose host is, or
+resolves to, a loopback, link-local, private, multicast, unspecified or otherwise reserved
+(not globally routable) address is refused — IPv4-mapped IPv6 and numeric forms such as
+``2130706433`` or ``0x7f000001`` included. The URL is checked when it is configured, and at
+send time every address the host resolves to is checked again and the connection is pinned to
+the checked address (so DNS rebinding cannot swap it). Redirects are never followed. A failed
+attempt records only "no answer from the receiver" (no connection error, no latency), so
+deliveries cannot be used to tell open ports from closed ones. ``MISSION_WEBHOOK_ALLOW_PRIVATE=1``
+(``Settings.webhook_allow_private``) is the explicit opt-in for local testing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +71,7 @@ from sqlmodel import Session, col, select
 from mission_server.clock import ensure_utc
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
 from mission_server.net.retry import Attempt, HttpClient, RetryPolicy
+from mission_server.secrets import scrub
 from mission_server.services.insight_schemas import WebhookAttemptOut, WebhookDeliveryOut
 from mission_server.settings import Settings, load_settings
 from state import models as m
@@ -65,10 +79,12 @@ from state.db import session_scope
 from state.types import new_id
 
 __all__ = [
+    "ALLOW_PRIVATE_ENV",
     "DELIVERY_HEADER",
     "EVENT_HEADER",
     "EVENT_TYPE",
     "NOT_SIGNED_ERROR",
+    "NO_ANSWER_ERROR",
     "SIGNATURE_HEADER",
     "WEBHOOK_SECRET_ENV",
     "WebhookSender",
@@ -77,7 +93,9 @@ __all__ = [
     "list_deliveries",
     "redact_url",
     "redeliver",
+    "refused_address_class",
     "sign",
+    "validate_webhook_url",
     "verify_signature",
 ]
 
@@ -88,6 +106,10 @@ SIGNATURE_HEADER = "X-Mission-Signature"
 EVENT_HEADER = "X-Mission-Event"
 DELIVERY_HEADER = "X-Mission-Delivery"
 WEBHOOK_SECRET_ENV = "MISSION_WEBHOOK_SECRET"
+ALLOW_PRIVATE_ENV = "MISSION_WEBHOOK_ALLOW_PRIVATE"
+#: The recorded error of any transport failure: the same for a refused connection, a reset and
+#: a timeout, so the records cannot map the receiver's ports.
+NO_ANSWER_ERROR = "no answer from the receiver (could not connect, or it did not answer in time)"
 
 #: The recorded error of a delivery that was not sent because no signing secret is set.
 NOT_SIGNED_ERROR = (
@@ -129,11 +151,60 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def validate_webhook_url(url: Any, field: str = "webhook_url") -> str | None:
-    """Check a webhook URL: None/empty means none; otherwise an absolute http(s) URL.
+def refused_address_class(address: str) -> str | None:
+    """Why a webhook may not go to ``address`` (an IP address): ``loopback``, ``link-local``,
+    ``unspecified``, ``multicast``, ``private`` or ``reserved`` (anything not globally
+    routable); None when it may. An IPv4-mapped IPv6 address is judged as its IPv4 address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for name, refused in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("unspecified", ip.is_unspecified),
+        ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        ("reserved", not ip.is_global),
+    ):
+        if refused:
+            return name
+    return None
+
+
+def _allow_private(allow: bool | None) -> bool:
+    return load_settings().webhook_allow_private if allow is None else allow
+
+
+def _refusal(host: str, address: str, kind: str) -> str:
+    shown_host = host if host == address else f"{host} ({address})"
+    return (
+        f"{shown_host} is a {kind} address; webhooks go only to public addresses "
+        f"(set {ALLOW_PRIVATE_ENV}=1 to allow private ones, for local testing)"
+    )
+
+
+def _numeric_addresses(host: str) -> list[str]:
+    """The addresses a numeric host stands for (``2130706433``, ``0x7f000001``, ``::1`` …),
+    without asking DNS; empty for a name."""
+    try:
+        found = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return []
+    return [str(info[4][0]) for info in found]
+
+
+def validate_webhook_url(
+    url: Any, field: str = "webhook_url", *, allow_private: bool | None = None
+) -> str | None:
+    """Check a webhook URL: None/empty means none; otherwise an absolute http(s) URL whose
+    host is not a loopback, link-local, private, multicast or reserved address (nor
+    ``localhost``), unless ``allow_private`` (default: ``MISSION_WEBHOOK_ALLOW_PRIVATE``).
+    Names are resolved, and checked again, when the webhook is sent.
 
     Raises:
-        ValidationError: not a string, not http(s), no host, or longer than 2048 characters.
+        ValidationError: not a string, not http(s), no host, longer than 2048 characters, or
+            a refused address.
     """
     if url is None:
         return None
@@ -150,7 +221,64 @@ def validate_webhook_url(url: Any, field: str = "webhook_url") -> str | None:
         raise ValidationError(field, "must be an http(s) URL", redact_url(url)) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(field, "must be an absolute http(s) URL", redact_url(url))
+    if not _allow_private(allow_private):
+        host = parts.hostname.rstrip(".")
+        if host == "localhost" or host.endswith(".localhost"):
+            raise ValidationError(field, _refusal(host, host, "loopback"), redact_url(url))
+        for address in _numeric_addresses(host):
+            kind = refused_address_class(address)
+            if kind is not None:
+                raise ValidationError(field, _refusal(host, address, kind), redact_url(url))
     return url
+
+
+class WebhookRefused(httpx.UnsupportedProtocol):
+    """The receiver's host resolves to a refused address, or does not resolve: the URL is
+    unusable, so the transport treats it as final and never retries it."""
+
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (``socket.getaddrinfo``)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in found]
+
+
+class _GuardedTransport(httpx.BaseTransport):
+    """Checks, at every attempt, every address the request's host resolves to, and connects
+    to the checked address itself (the ``Host`` header and TLS name stay the host's), so a DNS
+    answer that changes between check and connect cannot reach a refused address."""
+
+    def __init__(self, inner: httpx.BaseTransport, allow_private: bool, resolve: Resolver):
+        self._inner = inner
+        self._allow_private = allow_private
+        self._resolve = resolve
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        try:
+            addresses = self._resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise WebhookRefused(f"{host} could not be resolved", request=request) from exc
+        if not addresses:
+            raise WebhookRefused(f"{host} could not be resolved", request=request)
+        if not self._allow_private:
+            for address in addresses:
+                kind = refused_address_class(address)
+                if kind is not None:
+                    raise WebhookRefused(_refusal(host, address, kind), request=request)
+        address = addresses[0].split("%", 1)[0]
+        if address != host:
+            request.url = request.url.copy_with(host=address)
+            if request.url.scheme == "https":
+                request.extensions = {**request.extensions, "sni_hostname": host}
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 @dataclass
@@ -167,6 +295,9 @@ class WebhookSender:
     sleep: Callable[[float], None] = time.sleep
     transport: httpx.BaseTransport | None = None
     timer: Callable[[], float] = field(default=time.perf_counter)
+    #: Send to loopback/private/link-local addresses too; None: ``MISSION_WEBHOOK_ALLOW_PRIVATE``.
+    allow_private: bool | None = None
+    resolve: Resolver = resolve_host
 
     def __post_init__(self) -> None:
         if isinstance(self.secret, str):
@@ -200,6 +331,7 @@ class WebhookSender:
         settings given they are read from the environment. ``options`` set the rest."""
         if settings is None:
             settings = load_settings()
+        options.setdefault("allow_private", settings.webhook_allow_private)
         return cls(secret=settings.webhook_secret, **options)
 
     @property
@@ -299,7 +431,7 @@ def _send(
     now: datetime,
     sender: WebhookSender,
 ) -> WebhookDeliveryOut:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = scrub(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)).encode("utf-8")
     delivery_id = new_id()
     shown_url = redact_url(url)
     if not sender.signed:
@@ -347,10 +479,16 @@ def _send(
         response = attempt.response
         delivered = response is not None and response.is_success
         error: str | None = None
-        if isinstance(attempt.error, httpx.TimeoutException):
-            error = f"timed out after {sender.timeout_secs:g}s"
+        latency_ms: float | None = round(attempt.elapsed * 1000, 3)
+        if isinstance(attempt.error, WebhookRefused):
+            error, latency_ms = f"not sent: {attempt.error}", None
         elif attempt.error is not None:
-            error = f"{type(attempt.error).__name__}: {attempt.error}"
+            # One text and no latency for every transport failure: refused, reset and timed
+            # out look alike, so the records cannot tell closed ports from open ones.
+            log.debug(
+                "insights webhook %s attempt %d: %r", delivery_id, attempt.number, attempt.error
+            )
+            error, latency_ms = NO_ANSWER_ERROR, None
         elif not delivered:
             error = f"HTTP {attempt.status_code}"
         attempts.append(
@@ -363,18 +501,23 @@ def _send(
                     url=shown_url,
                     attempt=attempt.number,
                     status_code=attempt.status_code,
-                    latency_ms=round(attempt.elapsed * 1000, 3),
-                    error=error,
+                    latency_ms=latency_ms,
+                    error=scrub(error) if error else None,
                     delivered=delivered,
                     created_at=now + timedelta(seconds=attempt.waited),
                 ),
             )
         )
 
+    transport = _GuardedTransport(
+        sender.transport or httpx.HTTPTransport(),
+        _allow_private(sender.allow_private),
+        sender.resolve,
+    )
     with HttpClient(
         timeout=sender.timeout_secs,
         name="insights webhook",
-        transport=sender.transport,
+        transport=transport,
         sleep=sender.sleep,
         timer=sender.timer,
     ) as client:

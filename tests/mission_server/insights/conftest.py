@@ -26,6 +26,13 @@ def _transcript(*turns: tuple[str, str]) -> list[TranscriptMessage]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def webhooks_may_reach_the_local_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver listens on 127.0.0.1, which webhooks refuse by default: opt in, as an
+    operator testing locally would (``MISSION_WEBHOOK_ALLOW_PRIVATE=1``)."""
+    monkeypatch.setenv("MISSION_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
 @pytest.fixture
 def say() -> Callable[..., list[TranscriptMessage]]:
     """Build a transcript from hand-written (role, text) turns."""

@@ -24,6 +24,7 @@ from mission_server.services import insights as service
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.webhooks import (
     DELIVERY_HEADER,
+    NO_ANSWER_ERROR,
     NOT_SIGNED_ERROR,
     SIGNATURE_HEADER,
     WebhookSender,
@@ -180,7 +181,7 @@ def test_a_client_error_is_final(engine: Engine, setup: dict[str, Any], receiver
     assert delivery.attempts[0].error == "HTTP 404"
 
 
-def test_an_unreachable_endpoint_records_the_connection_error(
+def test_an_unreachable_endpoint_records_no_answer_and_nothing_that_maps_ports(
     engine: Engine, setup: dict[str, Any]
 ) -> None:
     with socket.socket() as probe:  # a port nobody listens on once closed
@@ -198,7 +199,10 @@ def test_an_unreachable_endpoint_records_the_connection_error(
     )
     assert delivery is not None and not delivery.delivered
     assert [a.status_code for a in delivery.attempts] == [None, None]
-    assert all("ConnectError" in (a.error or "") for a in delivery.attempts)
+    # Not "ConnectError: Connection refused" nor a latency: a closed port must read like a
+    # silent one, or deliveries become a port scanner.
+    assert all(a.error == NO_ANSWER_ERROR for a in delivery.attempts)
+    assert all(a.latency_ms is None for a in delivery.attempts)
 
 
 def test_the_assistants_override_wins_over_the_groups_url(
