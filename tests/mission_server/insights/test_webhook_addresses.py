@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from mission_server.errors import ValidationError
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.services import extraction
 from mission_server.services import insights as service
 from mission_server.services.webhooks import (
     WebhookSender,
@@ -70,7 +71,7 @@ def setup(engine: Engine, seed: Callable[..., Any]) -> dict[str, Any]:
     group = service.create_insight_group(engine, "Catering", [quote.insight_id], now=NOW)
     seeded = seed(engine, TURNS)
     service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
-    service.extract_conversation_insights(
+    extraction.extract_conversation_insights(
         engine, seeded.conversation_id, OfflineExtractor(), now=NOW, deliver=False
     )
     return {"group": group, "seeded": seeded}
