@@ -1,10 +1,12 @@
 """Load generation shared by the dispatch benchmarks and the multi-worker test.
 
-``seed_due_calls`` bulk-inserts N scheduled calls that are due now (no calling-hours zones, so
-every one is placeable at once). ``python bench/loadgen.py worker --db URL --out FILE`` runs
-one dispatcher worker with an instantly-completing scripted provider until no call is left
-pending, writing every idempotency key it placed to FILE (one per line) so a caller can check
-that no call was placed twice.
+``seed_due_calls`` bulk-inserts N scheduled calls that are due now, each to a SIP target in a
+fixed-offset zone where it is midday, open every day 08:00-21:00 (what the service stores for a
+SIP target with that timezone), so every one is placeable at once whenever this runs.
+``python bench/loadgen.py worker --db URL --out FILE`` runs one dispatcher worker with an
+instantly-completing scripted provider until no call is left pending, writing every
+idempotency key it placed to FILE (one per line) so a caller can check that no call was placed
+twice.
 """
 
 from __future__ import annotations
@@ -30,6 +32,21 @@ from state import models as m
 from state.db import make_engine
 
 AGENT_NUMBER = "+13125550100"
+ALL_WEEK = {
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "start": "08:00",
+    "end": "21:00",
+}
+
+
+def zone_near_noon(moment: datetime) -> str:
+    """A fixed-offset IANA zone in which ``moment`` is between 12:00 and 13:00."""
+    offset = 12 - moment.hour
+    if offset < -12:
+        offset += 24
+    if offset > 14:
+        offset -= 24
+    return f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-3 is UTC+3
 
 
 def seed_due_calls(
@@ -40,6 +57,7 @@ def seed_due_calls(
     due_at = due_at or now - timedelta(seconds=1)
     assistant_id = str(uuid.uuid4())
     ids = [str(uuid.uuid4()) for _ in range(count)]
+    zone = zone_near_noon(due_at)
     rows = []
     for index, event_id in enumerate(ids):
         when = due_at + timedelta(seconds=spread_secs * index / max(count, 1))
@@ -50,7 +68,7 @@ def seed_due_calls(
                 "run_id": None,
                 "step_id": None,
                 "telnyx_conversation_channel": "phone_call",
-                "telnyx_end_user_target": f"+1312555{index % 10000:04d}",
+                "telnyx_end_user_target": f"sip:load-{index:06d}@bench.example",
                 "telnyx_agent_target": AGENT_NUMBER,
                 "scheduled_at_fixed_datetime": when,
                 "requested_at": when,
@@ -65,8 +83,8 @@ def seed_due_calls(
                 "conversation_id": None,
                 "errors": [],
                 "idempotency_key": None,
-                "timezones": [],
-                "calling_window": None,
+                "timezones": [zone],
+                "calling_window": ALL_WEEK,
                 "deferrals": [],
                 "hold_reason": None,
                 "current_attempt": 0,

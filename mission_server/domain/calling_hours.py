@@ -2,8 +2,13 @@
 
 The window is the target's policy (default for business targets: Monday–Friday 09:00–17:00)
 always intersected with a hard bound of 08:00–21:00 local time. A number that maps to several
-zones must be inside the window in every one of them at once. A time outside the window moves
-to the next opening; the caller records why.
+zones must be inside the window in every one of them at once; an explicit timezone is one
+more zone, so it narrows the window and never widens it. A target with no zone at all has no
+calling hours that can be kept, and is refused (``targets.timezones_for_target``).
+
+A provider may dial a little after it is asked to (Telnyx schedules its event a few seconds
+ahead): the whole span from the request to the dial (``lead``) must be inside the window. A
+time outside the window moves to the next opening; the caller records why.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ HARD_START = time(8, 0)
 HARD_END = time(21, 0)
 # How far ahead to look for a common opening before declaring the zones incompatible.
 _SEARCH_DAYS = 14
+#: The longest lead a span check accepts. Between two open moments of the window there is
+#: either no closed moment or a closed stretch of at least 10 hours (08:00–21:00 leaves 11 h
+#: closed a day, one less across a DST switch), so a span shorter than this is inside the
+#: window whenever both of its ends are.
+MAX_LEAD = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,35 @@ def _local_window_bounds(
     return opening, closing
 
 
-def is_inside(moment: datetime, zones: list[str], window: CallingWindow) -> bool:
-    """True when ``moment`` is inside the window in every zone (no zones: always true)."""
+def _require_zones(zones: list[str]) -> None:
+    if not zones:
+        raise ValidationError(
+            "timezone",
+            "is required: the target's local time cannot be known, so no calling hours can be "
+            "kept; give the recipient's IANA timezone, e.g. America/Chicago",
+            show_value=False,
+        )
+
+
+def is_inside(
+    moment: datetime, zones: list[str], window: CallingWindow, lead: timedelta = timedelta(0)
+) -> bool:
+    """True when ``moment`` (and, with a ``lead``, everything up to ``moment + lead``) is
+    inside the window in every zone.
+
+    Raises:
+        ValidationError: no zones (nothing to keep the window in).
+        ValueError: ``lead`` is negative or longer than ``MAX_LEAD``.
+    """
+    _require_zones(zones)
+    if lead < timedelta(0) or lead > MAX_LEAD:
+        raise ValueError(f"lead must be between 0 and {MAX_LEAD}, not {lead}")
+    return _inside_at(moment, zones, window) and (
+        not lead or _inside_at(moment + lead, zones, window)
+    )
+
+
+def _inside_at(moment: datetime, zones: list[str], window: CallingWindow) -> bool:
     start, end = window.effective()
     for name in zones:
         local = moment.astimezone(ZoneInfo(name))
@@ -121,24 +158,29 @@ def _next_opening_in_zone(moment: datetime, zone: ZoneInfo, window: CallingWindo
     raise AssertionError("a window with at least one day always opens within a week")
 
 
-def next_allowed(moment: datetime, zones: list[str], window: CallingWindow) -> datetime:
-    """The earliest time at or after ``moment`` inside the window in every zone.
+def next_allowed(
+    moment: datetime, zones: list[str], window: CallingWindow, lead: timedelta = timedelta(0)
+) -> datetime:
+    """The earliest time at or after ``moment`` inside the window in every zone, together with
+    the ``lead`` after it (``is_inside``).
 
     Raises:
-        ValidationError: the zones share no calling hours at all.
+        ValidationError: no zones, or the zones share no calling hours at all.
+        ValueError: ``lead`` out of range (``is_inside``).
     """
     moment = moment.astimezone(UTC)
-    if not zones:
-        return moment
+    _require_zones(zones)
     tzs = [ZoneInfo(z) for z in zones]
     limit = moment + timedelta(days=_SEARCH_DAYS)
     candidate = moment
     while candidate <= limit:
-        if is_inside(candidate, zones, window):
+        if is_inside(candidate, zones, window, lead):
             return candidate
+        # Open now but closing within the lead: look from the end of the lead.
+        probe = candidate + lead if _inside_at(candidate, zones, window) else candidate
         # Jump to the latest of the next openings; any earlier time is closed somewhere.
-        later = max(_next_opening_in_zone(candidate, tz, window) for tz in tzs)
-        if later == candidate:
+        later = max(_next_opening_in_zone(probe, tz, window) for tz in tzs)
+        if later <= candidate:
             # Open in every zone's own next opening sense but not jointly: step past the
             # zone that is closed now.
             later = candidate + timedelta(minutes=1)
@@ -146,7 +188,8 @@ def next_allowed(moment: datetime, zones: list[str], window: CallingWindow) -> d
     raise ValidationError(
         "timezone",
         f"has no calling hours in common across the target's zones ({', '.join(zones)}) within "
-        f"{window.to_dict()['start']}–{window.to_dict()['end']} local; pass an explicit timezone",
+        f"{window.to_dict()['start']}–{window.to_dict()['end']} local; the call cannot be placed "
+        "(an explicit timezone only narrows the window further)",
         zones,
         show_value=False,
     )

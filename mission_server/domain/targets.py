@@ -75,17 +75,34 @@ def validate_timezone(name: str, field: str = "timezone") -> str:
     return name
 
 
-def timezones_for_target(target: str, explicit: str | None = None) -> list[str]:
-    """The recipient's timezone(s): the explicit one if given, else those of the number.
-
-    A number that maps to several zones yields all of them (calling hours then use the
-    intersection of their windows). SIP URIs and numbers with no known zone yield ``[]``.
+def timezones_for_target(
+    target: str, explicit: str | None = None, field: str = "timezone"
+) -> list[str]:
+    """Every zone whose calling hours the call must keep: those of the number, and the
+    explicit one when given. Calling hours use the intersection of their windows, so an
+    explicit zone narrows the window and never widens it.
 
     Raises:
-        ValidationError: ``explicit`` is not a known IANA zone.
+        ValidationError: ``explicit`` is not a known IANA zone; or the target's zone cannot be
+            known (a SIP URI, a number with no known region) and no ``explicit`` zone is given.
     """
+    zones = set(number_timezones(target))
     if explicit:
-        return [validate_timezone(explicit)]
+        zones.add(validate_timezone(explicit, field))
+    if not zones:
+        raise ValidationError(
+            field,
+            f"is required for {target[:80]}: its local time cannot be known from it (a SIP URI "
+            "or a number with no known region); give the recipient's IANA timezone, e.g. "
+            "America/Chicago",
+            show_value=False,
+        )
+    return sorted(zones)
+
+
+def number_timezones(target: str) -> list[str]:
+    """The zones of a phone number (several for some), ``[]`` for a SIP URI or a number with
+    no known region."""
     if is_sip_uri(target):
         return []
     try:

@@ -7,7 +7,8 @@ the batch in one transaction that releases the leases (``engine.queue.record``);
 hear about events that reached a terminal status.
 
 Acting on a pending row: guardrails (do-not-call, the run gate — finished, paused, awaiting
-approval —, calling hours, call budget), then ``provider.place_call`` with the idempotency key
+approval —, calling hours over the span from now to the provider's dial moment
+(``Provider.schedule_lead``), call budget), then ``provider.place_call`` with the idempotency key
 ``<scheduled_event_id>:<attempt_number>`` — or, for a recovered row, first
 ``provider.find_attempt`` so a crash between placing and recording never places twice.
 In-flight rows are asked for their outcome; a terminal outcome is settled by
@@ -251,10 +252,15 @@ class Dispatcher:
             if stopped is not None:
                 return stopped
 
+        # Calling hours are kept from the moment the request goes out (the clock's time: a
+        # batch takes a while) until the provider dials, its schedule lead later. A row with
+        # no zones (written before every target needed one) fails here, saying so.
         zones = list(row["timezones"] or [])
         window = CallingWindow.from_dict(row["calling_window"])
-        if zones and not is_inside(now, zones, window):
-            moved, reason = defer_for_calling_hours(now, zones, window)
+        lead = self.ctx.provider.schedule_lead
+        now = max(now, self.ctx.now())
+        if not is_inside(now, zones, window, lead):
+            moved, reason = defer_for_calling_hours(now, zones, window, lead)
             report.deferred += 1
             item.values = {
                 "due_at": moved,
@@ -497,7 +503,9 @@ class Dispatcher:
             retry_at = decision.at
             zones = list(row["timezones"] or [])
             window = CallingWindow.from_dict(row["calling_window"])
-            moved, reason = defer_for_calling_hours(retry_at, zones, window)
+            moved, reason = defer_for_calling_hours(
+                retry_at, zones, window, self.ctx.provider.schedule_lead
+            )
             deferrals = list(row["deferrals"] or [])
             if reason:
                 deferrals.append(deferral_record(retry_at, moved, reason, now))

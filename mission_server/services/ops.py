@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlmodel import select
 
 from mission_server.domain.calling_hours import CallingWindow
-from mission_server.domain.targets import normalise_target, validate_timezone
+from mission_server.domain.targets import normalise_target, timezones_for_target
 from mission_server.domain.templating import validate_variable_names
 from mission_server.errors import MissionError, ValidationError
 from mission_server.insights.schema import parse_parameters
@@ -81,8 +81,8 @@ class ServiceOps:
         for index, target in enumerate(spec.targets):
             try:
                 phone = normalise_target(target.phone, f"targets[{index}].phone")
-                if target.timezone is not None:
-                    validate_timezone(target.timezone, f"targets[{index}].timezone")
+                # A target whose local time cannot be known (a SIP URI) needs a timezone.
+                timezones_for_target(phone, target.timezone, f"targets[{index}].timezone")
                 validate_variable_names(target.variables, field=f"targets[{index}].variables")
             except ValidationError as exc:
                 raise spec_error(exc) from None

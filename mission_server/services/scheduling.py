@@ -119,20 +119,23 @@ def describe_window(zones: list[str], window: CallingWindow) -> str:
 
 
 def defer_for_calling_hours(
-    moment: datetime, zones: list[str], window: CallingWindow
+    moment: datetime, zones: list[str], window: CallingWindow, lead: timedelta = timedelta(0)
 ) -> tuple[datetime, str | None]:
-    """The time to use and, when it moved, the reason.
+    """The time to use and, when it moved, the reason. ``lead`` is how long after that time
+    the provider dials (``Provider.schedule_lead``): the dial moment must be inside the window
+    too.
 
     Raises:
-        ValidationError: the zones share no calling hours.
+        ValidationError: no zones, or the zones share no calling hours.
     """
-    allowed = next_allowed(moment, zones, window)
+    allowed = next_allowed(moment, zones, window, lead)
     if allowed == moment:
         return moment, None
-    local = ", ".join(f"{moment.astimezone(ZoneInfo(z)):%a %H:%M} in {z}" for z in zones)
-    return allowed, (
-        f"outside calling hours ({describe_window(zones, window)}); it would be {local}"
-    )
+    dial = moment + lead
+    shown = "%a %H:%M:%S" if lead else "%a %H:%M"
+    local = ", ".join(f"{dial.astimezone(ZoneInfo(z)):{shown}} in {z}" for z in zones)
+    when = f"it would be dialled {local}" if lead else f"it would be {local}"
+    return allowed, (f"outside calling hours ({describe_window(zones, window)}); {when}")
 
 
 def deferral_record(requested: datetime, moved_to: datetime, reason: str, now: datetime) -> dict:
@@ -166,6 +169,11 @@ def create_scheduled_event(
     calling_window: dict[str, Any] | None = None,
 ) -> ScheduledEventOut:
     """Schedule a call or SMS. ``scheduled_at`` omitted means as soon as calling hours allow.
+
+    Calling hours are kept in every zone of the number and in ``timezone`` when given (it
+    narrows the window, never widens it); a SIP URI or a number with no known zone needs
+    ``timezone``. The provider's dial moment (``scheduled_at`` plus its ``schedule_lead``) is
+    what must be inside the window.
 
     Idempotency: a repeated ``idempotency_key`` returns the first event as it is now, and is
     looked up before the checks that depend on time or state (``scheduled_at`` in the future,
@@ -242,7 +250,7 @@ def create_scheduled_event(
                     f"(server time is {now.isoformat()})",
                     requested.isoformat(),
                 )
-        due, reason = defer_for_calling_hours(requested, zones, window)
+        due, reason = defer_for_calling_hours(requested, zones, window, ctx.provider.schedule_lead)
         assistant = load_assistant(session, assistant_id)
         if given_from is None:
             number = session.exec(

@@ -13,7 +13,7 @@ instant completion) may return it in ``Placement.outcome``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 Channel = Literal["phone_call", "sms_chat"]
@@ -89,7 +89,7 @@ class Placement:
     """A call (or SMS) that the provider accepted."""
 
     call_control_id: str
-    placed_at: datetime
+    placed_at: datetime  # when the provider dials (the request's time plus its lead)
     conversation_id: str | None = None
     outcome: CallOutcome | None = None  # set when the provider already knows it
 
@@ -107,6 +107,12 @@ class Provider(Protocol):
 
     #: "simulated" or "telnyx" (shown by server_status and the CLI).
     name: str
+
+    #: How long after ``CallRequest.placed_at`` the provider dials, at most: ``0`` for one that
+    #: dials at once; Telnyx schedules its event a few seconds ahead. Calling hours are kept
+    #: over this whole span (``domain.calling_hours.is_inside``), and ``Placement.placed_at``
+    #: is the moment the provider dials. At most ``calling_hours.MAX_LEAD``.
+    schedule_lead: timedelta
 
     def create_assistant(self, spec: AssistantSpec) -> str:
         """Create an assistant; return the provider's reference for it."""

@@ -29,6 +29,8 @@ class ScriptedProvider:
     numbers: list[str] = field(default_factory=lambda: ["+13125550100"])
     with_conversations: bool = False
     name: str = "scripted"
+    #: Dial this long after the request (``Provider.schedule_lead``), like Telnyx does.
+    schedule_lead: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -69,7 +71,8 @@ class ScriptedProvider:
             voicemail = status == "voicemail"
             answered = status == "completed" or voicemail
             duration = self.duration_secs if answered else None
-            ends = request.placed_at + timedelta(
+            dialled = request.placed_at + self.schedule_lead
+            ends = dialled + timedelta(
                 seconds=self.duration_secs if answered else min(self.duration_secs, 30.0)
             )
             control_id = f"v3:scripted-{request.idempotency_key}"
@@ -77,12 +80,12 @@ class ScriptedProvider:
             if answered and self.with_conversations:
                 conversation_id = f"conv-{request.idempotency_key}"
                 self._messages[conversation_id] = [
-                    TranscriptMessage("assistant", request.greeting or "Hello.", request.placed_at),
-                    TranscriptMessage("user", "Thanks for calling.", request.placed_at),
+                    TranscriptMessage("assistant", request.greeting or "Hello.", dialled),
+                    TranscriptMessage("user", "Thanks for calling.", dialled),
                 ]
             placement = Placement(
                 call_control_id=control_id,
-                placed_at=request.placed_at,
+                placed_at=dialled,
                 conversation_id=conversation_id,
                 outcome=CallOutcome(
                     call_status="completed" if voicemail else status,  # type: ignore[arg-type]

@@ -27,7 +27,10 @@ from state import models as m
 from state.db import create_schema, make_engine
 from state.errors import IllegalTransition
 
-SIP = "sip:desk@example.com"  # no timezone: calling hours never move it
+SIP = "sip:desk@example.com"
+# A SIP URI tells no local time, so it needs an explicit zone; Chicago, like T0 (Tue 10:00
+# there), so these calls and their retries fall inside the default Mon-Fri 09-17 window.
+SIP_ZONE = "America/Chicago"
 CHICAGO = "+13125550101"
 ALWAYS = {
     "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
@@ -57,6 +60,7 @@ def test_retry_arithmetic_one_plus_retries_attempts_at_terminal_time_plus_interv
         assistant_id=a.assistant_id,
         channel="phone_call",
         to=SIP,
+        timezone=SIP_ZONE,
         max_retries_client_errors=retries,
         retry_interval_secs=300 if retries else None,
     )
@@ -78,6 +82,7 @@ def test_each_retryable_status_retries_and_completed_stops(ctx, provider):
         assistant_id=a.assistant_id,
         channel="phone_call",
         to=SIP,
+        timezone=SIP_ZONE,
         max_retries_client_errors=10,
         retry_interval_secs=60,
     )
@@ -104,6 +109,7 @@ def test_cancel_between_retries_keeps_finished_attempts(ctx, provider, clock):
         assistant_id=a.assistant_id,
         channel="phone_call",
         to=SIP,
+        timezone=SIP_ZONE,
         max_retries_client_errors=5,
         retry_interval_secs=600,
     )
@@ -234,7 +240,8 @@ def test_multi_zone_number_uses_the_intersection_of_windows(ctx, clock):
     )
     assert call.timezones == ["America/Boise", "America/Los_Angeles"]
     assert call.scheduled_at_fixed_datetime == datetime(2026, 3, 10, 16, 0, tzinfo=UTC)
-    # An explicit timezone overrides the number's zones.
+    # An explicit timezone narrows the window, never widens it: naming Boise alone still
+    # waits for Los Angeles.
     explicit = scheduling.create_scheduled_event(
         ctx,
         assistant_id=a.assistant_id,
@@ -242,7 +249,17 @@ def test_multi_zone_number_uses_the_intersection_of_windows(ctx, clock):
         to="+12085551234",
         timezone="America/Boise",
     )
-    assert explicit.scheduled_at_fixed_datetime == datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    assert explicit.timezones == ["America/Boise", "America/Los_Angeles"]
+    assert explicit.scheduled_at_fixed_datetime == datetime(2026, 3, 10, 16, 0, tzinfo=UTC)
+    # A zone the number does not span is added to its zones: Tokyo has no hour in common.
+    with pytest.raises(ValidationError, match="no calling hours in common"):
+        scheduling.create_scheduled_event(
+            ctx,
+            assistant_id=a.assistant_id,
+            channel="phone_call",
+            to="+12085551234",
+            timezone="Asia/Tokyo",
+        )
 
 
 def test_zones_with_no_common_hours_are_refused(ctx):
@@ -359,6 +376,7 @@ def test_run_call_budget_limits_placements(ctx, provider):
         assistant_id=a.assistant_id,
         channel="phone_call",
         to=SIP,
+        timezone=SIP_ZONE,
         run_id=run.run_id,
         max_retries_client_errors=5,
         retry_interval_secs=60,

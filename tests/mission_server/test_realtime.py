@@ -14,6 +14,23 @@ from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 
 SIP = "sip:desk@example.com"
+#: Every day, inside the 08:00-21:00 hard bound.
+ALL_WEEK = {
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "start": "08:00",
+    "end": "21:00",
+}
+
+
+def zone_near_noon(now: datetime) -> str:
+    """A fixed-offset IANA zone where ``now`` is between 12:00 and 13:00, so a call due in a
+    moment on the system clock is inside calling hours whenever the test runs."""
+    offset = 12 - now.hour
+    if offset < -12:
+        offset += 24
+    if offset > 14:
+        offset -= 24
+    return f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-3 is UTC+3
 
 
 def wait_for(predicate, timeout: float = 20.0) -> bool:
@@ -44,6 +61,8 @@ def test_trigger_places_a_call_when_it_falls_due_and_records_the_outcome(engine)
             assistant_id=a.assistant_id,
             channel="phone_call",
             to=SIP,
+            timezone=zone_near_noon(datetime.now(UTC)),
+            calling_window=ALL_WEEK,
             scheduled_at=due,
         )
         assert wait_for(
@@ -68,6 +87,7 @@ def test_accelerated_clock_runs_five_minute_retries_in_seconds(engine):
             assistant_id=a.assistant_id,
             channel="phone_call",
             to=SIP,
+            timezone="America/Chicago",  # the clock starts Tue 10:00 there
             max_retries_client_errors=2,
             retry_interval_secs=300,
         )

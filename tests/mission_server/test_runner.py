@@ -207,6 +207,13 @@ def test_invalid_spec_names_the_field_and_creates_nothing(sim):
     with pytest.raises(ValidationError) as err:
         runner.start(spec)
     assert err.value.field == "targets[1].phone"
+    # A SIP target tells no local time: without a timezone it is refused before any call.
+    spec = catering()
+    spec["targets"][1]["phone"] = "sip:desk@example.com"
+    spec["targets"][1].pop("timezone", None)
+    with pytest.raises(ValidationError) as err:
+        runner.start(spec)
+    assert err.value.field == "targets[1].timezone"
     spec = catering(retry={"retry_interval_secs": 300})
     with pytest.raises(ValidationError) as err:
         runner.start(spec)

@@ -155,8 +155,17 @@ def test_valid_call_and_sms_are_stored_with_reference_fields(ctx, assistant, clo
     )
     assert sms.telnyx_end_user_target == "+13125550102"
     assert sms.max_retries_client_errors == 0 and sms.retry_interval_secs is None
-    sip = schedule(ctx, assistant, to="sip:frontdesk@example.com")
-    assert sip.telnyx_end_user_target == "sip:frontdesk@example.com" and sip.timezones == []
+    sip = schedule(ctx, assistant, to="sip:frontdesk@example.com", timezone="America/Chicago")
+    assert sip.telnyx_end_user_target == "sip:frontdesk@example.com"
+    assert sip.timezones == ["America/Chicago"]
+
+
+def test_a_sip_target_without_a_timezone_is_refused(ctx, assistant):
+    # Its local time cannot be known, so no calling hours could be kept.
+    with pytest.raises(ValidationError, match="timezone is required") as info:
+        schedule(ctx, assistant, to="sip:frontdesk@example.com")
+    assert info.value.field == "timezone"
+    assert event_count(ctx.engine) == 0
 
 
 def test_explicit_zero_retries_without_interval_is_one_attempt(ctx, assistant):
@@ -348,7 +357,7 @@ def test_every_spelling_of_a_listed_sip_uri_is_refused(ctx, assistant, variant):
     with pytest.raises(
         GuardrailError, match=re.escape("sip:desk@example.com is on the do-not-call list")
     ):
-        schedule(ctx, assistant, to=variant)
+        schedule(ctx, assistant, to=variant, timezone="America/Chicago")
     assert event_count(ctx.engine) == before
 
 
@@ -357,9 +366,9 @@ def test_a_sip_entry_written_in_another_spelling_covers_the_plain_one(ctx, assis
 
     assert do_not_call_service.list_do_not_call(ctx) == ["sip:desk@example.com"]
     with pytest.raises(GuardrailError):
-        schedule(ctx, assistant, to="sip:desk@example.com")
+        schedule(ctx, assistant, to="sip:desk@example.com", timezone="America/Chicago")
     # The user part is case-sensitive (RFC 3261): another user is another endpoint.
-    other = schedule(ctx, assistant, to="sip:Desk@example.com")
+    other = schedule(ctx, assistant, to="sip:Desk@example.com", timezone="America/Chicago")
     assert other.telnyx_end_user_target == "sip:Desk@example.com"
 
 

@@ -13,7 +13,9 @@ from mission_server.services import assistants, missions, plans, scheduling
 from mission_server.services.context import CallFinished
 from state.errors import IllegalTransition
 
-SIP = "sip:desk@example.com"  # no timezone: calling hours never move it
+SIP = "sip:desk@example.com"
+# A SIP URI needs an explicit zone; Chicago, like T0 (Tue 10:00 there): inside calling hours.
+SIP_ZONE = "America/Chicago"
 
 
 @pytest.fixture
@@ -24,6 +26,7 @@ def assistant(ctx):
 
 
 def call(ctx, assistant, to=SIP, **kw):
+    kw.setdefault("timezone", SIP_ZONE)
     return scheduling.create_scheduled_event(
         ctx, assistant_id=assistant.assistant_id, channel="phone_call", to=to, **kw
     )

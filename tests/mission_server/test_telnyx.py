@@ -287,7 +287,8 @@ def test_place_call_creates_scheduled_event_with_idempotency_key(
         "dynamic_variables": {"business_name": "Lakefront Catering", "headcount": "50"},
     }
     assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
-    assert placement.placed_at == NOW
+    # The record holds the moment Telnyx dials (the time sent), not the time of the request.
+    assert placement.placed_at == NOW + timedelta(seconds=15)
     assert placement.outcome is None
 
 
@@ -353,6 +354,30 @@ def test_place_call_sends_the_scheduled_time_in_whole_seconds_in_the_future(
 
     sent = body_of(fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")[0])
     assert sent["scheduled_at_fixed_datetime"] == "2026-05-07T14:30:16Z"
+
+
+def test_the_schedule_lead_bounds_the_dial_moment_and_a_stale_request_is_not_dialled(
+    fake: FakeTelnyx,
+) -> None:
+    # Calling hours are checked over [placed_at, placed_at + schedule_lead]: Telnyx dials at
+    # placed_at + lead rounded up, never later, and refuses (retryably) a request whose dial
+    # moment has passed instead of dialling it later than was checked.
+    clock = [NOW]
+    provider = TelnyxProvider(
+        API_KEY, transport=httpx.MockTransport(fake), clock=lambda: clock[0], max_retries=0
+    )
+    fake.on("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(201, event_json()))
+    assert provider.schedule_lead == timedelta(seconds=16)
+
+    placed_at = NOW + timedelta(microseconds=1)
+    placement = provider.place_call(call_request(placed_at=placed_at))
+    assert placed_at < placement.placed_at <= placed_at + provider.schedule_lead
+
+    clock[0] = NOW + timedelta(seconds=20)
+    with pytest.raises(ProviderError, match="has passed") as info:
+        provider.place_call(call_request(idempotency_key="sev_1:2", placed_at=NOW))
+    assert info.value.retryable is True
+    assert len(fake.sent("POST", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")) == 1
 
 
 def test_idempotency_header_is_valid_for_telnyx_and_distinct_per_key() -> None:
@@ -1159,6 +1184,7 @@ def test_from_settings_uses_key_and_base_url(fake: FakeTelnyx) -> None:
         ({"max_retries": -1}, "max_retries"),
         ({"timeout": 0}, "timeout"),
         ({"schedule_lead": timedelta(seconds=-1)}, "schedule_lead"),
+        ({"schedule_lead": timedelta(hours=1)}, "schedule_lead"),
     ],
 )
 def test_bad_settings_are_rejected_naming_the_field(kwargs: dict[str, Any], field: str) -> None:

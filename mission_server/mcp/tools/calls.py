@@ -107,8 +107,9 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         timezone: Annotated[
             str | None,
             Field(
-                description="Recipient's IANA timezone when the number does not tell "
-                "(e.g. SIP URIs), e.g. 'America/Chicago'."
+                description="Recipient's IANA timezone, e.g. 'America/Chicago'. Required "
+                "for SIP URIs and numbers with no known zone; otherwise it narrows the "
+                "calling window (kept in the number's zones and this one), never widens it."
             ),
         ] = None,
     ) -> ScheduledEventOut:
@@ -152,7 +153,11 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         step_id: StepIdArg = None,
         idempotency_key: IdempotencyKeyArg = None,
         timezone: Annotated[
-            str | None, Field(description="Recipient's IANA timezone, if not from the number.")
+            str | None,
+            Field(
+                description="Recipient's IANA timezone. Required for SIP URIs and numbers "
+                "with no known zone; otherwise it narrows the window, never widens it."
+            ),
         ] = None,
     ) -> ScheduledEventOut:
         """Schedule an SMS from the assistant's number (no retries: they are phone-call only).

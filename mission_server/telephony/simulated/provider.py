@@ -72,6 +72,8 @@ class SimulatedProvider:
     """
 
     name = "simulated"
+    #: The simulated world dials at once.
+    schedule_lead = timedelta(0)
 
     def __init__(
         self, world: World, *, seed: int | None = None, ledger_path: Path | None = None

@@ -188,7 +188,8 @@ class Business(_Model):
         return self.answers[index]
 
     def timezones(self) -> list[str]:
-        """The explicit timezone, else the zone(s) of the phone number (may be empty)."""
+        """The zones whose calling hours a call to this business keeps: the number's and the
+        explicit one (``timezones_for_target``; refused when there are none)."""
         return timezones_for_target(self.phone, self.timezone)
 
 

@@ -65,6 +65,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from mission_server.domain.calling_hours import MAX_LEAD
 from mission_server.errors import ConfigurationError, ProviderError, ValidationError
 from mission_server.net.retry import Attempt, RetryPolicy
 from mission_server.telephony.base import (
@@ -83,6 +84,7 @@ from mission_server.telephony.telnyx.mapping import (
     ceil_second,
     event_handle,
     idempotency_header,
+    iso,
     outcome_from_event,
     parse_event_handle,
     scheduled_event_body,
@@ -103,6 +105,8 @@ _PHONE_PAGE_SIZE = 250
 _USABLE_NUMBER_STATUSES = frozenset({"active"})
 # Idempotency keys whose create may have reached Telnyx, remembered per process (bounded).
 _MAX_UNCERTAIN_KEYS = 10_000
+#: ``scheduled_at_fixed_datetime`` is sent in whole seconds, rounded up.
+_ROUNDING = timedelta(seconds=1)
 
 
 class TelnyxProvider:
@@ -139,7 +143,8 @@ class TelnyxProvider:
         ``max_retry_after`` is the longest ``Retry-After`` we wait for before giving up with a
         retryable error; ``connection_id`` overrides the connection numbers are routed to;
         ``schedule_lead`` is how far ahead of now a scheduled event is set (Telnyx requires a
-        future time).
+        future time), at most ``calling_hours.MAX_LEAD`` less a second; the ``schedule_lead``
+        attribute adds the second of rounding up (``Provider.schedule_lead``).
 
         Raises:
             ConfigurationError: the API key is empty.
@@ -162,11 +167,18 @@ class TelnyxProvider:
             raise ValidationError("timeout", "must be > 0 seconds", timeout)
         if schedule_lead < timedelta(0):
             raise ValidationError("schedule_lead", "must not be negative", schedule_lead)
+        if schedule_lead > MAX_LEAD - _ROUNDING:
+            raise ValidationError(
+                "schedule_lead", f"must be at most {MAX_LEAD - _ROUNDING}", schedule_lead
+            )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._connection_id = connection_id
         self._default_model = default_model
         self._enabled_features = list(enabled_features)
         self._schedule_lead = schedule_lead
+        #: How long after a request's ``placed_at`` the call is dialled, at most: the lead,
+        #: and the rounding up to a whole second (``Provider.schedule_lead``).
+        self.schedule_lead = schedule_lead + _ROUNDING
         # assistant id -> its TeXML application id, filled as we see assistants.
         self._texml_apps: dict[str, str] = {}
         # idempotency key -> the bodies of its creates that may have reached Telnyx unanswered.
@@ -362,7 +374,10 @@ class TelnyxProvider:
         """
         if request.channel == "sms_chat" and not request.text:
             raise ValidationError("text", "is required when channel is sms_chat", request.text)
-        scheduled_at = ceil_second(max(request.placed_at, self._clock()) + self._schedule_lead)
+        # Dialled at the request's time plus the lead, never later: that is the moment whose
+        # calling hours the dispatcher checked (``schedule_lead``). A request that has gone
+        # stale meanwhile is refused, retryably, rather than dialled late.
+        scheduled_at = ceil_second(request.placed_at + self._schedule_lead)
         body = scheduled_event_body(request, scheduled_at)
         path = f"/ai/assistants/{seg(request.assistant_ref)}/scheduled_events"
         key = request.idempotency_key
@@ -373,6 +388,13 @@ class TelnyxProvider:
             if found is not None:
                 self._uncertain_keys.pop(key, None)
                 return found
+        now = self._clock()
+        if scheduled_at <= now:
+            raise ProviderError(
+                f"the call was to be dialled at {iso(scheduled_at)}, which has passed (now "
+                f"{iso(now)}); it is placed again once calling hours are checked anew",
+                retryable=True,
+            )
         found_before_resend: list[Placement] = []
 
         def remember(attempt: Attempt) -> None:
@@ -438,7 +460,7 @@ class TelnyxProvider:
             )
         return Placement(
             call_control_id=event_handle(request.assistant_ref, event_id),
-            placed_at=request.placed_at,
+            placed_at=scheduled_at,  # when Telnyx dials: what the records hold
             conversation_id=str_or_none(event.get("conversation_id")),
         )
 
