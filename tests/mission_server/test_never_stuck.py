@@ -13,6 +13,8 @@ from mission_server.services import assistants, missions, scheduling
 from mission_server.telephony.base import Placement
 
 SIP = "sip:desk@example.com"
+#: T0 is Tuesday 10:00 in Chicago: every call and retry here stays inside its calling hours.
+SIP_ZONE = "America/Chicago"
 
 
 def _assistant(ctx):
@@ -38,6 +40,7 @@ def _call(ctx, retries=0):
         assistant_id=_assistant(ctx).assistant_id,
         channel="phone_call",
         to=SIP,
+        timezone=SIP_ZONE,
         max_retries_client_errors=retries,
         retry_interval_secs=60 if retries else None,
     )
@@ -108,6 +111,7 @@ def test_cancel_run_reconciles_its_calls_in_flight_without_retry(ctx, provider):
         assistant_id=_assistant(ctx).assistant_id,
         channel="phone_call",
         to=SIP,
+        timezone=SIP_ZONE,
         run_id=run.run_id,
         max_retries_client_errors=3,
         retry_interval_secs=60,
