@@ -31,7 +31,6 @@ from mission_server.cli.insights import insights_app
 from mission_server.cli.run import approve as approve_command
 from mission_server.cli.run import run as run_command
 from mission_server.cli.serve import serve
-from mission_server.services import do_not_call as do_not_call_service
 
 app = typer.Typer(
     name="mission",
@@ -133,6 +132,7 @@ def dnc_add(
 ) -> None:
     """Put a target on the do-not-call list: no call or SMS to it is scheduled or placed."""
     from mission_server.app import records_context
+    from mission_server.services import do_not_call as do_not_call_service
 
     with user_errors():
         ctx = records_context(db)
@@ -154,6 +154,7 @@ def dnc_remove(target: TargetArgument, db: DbOption = None) -> None:
     """Take a target off the do-not-call list."""
     from mission_server.app import records_context
     from mission_server.domain.targets import normalise_target
+    from mission_server.services import do_not_call as do_not_call_service
 
     with user_errors():
         ctx = records_context(db)
@@ -172,6 +173,7 @@ def dnc_list(
 ) -> None:
     """List the do-not-call list."""
     from mission_server.app import records_context
+    from mission_server.services import do_not_call as do_not_call_service
 
     with user_errors():
         entries = do_not_call_service.do_not_call_entries(records_context(db))

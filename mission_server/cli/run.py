@@ -40,7 +40,6 @@ from mission_server.cli.common import (
     setup_logging,
     user_errors,
 )
-from mission_server.services import plans
 
 log = logging.getLogger("mission_server.run")
 
@@ -122,6 +121,7 @@ class Progress:
     def poll(self) -> None:
         if not self.enabled:
             return
+        from mission_server.services import plans
 
         for event in plans.list_events(self.ctx, self.run_id, limit=5000):
             if event.event_id in self._seen:
@@ -138,6 +138,7 @@ class Progress:
                 self._show_plan()
 
     def _show_plan(self) -> None:
+        from mission_server.services import plans
 
         self._plan_shown = True
         table = Table("#", "step", "description", title="Plan", title_justify="left")
