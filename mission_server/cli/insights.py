@@ -308,7 +308,8 @@ def redeliver_command(
     A new delivery with the conversation's current results goes to the URL configured now.
     Exit 0 when delivered, 1 when it failed again, 2 when refused (nothing sent)."""
     from mission_server.app import records_context
-    from mission_server.services.webhooks import WebhookSender, redeliver
+    from mission_server.net.webhooks import WebhookSender
+    from mission_server.services.webhooks import redeliver
 
     with user_errors():
         ctx = records_context(db)

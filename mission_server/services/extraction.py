@@ -25,6 +25,7 @@ from mission_server.insights.base import (
     ExtractionResult,
     Extractor,
 )
+from mission_server.net.webhooks import WebhookSender
 from mission_server.services.context import Context
 from mission_server.services.insight_schemas import (
     InsightResultOut,
@@ -36,10 +37,7 @@ from mission_server.services.insights import (
     require_count,
     result_out,
 )
-from mission_server.services.webhooks import (
-    WebhookSender,
-    deliver_conversation_insights,
-)
+from mission_server.services.webhooks import deliver_conversation_insights
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 from state.db import session_scope

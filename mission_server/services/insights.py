@@ -29,15 +29,13 @@ from mission_server.insights.base import (
     InsightParameter,
 )
 from mission_server.insights.schema import parameter_to_dict, parse_definition, parse_parameters
+from mission_server.net.webhooks import validate_webhook_url
 from mission_server.services.insight_schemas import (
     AssistantInsightSettingsOut,
     InsightGroupOut,
     InsightOut,
     InsightParameterOut,
     InsightResultOut,
-)
-from mission_server.services.webhooks import (
-    validate_webhook_url,
 )
 from state import models as m
 from state.db import session_scope

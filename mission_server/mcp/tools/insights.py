@@ -18,6 +18,7 @@ from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.mcp.views import (
     conversation_detail,
 )
+from mission_server.net.webhooks import WebhookSender
 from mission_server.services import extraction
 from mission_server.services import insights as insight_service
 from mission_server.services import webhooks as webhook_delivery
@@ -206,7 +207,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ctx.engine,
             delivery_id,
             now=ctx.now(),
-            sender=webhook_delivery.WebhookSender.from_settings(ctx.settings),
+            sender=WebhookSender.from_settings(ctx.settings),
         )
 
     tools.add(get_conversation, title="Get conversation", read_only=True)

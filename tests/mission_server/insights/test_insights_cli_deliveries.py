@@ -15,14 +15,10 @@ from typer.testing import CliRunner
 
 from mission_server.cli.main import app as mission_app
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.net.webhooks import SIGNATURE_HEADER, WebhookSender, verify_signature
 from mission_server.services import extraction
 from mission_server.services import insights as service
-from mission_server.services.webhooks import (
-    SIGNATURE_HEADER,
-    WebhookSender,
-    deliver_conversation_insights,
-    verify_signature,
-)
+from mission_server.services.webhooks import deliver_conversation_insights
 from state import models as m
 from state.db import make_engine, upgrade
 

@@ -19,20 +19,22 @@ from mission_server.clock import VirtualClock
 from mission_server.engine.listeners import install_listeners
 from mission_server.errors import ConfigurationError, NotFound, ValidationError
 from mission_server.insights.offline import OfflineExtractor
-from mission_server.services import extraction
-from mission_server.services import insights as service
-from mission_server.services.context import CallFinished, Context
-from mission_server.services.webhooks import (
+from mission_server.net.webhooks import (
     DELIVERY_HEADER,
     NO_ANSWER_ERROR,
     NOT_SIGNED_ERROR,
     SIGNATURE_HEADER,
     WebhookSender,
+    redact_url,
+    verify_signature,
+)
+from mission_server.services import extraction
+from mission_server.services import insights as service
+from mission_server.services.context import CallFinished, Context
+from mission_server.services.webhooks import (
     deliver_conversation_insights,
     list_deliveries,
-    redact_url,
     redeliver,
-    verify_signature,
 )
 from mission_server.settings import Settings, load_settings
 from mission_server.telephony.scripted import ScriptedProvider

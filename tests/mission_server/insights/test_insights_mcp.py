@@ -20,15 +20,11 @@ from sqlmodel import Session, select
 from mission_server.clock import VirtualClock
 from mission_server.insights.offline import OfflineExtractor
 from mission_server.mcp.server import build_server
+from mission_server.net.webhooks import SIGNATURE_HEADER, WebhookSender, verify_signature
 from mission_server.services import extraction
 from mission_server.services import insights as service
 from mission_server.services.context import Context
-from mission_server.services.webhooks import (
-    SIGNATURE_HEADER,
-    WebhookSender,
-    deliver_conversation_insights,
-    verify_signature,
-)
+from mission_server.services.webhooks import deliver_conversation_insights
 from mission_server.settings import Settings
 from mission_server.telephony.scripted import ScriptedProvider
 from state import models as m

@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 from mission_server.errors import NotFound, ValidationError
 from mission_server.insights.base import ExtractionResult, InsightDefinition
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.net.webhooks import WebhookSender
 from mission_server.services import extraction
 from mission_server.services import insights as service
-from mission_server.services.webhooks import WebhookSender
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 

@@ -15,14 +15,10 @@ from sqlalchemy.engine import Engine
 
 from mission_server.errors import ValidationError
 from mission_server.insights.offline import OfflineExtractor
+from mission_server.net.webhooks import WebhookSender, refused_address_class, validate_webhook_url
 from mission_server.services import extraction
 from mission_server.services import insights as service
-from mission_server.services.webhooks import (
-    WebhookSender,
-    deliver_conversation_insights,
-    refused_address_class,
-    validate_webhook_url,
-)
+from mission_server.services.webhooks import deliver_conversation_insights
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 PUBLIC = "93.184.216.34"
