@@ -5,6 +5,11 @@ Rules (reference/09_scheduled-events.md): ``max_retries_client_errors`` 0–10 c
 top of the first attempt; ``retry_interval_secs`` 60–86400 is required when retries > 0 and
 rejected otherwise; both are rejected for ``sms_chat``, where ``text`` is required;
 ``scheduled_at_fixed_datetime`` must be in the future.
+
+Size: about 680 lines, one module on purpose: creating, listing and cancelling an event
+share its validation, the idempotency-key comparison and the lease rule that decides what a
+cancel may touch; the do-not-call list is ``services.do_not_call``, calling hours are
+``domain.calling_hours``.
 """
 
 from __future__ import annotations

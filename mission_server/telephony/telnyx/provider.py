@@ -50,6 +50,9 @@ HTTP behaviour lives in ``telephony.telnyx.client`` (over the shared retrying tr
 only when Telnyx certainly did not act on it (429, connection failures). The API key is held as
 a ``SecretStr`` and is scrubbed from every message we build, so it never reaches a log record,
 an exception or a repr.
+
+Size: about 540 lines with this docstring, which states each endpoint choice; the HTTP is
+``telnyx.client``, the JSON mapping ``telnyx.mapping``, the look-up by key ``telnyx.lookup``.
 """
 
 from __future__ import annotations
