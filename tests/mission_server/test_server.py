@@ -1046,3 +1046,28 @@ async def test_a_megabyte_of_bad_input_is_not_echoed_back(server, caplog):
         assert len(message) < 400, message[:400]
         assert "1000000 characters" in message or "characters)" in message
     assert all(len(r.getMessage()) < 2_000 for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_retries_client_errors", "2"),
+        ("max_retries_client_errors", True),
+        ("retry_interval_secs", "300"),
+        ("retry_interval_secs", 300.5),
+    ],
+)
+async def test_counts_must_be_integers_not_strings_or_booleans(server, ctx, field, value):
+    async with Client(server) as client:
+        run_id = await new_run(client)
+        assistant_id = await caller(client, run_id)
+        arguments = {"max_retries_client_errors": 2, "retry_interval_secs": 300, field: value}
+        message = await err(
+            client, "schedule_call", assistant_id=assistant_id, to=CHICAGO, **arguments
+        )
+        listed = await err(client, "list_runs", limit="5")
+        calls = await ok(client, "list_scheduled_calls", run_id=run_id)
+
+    assert field in message and "integer" in message.lower(), message
+    assert "limit" in listed
+    assert calls["scheduled_calls"] == []

@@ -90,15 +90,17 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         max_retries_client_errors: Annotated[
             int | None,
             Field(
+                strict=True,
                 description="Retries after the first attempt on busy, no-answer, failed or "
-                "canceled, 0..10 (default 0)."
+                "canceled, 0..10 (default 0).",
             ),
         ] = None,
         retry_interval_secs: Annotated[
             int | None,
             Field(
+                strict=True,
                 description="Seconds between attempts, 60..86400; required when "
-                "max_retries_client_errors > 0, rejected otherwise."
+                "max_retries_client_errors > 0, rejected otherwise.",
             ),
         ] = None,
         run_id: RunIdArg = None,
@@ -191,7 +193,9 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
             str | None,
             Field(description="pending, in_progress, completed, failed or cancelled."),
         ] = None,
-        limit: Annotated[int | None, Field(description="At most this many, 1..5000.")] = None,
+        limit: Annotated[
+            int | None, Field(strict=True, description="At most this many, 1..5000.")
+        ] = None,
     ) -> ScheduledCallList:
         """List scheduled calls and SMS in scheduled order."""
         return ScheduledCallList(

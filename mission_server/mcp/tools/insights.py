@@ -132,7 +132,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ),
         ] = None,
         limit: Annotated[
-            int | None, Field(description="At most this many, 1..100 (default 5).")
+            int | None, Field(strict=True, description="At most this many, 1..100 (default 5).")
         ] = None,
     ) -> PriorConversationList:
         """Memory: the earlier conversations with this end user, newest first, each with its
@@ -166,7 +166,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ),
         ] = None,
         limit: Annotated[
-            int | None, Field(description="At most this many deliveries, 1..500 (default 50).")
+            int | None,
+            Field(strict=True, description="At most this many deliveries, 1..500 (default 50)."),
         ] = None,
     ) -> WebhookDeliveryList:
         """List insight-webhook deliveries (the signed conversation.insights.completed POSTs

@@ -48,7 +48,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         step_id: Annotated[str, Field(description="Slug unique within the run.")],
         description: Annotated[str, Field(description="What the step does.")],
         sequence: Annotated[
-            int | None, Field(description="Order; omitted: after the last step.")
+            int | None, Field(strict=True, description="Order; omitted: after the last step.")
         ] = None,
         parent_step_id: Annotated[str | None, Field(description="Parent step, if any.")] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Key/values.")] = None,
@@ -122,7 +122,9 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         run_id: Annotated[str, Field(description="The run's id.")],
         type: Annotated[str | None, Field(description="Only events of this type.")] = None,
         step_id: Annotated[str | None, Field(description="Only events of this step.")] = None,
-        limit: Annotated[int | None, Field(description="At most this many, 1..5000.")] = None,
+        limit: Annotated[
+            int | None, Field(strict=True, description="At most this many, 1..5000.")
+        ] = None,
     ) -> EventList:
         """List the run's events, oldest first: the audit trail of what happened."""
         return EventList(

@@ -45,7 +45,9 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         )
 
     def list_missions(
-        limit: Annotated[int | None, Field(description="Page size, 1..500 (default 50).")] = None,
+        limit: Annotated[
+            int | None, Field(strict=True, description="Page size, 1..500 (default 50).")
+        ] = None,
         cursor: Annotated[
             str | None, Field(description="next_cursor from the previous page.")
         ] = None,
@@ -98,7 +100,9 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
                 "succeeded, failed or cancelled."
             ),
         ] = None,
-        limit: Annotated[int | None, Field(description="At most this many, 1..500.")] = None,
+        limit: Annotated[
+            int | None, Field(strict=True, description="At most this many, 1..500.")
+        ] = None,
     ) -> RunList:
         """List runs, newest first, optionally of one mission and/or one status."""
         return RunList(
