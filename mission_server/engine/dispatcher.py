@@ -34,7 +34,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +83,8 @@ class SweepReport:
     held: int = 0
     reconciled: int = 0
     in_flight: int = 0
+    #: Rows skipped because the batch outlived this worker's lease on them.
+    lost: int = 0
 
     def add(self, other: SweepReport) -> None:
         for name in self.__dataclass_fields__:
@@ -189,7 +191,13 @@ class Dispatcher:
         report = SweepReport(claimed=len(rows))
         lookups = Lookups.load(self.engine, rows)
         work: list[_Work] = []
+        held = _LeaseWatch(self, rows)
         for row in rows:
+            if not held.still_held(row["scheduled_event_id"]):
+                # The batch outlived this worker's lease on the row and another worker may have
+                # claimed it: it is neither placed nor recorded here.
+                report.lost += 1
+                continue
             try:
                 if row["status"] == "pending":
                     item = self._dispatch(row, now, lookups, report)
@@ -217,6 +225,17 @@ class Dispatcher:
             if item.finished is not None:
                 self.ctx.notify_call_finished(item.finished)
         return report
+
+    def renew_leases(self, event_ids: Sequence[str]) -> set[str]:
+        """Extend this worker's leases on ``event_ids`` from the clock's time now; the ids it
+        still holds (``queue.renew``)."""
+        return queue.renew(
+            self.engine,
+            worker_id=self.worker_id,
+            event_ids=event_ids,
+            now=self.ctx.now(),
+            lease=self.lease,
+        )
 
     def _failed_row(
         self, row: dict[str, Any], now: datetime, exc: Exception, report: SweepReport
@@ -632,3 +651,25 @@ class Dispatcher:
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
         assistant = lookups.assistants[row["assistant_id"]]
         return records.call_request(row, attempt_number, key, now, assistant, run)
+
+
+class _LeaseWatch:
+    """Keeps a batch's leases ahead of its placements: once half the lease has passed (by the
+    clock, not the sweep's start time), the rows still to act on are renewed in one statement;
+    a row whose renewal fails is reported lost and skipped."""
+
+    def __init__(self, dispatcher: Dispatcher, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._dispatcher = dispatcher
+        self._pending = [str(r["scheduled_event_id"]) for r in rows]
+        self._held = set(self._pending)
+        self._renew_at = dispatcher.ctx.now() + dispatcher.lease / 2
+
+    def still_held(self, event_id: str) -> bool:
+        now = self._dispatcher.ctx.now()
+        if now >= self._renew_at:
+            remaining = self._pending[self._pending.index(event_id) :]
+            self._held &= self._dispatcher.renew_leases(remaining) | set(
+                self._pending[: self._pending.index(event_id)]
+            )
+            self._renew_at = now + self._dispatcher.lease / 2
+        return event_id in self._held

@@ -10,6 +10,8 @@ The ``scheduled_events`` table is the outbox and the source of truth:
 - ``record`` writes every result of a batch in one transaction (the event rows, attempts,
   conversations, transcripts and run events) and releases the leases in the same ``UPDATE``;
   it releases holds that a run resumed or approved meanwhile no longer justifies.
+- ``renew`` extends the leases of a batch still being placed, and says which rows this worker
+  still holds: a batch that outlives its lease never places a row another worker has claimed.
 - ``next_due`` is the earliest due time (or lease end) of any unheld, unfinished row.
 """
 
@@ -103,6 +105,28 @@ def claim(
                 row[key] = as_utc(row[key])
     rows.sort(key=lambda r: r["due_at"])
     return rows
+
+
+def renew(
+    engine: Engine, *, worker_id: str, event_ids: Sequence[str], now: datetime, lease: timedelta
+) -> set[str]:
+    """Extend ``worker_id``'s lease on these rows to ``now + lease`` where it still holds a live
+    one; return the ids it still holds. A row whose lease expired may already be another
+    worker's: it is not in the result, and must not be placed."""
+    if not event_ids:
+        return set()
+    statement = (
+        update(EVENTS)
+        .where(
+            EVENTS.c.scheduled_event_id.in_(list(event_ids)),
+            EVENTS.c.lease_owner == worker_id,
+            EVENTS.c.lease_expires_at > now,
+        )
+        .values(lease_expires_at=now + lease)
+        .returning(EVENTS.c.scheduled_event_id)
+    )
+    with engine.begin() as conn:
+        return {str(r) for r in conn.execute(statement).scalars()}
 
 
 def next_due(engine: Engine) -> datetime | None:

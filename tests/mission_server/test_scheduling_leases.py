@@ -132,3 +132,34 @@ def test_cancelling_a_run_after_a_lease_expired_cancels_the_call(ctx, provider, 
     assert scheduling.get_scheduled_event(ctx, event.scheduled_event_id).status == "cancelled"
     run_until_idle(Dispatcher(ctx, worker_id="survivor"), clock)
     assert provider.placed == []
+
+
+def test_a_batch_that_outlives_its_lease_never_places_a_row_twice(ctx, provider, clock, assistant):
+    """A slow provider: every create takes 40 s, and one stalls for 100 s, longer than the 60 s
+    lease. Meanwhile a second worker sweeps and claims what the first one's lease no longer
+    covers. Counted at the provider, by idempotency key, every call is created once."""
+    events = [call(ctx, assistant, to=f"sip:desk{i}@example.com") for i in range(4)]
+    slow = Dispatcher(ctx, worker_id="slow", lease_secs=60)
+    other = Dispatcher(ctx, worker_id="other", lease_secs=60)
+    creates: dict[str, int] = {}
+    real_place_call = provider.place_call
+    state = {"slow_creates": 0, "other_swept": None}
+
+    def place_call(request):  # type: ignore[no-untyped-def]
+        creates[request.idempotency_key] = creates.get(request.idempotency_key, 0) + 1
+        placement = real_place_call(request)
+        if state["other_swept"] is None:  # a create by the slow worker
+            state["slow_creates"] += 1
+            clock.advance(100 if state["slow_creates"] == 2 else 40)
+            if state["slow_creates"] == 2:
+                state["other_swept"] = "sweeping"
+                state["other_swept"] = other.sweep(clock.now())
+        return placement
+
+    provider.place_call = place_call
+    report = slow.sweep(clock.now())
+
+    swept = state["other_swept"]
+    assert swept is not None and swept.claimed == 4  # the slow worker's leases had expired
+    assert report.lost == 2  # its last two rows were the other worker's by then: skipped
+    assert creates == {f"{e.scheduled_event_id}:1": 1 for e in events}
