@@ -138,6 +138,9 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_secs or ctx.settings.lease_secs)
         self.poll = timedelta(seconds=poll_secs)
         self._postgres = is_postgres(ctx.engine)
+        #: Seconds one row of a batch took to act on, smoothed over batches (by the clock);
+        #: None until a batch has been timed.
+        self._secs_per_row: float | None = None
 
     @property
     def engine(self) -> Engine:
@@ -160,12 +163,15 @@ class Dispatcher:
         while max_batches is None or batches < max_batches:
             if stopping is not None and stopping():
                 break
+            size = self.claim_size()
             rows = self._claim(now)
             if not rows:
                 break
             batches += 1
+            started = self.ctx.now()
             report.add(self._process(rows, now))
-            if len(rows) < self.batch_size:
+            self._timed(len(rows), started)
+            if len(rows) < size:
                 break
         return report
 
@@ -175,15 +181,30 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ claim
 
+    def claim_size(self) -> int:
+        """How many rows to claim: ``batch_size``, or fewer when the provider is slow, so that
+        a batch is placed well inside its lease (within half of it, at the pace measured)."""
+        per_row = self._secs_per_row
+        if not per_row:
+            return self.batch_size
+        fits = int(self.lease.total_seconds() / 2 / per_row)
+        return max(1, min(self.batch_size, fits))
+
     def _claim(self, now: datetime) -> list[dict[str, Any]]:
         return queue.claim(
             self.engine,
             worker_id=self.worker_id,
             now=now,
             lease=self.lease,
-            batch_size=self.batch_size,
+            batch_size=self.claim_size(),
             postgres=self._postgres,
         )
+
+    def _timed(self, rows: int, started: datetime) -> None:
+        """Fold one batch's pace into ``_secs_per_row``."""
+        pace = (self.ctx.now() - started).total_seconds() / max(rows, 1)
+        old = self._secs_per_row
+        self._secs_per_row = pace if old is None else (old + pace) / 2
 
     # ------------------------------------------------------------------ act
 

@@ -163,3 +163,23 @@ def test_a_batch_that_outlives_its_lease_never_places_a_row_twice(ctx, provider,
     assert swept is not None and swept.claimed == 4  # the slow worker's leases had expired
     assert report.lost == 2  # its last two rows were the other worker's by then: skipped
     assert creates == {f"{e.scheduled_event_id}:1": 1 for e in events}
+
+
+def test_a_slow_provider_shrinks_the_batch_to_what_fits_in_half_the_lease(
+    ctx, provider, clock, assistant
+):
+    for i in range(6):
+        call(ctx, assistant, to=f"sip:line{i}@example.com")
+    worker = Dispatcher(ctx, worker_id="w", lease_secs=60)
+    real_place_call = provider.place_call
+
+    def place_call(request):  # type: ignore[no-untyped-def]
+        clock.advance(10)  # every create takes 10 s
+        return real_place_call(request)
+
+    provider.place_call = place_call
+    assert worker.claim_size() == 200  # nothing measured yet
+    first = worker.sweep(clock.now(), max_batches=1)
+
+    assert first.claimed == 6
+    assert worker.claim_size() == 3  # 10 s a row: 3 rows fill half of the 60 s lease
