@@ -23,7 +23,7 @@ then the attempt ends as ``failed`` with an event saying why. An in-flight call 
 
 What runs the sweep (virtual or real time) lives in ``engine.drivers``.
 
-Size: about 630 lines, one module on purpose: the act phase is one decision per row (check,
+Size: about 700 lines, one module on purpose: the act phase is one decision per row (check,
 place, poll, settle) whose branches share the batch's lookups and report; the SQL lives in
 ``engine.queue``, the rows it writes in ``engine.records``, the rules in ``domain``.
 """
