@@ -261,14 +261,9 @@ class Dispatcher:
     def _failed_row(
         self, row: dict[str, Any], now: datetime, exc: Exception, report: SweepReport
     ) -> _Work:
-        report.failed += 1
         code = getattr(exc, "code", None) or "dispatch_error"
-        return self._finish(
-            _Work(row),
-            now,
-            "failed",
-            row.get("call_status"),
-            error={"code": code, "detail": str(exc)},
+        return self._stop(
+            _Work(row), now, report, "failed", code, str(exc), call_status=row.get("call_status")
         )
 
     def _dispatch(
@@ -280,16 +275,13 @@ class Dispatcher:
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
 
         if target in lookups.do_not_call:
-            report.failed += 1
-            return self._finish(
+            return self._stop(
                 item,
                 now,
+                report,
                 "failed",
-                None,
-                error={
-                    "code": "do_not_call",
-                    "detail": f"{target} is on the do-not-call list; the call was not placed",
-                },
+                "do_not_call",
+                f"{target} is on the do-not-call list; the call was not placed",
             )
         if run is not None:
             stopped = self._run_gate(item, run, now, report)
@@ -333,16 +325,13 @@ class Dispatcher:
                 stopped = self._run_gate(item, lookups.reload_run(self.engine, run), now, report)
                 if stopped is not None:
                     return stopped
-                report.failed += 1
-                return self._finish(
+                return self._stop(
                     item,
                     now,
+                    report,
                     "failed",
-                    None,
-                    error={
-                        "code": "call_budget_exhausted",
-                        "detail": f"the run's call budget of {run['call_budget']} calls is used up",
-                    },
+                    "call_budget_exhausted",
+                    f"the run's call budget of {run['call_budget']} calls is used up",
                 )
             try:
                 placement = self.ctx.provider.place_call(request)
@@ -518,17 +507,15 @@ class Dispatcher:
         if item.run_finished and not isinstance(decision, Complete):
             # The run was cancelled (or ended) while this call was in flight: its outcome is
             # recorded, and no further attempt is made.
-            report.failed += 1
-            return self._finish(
+            return self._stop(
                 item,
                 ended,
+                report,
                 "cancelled",
-                outcome.call_status,
-                error={
-                    "code": "run_finished",
-                    "detail": f"the run finished while attempt {attempt_number} was in flight "
-                    f"(call_status {outcome.call_status}); no retry",
-                },
+                "run_finished",
+                f"the run finished while attempt {attempt_number} was in flight "
+                f"(call_status {outcome.call_status}); no retry",
+                call_status=outcome.call_status,
             )
         if isinstance(decision, Complete):
             report.completed += 1
@@ -592,6 +579,21 @@ class Dispatcher:
         )
         item.messages = records.message_records(conversation_id, messages)
 
+    def _stop(
+        self,
+        item: _Work,
+        when: datetime,
+        report: SweepReport,
+        status: str,
+        code: str,
+        detail: str,
+        *,
+        call_status: str | None = None,
+    ) -> _Work:
+        """End the event without placing (or retrying) it, with the reason: counted as failed."""
+        report.failed += 1
+        return self._finish(item, when, status, call_status, error={"code": code, "detail": detail})
+
     def _finish(
         self,
         item: _Work,
@@ -628,17 +630,7 @@ class Dispatcher:
             if item.row["run_id"]:
                 item.run_events.append(records.provider_busy_event(item.row, exc))
             return item
-        report.failed += 1
-        return self._finish(
-            item,
-            now,
-            "failed",
-            None,
-            error={
-                "code": exc.code or "provider_rejected",
-                "detail": str(exc),
-            },
-        )
+        return self._stop(item, now, report, "failed", exc.code or "provider_rejected", str(exc))
 
     def _run_gate(
         self, item: _Work, run: dict[str, Any], now: datetime, report: SweepReport
@@ -646,13 +638,8 @@ class Dispatcher:
         """The work item when the run's state stops this call (finished: cancel it; paused or
         awaiting approval: hold it), else None."""
         if run["status"] in TERMINAL_RUN:
-            report.failed += 1
-            return self._finish(
-                item,
-                now,
-                "cancelled",
-                None,
-                error={"code": "run_finished", "detail": f"run is {run['status']}"},
+            return self._stop(
+                item, now, report, "cancelled", "run_finished", f"run is {run['status']}"
             )
         hold = hold_reason(run["status"], run["approval_required"], run["approved_at"])
         if hold:
