@@ -98,7 +98,9 @@ class ProviderError(MissionError):
     """The telephony provider refused or failed a request.
 
     ``code`` and ``detail`` carry the provider's own error code and text where it gave one;
-    ``retryable`` says whether trying again later may succeed.
+    ``retryable`` says whether trying again later may succeed; ``maybe_sent`` that the request
+    may have reached the provider and acted there (a create that went unanswered): it must be
+    looked up (``Provider.find_attempt``) before it is ever sent again.
     """
 
     def __init__(
@@ -109,12 +111,14 @@ class ProviderError(MissionError):
         code: str | None = None,
         detail: str | None = None,
         retryable: bool = False,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.detail = detail
         self.retryable = retryable
+        self.maybe_sent = maybe_sent
 
 
 USER_ERRORS: tuple[type[Exception], ...] = (MissionError, StateError, PlannerError)

@@ -219,8 +219,9 @@ class ScheduledEvent(TableModel, table=True):
     # What the in-flight attempt was given (rendered text, variables), kept until it ends so the
     # conversation record shows exactly what the assistant was told.
     in_flight_context: dict[str, Any] | None = _json(None)
-    # Set by a claim that took over an abandoned lease: the previous holder may have placed
-    # the attempt, so the provider is asked before placing again.
+    # The next attempt may already have reached the provider (a claim took over an abandoned
+    # lease, or a create went unanswered): it is looked up before it is placed. Cleared once
+    # the provider has been asked.
     recovered: bool = Field(default=False)
     # Dispatcher lease.
     lease_owner: str | None = Field(default=None, max_length=100)

@@ -3,14 +3,20 @@ next, then have the batch recorded.
 
 ``Dispatcher.sweep(now)`` works in batches: it claims due rows under a lease
 (``engine.queue.claim``), acts on each outside any transaction, and records every result of
-the batch in one transaction that releases the leases (``engine.queue.record``); listeners
-hear about events that reached a terminal status.
+the batch in one transaction that releases the leases, where this worker still holds them
+(``engine.queue.record``); listeners hear about events that reached a terminal status.
+Batches are short: a batch claims what it can act on within half the lease at the pace
+measured, starts no row after half the lease has passed, and releases the rest untouched.
+
+Exactly once: the placement of ``<scheduled_event_id>:<attempt_number>`` is keyed by that
+idempotency key. A row that may already have reached the provider is ``recovered`` in the
+database (its last holder's lease lapsed unreleased, or its create went unanswered), and is
+looked up with ``provider.find_attempt`` before anything else is done with it; it stays marked
+until a look-up answers, so no process, this one or a later one, sends it blind.
 
 Acting on a pending row: guardrails (do-not-call, the run gate — finished, paused, awaiting
 approval —, calling hours over the span from now to the provider's dial moment
-(``Provider.schedule_lead``), call budget), then ``provider.place_call`` with the idempotency key
-``<scheduled_event_id>:<attempt_number>`` — or, for a recovered row, first
-``provider.find_attempt`` so a crash between placing and recording never places twice.
+(``Provider.schedule_lead``), call budget), then ``provider.place_call``.
 In-flight rows are asked for their outcome; a terminal outcome is settled by
 ``domain.retry.decide`` (complete, retry later, or fail).
 
@@ -34,7 +40,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +74,8 @@ DEFAULT_POLL_SECS = 15.0
 PROVIDER_RETRY_SECS = 60.0
 #: The longest a call can last at a provider that does not say (``Provider.max_call_secs``).
 DEFAULT_MAX_CALL_SECS = 4 * 3600.0
+#: How many rows a dispatcher claims before it has measured how long a row takes.
+FIRST_CLAIM = 20
 #: The longest back-off between two looks at an outcome the provider failed to give.
 MAX_OUTCOME_BACKOFF_SECS = 300.0
 
@@ -83,8 +91,8 @@ class SweepReport:
     held: int = 0
     reconciled: int = 0
     in_flight: int = 0
-    #: Rows skipped because the batch outlived this worker's lease on them.
-    lost: int = 0
+    #: Rows released untouched: the batch had used half its lease, or the process is stopping.
+    released: int = 0
 
     def add(self, other: SweepReport) -> None:
         for name in self.__dataclass_fields__:
@@ -155,8 +163,9 @@ class Dispatcher:
         max_batches: int | None = None,
         stopping: Callable[[], bool] | None = None,
     ) -> SweepReport:
-        """Process every row due at ``now`` (default: the clock's time), batch by batch;
-        claim no further batch once ``stopping()`` is true (a shutdown)."""
+        """Process every row due at ``now`` (default: the clock's time), batch by batch.
+        Once ``stopping()`` is true (a shutdown), no further batch is claimed and the rest of
+        the current one is released untouched: a stop waits for one row at most."""
         now = now or self.ctx.now()
         report = SweepReport()
         batches = 0
@@ -169,9 +178,10 @@ class Dispatcher:
                 break
             batches += 1
             started = self.ctx.now()
-            report.add(self._process(rows, now))
-            self._timed(len(rows), started)
-            if len(rows) < size:
+            batch = self._process(rows, now, stopping)
+            report.add(batch)
+            self._timed(len(rows) - batch.released, started)
+            if len(rows) < size and not batch.released:
                 break
         return report
 
@@ -182,9 +192,12 @@ class Dispatcher:
     # ------------------------------------------------------------------ claim
 
     def claim_size(self) -> int:
-        """How many rows to claim: ``batch_size``, or fewer when the provider is slow, so that
-        a batch is placed well inside its lease (within half of it, at the pace measured)."""
+        """How many rows to claim: as many as can be acted on within half the lease at the
+        pace measured, at most ``batch_size``; ``FIRST_CLAIM`` before anything is measured, so a
+        slow provider cannot make the first batch hold rows other workers could place."""
         per_row = self._secs_per_row
+        if per_row is None:
+            return min(self.batch_size, FIRST_CLAIM)
         if not per_row:
             return self.batch_size
         fits = int(self.lease.total_seconds() / 2 / per_row)
@@ -195,29 +208,37 @@ class Dispatcher:
             self.engine,
             worker_id=self.worker_id,
             now=now,
-            lease=self.lease,
+            lease_until=max(now, self.ctx.now()) + self.lease,
             batch_size=self.claim_size(),
             postgres=self._postgres,
         )
 
     def _timed(self, rows: int, started: datetime) -> None:
-        """Fold one batch's pace into ``_secs_per_row``."""
+        """Fold one batch's pace (``rows`` acted on since ``started``) into ``_secs_per_row``."""
         pace = (self.ctx.now() - started).total_seconds() / max(rows, 1)
         old = self._secs_per_row
         self._secs_per_row = pace if old is None else (old + pace) / 2
 
     # ------------------------------------------------------------------ act
 
-    def _process(self, rows: list[dict[str, Any]], now: datetime) -> SweepReport:
+    def _process(
+        self,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        stopping: Callable[[], bool] | None = None,
+    ) -> SweepReport:
         report = SweepReport(claimed=len(rows))
         lookups = Lookups.load(self.engine, rows)
         work: list[_Work] = []
-        held = _LeaseWatch(self, rows)
+        # No row is started once half the lease has passed (by the clock: a batch takes a
+        # while), so every request goes out well inside the lease of its row.
+        act_until = self.ctx.now() + self.lease / 2
         for row in rows:
-            if not held.still_held(row["scheduled_event_id"]):
-                # The batch outlived this worker's lease on the row and another worker may have
-                # claimed it: it is neither placed nor recorded here.
-                report.lost += 1
+            if (stopping is not None and stopping()) or self.ctx.now() >= act_until:
+                # A shutdown, or the batch has used its time: the rows not yet acted on are
+                # released as they were, for the next sweep here or in another worker.
+                report.released += 1
+                work.append(_Work(row))
                 continue
             try:
                 if row["status"] == "pending":
@@ -247,17 +268,6 @@ class Dispatcher:
                 self.ctx.notify_call_finished(item.finished)
         return report
 
-    def renew_leases(self, event_ids: Sequence[str]) -> set[str]:
-        """Extend this worker's leases on ``event_ids`` from the clock's time now; the ids it
-        still holds (``queue.renew``)."""
-        return queue.renew(
-            self.engine,
-            worker_id=self.worker_id,
-            event_ids=event_ids,
-            now=self.ctx.now(),
-            lease=self.lease,
-        )
-
     def _failed_row(
         self, row: dict[str, Any], now: datetime, exc: Exception, report: SweepReport
     ) -> _Work:
@@ -273,6 +283,21 @@ class Dispatcher:
         event_id = row["scheduled_event_id"]
         target = row["telnyx_end_user_target"]
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
+        attempt_number = row["current_attempt"] + 1
+        key = f"{event_id}:{attempt_number}"
+
+        if row["recovered"]:
+            # This attempt may have reached the provider (its last holder's lease lapsed
+            # unreleased, or its create went unanswered): ask before anything else. A look-up
+            # that fails leaves the row marked, for the next sweep to ask again.
+            placement = self.ctx.provider.find_attempt(key)
+            if placement is not None:
+                report.reconciled += 1
+                item.run_finished = run is not None and run["status"] in TERMINAL_RUN
+                request = self._request(row, attempt_number, key, now, lookups)
+                return self._placed(item, attempt_number, key, request, placement, now, report)
+            row = {**row, "recovered": False}
+            item.row = row
 
         if target in lookups.do_not_call:
             return self._stop(
@@ -310,35 +335,42 @@ class Dispatcher:
                 item.run_events.append(records.deferred_event(row, moved, reason))
             return item
 
-        attempt_number = row["current_attempt"] + 1
-        key = f"{event_id}:{attempt_number}"
-        placement: Placement | None = None
-        if row["recovered"]:
-            placement = self.ctx.provider.find_attempt(key)
-            if placement is not None:
-                report.reconciled += 1
         request = self._request(row, attempt_number, key, now, lookups)
-        if placement is None:
-            if run is not None and not lookups.take_budget(self.engine, run):
-                # The run may have changed since the batch read it (cancelled, paused): the
-                # budget update only counts a call for a run that may still place it.
-                stopped = self._run_gate(item, lookups.reload_run(self.engine, run), now, report)
-                if stopped is not None:
-                    return stopped
-                return self._stop(
-                    item,
-                    now,
-                    report,
-                    "failed",
-                    "call_budget_exhausted",
-                    f"the run's call budget of {run['call_budget']} calls is used up",
-                )
-            try:
-                placement = self.ctx.provider.place_call(request)
-            except ProviderError as exc:
-                return self._placement_failed(item, now, exc, report)
-            report.placed += 1
+        if run is not None and not lookups.take_budget(self.engine, run):
+            # The run may have changed since the batch read it (cancelled, paused): the
+            # budget update only counts a call for a run that may still place it.
+            stopped = self._run_gate(item, lookups.reload_run(self.engine, run), now, report)
+            if stopped is not None:
+                return stopped
+            return self._stop(
+                item,
+                now,
+                report,
+                "failed",
+                "call_budget_exhausted",
+                f"the run's call budget of {run['call_budget']} calls is used up",
+            )
+        try:
+            placement = self.ctx.provider.place_call(request)
+        except ProviderError as exc:
+            return self._placement_failed(item, now, exc, report)
+        report.placed += 1
+        return self._placed(item, attempt_number, key, request, placement, now, report)
+
+    def _placed(
+        self,
+        item: _Work,
+        attempt_number: int,
+        key: str,
+        request: CallRequest,
+        placement: Placement,
+        now: datetime,
+        report: SweepReport,
+    ) -> _Work:
+        """Record ``placement`` as the row's attempt in flight, then settle what is known."""
+        row = item.row
         item.values = {
+            "recovered": False,
             "status": "in_progress",
             "current_attempt": attempt_number,
             "in_flight_call_control_id": placement.call_control_id,
@@ -376,6 +408,7 @@ class Dispatcher:
                     "status": "pending",
                     "current_attempt": attempt_number - 1,
                     "due_at": now,
+                    "recovered": False,
                 }
                 return item
             report.reconciled += 1
@@ -385,6 +418,8 @@ class Dispatcher:
                 placed_at=as_utc(row["in_flight_placed_at"]) or now,
                 conversation_id=row["conversation_id"],
             )
+        # The attempt in flight is known: nothing is left to reconcile for this row.
+        item.values["recovered"] = False
         return self._settle(item, placement, now, report)
 
     def _settle(
@@ -625,8 +660,12 @@ class Dispatcher:
     ) -> _Work:
         if exc.retryable:
             # The provider could not take the call right now: try again later without using
-            # up an attempt.
-            item.values = {"due_at": now + timedelta(seconds=PROVIDER_RETRY_SECS)}
+            # up an attempt. A create that may have reached it is marked in the row, so the
+            # next sweep, here or in another process, looks it up before sending it again.
+            item.values = {
+                "due_at": now + timedelta(seconds=PROVIDER_RETRY_SECS),
+                "recovered": exc.maybe_sent,
+            }
             if item.row["run_id"]:
                 item.run_events.append(records.provider_busy_event(item.row, exc))
             return item
@@ -659,25 +698,3 @@ class Dispatcher:
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
         assistant = lookups.assistants[row["assistant_id"]]
         return records.call_request(row, attempt_number, key, now, assistant, run)
-
-
-class _LeaseWatch:
-    """Keeps a batch's leases ahead of its placements: once half the lease has passed (by the
-    clock, not the sweep's start time), the rows still to act on are renewed in one statement;
-    a row whose renewal fails is reported lost and skipped."""
-
-    def __init__(self, dispatcher: Dispatcher, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._dispatcher = dispatcher
-        self._pending = [str(r["scheduled_event_id"]) for r in rows]
-        self._held = set(self._pending)
-        self._renew_at = dispatcher.ctx.now() + dispatcher.lease / 2
-
-    def still_held(self, event_id: str) -> bool:
-        now = self._dispatcher.ctx.now()
-        if now >= self._renew_at:
-            remaining = self._pending[self._pending.index(event_id) :]
-            self._held &= self._dispatcher.renew_leases(remaining) | set(
-                self._pending[: self._pending.index(event_id)]
-            )
-            self._renew_at = now + self._dispatcher.lease / 2
-        return event_id in self._held

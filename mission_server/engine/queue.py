@@ -5,13 +5,14 @@ The ``scheduled_events`` table is the outbox and the source of truth:
 
 - ``claim`` takes due rows atomically under a lease — one ``UPDATE … WHERE id IN (SELECT … FOR
   UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL, the same under SQLite's single writer
-  (``BEGIN IMMEDIATE``). A row whose previous lease expired unreleased is marked
-  ``recovered``: its holder may have placed the attempt before dying.
+  (``BEGIN IMMEDIATE``). The claim is the durable mark that the attempt may go out: a row
+  whose previous lease expired unreleased is marked ``recovered`` (its holder may have placed
+  the attempt before dying), and stays so through every release until the provider has been
+  asked (``find_attempt``); a row released after a create that may have reached the provider
+  is written ``recovered`` too.
 - ``record`` writes every result of a batch in one transaction (the event rows, attempts,
   conversations, transcripts and run events) and releases the leases in the same ``UPDATE``;
   it releases holds that a run resumed or approved meanwhile no longer justifies.
-- ``renew`` extends the leases of a batch still being placed, and says which rows this worker
-  still holds: a batch that outlives its lease never places a row another worker has claimed.
 - ``next_due`` is the earliest due time (or lease end) of any unheld, unfinished row.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -68,11 +69,14 @@ def claim(
     *,
     worker_id: str,
     now: datetime,
-    lease: timedelta,
+    lease_until: datetime,
     batch_size: int,
     postgres: bool,
 ) -> list[dict[str, Any]]:
-    """Lease up to ``batch_size`` rows due at ``now`` to ``worker_id``; the rows, by due time."""
+    """Lease up to ``batch_size`` rows due at ``now`` to ``worker_id`` until ``lease_until``
+    (reckoned from the clock's time at the claim, not from when a long sweep began: a lease
+    already expired when it is written would let a second worker place the row too); the
+    rows, by due time."""
     due = (
         select(EVENTS.c.scheduled_event_id)
         .where(
@@ -90,10 +94,11 @@ def claim(
         update(EVENTS)
         .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
         .values(
-            # SET expressions see the old row: an unreleased lease means its holder died.
-            recovered=EVENTS.c.lease_owner.is_not(None),
+            # SET expressions see the old row: an unreleased lease means its holder died,
+            # perhaps after placing; a row released as recovered had a create go unanswered.
+            recovered=EVENTS.c.lease_owner.is_not(None) | EVENTS.c.recovered,
             lease_owner=worker_id,
-            lease_expires_at=now + lease,
+            lease_expires_at=lease_until,
         )
         .returning(*EVENTS.c)
     )
@@ -105,28 +110,6 @@ def claim(
                 row[key] = as_utc(row[key])
     rows.sort(key=lambda r: r["due_at"])
     return rows
-
-
-def renew(
-    engine: Engine, *, worker_id: str, event_ids: Sequence[str], now: datetime, lease: timedelta
-) -> set[str]:
-    """Extend ``worker_id``'s lease on these rows to ``now + lease`` where it still holds a live
-    one; return the ids it still holds. A row whose lease expired may already be another
-    worker's: it is not in the result, and must not be placed."""
-    if not event_ids:
-        return set()
-    statement = (
-        update(EVENTS)
-        .where(
-            EVENTS.c.scheduled_event_id.in_(list(event_ids)),
-            EVENTS.c.lease_owner == worker_id,
-            EVENTS.c.lease_expires_at > now,
-        )
-        .values(lease_expires_at=now + lease)
-        .returning(EVENTS.c.scheduled_event_id)
-    )
-    with engine.begin() as conn:
-        return {str(r) for r in conn.execute(statement).scalars()}
 
 
 def next_due(engine: Engine) -> datetime | None:
@@ -220,6 +203,7 @@ def _event_values(item: Recordable, now: datetime) -> dict[str, Any]:
         "errors": row["errors"],
         "deferrals": row["deferrals"],
         "hold_reason": row["hold_reason"],
+        "recovered": row["recovered"],
     }
     values.update(item.values)
     values.update({"b_id": row["scheduled_event_id"], "updated_at": now})
@@ -233,7 +217,7 @@ def _release(worker_id: str) -> Any:
         .where(EVENTS.c.scheduled_event_id == bindparam("b_id"))
         .where(EVENTS.c.lease_owner == worker_id)
         # The other SET columns come from the keys of the parameter sets.
-        .values(lease_owner=None, lease_expires_at=None, recovered=False)
+        .values(lease_owner=None, lease_expires_at=None)
     )
 
 

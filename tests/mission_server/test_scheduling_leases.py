@@ -134,10 +134,12 @@ def test_cancelling_a_run_after_a_lease_expired_cancels_the_call(ctx, provider, 
     assert provider.placed == []
 
 
-def test_a_batch_that_outlives_its_lease_never_places_a_row_twice(ctx, provider, clock, assistant):
-    """A slow provider: every create takes 40 s, and one stalls for 100 s, longer than the 60 s
-    lease. Meanwhile a second worker sweeps and claims what the first one's lease no longer
-    covers. Counted at the provider, by idempotency key, every call is created once."""
+def test_a_row_that_outlives_its_lease_is_placed_once_and_the_batch_starts_no_more(
+    ctx, provider, clock, assistant
+):
+    """A slow provider: the first create takes 20 s, the second stalls for 100 s, longer than
+    the 60 s lease. Meanwhile a second worker sweeps and claims what the first one's lease no
+    longer covers. Counted at the provider, by idempotency key, every call is created once."""
     events = [call(ctx, assistant, to=f"sip:desk{i}@example.com") for i in range(4)]
     slow = Dispatcher(ctx, worker_id="slow", lease_secs=60)
     other = Dispatcher(ctx, worker_id="other", lease_secs=60)
@@ -150,25 +152,30 @@ def test_a_batch_that_outlives_its_lease_never_places_a_row_twice(ctx, provider,
         placement = real_place_call(request)
         if state["other_swept"] is None:  # a create by the slow worker
             state["slow_creates"] += 1
-            clock.advance(100 if state["slow_creates"] == 2 else 40)
+            clock.advance(100 if state["slow_creates"] == 2 else 20)
             if state["slow_creates"] == 2:
                 state["other_swept"] = "sweeping"
                 state["other_swept"] = other.sweep(clock.now())
         return placement
 
     provider.place_call = place_call
-    report = slow.sweep(clock.now())
+    report = slow.sweep(clock.now(), max_batches=1)
 
     swept = state["other_swept"]
     assert swept is not None and swept.claimed == 4  # the slow worker's leases had expired
-    assert report.lost == 2  # its last two rows were the other worker's by then: skipped
+    assert swept.reconciled == 2  # the two it had placed were found, not placed again
+    assert report.released == 2  # past half its lease, the slow batch started no more rows
+    run_until_idle(other, clock)  # the calls end
     assert creates == {f"{e.scheduled_event_id}:1": 1 for e in events}
+    assert {scheduling.get_scheduled_event(ctx, e.scheduled_event_id).status for e in events} == {
+        "completed"
+    }
 
 
 def test_a_slow_provider_shrinks_the_batch_to_what_fits_in_half_the_lease(
     ctx, provider, clock, assistant
 ):
-    for i in range(6):
+    for i in range(30):
         call(ctx, assistant, to=f"sip:line{i}@example.com")
     worker = Dispatcher(ctx, worker_id="w", lease_secs=60)
     real_place_call = provider.place_call
@@ -178,8 +185,10 @@ def test_a_slow_provider_shrinks_the_batch_to_what_fits_in_half_the_lease(
         return real_place_call(request)
 
     provider.place_call = place_call
-    assert worker.claim_size() == 200  # nothing measured yet
+    assert worker.claim_size() == 20  # nothing measured yet: a small first claim
     first = worker.sweep(clock.now(), max_batches=1)
 
-    assert first.claimed == 6
+    assert first.claimed == 20
+    assert first.placed == 3  # the fourth would start at 30 s, half the lease: released
+    assert first.released == 17
     assert worker.claim_size() == 3  # 10 s a row: 3 rows fill half of the 60 s lease

@@ -108,6 +108,8 @@ _PHONE_PAGE_SIZE = 250
 _USABLE_NUMBER_STATUSES = frozenset({"active"})
 # Idempotency keys whose create may have reached Telnyx, remembered per process (bounded).
 _MAX_UNCERTAIN_KEYS = 10_000
+#: How many placed keys a provider remembers, so placing one again returns its placement.
+_MAX_REMEMBERED_KEYS = 10_000
 #: ``scheduled_at_fixed_datetime`` is sent in whole seconds, rounded up.
 _ROUNDING = timedelta(seconds=1)
 
@@ -186,6 +188,7 @@ class TelnyxProvider:
         self._texml_apps: dict[str, str] = {}
         # idempotency key -> the bodies of its creates that may have reached Telnyx unanswered.
         self._uncertain_keys: dict[str, list[dict[str, Any]]] = {}
+        self._placed: dict[str, Placement] = {}
         self._client = TelnyxClient(
             secret,
             base_url=base_url,
@@ -369,7 +372,10 @@ class TelnyxProvider:
         up among the assistant's scheduled events (the transport's ``before_resend``), and a key
         whose create ended that way (or with 409) is looked up again before the next
         ``place_call`` with it. If Telnyx reports the key was already used for a different
-        body, the existing attempt is looked up and returned.
+        body, the existing attempt is looked up and returned. A key this instance placed
+        returns its placement again (the last 10,000 keys); across processes, the dispatcher
+        keeps the rule durably: a row whose create may have been sent (``maybe_sent``, or a
+        lease that lapsed unreleased) is looked up with ``find_attempt`` before it is placed.
 
         Raises:
             ValidationError: an SMS request has no text.
@@ -377,6 +383,25 @@ class TelnyxProvider:
         """
         if request.channel == "sms_chat" and not request.text:
             raise ValidationError("text", "is required when channel is sms_chat", request.text)
+        key = request.idempotency_key
+        placed = self._placed.get(key)
+        if placed is not None:
+            return placed
+        try:
+            placement = self._place(request)
+        except ProviderError as exc:
+            # Whatever failed, a create that may have reached Telnyx is flagged, so the caller
+            # keeps that durably and looks the key up (find_attempt) before sending it again,
+            # in this process or any other.
+            if key in self._uncertain_keys:
+                exc.maybe_sent = True
+            raise
+        self._placed[key] = placement
+        while len(self._placed) > _MAX_REMEMBERED_KEYS:
+            self._placed.pop(next(iter(self._placed)))
+        return placement
+
+    def _place(self, request: CallRequest) -> Placement:
         # Dialled at the request's time plus the lead, never later: that is the moment whose
         # calling hours the dispatcher checked (``schedule_lead``). A request that has gone
         # stale meanwhile is refused, retryably, rather than dialled late.
