@@ -36,7 +36,6 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Literal
 
@@ -49,6 +48,7 @@ from sqlmodel import col, select
 from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import run_until_idle
 from mission_server.engine.listeners import install_listeners
+from mission_server.engine.pool import DaemonPool
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.net.openai import OpenAICompatibleLLM
 from mission_server.services import missions, plans
@@ -158,9 +158,7 @@ class MissionRunner:
         self._active: set[str] = set()
         self._known: dict[str, bool] = {}
         self._executor = (
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="planner")
-            if mode == "thread"
-            else None
+            DaemonPool(workers, name="planner", what="planner step") if mode == "thread" else None
         )
         install_listeners(ctx)
         ctx.settled_listeners.append(self._on_call_finished)
@@ -357,7 +355,12 @@ class MissionRunner:
         return self.idle()
 
     def close(self) -> None:
-        """Stop listening, finish queued work and release the checkpointer."""
+        """Stop listening, give the steps in progress a short grace, release the checkpointer.
+
+        Bounded: queued wake-ups are dropped and a step still running after the grace is
+        abandoned, as in a crash. Nothing is lost: every step is checkpointed, and the next
+        process resumes each unfinished run (``recover``), an approval it recorded included.
+        """
         if self.closed:
             return
         self.closed = True
@@ -407,7 +410,7 @@ class MissionRunner:
         while True:
             with self._guard:
                 queue = self._queued.get(run_id)
-                if not queue:
+                if not queue or (self._executor is not None and self._executor.stopping):
                     self._queued.pop(run_id, None)
                     self._active.discard(run_id)
                     return
@@ -440,8 +443,12 @@ class MissionRunner:
             payload = Command(resume=resume)
         elif snapshot.interrupts:
             if self.waiting_for(run_id) == "approval":
-                return  # only a person's decision resumes it
-            payload = Command(resume={"kind": "wake"})
+                if missions.get_run(self.ctx, run_id).approved_at is None:
+                    return  # only a person's decision resumes it
+                # Approved, but the process stopped before the graph heard of it.
+                payload = Command(resume={"approved": True, "note": None})
+            else:
+                payload = Command(resume={"kind": "wake"})
         elif snapshot.next:
             payload = None  # interrupted mid-step (a crash): continue from the checkpoint
         elif snapshot.values:
