@@ -16,8 +16,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mission run examples/catering.yaml --simulate --db "$$(mktemp -d)/demo.db"
 
+# Two processes: the multi-process fault tests mostly wait on their workers, so they run
+# beside the rest (tests/conftest.py starts them first).
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 # Style, format, types and the dependency rule (docs/architecture.md).
 lint: $(STAMP)

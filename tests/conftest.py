@@ -92,3 +92,9 @@ def pg_engine(pg_url) -> Iterator[Engine]:
     create_schema(eng)
     yield eng
     eng.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (multi-process, mostly waiting on their processes) first, so that under
+    ``pytest -n 2`` (``make test``) they run beside the rest instead of after it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
