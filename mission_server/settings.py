@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     sim_speed: float = Field(default=60.0, gt=0, alias="MISSION_SIM_SPEED")
     worker_id: str | None = Field(default=None, alias="MISSION_WORKER_ID")
     lease_secs: float = Field(default=60.0, gt=0, alias="MISSION_LEASE_SECS")
+    #: ``serve --http`` closes a connection with no request in progress for this long.
+    http_idle_secs: float = Field(default=15.0, gt=0, alias="MISSION_HTTP_IDLE_SECS")
 
     def model_post_init(self, context: object, /) -> None:
         # Every configured secret is known to the one scrubber (mission_server.secrets).

@@ -130,9 +130,22 @@ def serve(
             )
             # log_config=None keeps uvicorn on our stderr logging (its default sends access
             # logs to stdout).
+            from mission_server.mcp.idle import IdleTimeoutH11Protocol
+
+            protocol = type(
+                "IdleTimeoutH11Protocol",
+                (IdleTimeoutH11Protocol,),
+                {"idle_timeout": settings.http_idle_secs},
+            )
             uvicorn.Server(
                 uvicorn.Config(
-                    asgi, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+                    asgi,
+                    host=host,
+                    port=port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
+                    http=protocol,
                 )
             ).run()
         else:

@@ -324,3 +324,26 @@ def test_loopback_allows_only_loopback_names():
 
     assert settings.enable_dns_rebinding_protection is True
     assert set(hosts) == {"127.0.0.1:*", "localhost:*", "[::1]:*"}
+
+
+@pytest.mark.slow
+def test_http_closes_connections_that_send_nothing_or_never_finish_their_headers(tmp_path):
+    port = free_port()
+    env = server_env(MISSION_HTTP_IDLE_SECS="1")
+    with http_server(tmp_path, port, env, "--no-auth"):
+        silent = socket.create_connection(("127.0.0.1", port))
+        dribbling = socket.create_connection(("127.0.0.1", port))
+        dribbling.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        closed_after = []
+        for sock in (silent, dribbling):
+            sock.settimeout(10)
+            with sock:
+                assert sock.recv(100) == b""  # closed by the server, nothing answered
+            closed_after.append(time.monotonic() - started)
+        answered = httpx.post(
+            f"http://127.0.0.1:{port}/mcp", json=INITIALIZE, headers=JSON_HEADERS, timeout=30
+        )
+
+    assert max(closed_after) < 5  # between one and two idle periods
+    assert answered.status_code == 200  # a request that arrives whole is served as before
