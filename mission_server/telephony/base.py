@@ -12,9 +12,10 @@ instant completion) may return it in ``Placement.outcome``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Channel = Literal["phone_call", "sms_chat"]
 CallStatus = Literal["completed", "busy", "no-answer", "failed", "canceled"]
@@ -68,6 +69,8 @@ class CallRequest:
     # The assistant's templates, unrendered: for a provider that renders them itself.
     instructions_template: str | None = None
     greeting_template: str | None = None
+    #: What the assistant is to find out: the parameters of its insight group's insights.
+    asks: tuple[AskedField, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,22 @@ class TranscriptMessage:
     role: Literal["assistant", "user", "system"]
     text: str
     sent_at: datetime
+    #: Ground truth, where the provider knows it (the simulator): the facts this utterance
+    #: states, as insight field name -> value. None when unknown (a real call).
+    facts: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AskedField:
+    """One thing the assistant is to find out on a call: a parameter of an insight of its
+    insight group (name, JSON type, description, enum values). A provider whose assistant
+    follows its instructions itself (Telnyx) ignores these; the simulator asks about them."""
+
+    name: str
+    type: str
+    description: str = ""
+    enum: tuple[str, ...] = ()
+    items_type: str | None = None
 
 
 @runtime_checkable
