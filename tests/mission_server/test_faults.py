@@ -50,6 +50,8 @@ NUMBERS_BY_ZONE = {
     "Asia/Tokyo": "+8131234{:04d}",
 }
 TERMINAL = {"completed", "failed", "cancelled"}
+#: Every day, 08:00-21:00 local: the legal bound, which in_hours_target keeps clear of.
+WIDE = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "08:00", "end": "21:00"}
 #: Businesses of the packaged simulated world that answer.
 ANSWERING = ["+13125550101", "+13125550102", "+13125550105"]
 
@@ -166,7 +168,11 @@ def test_three_workers_one_killed_mid_run_place_every_call_exactly_once(pg_url, 
         assistant_id = caller(ctx)
         scheduled = [
             scheduling.create_scheduled_event(
-                ctx, assistant_id=assistant_id, channel="phone_call", to=in_hours_target(i)
+                ctx,
+                assistant_id=assistant_id,
+                channel="phone_call",
+                to=in_hours_target(i),
+                calling_window=WIDE,
             ).scheduled_event_id
             for i in range(300)
         ]
@@ -217,7 +223,11 @@ def test_an_unclear_create_then_a_kill_and_a_restart_create_one_call(tmp_path):
         ctx = telnyx_context(server, db)
         assistant_id = caller(ctx)
         event_id = scheduling.create_scheduled_event(
-            ctx, assistant_id=assistant_id, channel="phone_call", to=in_hours_target(1)
+            ctx,
+            assistant_id=assistant_id,
+            channel="phone_call",
+            to=in_hours_target(1),
+            calling_window=WIDE,
         ).scheduled_event_id
         env = worker_env(server, MISSION_LEASE_SECS="5")
 
@@ -278,7 +288,11 @@ def test_a_call_whose_event_is_gone_after_a_restart_fails_with_the_reason(tmp_pa
         ctx = telnyx_context(server, db)
         assistant_id = caller(ctx)
         scheduling.create_scheduled_event(
-            ctx, assistant_id=assistant_id, channel="phone_call", to=in_hours_target(2)
+            ctx,
+            assistant_id=assistant_id,
+            channel="phone_call",
+            to=in_hours_target(2),
+            calling_window=WIDE,
         )
         env = worker_env(server, MISSION_LEASE_SECS="5")
         first = Worker(db, env, tmp_path / "first.log")
