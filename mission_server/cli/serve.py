@@ -128,15 +128,10 @@ def serve(
                 f"MCP over streamable HTTP at http://{host}:{port}/mcp ({auth_text}); "
                 f"provider {ctx.provider.name}; dispatcher {where}"
             )
+            from mission_server.mcp.idle import idle_timeout_protocol
+
             # log_config=None keeps uvicorn on our stderr logging (its default sends access
             # logs to stdout).
-            from mission_server.mcp.idle import IdleTimeoutH11Protocol
-
-            protocol = type(
-                "IdleTimeoutH11Protocol",
-                (IdleTimeoutH11Protocol,),
-                {"idle_timeout": settings.http_idle_secs},
-            )
             uvicorn.Server(
                 uvicorn.Config(
                     asgi,
@@ -145,7 +140,7 @@ def serve(
                     log_config=None,
                     access_log=False,
                     lifespan="on",
-                    http=protocol,
+                    http=idle_timeout_protocol(settings.http_idle_secs),
                 )
             ).run()
         else:

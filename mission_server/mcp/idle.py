@@ -3,10 +3,11 @@ requests once one has completed, and any byte received disarms it, so a client t
 and sends nothing, or dribbles a request's headers, held its connection (and a file
 descriptor) for good.
 
-``IdleTimeoutH11Protocol`` closes a connection on which no request is in progress and no new
-request has completed for ``IDLE_TIMEOUT_SECS`` (checked every ``IDLE_TIMEOUT_SECS``, so it is
-closed between one and two periods after it fell idle). A request in progress (a long MCP
-response stream included) is never cut.
+``idle_timeout_protocol(secs)`` is uvicorn's h11 protocol closing a connection on which no
+request is in progress and no new request has completed for ``secs`` (checked every ``secs``,
+so it is closed between one and two periods after it fell idle; the setting is
+``MISSION_HTTP_IDLE_SECS``). A request in progress (a long MCP response stream included) is
+never cut.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-#: How long a connection may sit without a request in progress before it is closed.
-IDLE_TIMEOUT_SECS = 15.0
+
+def idle_timeout_protocol(secs: float) -> type[H11Protocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` that closes connections idle for
+    ``secs``."""
+    return type("IdleTimeoutH11Protocol", (_IdleTimeoutH11Protocol,), {"idle_timeout": secs})
 
 
-class IdleTimeoutH11Protocol(H11Protocol):
+class _IdleTimeoutH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, closing connections that stay idle (see the module)."""
 
-    idle_timeout = IDLE_TIMEOUT_SECS
+    idle_timeout: float
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

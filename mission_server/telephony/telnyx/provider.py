@@ -397,8 +397,7 @@ class TelnyxProvider:
                 exc.maybe_sent = True
             raise
         self._placed[key] = placement
-        while len(self._placed) > _MAX_REMEMBERED_KEYS:
-            self._placed.pop(next(iter(self._placed)))
+        _forget_oldest(self._placed, _MAX_REMEMBERED_KEYS)
         return placement
 
     def _place(self, request: CallRequest) -> Placement:
@@ -496,8 +495,7 @@ class TelnyxProvider:
         bodies = self._uncertain_keys.setdefault(key, [])
         if body not in bodies:
             bodies.append(body)
-        while len(self._uncertain_keys) > _MAX_UNCERTAIN_KEYS:
-            self._uncertain_keys.pop(next(iter(self._uncertain_keys)))
+        _forget_oldest(self._uncertain_keys, _MAX_UNCERTAIN_KEYS)
 
     def get_outcome(self, placement: Placement, now: datetime) -> CallOutcome | None:
         """Poll the attempt's scheduled event; the terminal outcome, or None while pending,
@@ -569,3 +567,9 @@ class TelnyxProvider:
         """
         path = f"/ai/conversations/{seg(conversation_id)}/conversations-insights"
         return list(self._client.paginate(path))
+
+
+def _forget_oldest(remembered: dict[str, Any], most: int) -> None:
+    """Drop the oldest entries of ``remembered`` (insertion order) beyond ``most``."""
+    while len(remembered) > most:
+        remembered.pop(next(iter(remembered)))
