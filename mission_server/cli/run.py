@@ -32,6 +32,7 @@ from rich.table import Table
 
 from mission_server.cli.common import (
     DbOption,
+    ExtractorOption,
     SeedOption,
     SimulateOption,
     WorldOption,
@@ -154,6 +155,7 @@ def _open(
     world: Path | None,
     seed: int | None,
     run_id: str | None = None,
+    extractor: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build the service context: virtual clock in the simulated world, real time with
     Telnyx. For an existing run, its recorded world and seed apply unless given."""
@@ -161,7 +163,7 @@ def _open(
     from mission_server.clock import VirtualClock
     from mission_server.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(extractor=extractor)
     recorded: dict[str, Any] = {}
     if run_id is not None:
         from mission_server.engine.runner import cli_settings_of
@@ -274,6 +276,7 @@ def run(
     seed: SeedOption = None,
     simulate: SimulateOption = False,
     world: WorldOption = None,
+    extractor: ExtractorOption = None,
     db: DbOption = None,
     require_approval: Annotated[
         bool,
@@ -307,7 +310,9 @@ def run(
         else:
             request = spec_or_request
     with user_errors(ValueError):
-        ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=resume)
+        ctx, cli = _open(
+            db, simulate=simulate, world=world, seed=seed, run_id=resume, extractor=extractor
+        )
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
     with closing(runner), user_errors():
         if resume is not None:
@@ -338,6 +343,7 @@ def approve(
     seed: SeedOption = None,
     simulate: SimulateOption = False,
     world: WorldOption = None,
+    extractor: ExtractorOption = None,
     db: DbOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
@@ -348,7 +354,9 @@ def approve(
 
     _setup_logging(verbose)
     with user_errors(ValueError):
-        ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=run_id)
+        ctx, cli = _open(
+            db, simulate=simulate, world=world, seed=seed, run_id=run_id, extractor=extractor
+        )
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
     with closing(runner), user_errors():
         runner.approve(run_id, not reject, note)

@@ -25,6 +25,7 @@ from mission_server.insights.base import (
     ExtractionResult,
     Extractor,
 )
+from mission_server.insights.truth import conversation_truth
 from mission_server.net.webhooks import WebhookSender
 from mission_server.services.context import Context
 from mission_server.services.insight_schemas import (
@@ -74,7 +75,9 @@ def _transcript(
         # Unknown roles (tool output, say) are kept as system text, which extractors skip.
         role: Any = row.role if row.role in ("assistant", "user", "system") else "system"
         transcript.append(
-            TranscriptMessage(role=role, text=row.text, sent_at=row.sent_at or fallback)
+            TranscriptMessage(
+                role=role, text=row.text, sent_at=row.sent_at or fallback, facts=row.facts
+            )
         )
     return transcript
 
@@ -108,6 +111,7 @@ def _set_status(
     status: str,
     now: datetime,
     result: ExtractionResult | None = None,
+    truth: dict[str, Any] | None = None,
 ) -> m.InsightResult:
     with session_scope(engine) as session:
         row = session.exec(
@@ -121,6 +125,7 @@ def _set_status(
         if result is not None:
             row.result = result.result if status == "completed" else None
             row.error = result.error
+            row.truth = truth
         session.add(row)
         return row
 
@@ -184,7 +189,7 @@ def extract_conversation_insights(
                 created_at=now,
             )
             row.status, row.result, row.error = "pending", None, None
-            row.extractor, row.updated_at = extractor.name, now
+            row.extractor, row.updated_at, row.truth = extractor.name, now, None
             session.add(row)
 
     outputs: list[InsightResultOut] = []
@@ -204,7 +209,10 @@ def extract_conversation_insights(
         status = "completed" if result.status == "completed" else "failed"
         if status == "failed" and not result.error:
             result.error = f"the {extractor.name} extractor reported status {result.status!r}"
-        row = _set_status(engine, conversation_id, definition.insight_id, status, now, result)
+        truth = conversation_truth(definition, transcript)
+        row = _set_status(
+            engine, conversation_id, definition.insight_id, status, now, result, truth
+        )
         outputs.append(result_out(row, names[definition.insight_id], result.missing))
 
     if deliver and group is not None:
