@@ -237,6 +237,24 @@ def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
         progress.poll()
 
 
+def _print_accuracy(accuracy: Any) -> None:
+    # A rehearsal read by the offline reader or an LLM measures that reader against the truth.
+    if not isinstance(accuracy, dict) or accuracy.get("extractors") == ["simulated"]:
+        return
+    readers = ", ".join(accuracy["extractors"])
+    _err.print(
+        f"extraction ({readers}) against the rehearsal's truth: {accuracy['right']} of "
+        f"{accuracy['stated']} stated values read right, {accuracy['wrong']} wrong, "
+        f"{accuracy['missed']} missed"
+    )
+    for item in accuracy["mismatches"][:5]:
+        said = "nothing" if item["said"] is None else json.dumps(item["said"])
+        _err.print(
+            f"  [red]wrong[/] {escape(item['conversation'])}: {item['field']} read "
+            f"{escape(json.dumps(item['read']))}, said {escape(said)}"
+        )
+
+
 def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
     from mission_server.services import missions
 
@@ -246,6 +264,8 @@ def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -
         sys.stdout.write(json.dumps(detail.model_dump(mode="json"), indent=2) + "\n")
     elif detail.result_summary:
         _out.print(Markdown(detail.result_summary))
+    if not as_json:
+        _print_accuracy((detail.result_payload or {}).get("extraction_accuracy"))
     wall = time.monotonic() - started
     if waiting == "approval":
         _err.print(

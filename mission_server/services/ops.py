@@ -245,6 +245,10 @@ class ServiceOps:
             NotFound, ValidationError.
         """
         self._checkpoint("compiling")
+        accuracy = extraction.extraction_accuracy(self.ctx.engine, run_id)
+        if accuracy is not None:
+            # A rehearsal measures its reader: what was read against what was said.
+            payload = {**payload, "extraction_accuracy": accuracy}
         current = self.run_status(run_id)
         if current in ("succeeded", "failed", "cancelled"):
             missions.update_run(self.ctx, run_id, result_summary=summary, result_payload=payload)
