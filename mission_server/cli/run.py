@@ -237,6 +237,15 @@ def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
         progress.poll()
 
 
+def _check_world(provider: Any, spec: dict[str, Any]) -> None:
+    # Before any call: a world fact that cannot answer the mission's field of that name.
+    from mission_server.telephony.simulated.provider import SimulatedProvider
+
+    if isinstance(provider, SimulatedProvider):
+        fields = [(f["name"], f["type"], tuple(f.get("enum") or ())) for f in spec["extract"]]
+        provider.world.check_fields(fields)
+
+
 def _print_accuracy(accuracy: Any) -> None:
     # A rehearsal read by the offline reader or an LLM measures that reader against the truth.
     if not isinstance(accuracy, dict) or accuracy.get("extractors") == ["simulated"]:
@@ -335,6 +344,8 @@ def run(
         )
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
     with closing(runner), user_errors():
+        if spec is not None:
+            _check_world(ctx.provider, spec)
         if resume is not None:
             run_id = resume
             # Calls that ended after the process stopped never had their insights extracted.

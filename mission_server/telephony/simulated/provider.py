@@ -321,6 +321,16 @@ class SimulatedProvider:
         rng: random.Random,
         ids: _Ids,
     ) -> _Placed:
+        if business is not None:
+            try:
+                for field in request.asks:
+                    business.check_field(field.name, field.type, field.enum)
+            except ValidationError as exc:
+                raise ProviderError(
+                    f"the simulated world cannot answer this call: {exc}",
+                    status_code=422,
+                    code="world_fact_type",
+                ) from None
         kind = business.answer_for(request.attempt_number) if business else "no-answer"
         start = request.placed_at
         if kind in _UNANSWERED:

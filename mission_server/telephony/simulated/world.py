@@ -8,7 +8,7 @@ mapping that is already parsed. See ``mission_server/data/world.yaml`` for an an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -526,6 +526,17 @@ class World(_Model):
             return cls.model_validate(dict(data))
         except pydantic.ValidationError as exc:
             raise _translate(exc) from None
+
+    def check_fields(self, fields: Sequence[tuple[str, str, tuple[str, ...]]]) -> None:
+        """Refuse a business fact that cannot answer a mission field of that name: each
+        field is ``(name, type, enum values)``.
+
+        Raises:
+            ValidationError: names the business, the fact and both types.
+        """
+        for business in self.businesses:
+            for name, kind, enum in fields:
+                business.check_field(name, kind, enum)
 
     def business_for(self, number: str) -> Business | None:
         """The business reachable at ``number`` (any format ``normalise_target`` accepts)."""
