@@ -557,10 +557,15 @@ class _Reader:
         return offers, "amount"
 
     def money_value(self, intent: _Intent) -> Money:
-        offers, what = self._on_basis(self.offers(intent.party), intent)
+        every = self.offers(intent.party)
+        offers, what = self._on_basis([o for o in every if not o.unknown], intent)
         who = "the other party" if intent.party == "user" else "the assistant"
         if not offers:
             raise _Missing(f"no {what} offered by {who}")
+        # "Yes, we can beat that" after the offers on this basis: a figure never named.
+        beaten = [o for o in every if o.unknown and o.turn > offers[-1].turn]
+        if beaten and not intent.fee:
+            offers = [*offers, beaten[-1]]
         known = [o for o in offers if not o.unknown]
         if intent.position == "first":
             first_turn = offers[0].turn
