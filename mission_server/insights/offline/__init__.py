@@ -21,23 +21,26 @@ for the rest of its turn; "available" is also asked as open / free / booked, "co
 "can you make it / be there / come in", a day or time field by "when …?". A reply is read
 sentence by sentence (``stance``): acknowledgements ("sure, one moment", "let me look", "how
 can I help?", a bare "Sure." before more) are skipped; the first sentence that decides
-gives the answer; a hedge before any answer ("I'd have to check", "call you back", "it
-depends", "probably", "I can't promise") means none. No is also read inside a sentence:
-"fully booked", "nothing open", "sold out", "we're full", "we can't", "…, no" — and yes in
-"…, so yes".
+gives the answer; a hedge anywhere ("I'd have to check", "call you back", "it depends",
+"probably", "I can't promise") means none. When some sentences of a reply name the field,
+they decide ("We're licensed, yes. Insurance I'd have to check" does not say ``insured``).
+No is also read inside a sentence: "fully booked", "nothing open", "sold out", "we're
+full", "we can't", "…, no" — and yes in "…, so yes".
 
 How each parameter type is read (the heuristics are deliberately simple and stated here):
 
 * **Money** (a number/integer field whose name says price, cost, quote, fee, amount, total,
   budget, deposit, … or whose description mentions a price or dollars): amounts written
   ``$62``, ``$1,250``, ``$1.2k``, ``62 dollars``, ``62 bucks``, ``sixty-two dollars`` (and
-  ``… and fifty cents``), and a bare figure of 100 or more after an offer verb ("we'd go to
-  eleven thousand five hundred", "you're looking at thirty-two hundred"). An amount is *per
-  unit* when followed by ``per person``, ``a head``, ``an hour``, ``/guest``, ``each`` …, or
-  preceded in its clause by ``per person``; it is a *total* when its clause says total,
-  altogether, all-in, overall, for the whole, out the door, or ``flat`` ("a flat $300"); a
-  price per job (``per move``, ``per visit``, ``per project``, …) counts as a total too. Two
-  amounts given as a range ("between $400 and $800", "$400 to $800") are no price. Then:
+  ``… and fifty cents``), a bare figure of 100 or more after an offer verb ("we'd go to
+  eleven thousand five hundred", "you're looking at thirty-two hundred", "it comes to 2,300")
+  and a bare figure with a price basis ("we charge 95 an hour", "forty-five a head"). An
+  amount is *per unit* when followed by ``per person``, ``a head``, ``an hour``,
+  ``/guest``, ``each`` …, or preceded in its clause by ``per person``; it is a *total* when
+  its clause says total, altogether, all-in, overall, for the whole, out the door, or
+  ``flat`` ("a flat $300"); a price per job (``per move``, ``per visit``, ``per project``,
+  …) counts as a total too. Two amounts given as a range ("between $400 and $800", "$400 to
+  $800") are no price. Then:
 
   - whose amounts: the other party's, unless the field says assistant/agent/our offer. A
     reply that says yes (``stance``) with no amount, to an assistant question proposing an
@@ -66,7 +69,10 @@ How each parameter type is read (the heuristics are deliberately simple and stat
     quote ("your quote of $12,500"), since the first was made before the call;
     ``lowest``/``min``/``cheapest`` the smallest; ``highest``/``max`` the largest; otherwise
     — ``final``, ``agreed``, ``best`` or nothing — the last, because in a negotiation a later
-    offer replaces an earlier one.
+    offer replaces an earlier one; but if that last reply itself gives different figures
+    ("around $450, maybe $500 if it's big"; "standard is $48, premium $75") it is ambiguous.
+    A figure of the assistant's that the reply repeats beside one of its own ("$400 is too
+    low, I could do $425") is a reference.
 
 * **Other numbers** (counts, minutes, …): a number (digits or words) said by the other party
   directly followed, within two words, by a word from the field's name or description
@@ -90,10 +96,10 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   reply to the best-matching question: a field about what they *said* (answer, reply,
   response, notes) gets the reply with fillers ("well", "it's") trimmed; a day/time field
   (date, day, time, when, earliest, schedule, …) the one day or time the reply names
-  ("Thursday", "tomorrow morning", "3 pm"); a name field (name, brand, make, model, company)
-  the one capitalised name in it; else the trimmed reply when it is short (at most six
-  words). A longer sentence, a question back, or a hedge is missing with the reason. A money
-  string field gets the amount as text (``$62 per person``).
+  ("Thursday", "tomorrow morning", "3 pm"); a name field (name, brand, make, model, company;
+  also asked by "who …?") the one capitalised name in it; else the trimmed reply when it is
+  short (at most six words). A longer sentence, a question back, or a hedge is missing with
+  the reason. A money string field gets the amount as text (``$62 per person``).
 * **array / array(string)**: options the description lists (quoted, or after "e.g." / "such
   as") that the other party names and does not deny, in order of first mention (a yes to a
   question naming exactly one option counts as naming it); otherwise the items of an

@@ -338,7 +338,8 @@ _ACK = re.compile(
 _WEAK_YES = re.compile(r"^(?:sure|ok|okay|alright|all right|right|yes|yeah)[.!]?$", re.IGNORECASE)
 #: Not an answer: checking, guessing, deferring ("I'd have to check", "it depends", "maybe").
 HEDGE = re.compile(
-    r"\b(?:(?:i|we)(?:'d| would| will|'ll)? (?:have|need) to (?:check|ask|look|see|confirm|talk)|"
+    r"\b(?:(?:i|we)(?:'d| would| will|'ll)? (?:have|need) to (?:double[- ]|go )?"
+    r"(?:check|ask|look|see|confirm|talk)|"
     r"(?:i|we)'ll (?:check|ask|find out|get back)|let me (?:check|ask|talk|find out)|"
     r"call (?:you|me) back|get back to you|not sure|don't know|do not know|no idea|"
     r"(?:can't|cannot|couldn't|can not) (?:promise|guarantee|say|tell|confirm)|"
@@ -397,14 +398,18 @@ def stance(text: str) -> bool | None:
     Read sentence by sentence: acknowledgements ("Sure, one moment", "let me look") are
     skipped, the first sentence that decides gives the answer, and a hedge before any answer
     ("I'd have to check", "it depends", "probably") means no answer. "No" inside a sentence
-    counts: "we're fully booked", "we have nothing open", "sold out", "we can't"."""
+    counts: "we're fully booked", "we have nothing open", "sold out", "we can't". A hedge
+    after the answer makes it unsure too (None)."""
     parts = sentences(text)
+    decided: bool | None = None
     for index, sentence in enumerate(parts):
         if index == 0 and len(parts) > 1 and _WEAK_YES.match(sentence.strip()):
             continue  # "Sure. ..." followed by the real answer
         found = _sentence_stance(sentence)
         if found == "hedge":
+            # Before an answer: none yet. After one: "We're licensed, yes. Insurance I'd
+            # have to check" takes it back, or answers something else; either way, unsure.
             return None
-        if found is not None:
-            return bool(found)
-    return None
+        if found is not None and decided is None:
+            decided = bool(found)
+    return decided

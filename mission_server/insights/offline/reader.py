@@ -26,6 +26,7 @@ from mission_server.insights.offline.language import (
 from mission_server.insights.offline.numbers import (
     _NUM,
     _UNIT_GROUPS,
+    _UNIT_OF_WORD,
     EACH,
     JOB_UNITS,
     Money,
@@ -53,7 +54,7 @@ class _Turn:
 _SOCIAL = re.compile(
     r"\b(?:(?:have|got|spare) (?:you )?(?:got )?a (?:minute|moment|sec|second)|"
     r"(?:do|did) you have a (?:minute|moment|sec|second)|is (?:now|this) a good time|"
-    r"how are you|how's it going|is this|am i speaking|may i speak|can i speak|"
+    r"how are you|how's it going|is this\b(?! (?:for|about|still|included|a good))|"
     r"can you hear me|is that right\?$)",
     re.IGNORECASE,
 )
@@ -263,8 +264,16 @@ def _clause_at(text: str, start: int) -> str:
 # five hundred", "you're looking at thirty-two hundred".
 _BARE_PRICE = re.compile(
     rf"\b(?:looking at|be at|we're at|go to|go down to|come down to|do it for|do|match it at|"
-    rf"offer(?: you)?|take|sell it for|settle at|meet you at)\s+(?:about |around |roughly )?"
+    rf"offer(?: you)?|take|sell it for|settle at|meet you at|comes? (?:out )?to|"
+    rf"runs?(?: you)?|would run you|costs?(?: you)?)\s+(?:about |around |roughly )?"
     rf"(?P<n>{_NUM})(?=\s*(?:[.,;!?]|$|\s+(?:for|if|and|but|so|with|all|total|out|even|flat)\b))",
+    re.IGNORECASE,
+)
+# "we charge 95 an hour", "it's 45 a head": a bare figure with a price basis after it.
+_BARE_RATE = re.compile(
+    rf"(?:^|(?<=[.!?]\s)|\b(?:charge|charges|it's|it is|that's|is|be|at|do|runs?|costs?)\s+)"
+    rf"(?:about |around )?"
+    rf"(?P<n>{_NUM})\s+(?:an?|per)\s+(?P<unit>hour|night|person|head|guest|day|week|month|visit)\b",
     re.IGNORECASE,
 )
 _RANGE_JOIN = re.compile(r"^\s*(?:to|-|–|or)\s*$|^\s*and\s*$", re.IGNORECASE)
@@ -412,6 +421,12 @@ class _Reader:
                 re.IGNORECASE,
             ):
                 score += 2
+            if intent.text_kind == "name" and re.search(
+                r"\b(?:who|your name|whose name|name (?:is|should))\b",
+                " ".join(question.asks),
+                re.IGNORECASE,
+            ):
+                score += 2
             if "date" in intent.keywords and _WHEN.search(" ".join(question.asks)):
                 score += 1  # "on Tuesday the 18th?" asks about the requested date
             if {"attend", "confirm"} & set(intent.keywords) and _ATTEND.search(
@@ -465,6 +480,13 @@ class _Reader:
             amount = float(match.group("n").replace(",", ""))
             if amount >= 100:
                 found.append(Money(amount, None, False, start, match.end("n")))
+        for match in _BARE_RATE.finditer(turn.norm):
+            start = match.start("n")
+            if any(s <= start < e for s, e in taken):
+                continue
+            unit = _UNIT_OF_WORD.get(match.group("unit").lower(), match.group("unit").lower())
+            amount = float(match.group("n").replace(",", ""))
+            found.append(Money(amount, unit, False, start, match.end("n")))
         return found
 
     def offers(self, party: str) -> list[_Offer]:
@@ -496,12 +518,15 @@ class _Reader:
                         )
                 continue
             echoes = {m.amount for m in earlier}
+            # "$400 is too low, I could do $425": beside a figure of their own, a repeated one
+            # is a reference even in a reply that says yes.
+            own = any(m.amount not in echoes for m in money)
             for item in money:
                 clause = _clause_at(turn.norm, item.start)
                 offered = bool(_OFFER_VERB.search(clause)) and not re.search(
                     r"n't|\bnot\b|\bcannot\b", clause, re.IGNORECASE
                 )
-                if item.amount in echoes and answer is not True and not offered:
+                if item.amount in echoes and (answer is not True or own) and not offered:
                     continue
                 context = _context_stems(clause) | asked_about
                 if item.unit:
@@ -587,6 +612,15 @@ class _Reader:
         if not known:
             raise _Missing(f"no {what} offered by {who}")
         amounts = [o.money.amount for o in known]
+        if intent.position in (None, "last"):
+            # "Around $450, maybe $500 if it's a big job": the last reply's own figures differ.
+            last = [o.money.amount for o in known if o.turn == known[-1].turn]
+            if len(set(last)) > 1:
+                raise _Missing(
+                    f"ambiguous: their last {what}s were "
+                    + " and ".join(_show(a) for a in dict.fromkeys(last))
+                    + " in one reply"
+                )
         chosen = _pick(amounts, intent.position, what, default_last=True)
         # Return the mention itself so the basis (unit/total) travels with it.
         for offer in known if intent.position == "first" else reversed(known):
@@ -692,7 +726,7 @@ class _Reader:
         questions = self._best_questions(intent)
         if not questions:
             raise _Missing("the assistant never asked about it")
-        answers = [stance(exchange.reply_text) for exchange in questions]
+        answers = [self._reply_stance(exchange.reply_text, intent) for exchange in questions]
         known = {a for a in answers if a is not None}
         if not known:
             asked = " ".join(questions[-1].question.asks)
@@ -706,6 +740,21 @@ class _Reader:
         if len(known) > 1:
             raise _Missing("ambiguous: the question was answered both yes and no")
         return known.pop()
+
+    @staticmethod
+    def _reply_stance(text: str, intent: _Intent) -> bool | None:
+        """The stance of a reply; when some of its sentences name the field, those decide
+        ("Insurance I'd have to check" for ``insured``, not "We're licensed, yes"), unless
+        they neither answer nor hedge ("There's a $75 pet fee" after "Yes, dogs are fine")."""
+        named = {stem for stem, weight in intent.keywords.items() if weight >= 2}
+        parts = sentences(text)
+        relevant = [p for p in parts if named & _context_stems(p)]
+        if relevant and len(relevant) < len(parts):
+            about = " ".join(relevant)
+            found = stance(about)
+            if found is not None or HEDGE.search(about):
+                return found
+        return stance(text)
 
     def boolean(self, intent: _Intent) -> bool:
         return self._stance(intent)
