@@ -9,10 +9,11 @@ Last line: one JSON object.
 
 Sources of cases (``SOURCES``): ``hand`` — the hand-labelled transcripts in
 ``tests/data/transcripts/`` (``--heldout`` adds the held-out set in its ``heldout/``
-folder). A new source is a function ``(args) -> list[Case]`` added to ``SOURCES`` with its
-command-line switch in ``_arguments``.
+folder); ``simulated`` — ``--simulated N`` (default 500) seeded simulated conversations with
+their ground truth (``bench/simulated.py``). A new source is a function
+``(args) -> list[Case]`` added to ``SOURCES`` with its command-line switch in ``_arguments``.
 
-    python bench/extraction.py [--heldout] [--only-heldout] [--llm]
+    python bench/extraction.py [--heldout] [--only-heldout] [--llm] [--simulated N] [--seed S]
 """
 
 from __future__ import annotations
@@ -104,8 +105,18 @@ def hand_cases(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
+def simulated(args: argparse.Namespace) -> list[Case]:
+    """Seeded simulated conversations with their ground truth (``bench/simulated.py``)."""
+    from bench.simulated import simulated_cases
+
+    return simulated_cases(args.simulated, seed=args.seed) if args.simulated else []
+
+
 #: Where cases come from: name -> loader. Each source is measured and reported on its own.
-SOURCES: dict[str, Callable[[argparse.Namespace], list[Case]]] = {"hand": hand_cases}
+SOURCES: dict[str, Callable[[argparse.Namespace], list[Case]]] = {
+    "hand": hand_cases,
+    "simulated": simulated,
+}
 
 
 def extractors(args: argparse.Namespace) -> list[Extractor]:
@@ -150,6 +161,14 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only-heldout", action="store_true", help="measure the held-out transcripts alone"
     )
     parser.add_argument("--llm", action="store_true", help="also measure the LLM extractor")
+    parser.add_argument(
+        "--simulated",
+        type=int,
+        default=500,
+        metavar="N",
+        help="seeded simulated conversations to measure (default 500; 0: none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated conversations")
     parser.add_argument("--verbose", action="store_true", help="list missed fields with reasons")
     return parser.parse_args(argv)
 
