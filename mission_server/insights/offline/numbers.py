@@ -182,6 +182,11 @@ _UNIT_GROUPS: dict[str, frozenset[str]] = {
     "month": frozenset({"month", "months"}),
     "year": frozenset({"year", "years"}),
     "item": frozenset({"item", "items", "unit", "units", "piece", "pieces"}),
+    # Things priced one at a time, each its own unit: "$45 a room", "$2 a step".
+    **{
+        word: frozenset({word, word + "s"})
+        for word in ("room", "visit", "treatment", "session", "lesson", "class", "step")
+    },
 }
 _UNIT_OF_WORD = {word: unit for unit, words in _UNIT_GROUPS.items() for word in words}
 _PER_AFTER = re.compile(
@@ -243,6 +248,9 @@ _ADDON_WORDS = (
     "travel",
     "parking",
     "down payment",
+    "another",
+    "separate",
+    "separately",
 )
 _ADDON = "|".join(re.escape(w) for w in _ADDON_WORDS)
 # Right after the amount (used with ``match(text, pos)``, so no ``^``): "$150 extra",
