@@ -350,6 +350,7 @@ HEDGE = re.compile(
     r"call (?:you|me) back|get back to you|not sure|don't know|do not know|no idea|"
     r"(?:can't|cannot|couldn't|can not) (?:promise|guarantee|say|tell|confirm)|"
     r"couldn't (?:tell|really say)|it depends|depends on|depending|maybe|might|perhaps|"
+    r"(?:can't|cannot|couldn't|won't) (?:give|quote)|(?:nobody|no one) can|over the phone|"
     r"possibly|probably|likely|hard to say|only if|i think so|not until i|i believe|i guess|"
     r"i'd guess|should be)\b",
     re.IGNORECASE,
@@ -358,7 +359,7 @@ HEDGE = re.compile(
 _NO_INSIDE = re.compile(
     r"\b(?:(?:fully|completely|totally|all|solidly|solid) booked|booked (?:up|solid|through)|"
     r"sold out|sold (?:it|yesterday|already|last)|nothing (?:open|available|free|left)|"
-    r"(?:is|are|'s|'re|am|i'm) (?:already )?(?:booked|taken|reserved)\b|i'm afraid|"
+    r"(?:is|are|'s|'re|am|i'm) (?:already )?(?:booked|taken|reserved)\b|"
     r"already (?:got|have|booked) (?:a|an|another|something)|"
     r"no (?:availability|openings?|rooms?|space|vacanc\w*|slots?)|none left|"
     r"(?:not|isn't|aren't|wasn't) available|unavailable|(?:we're|we are) full\b|"
@@ -367,6 +368,8 @@ _NO_INSIDE = re.compile(
     r"(?! worries))",
     re.IGNORECASE,
 )
+# Regret with no other answer: "..., sorry.", "..., I'm afraid."
+_NO_WEAK = re.compile(r"(?:,\s*|\s)(?:sorry|i'm afraid)[.!]?$", re.IGNORECASE)
 _YES_INSIDE = re.compile(r"(?:,|\.\.\.|…|\bso)\s*(?:yes|yeah|yep|yup)\b", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?;…])\s+|\.\.\.\s*|\s+-+\s+")
 
@@ -398,6 +401,8 @@ def _sentence_stance(sentence: str) -> bool | str | None:
         return False
     if _YES_INSIDE.search(text):
         return True
+    if _NO_WEAK.search(text):
+        return False  # "We stay inside the county, sorry."
     return None
 
 

@@ -173,6 +173,12 @@ _UNIT_GROUPS: dict[str, frozenset[str]] = {
             "individual",
             "seat",
             "seats",
+            "child",
+            "children",
+            "kid",
+            "kids",
+            "adult",
+            "adults",
         }
     ),
     "hour": frozenset({"hour", "hours", "hr", "hrs"}),
@@ -265,7 +271,8 @@ _ADDON_AFTER = re.compile(
 # Shortly before it, in the same clause: "delivery is $150", "the setup fee would be $75",
 # "parking's $25", "a trip charge of $60".
 _ADDON_BEFORE = re.compile(
-    rf"(?P<incl>\b(?:with|including|incl|includes|plus)\s+(?:the\s+)?)?\b(?P<w>{_ADDON})(?:'s)?\b"
+    rf"(?P<incl>\b(?:with|including|incl|includes|plus)\s+(?:the\s+)?(?:[\w-]+\s+and\s+)?)?"
+    rf"\b(?P<w>{_ADDON})(?:'s)?\b"
     rf"(?:\s+[\w']+){{0,3}}\s*$"
     # "a trip charge of $60", "the service charge is $25" (the noun, not "we charge $45")
     r"|\b(?:a|an|the|our|your|their|that|this)\s+(?:[\w-]+\s+)?(?P<c>charge|surcharge)\s+"

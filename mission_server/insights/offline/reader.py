@@ -100,6 +100,8 @@ class _Offer:
     context: frozenset[str] = frozenset()
     #: "We can beat that" with no figure: a new offer of unknown amount.
     unknown: bool = False
+    #: Words of the whole sentence around the amount.
+    sentence: frozenset[str] = frozenset()
 
 
 def _pick(values: list[Any], position: str | None, what: str, *, default_last: bool) -> Any:
@@ -331,7 +333,8 @@ _WHEN = re.compile(
     r"(?:january|february|march|april|may|june|july|august|september|october|november|"
     r"december) \d{1,2}(?:st|nd|rd|th)?|the \d{1,2}(?:st|nd|rd|th)|"
     r"\d{1,2}(?::\d{2})? ?(?:am|pm|a\.m\.|p\.m\.)|noon|midday|midnight)"
-    r"(?: (?:at|around|by) \d{1,2}(?::\d{2})? ?(?:am|pm)?)?",
+    r"(?: (?:at|around|by) (?:\d{1,2}(?::\d{2})? ?(?:am|pm)?|noon|(?:one|two|three|four|five|six|"
+    r"seven|eight|nine|ten|eleven|twelve)(?: (?:am|pm|o'clock|thirty))?))?",
     re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.?))+\b|\b[A-Z][a-z]{2,}\b")
@@ -572,7 +575,14 @@ class _Reader:
                 context = _context_stems(clause) | asked_about
                 if item.unit:
                     context.add(_stem(item.unit))
-                offers.append(_Offer(item, turn.index, frozenset(context)))
+                offers.append(
+                    _Offer(
+                        item,
+                        turn.index,
+                        frozenset(context),
+                        sentence=frozenset(_context_stems(sentence)),
+                    )
+                )
         return offers
 
     def _fee_pool(self, offers: list[_Offer], intent: _Intent) -> list[_Offer]:
@@ -581,6 +591,10 @@ class _Reader:
         if tagged:
             return tagged
         about = [o for o in offers if intent.distinct & o.context]
+        if about:
+            return about
+        # "We'd start with a camera inspection, that's $250": named earlier in the sentence.
+        about = [o for o in offers if intent.distinct & o.sentence]
         if about:
             return about
         # "Our fee is $55 each time" for a service_fee: the one fee they named.
