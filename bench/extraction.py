@@ -13,7 +13,8 @@ folder); ``simulated`` — ``--simulated N`` (default 500) seeded simulated conv
 their ground truth (``bench/simulated.py``). A new source is a function
 ``(args) -> list[Case]`` added to ``SOURCES`` with its command-line switch in ``_arguments``.
 
-    python bench/extraction.py [--heldout] [--only-heldout] [--llm] [--simulated N] [--seed S]
+    python bench/extraction.py [--heldout | --only-heldout | --cases FILE...] [--llm]
+        [--simulated N] [--seed S]
 """
 
 from __future__ import annotations
@@ -97,7 +98,13 @@ def measure(extractor: Extractor, cases: Iterable[Case]) -> Report:
 
 
 def hand_cases(args: argparse.Namespace) -> list[Case]:
-    """The hand-labelled corpus (and the held-out set with ``--heldout``)."""
+    """The hand-labelled corpus (and the held-out set with ``--heldout``), or the files
+    given with ``--cases``."""
+    if args.cases:
+        found: list[Case] = []
+        for path in args.cases:
+            found.extend(load_corpus(path) if path.is_dir() else load_file(path))
+        return found
     cases = [] if args.only_heldout else load_corpus(CORPUS)
     if args.heldout or args.only_heldout:
         for path in sorted(HELDOUT.glob("*.yaml")):
@@ -159,6 +166,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--heldout", action="store_true", help="add the held-out transcripts")
     parser.add_argument(
         "--only-heldout", action="store_true", help="measure the held-out transcripts alone"
+    )
+    parser.add_argument(
+        "--cases", type=Path, nargs="+", help="measure these corpus files or folders instead"
     )
     parser.add_argument("--llm", action="store_true", help="also measure the LLM extractor")
     parser.add_argument(

@@ -17,15 +17,18 @@ Questions and answers: an assistant turn *asks* through its question sentences (
 Swift Movers?", "how are you?") ask about nothing. The *reply* to a question is everything the
 other party says until the assistant's next question. A question is about a field when its
 asking sentences share words with the field's name (counted double) or description, plus half
-for the rest of its turn; "available" is also asked as open / free / booked, "confirmed" as
-"can you make it / be there / come in", a day or time field by "when …?". A reply is read
-sentence by sentence (``stance``): acknowledgements ("sure, one moment", "let me look", "how
-can I help?", a bare "Sure." before more) are skipped; the first sentence that decides
-gives the answer; a hedge anywhere ("I'd have to check", "call you back", "it depends",
-"probably", "I can't promise") means none. When some sentences of a reply name the field,
-they decide ("We're licensed, yes. Insurance I'd have to check" does not say ``insured``).
-No is also read inside a sentence: "fully booked", "nothing open", "sold out", "we're
-full", "we can't", "…, no" — and yes in "…, so yes".
+for the rest of its turn (all of it when the asking sentence points back: "We have a baby
+grand to move. Is that something you handle?"); "available" is also asked as open / free / booked,
+"confirmed" as "can you make it / be there / come in", a day or time field by "when …?". A reply is
+read sentence by sentence (``stance``): acknowledgements ("sure, one moment", "let me look", "how
+can I help?", "October 11th, let me check…", a bare "Sure." before more) are skipped; the first
+sentence that decides gives the answer; a hedge anywhere ("I'd have to check", "call you back", "it
+depends", "probably", "I can't promise", "nobody can give you that over the phone") means none.
+When some sentences of a reply name the field, they decide ("We're licensed, yes. Insurance I'd
+have to check" does not say ``insured``). No is also read inside a sentence: "fully booked", "is
+booked", "nothing open", "sold out", "we're full", "we can't", "I've already got a wedding", "…,
+no", a sentence ending "…, sorry" or "…, I'm afraid" that says nothing else — and yes in "…, so
+yes".
 
 How each parameter type is read (the heuristics are deliberately simple and stated here):
 
@@ -35,7 +38,7 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   ``… and fifty cents``), a bare figure of 100 or more after an offer verb ("we'd go to
   eleven thousand five hundred", "you're looking at thirty-two hundred", "it comes to 2,300")
   and a bare figure with a price basis ("we charge 95 an hour", "forty-five a head"). An
-  amount is *per unit* when followed by ``per person``, ``a head``, ``an hour``,
+  amount is *per unit* when followed by ``per person``, ``a head``, ``an hour``, ``a room``,
   ``/guest``, ``each`` …, or preceded in its clause by ``per person``; it is a *total* when
   its clause says total, altogether, all-in, overall, for the whole, out the door, or
   ``flat`` ("a flat $300"); a price per job (``per move``, ``per visit``, ``per project``,
@@ -52,18 +55,21 @@ How each parameter type is read (the heuristics are deliberately simple and stat
     or offers it ("we can match it at $11,200").
   - which basis: a field saying ``per_person``/``per guest``/``each`` (or hourly, nightly,
     daily, weekly, monthly, yearly) takes per-unit amounts (person, head, guest, plate,
-    attendee, cover are one unit); one saying ``total`` takes totals and per-job prices. Once
-    someone has quoted per unit, a later amount with no unit and no "total" ("we could do
-    $60") is read on the same basis. A field that says neither takes per-unit amounts if
+    attendee, cover, child, kid, adult are one unit); one saying ``total`` takes totals and per-job
+    prices. Once someone has quoted per unit, a later amount with no unit and no "total" ("we could
+    do $60") is read on the same basis. A field that says neither takes per-unit amounts if
     there are any, else any amount.
   - fees and add-ons: an amount charged *for* something else — "$150 extra for delivery", "a
     $200 deposit", "the setup fee is $75", "a $60 trip charge", "$399 doc fee", "parking's
-    $25" — is not the price; "with taxes it comes to $441" and "a flat fee of $300" are. A
-    field named for a fee or add-on (``delivery_fee``, ``deposit``, ``callout_fee``,
-    ``trip_charge``) takes the amounts charged for what it names, or whose clause (or the
-    question they answer) uses its own words ("$85 per visit" answering "what do you charge
-    to come out?" for a call-out fee), or, failing both, the one fee the other party named.
-    Every other money field ignores add-ons.
+    $25", "that's another $60", any amount in a sentence saying separate, additional, on top
+    or not included ("grinding is separate, around $200"), and amounts after a refusal to
+    price ("Can't tell you till we scan it. The diagnostic is $95") — is not the price; "with taxes
+    it comes to $441", "with tax and fees you're at $27,340" and "a flat fee of $300" are. A field
+    named for a fee or add-on (``delivery_fee``, ``deposit``, ``callout_fee``, ``trip_charge``)
+    takes the amounts charged for what it names, or whose clause (or the question they answer) uses
+    its own words ("$85 per visit" answering "what do you charge to come out?" for a call-out fee),
+    else whose sentence does ("a camera inspection, that's $250"), or, failing all, the one fee the
+    other party named. Every other money field ignores add-ons.
   - which mention: ``initial``/``first``/``original``/``opening``/``baseline`` in the name
     (else the description) takes the first — missing when the assistant recalls an earlier
     quote ("your quote of $12,500"), since the first was made before the call;
@@ -96,18 +102,22 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   reply to the best-matching question: a field about what they *said* (answer, reply,
   response, notes) gets the reply with fillers ("well", "it's") trimmed; a day/time field
   (date, day, time, when, earliest, schedule, …) the one day or time the reply names
-  ("Thursday", "tomorrow morning", "3 pm"); a name field (name, brand, make, model, company;
-  also asked by "who …?") the one capitalised name in it; else the trimmed reply when it is
-  short (at most six words). A longer sentence, a question back, or a hedge is missing with
-  the reason. A money string field gets the amount as text (``$62 per person``).
+  ("Thursday", "tomorrow morning", "3 pm", "Thursdays at ten"); a name field (name, brand, make,
+  model, company; also asked by "who …?") the one capitalised name in it; else the trimmed reply
+  when it is short (at most six words). A longer sentence, a question back, or a hedge is missing
+  with the reason. A money string field gets the amount as text (``$62 per person``).
 * **array / array(string)**: options the description lists (quoted, or after "e.g." / "such
-  as") that the other party names and does not deny, in order of first mention (a yes to a
-  question naming exactly one option counts as naming it); otherwise the items of an
+  as") that the other party names and does not deny, in order of first mention — when one of
+  their sentences lists several, an option named alone elsewhere counts only in a sentence
+  that offers it ("we have…", "…is included"), not in "linens are through our partner";
+  items of their list that share words with one option best count as naming it ("windows,
+  gutters" for "window washing", "gutter cleaning"); a yes to a question naming exactly one
+  option counts as naming it; otherwise the items of an
   enumeration ("chicken, beef and a vegetarian lasagna") in the reply to the best-matching
-  question. **array(number)**: every amount mentioned by anyone (money fields: "all prices
-  mentioned") or every number of the other party's that matches as above.
-  **array(boolean)**: the description's ordered list ("in order: email, SMS, push")
-  answered one by one as booleans; all must be found.
+  question, each item without the price said with it ("a three-course at $55" -> three-course).
+  **array(number)**: every amount mentioned by anyone (money fields: "all prices mentioned") or
+  every number of the other party's that matches as above. **array(boolean)**: the description's
+  ordered list ("in order: email, SMS, push") answered one by one as booleans; all must be found.
 * **object**: the sub-fields the description lists after "including"/"with"/":" ("name,
   account number and contact preference"), each read as a string (or money) field.
 * **Free-text insights** and summary fields: a deterministic summary — who spoke how often, the

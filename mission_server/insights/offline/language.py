@@ -33,6 +33,8 @@ def _stem(word: str) -> str:
     word = word.lower().translate(_APOSTROPHES)
     if word.endswith("'s"):
         word = word[:-2]
+    if word.endswith("ings") and len(word) > 6:
+        word = word[:-1]  # "openings" -> "opening" -> "open", like "opening"
     for suffix, replacement in (
         ("ibility", "ibl"),
         ("ability", "abl"),
@@ -335,22 +337,30 @@ _ACK = re.compile(
     r"what can we do|how may i help|go ahead)",
     re.IGNORECASE,
 )
+# "October 11th, let me check": going to look, nothing said yet.
+_LOOKING = re.compile(
+    r"\blet me (?:see|look|check|ask|find out|pull (?:it|that) up)[\s.,!…]*$", re.IGNORECASE
+)
 _WEAK_YES = re.compile(r"^(?:sure|ok|okay|alright|all right|right|yes|yeah)[.!]?$", re.IGNORECASE)
 #: Not an answer: checking, guessing, deferring ("I'd have to check", "it depends", "maybe").
 HEDGE = re.compile(
     r"\b(?:(?:i|we)(?:'d| would| will|'ll)? (?:have|need) to (?:double[- ]|go )?"
     r"(?:check|ask|look|see|confirm|talk)|"
-    r"(?:i|we)'ll (?:check|ask|find out|get back)|let me (?:check|ask|talk|find out)|"
+    r"(?:i|we)'ll (?:check|ask|find out|get back)|"
     r"call (?:you|me) back|get back to you|not sure|don't know|do not know|no idea|"
     r"(?:can't|cannot|couldn't|can not) (?:promise|guarantee|say|tell|confirm)|"
     r"couldn't (?:tell|really say)|it depends|depends on|depending|maybe|might|perhaps|"
-    r"possibly|probably|hard to say|only if|i think so|not until i)\b",
+    r"(?:can't|cannot|couldn't|won't) (?:give|quote)|(?:nobody|no one) can|over the phone|"
+    r"possibly|probably|likely|hard to say|only if|i think so|not until i|i believe|i guess|"
+    r"i'd guess|should be)\b",
     re.IGNORECASE,
 )
 #: A "no" that is not at the start: "fully booked", "nothing open", "sold out", "we can't".
 _NO_INSIDE = re.compile(
     r"\b(?:(?:fully|completely|totally|all|solidly|solid) booked|booked (?:up|solid|through)|"
     r"sold out|sold (?:it|yesterday|already|last)|nothing (?:open|available|free|left)|"
+    r"(?:is|are|'s|'re|am|i'm) (?:already )?(?:booked|taken|reserved)\b|"
+    r"already (?:got|have|booked) (?:a|an|another|something)|"
     r"no (?:availability|openings?|rooms?|space|vacanc\w*|slots?)|none left|"
     r"(?:not|isn't|aren't|wasn't) available|unavailable|(?:we're|we are) full\b|"
     r"full for|we (?:can't|cannot|couldn't|won't|don't|do not)|(?:can't|cannot) (?:do|make|take)|"
@@ -358,6 +368,8 @@ _NO_INSIDE = re.compile(
     r"(?! worries))",
     re.IGNORECASE,
 )
+# Regret with no other answer: "..., sorry.", "..., I'm afraid."
+_NO_WEAK = re.compile(r"(?:,\s*|\s)(?:sorry|i'm afraid)[.!]?$", re.IGNORECASE)
 _YES_INSIDE = re.compile(r"(?:,|\.\.\.|…|\bso)\s*(?:yes|yeah|yep|yup)\b", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?;…])\s+|\.\.\.\s*|\s+-+\s+")
 
@@ -370,7 +382,7 @@ def sentences(text: str) -> list[str]:
 def _sentence_stance(sentence: str) -> bool | str | None:
     """True / False, None (says nothing) or "hedge" for one sentence."""
     text = _FILLER.sub("", sentence.strip())
-    if not text or _ACK.match(text):
+    if not text or _ACK.match(text) or _LOOKING.search(text):
         return None
     opener = polarity(text)
     if opener is not None and not _YES_SPECIAL.match(text):
@@ -389,6 +401,8 @@ def _sentence_stance(sentence: str) -> bool | str | None:
         return False
     if _YES_INSIDE.search(text):
         return True
+    if _NO_WEAK.search(text):
+        return False  # "We stay inside the county, sorry."
     return None
 
 

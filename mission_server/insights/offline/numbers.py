@@ -173,6 +173,12 @@ _UNIT_GROUPS: dict[str, frozenset[str]] = {
             "individual",
             "seat",
             "seats",
+            "child",
+            "children",
+            "kid",
+            "kids",
+            "adult",
+            "adults",
         }
     ),
     "hour": frozenset({"hour", "hours", "hr", "hrs"}),
@@ -182,6 +188,11 @@ _UNIT_GROUPS: dict[str, frozenset[str]] = {
     "month": frozenset({"month", "months"}),
     "year": frozenset({"year", "years"}),
     "item": frozenset({"item", "items", "unit", "units", "piece", "pieces"}),
+    # Things priced one at a time, each its own unit: "$45 a room", "$2 a step".
+    **{
+        word: frozenset({word, word + "s"})
+        for word in ("room", "visit", "treatment", "session", "lesson", "class", "step")
+    },
 }
 _UNIT_OF_WORD = {word: unit for unit, words in _UNIT_GROUPS.items() for word in words}
 _PER_AFTER = re.compile(
@@ -243,6 +254,9 @@ _ADDON_WORDS = (
     "travel",
     "parking",
     "down payment",
+    "another",
+    "separate",
+    "separately",
 )
 _ADDON = "|".join(re.escape(w) for w in _ADDON_WORDS)
 # Right after the amount (used with ``match(text, pos)``, so no ``^``): "$150 extra",
@@ -257,7 +271,8 @@ _ADDON_AFTER = re.compile(
 # Shortly before it, in the same clause: "delivery is $150", "the setup fee would be $75",
 # "parking's $25", "a trip charge of $60".
 _ADDON_BEFORE = re.compile(
-    rf"(?P<incl>\b(?:with|including|incl|includes|plus)\s+(?:the\s+)?)?\b(?P<w>{_ADDON})(?:'s)?\b"
+    rf"(?P<incl>\b(?:with|including|incl|includes|plus)\s+(?:the\s+)?(?:[\w-]+\s+and\s+)?)?"
+    rf"\b(?P<w>{_ADDON})(?:'s)?\b"
     rf"(?:\s+[\w']+){{0,3}}\s*$"
     # "a trip charge of $60", "the service charge is $25" (the noun, not "we charge $45")
     r"|\b(?:a|an|the|our|your|their|that|this)\s+(?:[\w-]+\s+)?(?P<c>charge|surcharge)\s+"

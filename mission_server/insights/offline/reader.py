@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mission_server.insights.base import InsightParameter
@@ -100,6 +100,8 @@ class _Offer:
     context: frozenset[str] = frozenset()
     #: "We can beat that" with no figure: a new offer of unknown amount.
     unknown: bool = False
+    #: Words of the whole sentence around the amount.
+    sentence: frozenset[str] = frozenset()
 
 
 def _pick(values: list[Any], position: str | None, what: str, *, default_last: bool) -> Any:
@@ -233,6 +235,9 @@ def _enumeration(text: str) -> list[str]:
         items[0] = " ".join(head)
         cleaned = [_ARTICLES.sub("", item).strip() for item in items]
         cleaned = [re.sub(r"\s+(?:too|as well)$", "", c) for c in cleaned if c]
+        # "a three-course at $55 per person": the item, not its price.
+        cleaned = [re.sub(r"\s*(?:\b(?:at|for|is|are|from)\s+)?\$.*$", "", c) for c in cleaned]
+        cleaned = [c for c in cleaned if c]
         if len(cleaned) >= 2 and len(cleaned) > len(best):
             best = cleaned
     return best
@@ -260,12 +265,28 @@ def _clause_at(text: str, start: int) -> str:
     return text
 
 
+def _sentence_at(text: str, start: int) -> str:
+    """The sentence of ``text`` around position ``start``."""
+    bounds = [0, *(m.end() for m in re.finditer(r"[.!?;]\s|\.\.\.", text)), len(text)]
+    for left, right in itertools.pairwise(bounds):
+        if left <= start < right:
+            return text[left:right]
+    return text
+
+
+# A sentence pricing something apart from the thing asked about.
+_ELSEWHERE = re.compile(
+    r"\b(?:separate(?:ly)?|on top|not included|isn't included|aren't included|additional)\b",
+    re.IGNORECASE,
+)
 # An amount said with no "$" or "dollars" but plainly a price: "we'd go to eleven thousand
 # five hundred", "you're looking at thirty-two hundred".
 _BARE_PRICE = re.compile(
     rf"\b(?:looking at|be at|we're at|go to|go down to|come down to|do it for|do|match it at|"
     rf"offer(?: you)?|take|sell it for|settle at|meet you at|comes? (?:out )?to|"
-    rf"runs?(?: you)?|would run you|costs?(?: you)?)\s+(?:about |around |roughly )?"
+    rf"runs?(?: you)?|would run you|costs?(?: you)?|"
+    rf"(?:we're|we are|it's|it is|that's|you're|be)(?: usually| typically| normally)?"
+    rf"(?= (?:about|around|roughly)))\s+(?:about |around |roughly )?"
     rf"(?P<n>{_NUM})(?=\s*(?:[.,;!?]|$|\s+(?:for|if|and|but|so|with|all|total|out|even|flat)\b))",
     re.IGNORECASE,
 )
@@ -312,7 +333,8 @@ _WHEN = re.compile(
     r"(?:january|february|march|april|may|june|july|august|september|october|november|"
     r"december) \d{1,2}(?:st|nd|rd|th)?|the \d{1,2}(?:st|nd|rd|th)|"
     r"\d{1,2}(?::\d{2})? ?(?:am|pm|a\.m\.|p\.m\.)|noon|midday|midnight)"
-    r"(?: (?:at|around|by) \d{1,2}(?::\d{2})? ?(?:am|pm)?)?",
+    r"(?: (?:at|around|by) (?:\d{1,2}(?::\d{2})? ?(?:am|pm)?|noon|(?:one|two|three|four|five|six|"
+    r"seven|eight|nine|ten|eleven|twelve)(?: (?:am|pm|o'clock|thirty))?))?",
     re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.?))+\b|\b[A-Z][a-z]{2,}\b")
@@ -324,6 +346,11 @@ Monday Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Mr Mrs M
 """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _MAX_SHORT_ANSWER = 6
+_AFFIRM = re.compile(
+    r"\b(?:we (?:do|have|offer|provide|carry|can|also)|we've got|i've got|(?:is|are) included|"
+    r"includes?|comes? with|yes|yeah|of course|available)\b",
+    re.IGNORECASE,
+)
 # Asking whether someone will come: "will you be there?", "can you make it?"
 _ATTEND = re.compile(
     r"\b(?:be there|make it|come in|count on|see you|still on|still coming|be coming)\b",
@@ -433,9 +460,16 @@ class _Reader:
                 " ".join(question.asks)
             ):
                 score += 2
-            if score == 0:
+            beside = sum(w for stem, w in intent.keywords.items() if stem in rest)
+            if score == 0 and re.search(
+                r"\b(?:that|it|this|those|them)\b", " ".join(question.asks), re.IGNORECASE
+            ):
+                # "We have a baby grand to move. Is that something you handle?"
+                score = beside
+            elif score == 0:
                 continue
-            score += sum(w for stem, w in intent.keywords.items() if stem in rest) / 2
+            else:
+                score += beside / 2
             if score >= 2:
                 found.append((score, exchange))
         found.sort(key=lambda item: -item[0])
@@ -517,11 +551,21 @@ class _Reader:
                             _Offer(earlier[-1], turn.index, frozenset(asked_about), False)
                         )
                 continue
+            # "Can't tell you till we scan it. The diagnostic is $95": what follows a refusal
+            # to price the thing asked about prices something else.
+            first = sentences(turn.text)[0]
+            refused = bool(HEDGE.match(_FILLER.sub("", first))) and not find_money(first)
             echoes = {m.amount for m in earlier}
             # "$400 is too low, I could do $425": beside a figure of their own, a repeated one
             # is a reference even in a reply that says yes.
             own = any(m.amount not in echoes for m in money)
             for item in money:
+                sentence = _sentence_at(turn.norm, item.start)
+                if _ELSEWHERE.search(sentence) and not item.addons:
+                    # "Grinding is separate, usually around $200": not the price asked about.
+                    item = replace(item, addons=frozenset({"separate"}))
+                elif refused and not item.addons:
+                    item = replace(item, addons=frozenset({"after a refusal"}))
                 clause = _clause_at(turn.norm, item.start)
                 offered = bool(_OFFER_VERB.search(clause)) and not re.search(
                     r"n't|\bnot\b|\bcannot\b", clause, re.IGNORECASE
@@ -531,7 +575,14 @@ class _Reader:
                 context = _context_stems(clause) | asked_about
                 if item.unit:
                     context.add(_stem(item.unit))
-                offers.append(_Offer(item, turn.index, frozenset(context)))
+                offers.append(
+                    _Offer(
+                        item,
+                        turn.index,
+                        frozenset(context),
+                        sentence=frozenset(_context_stems(sentence)),
+                    )
+                )
         return offers
 
     def _fee_pool(self, offers: list[_Offer], intent: _Intent) -> list[_Offer]:
@@ -540,6 +591,10 @@ class _Reader:
         if tagged:
             return tagged
         about = [o for o in offers if intent.distinct & o.context]
+        if about:
+            return about
+        # "We'd start with a camera inspection, that's $250": named earlier in the sentence.
+        about = [o for o in offers if intent.distinct & o.sentence]
         if about:
             return about
         # "Our fee is $55 each time" for a service_fee: the one fee they named.
@@ -850,10 +905,48 @@ class _Reader:
             f"({exchange.reply_text!r})"
         )
 
+    def _listed(self, options: list[str]) -> dict[str, tuple[int, int]]:
+        """Options the other party names (``_named_by_user``); when one of their sentences
+        lists several, an option named alone in another sentence counts only if that sentence
+        offers it ("we have …", "… is included"), not "linens are through our partner"."""
+        named = self._named_by_user(options)
+        by_sentence: dict[tuple[int, str], list[str]] = {}
+        for option, (index, where) in named.items():
+            sentence = _sentence_at(self.turns[index].text, where)
+            by_sentence.setdefault((index, sentence), []).append(option)
+        if not any(len(group) > 1 for group in by_sentence.values()):
+            return named
+        keep: set[str] = set()
+        for (_index, sentence), group in by_sentence.items():
+            if len(group) > 1 or _AFFIRM.search(sentence):
+                keep.update(group)
+        return {o: where for o, where in named.items() if o in keep}
+
+    def _mapped(self, options: list[str], intent: _Intent) -> dict[str, tuple[int, int]]:
+        """Items of the other party's list mapped to the options they share words with
+        ("windows, gutters" -> "window washing", "gutter cleaning"), where one option fits
+        best."""
+        found: dict[str, tuple[int, int]] = {}
+        stems = {o: _context_stems(o.replace("_", " ")) for o in options}
+        for exchange in self._best_questions(intent):
+            for reply in exchange.replies:
+                for position, item in enumerate(_enumeration(reply.text)):
+                    if _NEGATED_CLAUSE.search(item):
+                        continue
+                    said = _context_stems(item)
+                    scores = {o: len(stems[o] & said) for o in options}
+                    best = max(scores.values(), default=0)
+                    fits = [o for o, n in scores.items() if n == best]
+                    if best and len(fits) == 1 and fits[0] not in found:
+                        found[fits[0]] = (reply.index, position)
+        return found
+
     def items(self, intent: _Intent, description: str) -> list[str]:
         options = _options_in_description(description)
         if options:
-            named = self._named_by_user(options)
+            named = self._listed(options)
+            for option, where in self._mapped(options, intent).items():
+                named.setdefault(option, where)
             if named:
                 return sorted(named, key=lambda o: named[o])
             # "Do you do dessert?" - "Yes.": the one option asked about, agreed to.

@@ -21,6 +21,10 @@ def test_the_corpus_loads_and_covers_every_type_and_several_domains() -> None:
     assert len({case.name for case in cases}) == len(cases)
 
 
+def test_the_heldout_set_loads() -> None:
+    assert len(load_corpus(CORPUS / "heldout")) >= 25
+
+
 def _write(tmp_path: Path, truth: str, extra: str = "") -> Path:
     path = tmp_path / "bad.yaml"
     path.write_text(
