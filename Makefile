@@ -3,7 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+LLM_STAMP := $(VENV)/.installed-llm
+
+.PHONY: demo test test-llm lint bench install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +22,22 @@ demo: $(STAMP)
 # beside the rest (tests/conftest.py starts them first).
 test: lint
 	$(BIN)/pytest -q -n 2 --dist worksteal
+
+# Opt-in, not part of `test`: a real model (Gemma 3 270M under llama-cpp-python's
+# OpenAI-compatible server, on 127.0.0.1 at a free port) read through the project's own
+# MISSION_LLM_* settings (tests/llm, tests/llm/harness.py). The first run builds
+# llama-cpp-python from source (~10 min on 2 cores), so it needs a C/C++ compiler and cmake:
+# they are installed from Debian only if missing.
+$(LLM_STAMP): $(STAMP) pyproject.toml
+	@if ! command -v cmake >/dev/null || ! command -v c++ >/dev/null || ! command -v make >/dev/null; then \
+		echo "installing the build tools llama-cpp-python needs (build-essential, cmake)"; \
+		apt-get update -qq && apt-get install -y -qq build-essential cmake; \
+	fi
+	$(BIN)/pip install --quiet -e '.[test,llm]'
+	touch $(LLM_STAMP)
+
+test-llm: $(LLM_STAMP)
+	$(BIN)/python tests/llm/harness.py
 
 # Style, format, types and the dependency rule (docs/architecture.md).
 lint: $(STAMP)

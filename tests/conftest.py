@@ -24,6 +24,9 @@ from state.db import create_schema, make_engine
 
 #: Tuesday 2026-03-10 15:00 UTC = 10:00 in Chicago (CDT): inside business hours.
 T0 = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+#: tests/llm talk to a real model server: only ``make test-llm`` (which sets
+#: MISSION_LLM_TESTS=1 and starts one) collects them, never ``make test``.
+collect_ignore = [] if os.environ.get("MISSION_LLM_TESTS") == "1" else ["llm"]
 PG_ADMIN_URL = os.environ.get(
     "MISSION_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
