@@ -62,14 +62,15 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   - fees and add-ons: an amount charged *for* something else — "$150 extra for delivery", "a
     $200 deposit", "the setup fee is $75", "a $60 trip charge", "$399 doc fee", "parking's
     $25", "that's another $60", any amount in a sentence saying separate, additional, on top
-    or not included ("grinding is separate, around $200"), and amounts after a refusal to
-    price ("Can't tell you till we scan it. The diagnostic is $95") — is not the price; "with taxes
-    it comes to $441", "with tax and fees you're at $27,340" and "a flat fee of $300" are. A field
-    named for a fee or add-on (``delivery_fee``, ``deposit``, ``callout_fee``, ``trip_charge``)
-    takes the amounts charged for what it names, or whose clause (or the question they answer) uses
-    its own words ("$85 per visit" answering "what do you charge to come out?" for a call-out fee),
-    else whose sentence does ("a camera inspection, that's $250"), or, failing all, the one fee the
-    other party named. Every other money field ignores add-ons.
+    or not included ("grinding is separate, around $200"), in a clause pricing another version
+    ("without dessert it would be $58", "if you skip delivery", "otherwise"), and amounts after a
+    refusal to price ("Can't tell you till we scan it. The diagnostic is $95") — is not the price;
+    "with taxes it comes to $441", "with tax and fees you're at $27,340" and "a flat fee of $300"
+    are. A field named for a fee or add-on (``delivery_fee``, ``deposit``, ``callout_fee``,
+    ``trip_charge``) takes the amounts charged for what it names, or whose clause (or the question
+    they answer) uses its own words ("$85 per visit" answering "what do you charge to come out?"
+    for a call-out fee), else whose sentence does ("a camera inspection, that's $250"), or, failing
+    all, the one fee the other party named. Every other money field ignores add-ons.
   - which mention: ``initial``/``first``/``original``/``opening``/``baseline`` in the name
     (else the description) takes the first — missing when the assistant recalls an earlier
     quote ("your quote of $12,500"), since the first was made before the call;

@@ -274,6 +274,22 @@ def _sentence_at(text: str, start: int) -> str:
     return text
 
 
+# Declining to price what was asked: "Can't tell you till we scan it", "Nobody can give you
+# that over the phone", "I'd have to see it first" (not "I'm not sure what you mean").
+_REFUSAL = re.compile(
+    r"(?:honestly,? |really,? )?(?:(?:i|we) )?(?:really )?(?:can't|cannot|couldn't|won't) "
+    r"(?:really )?(?:tell|say|give|quote)|(?:nobody|no one) (?:can|could)|"
+    r"(?:i|we)(?:'d| would)(?: really)? (?:have|need) to (?:see|check|look|measure|come out)|"
+    r"it (?:really )?depends",
+    re.IGNORECASE,
+)
+# A clause pricing another version of the thing: "without dessert it would be $58", "if you
+# skip the delivery, $60", "otherwise $70".
+_ALTERNATIVE = re.compile(
+    r"\b(?:without|if you (?:don't|do not|skip|drop|leave out|go without)|otherwise|"
+    r"alternatively|or else)\b",
+    re.IGNORECASE,
+)
 # A sentence pricing something apart from the thing asked about.
 _ELSEWHERE = re.compile(
     r"\b(?:separate(?:ly)?|on top|not included|isn't included|aren't included|additional)\b",
@@ -554,7 +570,7 @@ class _Reader:
             # "Can't tell you till we scan it. The diagnostic is $95": what follows a refusal
             # to price the thing asked about prices something else.
             first = sentences(turn.text)[0]
-            refused = bool(HEDGE.match(_FILLER.sub("", first))) and not find_money(first)
+            refused = bool(_REFUSAL.match(_FILLER.sub("", first))) and not find_money(first)
             echoes = {m.amount for m in earlier}
             # "$400 is too low, I could do $425": beside a figure of their own, a repeated one
             # is a reference even in a reply that says yes.
@@ -566,6 +582,9 @@ class _Reader:
                     item = replace(item, addons=frozenset({"separate"}))
                 elif refused and not item.addons:
                     item = replace(item, addons=frozenset({"after a refusal"}))
+                elif _ALTERNATIVE.search(_clause_at(turn.norm, item.start)) and not item.addons:
+                    # "$68 with dessert; without dessert it would be $58": not what was asked.
+                    item = replace(item, addons=frozenset({"alternative"}))
                 clause = _clause_at(turn.norm, item.start)
                 offered = bool(_OFFER_VERB.search(clause)) and not re.search(
                     r"n't|\bnot\b|\bcannot\b", clause, re.IGNORECASE
