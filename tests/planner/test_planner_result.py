@@ -91,7 +91,12 @@ def test_unreachable_target_is_reported_and_does_not_sink_the_run():
     prairie = result.payload["targets"][2]
     assert prairie["status"] == "unreachable"
     assert prairie["attempts"] == 3
-    assert "Unreachable after 3 attempts (no-answer ×3)" in result.summary
+    assert prairie["outcome"] == "unreachable"
+    assert prairie["reason"] == "not reached in 3 attempts (no-answer, no-answer, no-answer)"
+    assert (
+        "**Unreachable:** Prairie Table Events (+1 312 555 0103): not reached in 3 attempts "
+        "(no-answer, no-answer, no-answer)" in result.summary
+    )
 
 
 def test_nothing_usable_fails_with_the_reasons():
@@ -99,7 +104,8 @@ def test_nothing_usable_fails_with_the_reasons():
     result = compile_result(SPEC, outcomes)
     assert result.status == "failed"
     assert result.payload["recommendation"] is None
-    assert result.error is not None and "Lakefront Catering: Unreachable after 2" in result.error
+    assert result.error is not None
+    assert "Lakefront Catering: unreachable — not reached in 2 attempts" in result.error
 
 
 def test_baseline_is_the_first_usable_quote_when_the_first_target_is_unreachable():
