@@ -329,7 +329,7 @@ def not_called_outcome(
         "no_calling_hours": "outside every calling window",
     }.get(code or "")
     outcome = _blank(spec, index)
-    text = f"{why}: {reason}" if why and why not in reason else reason
+    text = f"{why} ({reason})" if why == "outside every calling window" else (why or reason)
     outcome.update({"reason": text, "notes": f"Not called: {text}", "error": reason})
     return outcome
 
