@@ -125,7 +125,7 @@ def asked_conversation(
             lines.append(
                 _Line("assistant", f"Of course, I'll call back {business.call_back}. Thank you!")
             )
-            label = "call back requested"
+            label = f"call back requested {business.call_back}"
         else:
             reply = rng.choice(
                 (

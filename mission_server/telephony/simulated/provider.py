@@ -360,6 +360,10 @@ class SimulatedProvider:
         messages, ended = _timed(lines, picked_up, rng)
         duration = round((ended - picked_up).total_seconds(), 1)
         name = request.conversation_name or f"{business.name} — {label}"
+        if label == "declined" or label.startswith("call back requested"):
+            # What the business decided is what the record must show: it names the
+            # conversation over the requested name ("<Business> — declined").
+            name = f"{business.name} — {label}"
         outcome = CallOutcome(
             call_status="completed",
             ended_at=ended,
