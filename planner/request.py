@@ -314,7 +314,11 @@ class _Details:
 
 def _refuse(reason: str, targets: list[dict[str, Any]], kind: str | None) -> NoReturn:
     example = yaml.safe_dump(
-        _example(targets, kind), sort_keys=False, default_flow_style=None, allow_unicode=True
+        _example(targets, kind),
+        sort_keys=False,
+        default_flow_style=None,
+        allow_unicode=True,
+        width=1000,
     )
     raise SpecError(
         "request",
