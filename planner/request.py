@@ -78,7 +78,7 @@ _ROUTE = re.compile(
     r"\bfrom\s+([A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*)\s+to\s+([A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*)"
 )
 _OCCASION = re.compile(
-    r"\bfor\s+(an?\s[^.;:!?\x00]{0,60}?\b(?:event|party|wedding|lunch|luncheon|dinner|"
+    r"\bfor\s+(an?\s(?:(?!\bfor\b)[^.;:!?\x00]){0,60}?\b(?:event|party|wedding|lunch|luncheon|dinner|"
     r"reception|meeting|gathering|celebration|conference|banquet|offsite)\b)",
     re.IGNORECASE,
 )
@@ -111,6 +111,12 @@ _LEVERAGE = re.compile(
 )
 _NO_LEVERAGE = re.compile(
     r"\b(?:don'?t|do not|no need to|without|never)\s+(?:\w+\s+){0,2}?(?:negotiat\w*|haggl\w*)",
+    re.IGNORECASE,
+)
+_NAMED_JOB = re.compile(
+    r"\b(?!(?:a|an|the|some|get|their|best|baseline|lowest|first|final|free|written|your|"
+    r"my|our|for|of|and|with|all|any|new|good|better|cheaper)\b)([A-Za-z]{4,})\s+"
+    r"(?:quotes?|estimates?|pric(?:e|es|ing)|bids?|rates)\b",
     re.IGNORECASE,
 )
 _PER_PERSON = re.compile(r"\bper[- ](?:person|head|guest)\b", re.IGNORECASE)
@@ -291,7 +297,11 @@ class _Details:
                 phrase = phrase[:140].rsplit(" ", 1)[0]
             if len(phrase.split()) >= 2:
                 return phrase
-        return f"for {self.occasion}" if self.occasion else None
+        if self.occasion:
+            return f"for {self.occasion}"
+        # "catering quotes", "a moving estimate": the word before the ask names the job.
+        named = _NAMED_JOB.search(self.rest)
+        return f"for {named.group(1).lower()}" if named else None
 
     def listed(self, about: str | None) -> str:
         """The details the ``about`` phrase does not already state, as a sentence."""

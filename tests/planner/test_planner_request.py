@@ -257,3 +257,22 @@ def test_refusals_say_what_is_missing_and_show_a_working_spec():
         assert missing in message
         assert shown_spec(message).targets
         assert len(message) < 1500
+
+
+def test_the_readme_request_names_the_job_from_the_word_before_quotes():
+    spec = spec_from_request_text(
+        "Get catering quotes: call Lakefront Catering at +1 312 555 0101 and Chicago Grill Co "
+        "at +1 312 555 0102, use the best quote as leverage"
+    )
+    assert [t.name for t in spec.targets] == ["Lakefront Catering", "Chicago Grill Co"]
+    assert spec.strategy == "sequential_leverage"
+    assert "Ask for their price for catering." in spec.assistant.instructions
+
+
+def test_a_bracketed_number_and_an_iso_date():
+    spec = spec_from_request_text(
+        "Call Lakefront Catering (+1 312 555 0101) for a quote for a birthday party on 2026-04-12"
+    )
+    assert [(t.name, t.phone) for t in spec.targets] == [("Lakefront Catering", "+13125550101")]
+    assert "price for a birthday party on 2026-04-12." in spec.assistant.instructions
+    assert "Details" not in spec.assistant.instructions  # nothing left unsaid
