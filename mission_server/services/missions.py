@@ -6,6 +6,7 @@ anything, and writes in one transaction.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
+from mission_server.domain.targets import normalise_target
 from mission_server.domain.validation import (
     optional_text,
     require_choice,
@@ -407,6 +409,55 @@ def get_run(ctx: Context, run_id: str) -> RunDetail:
         ],
         events=[EventOut.of(e) for e in log],  # type: ignore[arg-type]
     )
+
+
+def run_transcripts(
+    ctx: Context, run_id: str, target: str | None = None
+) -> list[RunConversationOut]:
+    """The run's conversations with their transcripts, in time order; with ``target``, only
+    those with that target: its name (any case, or a part of it no other target's name has)
+    or its number (as given or normalised).
+
+    Raises:
+        NotFound: unknown run. ValidationError: a target the run has no conversation with
+        (the message lists the ones it has), or a part of several targets' names.
+    """
+    conversations = get_run(ctx, run_id).conversations
+    if target is None or not target.strip():
+        return conversations
+    wanted = target.strip()
+    addresses = {wanted}
+    with suppress(ValidationError):  # a name, not a number
+        addresses.add(normalise_target(wanted, "target"))
+    key = wanted.casefold()
+    chosen = [
+        c
+        for c in conversations
+        if (c.target_name or "").casefold() == key or c.end_user_target in addresses
+    ]
+    if not chosen:  # a part of one target's name will do
+        chosen = [c for c in conversations if key in (c.target_name or "").casefold()]
+        names = sorted({c.target_name or "" for c in chosen})
+        if len(names) > 1:
+            raise ValidationError(
+                "target", f"is part of several targets' names ({', '.join(names)})", wanted
+            )
+    if not chosen:
+        known = sorted(
+            {
+                f"{c.target_name} ({c.end_user_target})"
+                if c.target_name
+                else f"{c.end_user_target}"
+                for c in conversations
+            }
+        )
+        raise ValidationError(
+            "target",
+            "names no conversation of the run"
+            + (f"; it has: {', '.join(known)}" if known else "; it has none"),
+            wanted,
+        )
+    return chosen
 
 
 def _attribute_columns(model: type[SQLModel]) -> list[Any]:
