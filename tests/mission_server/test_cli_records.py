@@ -191,3 +191,57 @@ def test_a_run_awaiting_approval_says_so(tmp_path):
     missions.approve_calls(ctx, run.run_id, True)
     assert show_json(db, run.run_id)["awaiting_approval"] is False
     assert "awaiting approval" not in invoke("runs", "list", "--db", db).stdout
+
+
+def test_a_mission_held_for_approval_lists_as_awaiting_it_and_approve_takes_a_prefix(tmp_path):
+    db = str(tmp_path / "held.db")
+    catering = str(ROOT / "examples" / "catering.yaml")
+    assert invoke("run", catering, "--require-approval", "--db", db).exit_code == 3
+    [run] = json.loads(invoke("runs", "list", "--db", db, "--json").stdout)
+    assert run["awaiting_approval"] is True
+    listed = " ".join(invoke("runs", "list", "--db", db).stdout.split())
+    assert "awaiting" in listed and "approval" in listed
+    approved = invoke("approve", run["run_id"][:8], "--db", db, "--json")
+    assert approved.exit_code == 0, approved.output
+    detail = json.loads(approved.stdout)
+    assert detail["status"] == "succeeded" and detail["awaiting_approval"] is False
+
+
+def test_a_run_recorded_before_the_wall_clock_was_kept_lists_its_service_time(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from state.db import make_engine
+    from state.migrate import alembic_config, current_revision
+
+    path = tmp_path / "old.db"
+    engine = make_engine(str(path))
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(
+            text(
+                "INSERT INTO missions (mission_id, name, execution_mode, created_at, updated_at)"
+                " VALUES ('m-old', 'Old', 'external', '2026-01-05 10:00:00', "
+                "'2026-01-05 10:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (run_id, mission_id, status, calls_placed, "
+                "approval_required, created_at, updated_at) VALUES ('oldrun01', 'm-old', "
+                "'succeeded', 0, 0, '2026-01-05 10:00:00', '2026-01-05 10:00:00')"
+            )
+        )
+    engine.dispose()
+    listed = invoke("runs", "list", "--db", str(path))
+    assert listed.exit_code == 0, listed.output
+    [row] = [line for line in listed.stdout.splitlines() if "oldrun01" in line]
+    assert row.split()[:3] == ["oldrun01", "succeeded", "-"]
+    assert "2026-01-05 10:00" in row
+    [run] = json.loads(invoke("runs", "list", "--db", str(path), "--json").stdout)
+    assert run["recorded_at"] is None and run["created_at"] == "2026-01-05T10:00:00Z"
+    engine = make_engine(str(path))
+    assert current_revision(engine) == "0003"
+    engine.dispose()
