@@ -94,6 +94,13 @@ def _readings(result: InsightResultOut) -> str:
     return "\n".join(parts) or "-"
 
 
+def _error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    text = ": ".join(str(error[k]) for k in ("code", "detail") if error.get(k))
+    return f"{text} (at {error['at']})" if error.get("at") else text or json.dumps(error)
+
+
 def render_run_detail(console: Console, detail: RunDetail) -> None:
     console.print(
         f"[bold]{escape(detail.mission_name)}[/] run [cyan]{detail.run_id}[/] — "
@@ -146,6 +153,9 @@ def render_run_detail(console: Console, detail: RunDetail) -> None:
                 )
         if deferrals.row_count:
             console.print(deferrals)
+        for call in calls:
+            for error in call.errors:
+                console.print(f"[red]{escape(_call_label(call))}:[/] {escape(_error_text(error))}")
     results = [(talk, result) for talk in detail.conversations for result in talk.insights]
     if results:
         console.print("[bold]Insights[/]")
@@ -164,7 +174,8 @@ def render_run_detail(console: Console, detail: RunDetail) -> None:
         console.print(Markdown(detail.result_summary))
     if detail.error:
         console.print(f"[red]error:[/] {escape(detail.error)}")
-    hints = [f"{len(detail.events)} events: mission runs events {detail.run_id}"]
+    count = len(detail.events)
+    hints = [f"{count} event{'' if count == 1 else 's'}: mission runs events {detail.run_id}"]
     if detail.conversations:
         hints.append(f"transcripts: mission runs transcript {detail.run_id}")
     console.print("[dim]" + escape("; ".join(hints)) + "[/]")
