@@ -81,7 +81,8 @@ class Run(TableModel, table=True):
     calls_placed: int = Field(default=0)
     approval_required: bool = Field(default=False)
     approved_at: datetime | None = _ts()
-    created_at: datetime = _ts(False, index=True)
+    created_at: datetime = _ts(False, index=True)  # the service clock (simulated in rehearsals)
+    recorded_at: datetime | None = _ts()  # the wall clock, whatever the service clock is
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
     updated_at: datetime = _ts(False)

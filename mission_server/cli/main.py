@@ -1,8 +1,8 @@
 """The ``mission`` command line (typer + rich).
 
 Commands: ``run`` (a whole mission), ``approve``, ``serve`` (MCP server), ``worker``
-(dispatcher only), ``runs list|show``, ``dnc add|remove|list`` (the do-not-call list),
-``db upgrade``, ``insights test``.
+(dispatcher only), ``runs list|show|events|transcript``, ``dnc add|remove|list`` (the
+do-not-call list), ``db upgrade``, ``insights test``.
 Logs go to stderr; ``--json`` output goes to stdout alone.
 """
 
@@ -63,6 +63,11 @@ def db_upgrade(db: DbOption = None) -> None:
     err_console.print(f"database at revision {current_revision(engine)} ({where})")
 
 
+RunIdArgument = Annotated[
+    str, typer.Argument(help="The run: its id, or the start of it that no other run shares.")
+]
+
+
 @runs_app.command("list")
 def runs_list(
     db: DbOption = None,
@@ -71,49 +76,95 @@ def runs_list(
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first.
+
+    The run column is the shortest start of each id that no other run shares (``runs show``
+    takes it); --json has the full ids. ``created`` is the wall-clock time, ``simulated`` the
+    service clock's when it differs (a rehearsal's virtual time).
+    """
     from mission_server.app import records_context
     from mission_server.services import missions
 
     with user_errors():
         ctx = records_context(db)
         runs = missions.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
+        short = missions.short_run_ids(ctx, [r.run_id for r in runs])
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
         return
-    table = Table("run_id", "mission_id", "status", "created", "finished", "summary")
-    for run in runs:
-        summary = (run.result_summary or run.error or "").strip().splitlines()
-        table.add_row(
-            run.run_id,
-            run.mission_id,
-            run.status,
-            str(run.created_at),
-            str(run.finished_at or ""),
-            summary[0][:60] if summary else "",
-        )
-    out_console.print(table)
+    from mission_server.cli.display import render_runs
+
+    render_runs(out_console, runs, short)
 
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    run_id: RunIdArgument,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show one run with its plan, calls and result."""
+    """Show one run: plan, calls (every attempt and deferral), insight results and result.
+
+    --json adds the transcripts and the event log (``runs transcript``, ``runs events``).
+    """
     from mission_server.app import records_context
     from mission_server.services import missions
 
     with user_errors():
         ctx = records_context(db)
-        detail = missions.get_run(ctx, run_id)
+        detail = missions.get_run(ctx, missions.resolve_run_id(ctx, run_id))
     if as_json:
         print_json(detail.model_dump(mode="json"))
         return
     from mission_server.cli.display import render_run_detail
 
     render_run_detail(out_console, detail)
+
+
+@runs_app.command("events")
+def runs_events(
+    run_id: RunIdArgument,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a run's event log (its audit trail), oldest first."""
+    from mission_server.app import records_context
+    from mission_server.services import missions, plans
+
+    with user_errors():
+        ctx = records_context(db)
+        events = plans.list_events(ctx, missions.resolve_run_id(ctx, run_id), limit=5000)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in events])
+        return
+    from mission_server.cli.display import render_events
+
+    render_events(out_console, events)
+
+
+@runs_app.command("transcript")
+def runs_transcript(
+    run_id: RunIdArgument,
+    target: Annotated[
+        str | None,
+        typer.Argument(help="Only the conversations with this target: its name or number."),
+    ] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the transcripts of a run's conversations, in time order."""
+    from mission_server.app import records_context
+    from mission_server.services import missions
+
+    with user_errors():
+        ctx = records_context(db)
+        conversations = missions.run_transcripts(ctx, missions.resolve_run_id(ctx, run_id), target)
+    if as_json:
+        print_json([c.model_dump(mode="json") for c in conversations])
+        return
+    from mission_server.cli.display import render_transcripts
+
+    render_transcripts(out_console, conversations)
 
 
 TargetArgument = Annotated[

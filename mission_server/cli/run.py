@@ -148,6 +148,16 @@ class Progress:
         _err.print(table)
 
 
+def _full_run_id(db: str | None, run_id: str) -> str:
+    """The id of the run ``run_id`` names: the whole id or a start of it no other run shares.
+    Exits 2 for an unknown or ambiguous one."""
+    from mission_server.app import records_context
+    from mission_server.services import missions
+
+    with user_errors():
+        return missions.resolve_run_id(records_context(db), run_id)
+
+
 def _open(
     db: str | None,
     *,
@@ -338,6 +348,8 @@ def run(
                 spec = load_spec(candidate).model_dump(mode="json")
         else:
             request = spec_or_request
+    if resume is not None:
+        resume = _full_run_id(db, resume)
     with user_errors(ValueError):
         ctx, cli = _open(
             db, simulate=simulate, world=world, seed=seed, run_id=resume, extractor=extractor
@@ -365,7 +377,9 @@ def run(
 
 
 def approve(
-    run_id: Annotated[str, typer.Argument(help="The run waiting for approval.")],
+    run_id: Annotated[
+        str, typer.Argument(help="The run waiting for approval (its id or a unique start of it).")
+    ],
     reject: Annotated[
         bool, typer.Option("--reject", help="Refuse: the run is cancelled, no call is placed.")
     ] = False,
@@ -384,6 +398,7 @@ def approve(
     from mission_server.engine.runner import MissionRunner
 
     _setup_logging(verbose)
+    run_id = _full_run_id(db, run_id)
     with user_errors(ValueError):
         ctx, cli = _open(
             db, simulate=simulate, world=world, seed=seed, run_id=run_id, extractor=extractor

@@ -254,7 +254,7 @@ class MissionRunner:
             NotFound: unknown run. ConflictError: the run is not waiting for approval.
             ValidationError: a bad note.
         """
-        missions.get_run(self.ctx, run_id)  # NotFound first
+        missions.get_run_record(self.ctx, run_id)  # NotFound first
         if not self._is_planner_run(run_id):
             # A run driven by an outside agent: only its dispatcher gate is held.
             return missions.approve_calls(self.ctx, run_id, approved, note)
@@ -290,7 +290,7 @@ class MissionRunner:
         Raises:
             NotFound: unknown run. ValidationError: the run was not started by the planner.
         """
-        missions.get_run(self.ctx, run_id)
+        missions.get_run_record(self.ctx, run_id)
         if not self._is_planner_run(run_id):
             raise ValidationError(
                 "run_id", "must name a run started by `mission run` or run_mission", run_id
@@ -443,7 +443,7 @@ class MissionRunner:
             payload = Command(resume=resume)
         elif snapshot.interrupts:
             if self.waiting_for(run_id) == "approval":
-                if missions.get_run(self.ctx, run_id).approved_at is None:
+                if missions.get_run_record(self.ctx, run_id).approved_at is None:
                     return  # only a person's decision resumes it
                 # Approved, but the process stopped before the graph heard of it.
                 payload = Command(resume={"approved": True, "note": None})
@@ -463,7 +463,7 @@ class MissionRunner:
         )
 
     def _initial_input(self, run_id: str) -> dict[str, Any]:
-        run = missions.get_run(self.ctx, run_id)
+        run = missions.get_run_record(self.ctx, run_id)
         data = run.input or {}
         return {
             "run_id": run_id,

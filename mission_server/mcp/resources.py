@@ -57,7 +57,8 @@ def register_resources(server: MCPServer, ctx: Context) -> None:
         "mission://runs/{run_id}",
         name="run",
         title="Run",
-        description="A run with its plan, assistants, scheduled calls and conversations (JSON).",
+        description="A run with its plan, assistants, scheduled calls (attempts, deferrals), "
+        "conversations (transcripts, insight results) and events (JSON).",
         mime_type=json_type,
     )
     @as_resource

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from mission_server.clock import Clock
+from mission_server.clock import Clock, SystemClock
 from mission_server.settings import Settings
 from mission_server.telephony.base import Provider
 
@@ -46,7 +46,8 @@ class Context:
     ``settled_listeners`` once its insights are recorded too (the insights listener, see
     ``wiring``, tells them; on ``extraction_pool`` when one is set, so a slow extractor never
     holds up the dispatcher). ``wakeups`` are told when new work becomes due earlier than the
-    dispatcher may expect (the real-time trigger reschedules).
+    dispatcher may expect (the real-time trigger reschedules). ``wall_clock`` is real time
+    whatever ``clock`` is (virtual in a rehearsal): records keep it beside the service time.
     """
 
     engine: Engine
@@ -58,6 +59,7 @@ class Context:
     settled_listeners: list[Callable[[CallFinished], None]] = field(default_factory=list)
     extraction_pool: Executor | None = None
     wakeups: list[Callable[[datetime], None]] = field(default_factory=list)
+    wall_clock: Clock = field(default_factory=SystemClock)
 
     def now(self) -> datetime:
         return self.clock.now()

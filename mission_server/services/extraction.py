@@ -36,6 +36,7 @@ from mission_server.services.insight_schemas import (
 from mission_server.services.insights import (
     definition_of,
     ensure_default_summary_insight,
+    missing_fields,
     require_count,
     result_out,
 )
@@ -303,7 +304,8 @@ def _results_of(
         query = query.where(col(m.InsightResult.insight_id).in_(list(insight_ids)))
     out: dict[str, list[InsightResultOut]] = {}
     for result, insight in session.exec(query).all():
-        out.setdefault(result.conversation_id, []).append(result_out(result, insight.name))
+        missing = missing_fields(insight.parameters, result.result)
+        out.setdefault(result.conversation_id, []).append(result_out(result, insight.name, missing))
     return out
 
 

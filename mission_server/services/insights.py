@@ -120,6 +120,15 @@ def _group_out(session: Session, row: m.InsightGroup) -> InsightGroupOut:
     )
 
 
+def missing_fields(parameters: Sequence[Any] | None, result: Any) -> list[str]:
+    """The fields of a structured insight (its stored ``parameters``) that a stored result has
+    no value for: what the extractor could not find. Empty for free text or no result."""
+    if not parameters or not isinstance(result, dict):
+        return []
+    names = [p.get("name") for p in parameters if isinstance(p, dict)]
+    return [n for n in names if isinstance(n, str) and result.get(n) is None]
+
+
 def result_out(row: m.InsightResult, name: str, missing: Sequence[str] = ()) -> InsightResultOut:
     return InsightResultOut(
         conversation_id=row.conversation_id,

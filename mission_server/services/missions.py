@@ -6,6 +6,7 @@ anything, and writes in one transaction.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
+from mission_server.domain.targets import normalise_target
 from mission_server.domain.validation import (
     optional_text,
     require_choice,
@@ -26,6 +28,8 @@ from mission_server.domain.validation import (
 )
 from mission_server.errors import ValidationError
 from mission_server.services.context import CallFinished, Context
+from mission_server.services.insight_schemas import InsightResultOut
+from mission_server.services.insights import missing_fields, result_out
 from mission_server.services.scheduling import (
     cancel_pending_for_run,
     reconcile_in_flight_for_run,
@@ -34,6 +38,7 @@ from mission_server.services.scheduling import (
 from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
+    EventOut,
     MissionOut,
     OutModel,
     PlanStepOut,
@@ -174,6 +179,7 @@ def start_run(
             call_budget=call_budget,
             approval_required=bool(require_approval),
             created_at=now,
+            recorded_at=ctx.wall_clock.now(),
             started_at=now,
             updated_at=now,
         )
@@ -190,14 +196,35 @@ def start_run(
     return RunOut.of(run)
 
 
+class RunCallOut(ScheduledEventOut):
+    """A scheduled call of the run, named by its target."""
+
+    target_name: str | None = Field(
+        default=None, description="The target's name where the run knows it (a spec's targets)."
+    )
+
+
+class RunConversationOut(ConversationOut):
+    """A conversation of the run: its transcript and insight results, named by its target."""
+
+    target_name: str | None = None
+    attempt_number: int | None = None
+    insights: list[InsightResultOut] = Field(default_factory=list)
+
+
 class RunDetail(RunOut):
-    """A run with everything it touched: plan, assistants, scheduled calls, conversations."""
+    """A run with everything it touched: plan, assistants, scheduled calls (with every attempt
+    and deferral), conversations (with transcripts and insight results) and its event log.
+    Calls and conversations are in time order."""
 
     mission_name: str
     plan: list[PlanStepOut] = Field(default_factory=list)
     assistants: list[AssistantOut] = Field(default_factory=list)
-    scheduled_calls: list[ScheduledEventOut] = Field(default_factory=list)
-    conversations: list[ConversationOut] = Field(default_factory=list)
+    scheduled_calls: list[RunCallOut] = Field(default_factory=list)
+    conversations: list[RunConversationOut] = Field(default_factory=list)
+    events: list[EventOut] = Field(
+        default_factory=list, description="The run's audit trail, oldest first."
+    )
 
 
 def get_run_record(ctx: Context, run_id: str) -> RunOut:
@@ -206,8 +233,94 @@ def get_run_record(ctx: Context, run_id: str) -> RunOut:
         return RunOut.of(load_run(session, run_id))
 
 
+def resolve_run_id(ctx: Context, run_id: str) -> str:
+    """The id of the one run whose id is ``run_id`` or starts with it.
+
+    Raises:
+        NotFound: no run has such an id. ValidationError: an empty prefix, or one that several
+        runs share (the message lists them).
+    """
+    prefix = require_text(run_id, "run_id").strip()
+    runs = _table(m.Run)
+    with reader(ctx.engine).connect() as conn:
+        if conn.execute(sa_select(runs.c.run_id).where(runs.c.run_id == prefix)).first():
+            return prefix
+        found = list(
+            conn.execute(
+                sa_select(runs.c.run_id, runs.c.created_at)
+                .where(runs.c.run_id.startswith(prefix, autoescape=True))
+                .order_by(runs.c.created_at.desc(), runs.c.run_id)
+                .limit(_MAX_CANDIDATES + 1)
+            )
+        )
+        conn.rollback()
+    if not found:
+        raise NotFound("run", prefix)
+    if len(found) > 1:
+        listed = ", ".join(r.run_id for r in found[:_MAX_CANDIDATES])
+        more = " and more" if len(found) > _MAX_CANDIDATES else ""
+        raise ValidationError(
+            "run_id", f"is the start of several runs' ids ({listed}{more}); give more of it", prefix
+        )
+    return found[0].run_id
+
+
+_MAX_CANDIDATES = 10
+
+
+def short_run_ids(ctx: Context, run_ids: list[str], minimum: int = 8) -> dict[str, str]:
+    """The shortest prefix (at least ``minimum`` characters) of each id that no other run's id
+    starts with: what ``resolve_run_id`` takes back."""
+    runs = _table(m.Run)
+    out: dict[str, str] = {}
+    with reader(ctx.engine).connect() as conn:
+        for run_id in run_ids:
+            length = min(minimum, len(run_id))
+            while length < len(run_id):
+                clash = conn.execute(
+                    sa_select(runs.c.run_id)
+                    .where(runs.c.run_id.startswith(run_id[:length], autoescape=True))
+                    .where(runs.c.run_id != run_id)
+                    .limit(1)
+                ).first()
+                if clash is None:
+                    break
+                length += 4
+            out[run_id] = run_id[: min(length, len(run_id))]
+        conn.rollback()
+    return out
+
+
+def _target_names(run_input: dict[str, Any] | None) -> dict[str, str]:
+    """Phone number (or SIP URI) -> name, from the spec a planner run was started with."""
+    spec = (run_input or {}).get("spec")
+    targets = spec.get("targets") if isinstance(spec, dict) else None
+    names: dict[str, str] = {}
+    for target in targets if isinstance(targets, list) else []:
+        if not isinstance(target, dict):
+            continue
+        name = target.get("name")
+        for key in ("phone", "sip", "target"):
+            address = target.get(key)
+            if isinstance(name, str) and isinstance(address, str):
+                names.setdefault(address, name)
+    return names
+
+
+def _call_target_name(call: Any, by_address: dict[str, str]) -> str | None:
+    for source, key in (
+        (call.conversation_metadata, "target"),
+        (call.dynamic_variables, "target_name"),
+    ):
+        value = (source or {}).get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return by_address.get(call.telnyx_end_user_target)
+
+
 def get_run(ctx: Context, run_id: str) -> RunDetail:
-    """The run with its plan, linked assistants, scheduled calls and conversations.
+    """The run with its plan, linked assistants, scheduled calls (with their attempts and
+    deferrals), conversations (with transcripts and insight results) and events.
 
     Raises:
         NotFound: unknown run.
@@ -231,18 +344,41 @@ def get_run(ctx: Context, run_id: str) -> RunDetail:
                 _DETAIL_NUMBERS, {"assistant_ids": [a.assistant_id for a in assistants]}
             ):
                 numbers.setdefault(number.assistant_id or "", []).append(number.phone_number)
-        events = conn.execute(_DETAIL_EVENTS, params).all() if run.has_calls else []
+        calls = conn.execute(_DETAIL_CALLS, params).all() if run.has_calls else []
         attempts: dict[str, list[Any]] = {}
-        if events:
+        if calls:
             for attempt in conn.execute(
-                _DETAIL_ATTEMPTS, {"event_ids": [e.scheduled_event_id for e in events]}
+                _DETAIL_ATTEMPTS, {"event_ids": [e.scheduled_event_id for e in calls]}
             ):
                 attempts.setdefault(attempt.scheduled_event_id, []).append(attempt)
         conversations = (
             conn.execute(_DETAIL_CONVERSATIONS, params).all() if run.has_conversations else []
         )
+        messages: dict[str, list[Any]] = {}
+        insights: dict[str, list[InsightResultOut]] = {}
+        if conversations:
+            ids = {"conversation_ids": [c.conversation_id for c in conversations]}
+            for message in conn.execute(_DETAIL_MESSAGES, ids):
+                messages.setdefault(message.conversation_id, []).append(message)
+            for row in conn.execute(_DETAIL_INSIGHTS, ids):
+                missing = missing_fields(row.insight_parameters, row.result)
+                insights.setdefault(row.conversation_id, []).append(
+                    result_out(row, row.insight_name, missing)  # type: ignore[arg-type]
+                )
+        log = conn.execute(_DETAIL_EVENTS, params).all()
         conn.rollback()  # read only: nothing to commit
     base = RunOut.of(run)  # type: ignore[arg-type]
+    by_address = _target_names(base.input)
+    named = {c.scheduled_event_id: _call_target_name(c, by_address) for c in calls}
+
+    def call_time(call: Any) -> tuple[Any, ...]:
+        tried = attempts.get(call.scheduled_event_id)
+        first = tried[0].attempted_at if tried else call.scheduled_at_fixed_datetime
+        return (first, call.created_at, call.scheduled_event_id)
+
+    def talk_time(talk: Any) -> tuple[Any, ...]:
+        return (talk.started_at or talk.created_at, talk.attempt_number or 0, talk.conversation_id)
+
     # dict(base), not model_dump(): the validated values as they are, no dump and re-parse.
     # The nested parts are model instances, which pydantic takes without revalidating them.
     # (model_construct measured no faster than this validation, so it is not used.)
@@ -255,11 +391,73 @@ def get_run(ctx: Context, run_id: str) -> RunDetail:
             for a in assistants
         ],
         scheduled_calls=[
-            ScheduledEventOut.of(e, attempts.get(e.scheduled_event_id, []))  # type: ignore[arg-type]
-            for e in events
+            RunCallOut(
+                **dict(ScheduledEventOut.of(e, attempts.get(e.scheduled_event_id, []))),  # type: ignore[arg-type]
+                target_name=named[e.scheduled_event_id],
+            )
+            for e in sorted(calls, key=call_time)
         ],
-        conversations=[ConversationOut.of(c) for c in conversations],  # type: ignore[arg-type]
+        conversations=[
+            RunConversationOut(
+                **dict(ConversationOut.of(c, messages.get(c.conversation_id, []))),  # type: ignore[arg-type]
+                target_name=named.get(c.scheduled_event_id or "")
+                or by_address.get(c.end_user_target or ""),
+                attempt_number=c.attempt_number,
+                insights=insights.get(c.conversation_id, []),
+            )
+            for c in sorted(conversations, key=talk_time)
+        ],
+        events=[EventOut.of(e) for e in log],  # type: ignore[arg-type]
     )
+
+
+def run_transcripts(
+    ctx: Context, run_id: str, target: str | None = None
+) -> list[RunConversationOut]:
+    """The run's conversations with their transcripts, in time order; with ``target``, only
+    those with that target: its name (any case, or a part of it no other target's name has)
+    or its number (as given or normalised).
+
+    Raises:
+        NotFound: unknown run. ValidationError: a target the run has no conversation with
+        (the message lists the ones it has), or a part of several targets' names.
+    """
+    conversations = get_run(ctx, run_id).conversations
+    if target is None or not target.strip():
+        return conversations
+    wanted = target.strip()
+    addresses = {wanted}
+    with suppress(ValidationError):  # a name, not a number
+        addresses.add(normalise_target(wanted, "target"))
+    key = wanted.casefold()
+    chosen = [
+        c
+        for c in conversations
+        if (c.target_name or "").casefold() == key or c.end_user_target in addresses
+    ]
+    if not chosen:  # a part of one target's name will do
+        chosen = [c for c in conversations if key in (c.target_name or "").casefold()]
+        names = sorted({c.target_name or "" for c in chosen})
+        if len(names) > 1:
+            raise ValidationError(
+                "target", f"is part of several targets' names ({', '.join(names)})", wanted
+            )
+    if not chosen:
+        known = sorted(
+            {
+                f"{c.target_name} ({c.end_user_target})"
+                if c.target_name
+                else f"{c.end_user_target}"
+                for c in conversations
+            }
+        )
+        raise ValidationError(
+            "target",
+            "names no conversation of the run"
+            + (f"; it has: {', '.join(known)}" if known else "; it has none"),
+            wanted,
+        )
+    return chosen
 
 
 def _attribute_columns(model: type[SQLModel]) -> list[Any]:
@@ -276,8 +474,7 @@ def _table(model: type[m.TableModel]) -> Table:
 
 
 def _detail_statements() -> tuple[Any, ...]:
-    """get_run's statements, built once (the same SQL, orders included, as the ORM queries
-    they replace)."""
+    """get_run's statements, built once."""
     runs, missions = _table(m.Run), _table(m.Mission)
     run_agents, assistants = _table(m.RunAgent), _table(m.Assistant)
     numbers, events = _table(m.PhoneNumber), _table(m.ScheduledEvent)
@@ -286,7 +483,10 @@ def _detail_statements() -> tuple[Any, ...]:
         _table(m.Conversation),
         _table(m.PlanStep),
     )
+    messages, results, insights = _table(m.Message), _table(m.InsightResult), _table(m.Insight)
+    log = _table(m.Event)
     run_id = bindparam("run_id")
+    conversation_ids = bindparam("conversation_ids", expanding=True)
 
     def has(table: Table) -> Any:
         return sa_select(table.c.run_id).where(table.c.run_id == runs.c.run_id).exists()
@@ -331,7 +531,36 @@ def _detail_statements() -> tuple[Any, ...]:
         .where(conversations.c.run_id == run_id)
         .order_by(conversations.c.started_at)
     )
-    return run, plan, linked, phone_numbers, calls, call_attempts, talks
+    transcript = (
+        sa_select(*_attribute_columns(m.Message))
+        .where(messages.c.conversation_id.in_(conversation_ids))
+        .order_by(messages.c.conversation_id, messages.c.seq)
+    )
+    readings = (
+        sa_select(
+            *_attribute_columns(m.InsightResult),
+            insights.c.name.label("insight_name"),
+            insights.c.parameters.label("insight_parameters"),
+        )
+        .join(insights, insights.c.insight_id == results.c.insight_id)
+        .where(results.c.conversation_id.in_(conversation_ids))
+        .order_by(results.c.id)
+    )
+    trail = (
+        sa_select(*_attribute_columns(m.Event)).where(log.c.run_id == run_id).order_by(log.c.seq)
+    )
+    return (
+        run,
+        plan,
+        linked,
+        phone_numbers,
+        calls,
+        call_attempts,
+        talks,
+        transcript,
+        readings,
+        trail,
+    )
 
 
 (
@@ -339,9 +568,12 @@ def _detail_statements() -> tuple[Any, ...]:
     _DETAIL_STEPS,
     _DETAIL_ASSISTANTS,
     _DETAIL_NUMBERS,
-    _DETAIL_EVENTS,
+    _DETAIL_CALLS,
     _DETAIL_ATTEMPTS,
     _DETAIL_CONVERSATIONS,
+    _DETAIL_MESSAGES,
+    _DETAIL_INSIGHTS,
+    _DETAIL_EVENTS,
 ) = _detail_statements()
 
 

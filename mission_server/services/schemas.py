@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from state import models as m
+from state.transitions import TERMINAL_RUN
 
 _NOT_MERGEABLE = frozenset({"$ref", "enum", "const", "anyOf", "oneOf", "allOf", "not"})
 
@@ -82,7 +83,20 @@ class RunOut(_Out):
     calls_placed: int = 0
     approval_required: bool = False
     approved_at: datetime | None = None
-    created_at: datetime
+    awaiting_approval: bool = Field(
+        default=False,
+        description="The run requires approval and has none yet: no call of it is placed "
+        "until it is approved (its status stays what it is, e.g. running).",
+    )
+    created_at: datetime = Field(
+        description="When the run was created, by the service clock: in a rehearsal, the "
+        "simulated time."
+    )
+    recorded_at: datetime | None = Field(
+        default=None,
+        description="When the run was created, by the wall clock (null on runs recorded "
+        "before it was kept).",
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime
@@ -103,7 +117,11 @@ class RunOut(_Out):
             calls_placed=row.calls_placed,
             approval_required=row.approval_required,
             approved_at=row.approved_at,
+            awaiting_approval=bool(
+                row.approval_required and row.approved_at is None and row.status not in TERMINAL_RUN
+            ),
             created_at=row.created_at,
+            recorded_at=row.recorded_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
             updated_at=row.updated_at,

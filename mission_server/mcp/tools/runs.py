@@ -83,9 +83,10 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         return mission_service.start_run(ctx, mission_id, input=input, metadata=metadata)
 
     def get_run(run_id: Annotated[str, Field(description="The run's id.")]) -> RunDetail:
-        """Get a run with everything it touched: status, input, variables, result, its plan
-        steps, linked assistants (with their numbers), scheduled calls (with call_attempts
-        and calling-hours deferrals) and conversations.
+        """Get a run with everything it touched: status (and awaiting_approval), input,
+        variables, result, its plan steps, linked assistants (with their numbers), scheduled
+        calls in time order and named by target (with call_attempts and calling-hours
+        deferrals), conversations (with transcripts and insight results) and its events.
 
         Use it to see where a mission stands.
         """
