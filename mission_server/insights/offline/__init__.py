@@ -15,7 +15,9 @@ in ``OfflineExtractionResult.reasons``.
 Questions and answers: an assistant turn *asks* through its question sentences (ending in
 "?", or "I wanted to ask if…", "could you…"); social ones ("have you got a minute?", "is this
 Swift Movers?", "how are you?") ask about nothing. The *reply* to a question is everything the
-other party says until the assistant's next question. A question is about a field when its
+other party says until the assistant's next question, or until the assistant closes the call
+("Thank you for your time. Goodbye!"): what is said after a closing ("Thanks, bye!") answers
+nothing. A question is about a field when its
 asking sentences share words with the field's name (counted double) or description, plus half
 for the rest of its turn (all of it when the asking sentence points back: "We have a baby
 grand to move. Is that something you handle?"); "available" is also asked as open / free / booked,
@@ -23,7 +25,8 @@ grand to move. Is that something you handle?"); "available" is also asked as ope
 read sentence by sentence (``stance``): acknowledgements ("sure, one moment", "let me look", "how
 can I help?", "October 11th, let me check…", a bare "Sure." before more) are skipped; the first
 sentence that decides gives the answer; a hedge anywhere ("I'd have to check", "call you back", "it
-depends", "probably", "I can't promise", "nobody can give you that over the phone") means none.
+depends", "probably", "I can't promise", "nobody can give you that over the phone", "I don't
+have that information") means none.
 When some sentences of a reply name the field, they decide ("We're licensed, yes. Insurance I'd
 have to check" does not say ``insured``). No is also read inside a sentence: "fully booked", "is
 booked", "nothing open", "sold out", "we're full", "we can't", "I've already got a wedding", "…,
@@ -93,7 +96,8 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   answered both ways is ambiguous.
 * **enum**: the enum values the other party names (underscores and hyphens read as spaces, a
   plural allowed) in a clause that does not deny them ("we don't do plated", "suites are
-  gone", "dessert is extra" name nothing); if none is named word for word, a value all of
+  gone", "dessert is extra" name nothing) and in a sentence that does not hedge ("I'd have to
+  check on that" names no ``check``); if none is named word for word, a value all of
   whose words one sentence of theirs says ("we do have availability"). The assistant's words
   never name a value. Two different values named is ambiguous. An enum of two values where
   one is a no ("fully booked", "not available", "declined") is also answered from the
@@ -115,7 +119,11 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   gutters" for "window washing", "gutter cleaning"); a yes to a question naming exactly one
   option counts as naming it; otherwise the items of an
   enumeration ("chicken, beef and a vegetarian lasagna") in the reply to the best-matching
-  question, each item without the price said with it ("a three-course at $55" -> three-course).
+  question, each item without the price said with it ("a three-course at $55" -> three-course),
+  or the one item of a reply naming a single thing ("We offer packing.", "We can do asphalt
+  shingles.", "Packing.": at most four words, no figure, no yes/no, no denial). A reply that
+  hedges ("I'd have to check", "I couldn't tell you that", "I don't have that information")
+  is no list.
   **array(number)**: every amount mentioned by anyone (money fields: "all prices mentioned") or
   every number of the other party's that matches as above. **array(boolean)**: the description's
   ordered list ("in order: email, SMS, push") answered one by one as booleans; all must be found.

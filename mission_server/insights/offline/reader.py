@@ -20,6 +20,7 @@ from mission_server.insights.offline.language import (
     _stem,
     _stems,
     _words,
+    polarity,
     sentences,
     stance,
 )
@@ -61,6 +62,14 @@ _SOCIAL = re.compile(
 _INDIRECT = re.compile(
     r"\b(?:ask(?:ing)?|see|wondering|check(?:ing)?|know|find out|confirm(?:ing)?)\s+"
     r"(?:if|whether|about)\b|\b(?:could|can|would|will) you\b|\bdo you\b",
+    re.IGNORECASE,
+)
+
+
+# The assistant closing the call: what the other party says after it answers no question.
+_CLOSING = re.compile(
+    r"\b(?:good-?bye|bye|thanks? (?:you )?(?:so much |very much )?for your (?:time|help)|"
+    r"have a (?:good|great|nice|lovely) (?:day|one|evening|night|afternoon|weekend))\b",
     re.IGNORECASE,
 )
 
@@ -241,6 +250,35 @@ def _enumeration(text: str) -> list[str]:
         if len(cleaned) >= 2 and len(cleaned) > len(best):
             best = cleaned
     return best
+
+
+_MAX_ONE_ITEM = 4
+
+
+def _one_item(text: str) -> list[str]:
+    """The one item of a reply that names a single thing: "We offer packing.", "We can do
+    asphalt shingles.", "Packing." (at most four words, no figure, no yes/no, no denial)."""
+    parts = sentences(text)
+    if not parts:
+        return []
+    said = _clean_answer(parts[0])
+    words = said.split()
+    for position in range(min(len(words), 4) - 1, -1, -1):
+        word = words[position].lower()
+        if word in _INTRODUCERS or word.endswith("'ve"):
+            words = words[position + 1 :]
+            break
+    item = _ARTICLES.sub("", " ".join(words)).strip(" .!?,")
+    if (
+        not item
+        or len(item.split()) > _MAX_ONE_ITEM
+        or re.search(r"[\d$?,;:]", item)
+        or polarity(item) is not None
+        or _NEGATED_CLAUSE.search(parts[0])
+        or not _stems(_words(item))
+    ):
+        return []
+    return [item]
 
 
 _OBJECT_FIELDS = re.compile(r"(?:including|includes|include|with|:)\s+([^.;()]+)", re.IGNORECASE)
@@ -438,8 +476,8 @@ class _Reader:
             replies: list[_Turn] = []
             for later in turns[turn.index + 1 :]:
                 if later.role == "assistant":
-                    if later.asks:
-                        break
+                    if later.asks or _CLOSING.search(later.text):
+                        break  # a new question, or "Thank you for your time. Goodbye!"
                     continue  # "Sure, take your time."
                 replies.append(later)
             if replies:
@@ -842,6 +880,9 @@ class _Reader:
             text = turn.text.translate(_APOSTROPHES)
             for value in values:
                 for where in _named_in(value, text):
+                    # "I'd have to check on that" names no 'check': a hedge names nothing.
+                    if HEDGE.search(_sentence_at(text, where)):
+                        continue
                     if value not in named and not _negated(text, where):
                         named[value] = (turn.index, where)
         return named
@@ -862,6 +903,7 @@ class _Reader:
                             and wanted <= said
                             and value not in named
                             and not _NEGATED_CLAUSE.search(sentence)
+                            and not HEDGE.search(sentence)
                         ):
                             named[value] = (turn.index, turn.text.find(sentence))
         if len(named) == 1:
@@ -975,11 +1017,18 @@ class _Reader:
                     named[asked[0]] = (exchange.question.index, 0)
             if named:
                 return sorted(named, key=lambda o: named[o])
+        hedged = ""
         for exchange in reversed(self._best_questions(intent)):
             for reply in exchange.replies:
-                listed = _enumeration(reply.text)
+                if HEDGE.search(reply.text):
+                    # "I'm not sure, I'd have to check": not known to them, not a list.
+                    hedged = hedged or reply.text
+                    continue
+                listed = _enumeration(reply.text) or _one_item(reply.text)
                 if listed:
                     return listed
+        if hedged:
+            raise _Missing(f"the reply does not say: they would check, or do not know ({hedged!r})")
         if options:
             raise _Missing("the other party names none of " + ", ".join(repr(o) for o in options))
         raise _Missing("no list of items found")
