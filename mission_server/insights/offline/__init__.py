@@ -107,7 +107,8 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   reply to the best-matching question: a field about what they *said* (answer, reply,
   response, notes) gets the reply with fillers ("well", "it's") trimmed; a day/time field
   (date, day, time, when, earliest, schedule, …) the one day or time the reply names
-  ("Thursday", "tomorrow morning", "3 pm", "Thursdays at ten"); a name field (name, brand, make,
+  ("Thursday", "tomorrow morning", "3 pm", "Thursdays at ten", "Thursday 9am" — a figure with
+  am/pm after a day is its time, not its date); a name field (name, brand, make,
   model, company; also asked by "who …?") the one capitalised name in it; else the trimmed reply
   when it is short (at most six words). A longer sentence, a question back, or a hedge is missing
   with the reason. A money string field gets the amount as text (``$62 per person``).

@@ -383,12 +383,15 @@ _WHEN = re.compile(
     r"\b(?:(?:this|next) (?:week|weekend|month)|(?:early|late) next week|today|tonight|"
     r"tomorrow(?: (?:morning|afternoon|evening|night))?|"
     r"(?:(?:this|next) )?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?"
-    r"(?: (?:the )?\d{1,2}(?:st|nd|rd|th)?)?(?: (?:morning|afternoon|evening|night))?|"
+    r"(?: (?:the )?\d{1,2}(?:st|nd|rd|th)?(?![\d:]| ?(?:am|pm|a\.m\.|p\.m\.)))?"
+    r"(?: (?:morning|afternoon|evening|night))?|"
     r"(?:january|february|march|april|may|june|july|august|september|october|november|"
     r"december) \d{1,2}(?:st|nd|rd|th)?|the \d{1,2}(?:st|nd|rd|th)|"
     r"\d{1,2}(?::\d{2})? ?(?:am|pm|a\.m\.|p\.m\.)|noon|midday|midnight)"
     r"(?: (?:at|around|by) (?:\d{1,2}(?::\d{2})? ?(?:am|pm)?|noon|(?:one|two|three|four|five|six|"
-    r"seven|eight|nine|ten|eleven|twelve)(?: (?:am|pm|o'clock|thirty))?))?",
+    r"seven|eight|nine|ten|eleven|twelve)(?: (?:am|pm|o'clock|thirty))?)|"
+    # "Thursday 9am", "Monday, 3:30 pm": a time with am/pm needs no "at".
+    r",? \d{1,2}(?::\d{2})? ?(?:am|pm|a\.m\.|p\.m\.))?",
     re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.?))+\b|\b[A-Z][a-z]{2,}\b")
