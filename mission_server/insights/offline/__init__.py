@@ -56,11 +56,18 @@ How each parameter type is read (the heuristics are deliberately simple and stat
     missing. A user amount that repeats the assistant's figure from the turn before is a
     reference, not an offer ("we can't match $58, but $60 works"), unless the reply says yes
     or offers it ("we can match it at $11,200").
+  - whose question: when the assistant asks one question per money field, an amount in the
+    reply to a question that best matches other money fields of the insight (number, integer or
+    string) and not this one is theirs ("$95 per hour" answers the hourly rate, "sixty
+    dollars" the call-out fee asked next); replies to questions no money field matches
+    best ("Can you do better?") count for all.
   - which basis: a field saying ``per_person``/``per guest``/``each`` (or hourly, nightly,
     daily, weekly, monthly, yearly) takes per-unit amounts (person, head, guest, plate,
     attendee, cover, child, kid, adult are one unit); one saying ``total`` takes totals and per-job
     prices. Once someone has quoted per unit, a later amount with no unit and no "total" ("we could
-    do $60") is read on the same basis. A field that says neither takes per-unit amounts if
+    do $60") is read on the same basis, and so is an amount said with no basis at all ("It's
+    $210.") in the reply to the field's own question ("the nightly room rate?"); not "$450 for
+    the weekend". A field that says neither takes per-unit amounts if
     there are any, else any amount.
   - fees and add-ons: an amount charged *for* something else — "$150 extra for delivery", "a
     $200 deposit", "the setup fee is $75", "a $60 trip charge", "$399 doc fee", "parking's

@@ -455,7 +455,18 @@ def _named_in(value: str, text: str) -> list[int]:
 class _Reader:
     """Answers one insight's parameters from one transcript."""
 
-    def __init__(self, transcript: Sequence[TranscriptMessage]) -> None:
+    def __init__(
+        self,
+        transcript: Sequence[TranscriptMessage],
+        parameters: Sequence[InsightParameter] = (),
+    ) -> None:
+        #: The insight's number and string fields: which question asks for which amount
+        #: (``_owners``).
+        self.intents = {
+            p.name: _intent(p.name, p.description)
+            for p in parameters
+            if p.type in ("number", "integer", "string")
+        }
         turns: list[_Turn] = []
         for message in transcript:
             if message.role not in ("assistant", "user") or not message.text.strip():
@@ -538,6 +549,25 @@ class _Reader:
             return []
         top = questions[0][0]
         return [exchange for score, exchange in questions if score == top]
+
+    def _owners(self) -> dict[int, set[str]]:
+        """For each assistant question (by turn index), the money fields of the insight it
+        asks about best (``_best_questions``)."""
+        cached = getattr(self, "_owner_cache", None)
+        if cached is not None:
+            return cached
+        owners: dict[int, set[str]] = {}
+        for name, intent in self.intents.items():
+            if not intent.money:
+                continue
+            for exchange in self._best_questions(intent):
+                owners.setdefault(exchange.question.index, set()).add(name)
+        self._owner_cache = owners
+        return owners
+
+    def _answered_by(self, turn: int) -> _Exchange | None:
+        """The exchange whose reply ``turn`` is part of."""
+        return next((e for e in self.exchanges if any(r.index == turn for r in e.replies)), None)
 
     def _asked_context(self, turn: _Turn) -> set[str]:
         """The stems of the assistant question that ``turn`` answers (none if it answers
@@ -665,7 +695,9 @@ class _Reader:
             return generic
         return []
 
-    def _on_basis(self, offers: list[_Offer], intent: _Intent) -> tuple[list[_Offer], str]:
+    def _on_basis(
+        self, offers: list[_Offer], intent: _Intent, own: frozenset[int] = frozenset()
+    ) -> tuple[list[_Offer], str]:
         # A field about a fee or add-on ("delivery_fee", "callout_fee") takes only amounts
         # charged for it; any other money field takes only amounts that are not add-ons.
         if intent.fee:
@@ -673,6 +705,9 @@ class _Reader:
         else:
             offers = [o for o in offers if not o.money.addons]
         units = {o.money.unit for o in offers if o.money.unit}
+        if intent.unit and any(self._plain(o) for o in offers if o.turn in own):
+            # "What's your nightly rate?" - "It's $210.": the question gave the basis.
+            units.add(intent.unit)
         if intent.unit:
             what = f"per-{intent.unit} amount" if intent.unit != EACH else "per-unit amount"
             if intent.unit != EACH and not units & {intent.unit, EACH}:
@@ -696,9 +731,33 @@ class _Reader:
             return chosen, "amount"
         return offers, "amount"
 
-    def money_value(self, intent: _Intent) -> Money:
+    def _plain(self, offer: _Offer) -> bool:
+        """An amount with no basis said at all: no unit, no total, and nothing after it in its
+        clause ("It's $210." but not "$450 for the weekend")."""
+        money = offer.money
+        if money.unit or money.total or money.addons:
+            return False
+        after = self.turns[offer.turn].norm[money.end :]
+        return bool(re.match(r"\s*(?:[.!?;]|$)", after))
+
+    def money_value(self, intent: _Intent, name: str | None = None) -> Money:
         every = self.offers(intent.party)
-        offers, what = self._on_basis([o for o in every if not o.unknown], intent)
+        own: frozenset[int] = frozenset()
+        if name is not None and name in self.intents:
+            # One question per field: an amount in the reply to a question that asks about
+            # other money fields of the insight, and not this one, is theirs ("$95 per hour"
+            # to the hourly rate, "sixty dollars" to the call-out fee).
+            owners = self._owners()
+            kept = []
+            for offer in every:
+                exchange = self._answered_by(offer.turn)
+                asked = owners.get(exchange.question.index, set()) if exchange else set()
+                if asked and name not in asked:
+                    continue
+                kept.append(offer)
+            every = kept
+            own = frozenset(r.index for e in self._best_questions(intent) for r in e.replies)
+        offers, what = self._on_basis([o for o in every if not o.unknown], intent, own)
         who = "the other party" if intent.party == "user" else "the assistant"
         if not offers:
             raise _Missing(f"no {what} offered by {who}")
@@ -801,7 +860,7 @@ class _Reader:
         kind = parameter.type
         if kind in ("number", "integer"):
             if intent.money:
-                value: Any = self.money_value(intent).amount
+                value: Any = self.money_value(intent, parameter.name).amount
             else:
                 value = _pick(
                     self._count_candidates(intent),
@@ -825,7 +884,7 @@ class _Reader:
             if len(options) >= 2:
                 return self.enum(options, intent)
             if intent.money:
-                return self.money_value(intent).describe()
+                return self.money_value(intent, parameter.name).describe()
             return self.answer(intent)
         if kind in ("array", "array(string)"):
             return self.items(intent, parameter.description)
