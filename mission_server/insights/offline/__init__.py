@@ -58,9 +58,10 @@ How each parameter type is read (the heuristics are deliberately simple and stat
     or offers it ("we can match it at $11,200").
   - whose question: when the assistant asks one question per money field, an amount in the
     reply to a question that best matches other money fields of the insight (number, integer or
-    string) and not this one is theirs ("$95 per hour" answers the hourly rate, "sixty
-    dollars" the call-out fee asked next); replies to questions no money field matches
-    best ("Can you do better?") count for all.
+    string) in its own asking words, and not this one, is theirs ("$95 per hour" answers the
+    hourly rate, "sixty dollars" the call-out fee asked next) unless it is charged for what
+    this field names ("a $200 deposit" for ``deposit``); replies to questions no money field
+    asks ("Could you match that?") count for all.
   - which basis: a field saying ``per_person``/``per guest``/``each`` (or hourly, nightly,
     daily, weekly, monthly, yearly) takes per-unit amounts (person, head, guest, plate,
     attendee, cover, child, kid, adult are one unit); one saying ``total`` takes totals and per-job

@@ -561,7 +561,11 @@ class _Reader:
             if not intent.money:
                 continue
             for exchange in self._best_questions(intent):
-                owners.setdefault(exchange.question.index, set()).add(name)
+                # Only a question asking it in its own words ("your call-out fee?"), not a
+                # follow-up pointing back ("Another caterer quoted $58. Could you match that?").
+                asked = _context_stems(" ".join(exchange.question.asks))
+                if sum(w for stem, w in intent.keywords.items() if stem in asked) >= 2:
+                    owners.setdefault(exchange.question.index, set()).add(name)
         self._owner_cache = owners
         return owners
 
@@ -752,8 +756,9 @@ class _Reader:
             for offer in every:
                 exchange = self._answered_by(offer.turn)
                 asked = owners.get(exchange.question.index, set()) if exchange else set()
-                if asked and name not in asked:
-                    continue
+                tagged = intent.addons & {_stem(a) for a in offer.money.addons}
+                if asked and name not in asked and not tagged:
+                    continue  # (but "a $200 deposit" said there is still the deposit)
                 kept.append(offer)
             every = kept
             own = frozenset(r.index for e in self._best_questions(intent) for r in e.replies)
