@@ -15,7 +15,9 @@ in ``OfflineExtractionResult.reasons``.
 Questions and answers: an assistant turn *asks* through its question sentences (ending in
 "?", or "I wanted to ask if…", "could you…"); social ones ("have you got a minute?", "is this
 Swift Movers?", "how are you?") ask about nothing. The *reply* to a question is everything the
-other party says until the assistant's next question. A question is about a field when its
+other party says until the assistant's next question, or until the assistant closes the call
+("Thank you for your time. Goodbye!"): what is said after a closing ("Thanks, bye!") answers
+nothing. A question is about a field when its
 asking sentences share words with the field's name (counted double) or description, plus half
 for the rest of its turn (all of it when the asking sentence points back: "We have a baby
 grand to move. Is that something you handle?"); "available" is also asked as open / free / booked,
@@ -23,7 +25,8 @@ grand to move. Is that something you handle?"); "available" is also asked as ope
 read sentence by sentence (``stance``): acknowledgements ("sure, one moment", "let me look", "how
 can I help?", "October 11th, let me check…", a bare "Sure." before more) are skipped; the first
 sentence that decides gives the answer; a hedge anywhere ("I'd have to check", "call you back", "it
-depends", "probably", "I can't promise", "nobody can give you that over the phone") means none.
+depends", "probably", "I can't promise", "nobody can give you that over the phone", "I don't
+have that information") means none.
 When some sentences of a reply name the field, they decide ("We're licensed, yes. Insurance I'd
 have to check" does not say ``insured``). No is also read inside a sentence: "fully booked", "is
 booked", "nothing open", "sold out", "we're full", "we can't", "I've already got a wedding", "…,
@@ -53,11 +56,19 @@ How each parameter type is read (the heuristics are deliberately simple and stat
     missing. A user amount that repeats the assistant's figure from the turn before is a
     reference, not an offer ("we can't match $58, but $60 works"), unless the reply says yes
     or offers it ("we can match it at $11,200").
+  - whose question: when the assistant asks one question per money field, an amount in the
+    reply to a question that best matches other money fields of the insight (number, integer or
+    string) in its own asking words, and not this one, is theirs ("$95 per hour" answers the
+    hourly rate, "sixty dollars" the call-out fee asked next) unless it is charged for what
+    this field names ("a $200 deposit" for ``deposit``); replies to questions no money field
+    asks ("Could you match that?") count for all.
   - which basis: a field saying ``per_person``/``per guest``/``each`` (or hourly, nightly,
     daily, weekly, monthly, yearly) takes per-unit amounts (person, head, guest, plate,
     attendee, cover, child, kid, adult are one unit); one saying ``total`` takes totals and per-job
     prices. Once someone has quoted per unit, a later amount with no unit and no "total" ("we could
-    do $60") is read on the same basis. A field that says neither takes per-unit amounts if
+    do $60") is read on the same basis, and so is an amount said with no basis at all ("It's
+    $210.") in the reply to the field's own question ("the nightly room rate?"); not "$450 for
+    the weekend". A field that says neither takes per-unit amounts if
     there are any, else any amount.
   - fees and add-ons: an amount charged *for* something else — "$150 extra for delivery", "a
     $200 deposit", "the setup fee is $75", "a $60 trip charge", "$399 doc fee", "parking's
@@ -93,7 +104,8 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   answered both ways is ambiguous.
 * **enum**: the enum values the other party names (underscores and hyphens read as spaces, a
   plural allowed) in a clause that does not deny them ("we don't do plated", "suites are
-  gone", "dessert is extra" name nothing); if none is named word for word, a value all of
+  gone", "dessert is extra" name nothing) and in a sentence that does not hedge ("I'd have to
+  check on that" names no ``check``); if none is named word for word, a value all of
   whose words one sentence of theirs says ("we do have availability"). The assistant's words
   never name a value. Two different values named is ambiguous. An enum of two values where
   one is a no ("fully booked", "not available", "declined") is also answered from the
@@ -103,7 +115,8 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   reply to the best-matching question: a field about what they *said* (answer, reply,
   response, notes) gets the reply with fillers ("well", "it's") trimmed; a day/time field
   (date, day, time, when, earliest, schedule, …) the one day or time the reply names
-  ("Thursday", "tomorrow morning", "3 pm", "Thursdays at ten"); a name field (name, brand, make,
+  ("Thursday", "tomorrow morning", "3 pm", "Thursdays at ten", "Thursday 9am" — a figure with
+  am/pm after a day is its time, not its date); a name field (name, brand, make,
   model, company; also asked by "who …?") the one capitalised name in it; else the trimmed reply
   when it is short (at most six words). A longer sentence, a question back, or a hedge is missing
   with the reason. A money string field gets the amount as text (``$62 per person``).
@@ -115,7 +128,11 @@ How each parameter type is read (the heuristics are deliberately simple and stat
   gutters" for "window washing", "gutter cleaning"); a yes to a question naming exactly one
   option counts as naming it; otherwise the items of an
   enumeration ("chicken, beef and a vegetarian lasagna") in the reply to the best-matching
-  question, each item without the price said with it ("a three-course at $55" -> three-course).
+  question, each item without the price said with it ("a three-course at $55" -> three-course),
+  or the one item of a reply naming a single thing ("We offer packing.", "We can do asphalt
+  shingles.", "Packing.": at most four words, no figure, no yes/no, no denial). A reply that
+  hedges ("I'd have to check", "I couldn't tell you that", "I don't have that information")
+  is no list.
   **array(number)**: every amount mentioned by anyone (money fields: "all prices mentioned") or
   every number of the other party's that matches as above. **array(boolean)**: the description's
   ordered list ("in order: email, SMS, push") answered one by one as booleans; all must be found.

@@ -48,7 +48,7 @@ class OfflineExtractor:
         Raises nothing: unreadable or ambiguous fields become ``missing`` with a reason;
         a required field missing or a schema violation gives ``status="failed"``.
         """
-        reader = _Reader(transcript)
+        reader = _Reader(transcript, definition.parameters)
         insight_id = definition.insight_id
         if not definition.structured:
             try:

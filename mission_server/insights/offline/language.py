@@ -348,6 +348,7 @@ HEDGE = re.compile(
     r"(?:check|ask|look|see|confirm|talk)|"
     r"(?:i|we)'ll (?:check|ask|find out|get back)|"
     r"call (?:you|me) back|get back to you|not sure|don't know|do not know|no idea|"
+    r"(?:don't|do not) have (?:that|the|this|any) (?:information|info|details?)|"
     r"(?:can't|cannot|couldn't|can not) (?:promise|guarantee|say|tell|confirm)|"
     r"couldn't (?:tell|really say)|it depends|depends on|depending|maybe|might|perhaps|"
     r"(?:can't|cannot|couldn't|won't) (?:give|quote)|(?:nobody|no one) can|over the phone|"

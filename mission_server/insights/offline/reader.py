@@ -20,6 +20,7 @@ from mission_server.insights.offline.language import (
     _stem,
     _stems,
     _words,
+    polarity,
     sentences,
     stance,
 )
@@ -61,6 +62,14 @@ _SOCIAL = re.compile(
 _INDIRECT = re.compile(
     r"\b(?:ask(?:ing)?|see|wondering|check(?:ing)?|know|find out|confirm(?:ing)?)\s+"
     r"(?:if|whether|about)\b|\b(?:could|can|would|will) you\b|\bdo you\b",
+    re.IGNORECASE,
+)
+
+
+# The assistant closing the call: what the other party says after it answers no question.
+_CLOSING = re.compile(
+    r"\b(?:good-?bye|bye|thanks? (?:you )?(?:so much |very much )?for your (?:time|help)|"
+    r"have a (?:good|great|nice|lovely) (?:day|one|evening|night|afternoon|weekend))\b",
     re.IGNORECASE,
 )
 
@@ -243,6 +252,35 @@ def _enumeration(text: str) -> list[str]:
     return best
 
 
+_MAX_ONE_ITEM = 4
+
+
+def _one_item(text: str) -> list[str]:
+    """The one item of a reply that names a single thing: "We offer packing.", "We can do
+    asphalt shingles.", "Packing." (at most four words, no figure, no yes/no, no denial)."""
+    parts = sentences(text)
+    if not parts:
+        return []
+    said = _clean_answer(parts[0])
+    words = said.split()
+    for position in range(min(len(words), 4) - 1, -1, -1):
+        word = words[position].lower()
+        if word in _INTRODUCERS or word.endswith("'ve"):
+            words = words[position + 1 :]
+            break
+    item = _ARTICLES.sub("", " ".join(words)).strip(" .!?,")
+    if (
+        not item
+        or len(item.split()) > _MAX_ONE_ITEM
+        or re.search(r"[\d$?,;:]", item)
+        or polarity(item) is not None
+        or _NEGATED_CLAUSE.search(parts[0])
+        or not _stems(_words(item))
+    ):
+        return []
+    return [item]
+
+
 _OBJECT_FIELDS = re.compile(r"(?:including|includes|include|with|:)\s+([^.;()]+)", re.IGNORECASE)
 
 
@@ -345,12 +383,15 @@ _WHEN = re.compile(
     r"\b(?:(?:this|next) (?:week|weekend|month)|(?:early|late) next week|today|tonight|"
     r"tomorrow(?: (?:morning|afternoon|evening|night))?|"
     r"(?:(?:this|next) )?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?"
-    r"(?: (?:the )?\d{1,2}(?:st|nd|rd|th)?)?(?: (?:morning|afternoon|evening|night))?|"
+    r"(?: (?:the )?\d{1,2}(?:st|nd|rd|th)?(?![\d:]| ?(?:am|pm|a\.m\.|p\.m\.)))?"
+    r"(?: (?:morning|afternoon|evening|night))?|"
     r"(?:january|february|march|april|may|june|july|august|september|october|november|"
     r"december) \d{1,2}(?:st|nd|rd|th)?|the \d{1,2}(?:st|nd|rd|th)|"
     r"\d{1,2}(?::\d{2})? ?(?:am|pm|a\.m\.|p\.m\.)|noon|midday|midnight)"
     r"(?: (?:at|around|by) (?:\d{1,2}(?::\d{2})? ?(?:am|pm)?|noon|(?:one|two|three|four|five|six|"
-    r"seven|eight|nine|ten|eleven|twelve)(?: (?:am|pm|o'clock|thirty))?))?",
+    r"seven|eight|nine|ten|eleven|twelve)(?: (?:am|pm|o'clock|thirty))?)|"
+    # "Thursday 9am", "Monday, 3:30 pm": a time with am/pm needs no "at".
+    r",? \d{1,2}(?::\d{2})? ?(?:am|pm|a\.m\.|p\.m\.))?",
     re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.?))+\b|\b[A-Z][a-z]{2,}\b")
@@ -414,7 +455,18 @@ def _named_in(value: str, text: str) -> list[int]:
 class _Reader:
     """Answers one insight's parameters from one transcript."""
 
-    def __init__(self, transcript: Sequence[TranscriptMessage]) -> None:
+    def __init__(
+        self,
+        transcript: Sequence[TranscriptMessage],
+        parameters: Sequence[InsightParameter] = (),
+    ) -> None:
+        #: The insight's number and string fields: which question asks for which amount
+        #: (``_owners``).
+        self.intents = {
+            p.name: _intent(p.name, p.description)
+            for p in parameters
+            if p.type in ("number", "integer", "string")
+        }
         turns: list[_Turn] = []
         for message in transcript:
             if message.role not in ("assistant", "user") or not message.text.strip():
@@ -438,8 +490,8 @@ class _Reader:
             replies: list[_Turn] = []
             for later in turns[turn.index + 1 :]:
                 if later.role == "assistant":
-                    if later.asks:
-                        break
+                    if later.asks or _CLOSING.search(later.text):
+                        break  # a new question, or "Thank you for your time. Goodbye!"
                     continue  # "Sure, take your time."
                 replies.append(later)
             if replies:
@@ -497,6 +549,29 @@ class _Reader:
             return []
         top = questions[0][0]
         return [exchange for score, exchange in questions if score == top]
+
+    def _owners(self) -> dict[int, set[str]]:
+        """For each assistant question (by turn index), the money fields of the insight it
+        asks about best (``_best_questions``)."""
+        cached = getattr(self, "_owner_cache", None)
+        if cached is not None:
+            return cached
+        owners: dict[int, set[str]] = {}
+        for name, intent in self.intents.items():
+            if not intent.money:
+                continue
+            for exchange in self._best_questions(intent):
+                # Only a question asking it in its own words ("your call-out fee?"), not a
+                # follow-up pointing back ("Another caterer quoted $58. Could you match that?").
+                asked = _context_stems(" ".join(exchange.question.asks))
+                if sum(w for stem, w in intent.keywords.items() if stem in asked) >= 2:
+                    owners.setdefault(exchange.question.index, set()).add(name)
+        self._owner_cache = owners
+        return owners
+
+    def _answered_by(self, turn: int) -> _Exchange | None:
+        """The exchange whose reply ``turn`` is part of."""
+        return next((e for e in self.exchanges if any(r.index == turn for r in e.replies)), None)
 
     def _asked_context(self, turn: _Turn) -> set[str]:
         """The stems of the assistant question that ``turn`` answers (none if it answers
@@ -624,7 +699,9 @@ class _Reader:
             return generic
         return []
 
-    def _on_basis(self, offers: list[_Offer], intent: _Intent) -> tuple[list[_Offer], str]:
+    def _on_basis(
+        self, offers: list[_Offer], intent: _Intent, own: frozenset[int] = frozenset()
+    ) -> tuple[list[_Offer], str]:
         # A field about a fee or add-on ("delivery_fee", "callout_fee") takes only amounts
         # charged for it; any other money field takes only amounts that are not add-ons.
         if intent.fee:
@@ -632,6 +709,9 @@ class _Reader:
         else:
             offers = [o for o in offers if not o.money.addons]
         units = {o.money.unit for o in offers if o.money.unit}
+        if intent.unit and any(self._plain(o) for o in offers if o.turn in own):
+            # "What's your nightly rate?" - "It's $210.": the question gave the basis.
+            units.add(intent.unit)
         if intent.unit:
             what = f"per-{intent.unit} amount" if intent.unit != EACH else "per-unit amount"
             if intent.unit != EACH and not units & {intent.unit, EACH}:
@@ -655,9 +735,34 @@ class _Reader:
             return chosen, "amount"
         return offers, "amount"
 
-    def money_value(self, intent: _Intent) -> Money:
+    def _plain(self, offer: _Offer) -> bool:
+        """An amount with no basis said at all: no unit, no total, and nothing after it in its
+        clause ("It's $210." but not "$450 for the weekend")."""
+        money = offer.money
+        if money.unit or money.total or money.addons:
+            return False
+        after = self.turns[offer.turn].norm[money.end :]
+        return bool(re.match(r"\s*(?:[.!?;]|$)", after))
+
+    def money_value(self, intent: _Intent, name: str | None = None) -> Money:
         every = self.offers(intent.party)
-        offers, what = self._on_basis([o for o in every if not o.unknown], intent)
+        own: frozenset[int] = frozenset()
+        if name is not None and name in self.intents:
+            # One question per field: an amount in the reply to a question that asks about
+            # other money fields of the insight, and not this one, is theirs ("$95 per hour"
+            # to the hourly rate, "sixty dollars" to the call-out fee).
+            owners = self._owners()
+            kept = []
+            for offer in every:
+                exchange = self._answered_by(offer.turn)
+                asked = owners.get(exchange.question.index, set()) if exchange else set()
+                tagged = intent.addons & {_stem(a) for a in offer.money.addons}
+                if asked and name not in asked and not tagged:
+                    continue  # (but "a $200 deposit" said there is still the deposit)
+                kept.append(offer)
+            every = kept
+            own = frozenset(r.index for e in self._best_questions(intent) for r in e.replies)
+        offers, what = self._on_basis([o for o in every if not o.unknown], intent, own)
         who = "the other party" if intent.party == "user" else "the assistant"
         if not offers:
             raise _Missing(f"no {what} offered by {who}")
@@ -760,7 +865,7 @@ class _Reader:
         kind = parameter.type
         if kind in ("number", "integer"):
             if intent.money:
-                value: Any = self.money_value(intent).amount
+                value: Any = self.money_value(intent, parameter.name).amount
             else:
                 value = _pick(
                     self._count_candidates(intent),
@@ -784,7 +889,7 @@ class _Reader:
             if len(options) >= 2:
                 return self.enum(options, intent)
             if intent.money:
-                return self.money_value(intent).describe()
+                return self.money_value(intent, parameter.name).describe()
             return self.answer(intent)
         if kind in ("array", "array(string)"):
             return self.items(intent, parameter.description)
@@ -842,6 +947,9 @@ class _Reader:
             text = turn.text.translate(_APOSTROPHES)
             for value in values:
                 for where in _named_in(value, text):
+                    # "I'd have to check on that" names no 'check': a hedge names nothing.
+                    if HEDGE.search(_sentence_at(text, where)):
+                        continue
                     if value not in named and not _negated(text, where):
                         named[value] = (turn.index, where)
         return named
@@ -862,6 +970,7 @@ class _Reader:
                             and wanted <= said
                             and value not in named
                             and not _NEGATED_CLAUSE.search(sentence)
+                            and not HEDGE.search(sentence)
                         ):
                             named[value] = (turn.index, turn.text.find(sentence))
         if len(named) == 1:
@@ -975,11 +1084,18 @@ class _Reader:
                     named[asked[0]] = (exchange.question.index, 0)
             if named:
                 return sorted(named, key=lambda o: named[o])
+        hedged = ""
         for exchange in reversed(self._best_questions(intent)):
             for reply in exchange.replies:
-                listed = _enumeration(reply.text)
+                if HEDGE.search(reply.text):
+                    # "I'm not sure, I'd have to check": not known to them, not a list.
+                    hedged = hedged or reply.text
+                    continue
+                listed = _enumeration(reply.text) or _one_item(reply.text)
                 if listed:
                     return listed
+        if hedged:
+            raise _Missing(f"the reply does not say: they would check, or do not know ({hedged!r})")
         if options:
             raise _Missing("the other party names none of " + ", ".join(repr(o) for o in options))
         raise _Missing("no list of items found")
