@@ -116,8 +116,14 @@ def main() -> int:
         "--host", "127.0.0.1", "--port", str(port), "--api_key", key,
     ]  # fmt: skip
     print(f"== model server: {path.name} on {base_url} (log {log})", flush=True)
+    # An answer is capped at 128 tokens unless the request says otherwise (serve.py): on 2 busy
+    # cores the model makes a few tokens a second under a grammar, and the project's client
+    # gives up on an answer after 60 s (the server would go on generating for no one).
+    server_env = {**os.environ, "SERVE_MAX_TOKENS": os.environ.get("SERVE_MAX_TOKENS", "128")}
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=server_env
+        )
     try:
         wait_until_up(proc, base_url, key, time.monotonic() + args.start_timeout)
         print(f"== model server up after {time.monotonic() - started:.1f}s", flush=True)
