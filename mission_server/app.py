@@ -24,6 +24,7 @@ from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualCl
 from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import RealtimeTrigger
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
+from mission_server.errors import ConfigurationError
 from mission_server.insights.base import Extractor
 from mission_server.secrets import install_logging, scrub_data
 from mission_server.services.context import Context
@@ -64,27 +65,55 @@ def choose_provider(
     return SimulatedProvider.from_path(path, seed=seed, ledger_path=ledger_path)
 
 
-def make_extractor(settings: Settings, provider: Provider) -> Extractor:
-    """The extraction backend that fits the configured provider.
+EXTRACTORS: tuple[str, ...] = ("simulated", "offline", "llm")
 
-    - Telnyx: the platform computes insights for its own conversations, so its results are used.
-    - Otherwise an OpenAI-compatible LLM when ``MISSION_LLM_BASE_URL`` and ``MISSION_LLM_MODEL``
-      are set, and the offline extractor (transcript text only) when not, so a simulated run
-      produces results with no configuration at all.
+
+def make_extractor(settings: Settings, provider: Provider) -> Extractor:
+    """The extraction backend: ``MISSION_EXTRACTOR`` (``--extractor``) when set, else the one
+    that fits the provider.
+
+    - ``simulated``: the ground truth the simulated callee stated (default in the simulated
+      world when no LLM is configured); refused with Telnyx, whose calls carry no truth.
+    - ``offline``: the transcript text reader, no model.
+    - ``llm``: an OpenAI-compatible LLM (``MISSION_LLM_BASE_URL`` and ``MISSION_LLM_MODEL``);
+      the default whenever they are set, except with Telnyx.
+    - With Telnyx and no choice, the platform's own insight results.
 
     Raises:
+        ConfigurationError: an unknown extractor, ``simulated`` with Telnyx, or ``llm``
+            without an LLM configured.
         ValidationError: the configured LLM base URL is not an http(s) URL.
     """
     from mission_server.telephony.telnyx.provider import TelnyxProvider
 
-    if isinstance(provider, TelnyxProvider):
+    choice = settings.extractor.strip().lower() if settings.extractor else None
+    if choice is not None and choice not in EXTRACTORS:
+        raise ConfigurationError(
+            f"MISSION_EXTRACTOR (--extractor) must be one of {', '.join(EXTRACTORS)}, "
+            f'got "{choice[:40]}"'
+        )
+    telnyx = isinstance(provider, TelnyxProvider)
+    if choice == "simulated" and telnyx:
+        raise ConfigurationError(
+            "the simulated extractor reads a rehearsal's ground truth, which real Telnyx calls "
+            "do not have; use --extractor offline or llm, or run with --simulate"
+        )
+    if choice == "llm" and not settings.llm_configured:
+        raise ConfigurationError(
+            "the llm extractor needs MISSION_LLM_BASE_URL and MISSION_LLM_MODEL to be set"
+        )
+    if choice is None and telnyx:
         from mission_server.insights.telnyx import TelnyxInsightsExtractor
 
         return TelnyxInsightsExtractor(provider.get_conversation_insights)
-    if settings.llm_configured:
+    if choice == "llm" or (choice is None and settings.llm_configured):
         from mission_server.insights.llm import LLMExtractor
 
         return LLMExtractor.from_settings(settings)
+    if choice == "simulated" or (choice is None and provider.name == "simulated"):
+        from mission_server.insights.simulated import SimulatedExtractor
+
+        return SimulatedExtractor()
     from mission_server.insights.offline import OfflineExtractor
 
     return OfflineExtractor()

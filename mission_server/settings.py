@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     lease_secs: float = Field(default=60.0, gt=0, alias="MISSION_LEASE_SECS")
     #: ``serve --http`` closes a connection with no request in progress for this long.
     http_idle_secs: float = Field(default=15.0, gt=0, alias="MISSION_HTTP_IDLE_SECS")
+    #: What reads finished conversations: simulated (the rehearsal's ground truth), offline
+    #: (the transcript text reader) or llm. Default: see ``app.make_extractor``.
+    extractor: str | None = Field(default=None, alias="MISSION_EXTRACTOR")
 
     def model_post_init(self, context: object, /) -> None:
         # Every configured secret is known to the one scrubber (mission_server.secrets).

@@ -41,7 +41,14 @@ class SpecError(PlannerError, ValueError):
 
 class OperationFailed(PlannerError):
     """A ``MissionOps`` operation was refused for a reason the run should report (no free
-    number, a do-not-call target, a provider refusal). Bugs and outages are not wrapped."""
+    number, a do-not-call target, a provider refusal). Bugs and outages are not wrapped.
+
+    ``code`` names the rule where the service knows it: ``do_not_call``, ``run_finished``,
+    ``no_calling_hours``."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LLMError(PlannerError):

@@ -362,7 +362,7 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
                 idempotency_key=f"{run_id}:call:{index}",
             )
         except OperationFailed as exc:
-            outcome = not_called_outcome(spec, index, str(exc))
+            outcome = not_called_outcome(spec, index, str(exc), code=exc.code)
             outcomes[str(index)] = outcome
             ops.update_step(run_id, step, "failed", {"error": str(exc)})
             ops.log_event(
@@ -434,6 +434,8 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
             "completed" if usable else "failed",
             {
                 "status": outcome["status"],
+                "outcome": outcome["outcome"],
+                "reason": outcome["reason"],
                 "attempts": outcome["attempts"],
                 "final_value": outcome["final_value"],
                 "conversation_id": outcome["conversation_id"],
@@ -475,7 +477,7 @@ def compile_node(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[
     step = state["steps"]["compile"]
     ops.update_step(run_id, step, "in_progress")
     outcomes = list((state.get("outcomes") or {}).values())
-    result = compile_result(spec, outcomes, run_id=run_id)
+    result = compile_result(spec, outcomes, run_id=run_id, run_status=ops.run_status(run_id))
     ops.update_step(
         run_id,
         step,

@@ -42,6 +42,9 @@ mission spec: JSON matching the given schema exactly, with no other text.
   "best_company", quantity = the number of guests/units when stated.
 - retry: {"max_retries_client_errors": 2, "retry_interval_secs": 300} unless the request says
   otherwise.
+- calling_window: only when the request asks for one; calls are only ever placed between
+  08:00 and 21:00 in the recipient's local time, so a window entirely outside those hours is
+  invalid.
 """
 
 

@@ -58,6 +58,18 @@ class CallResult:
     insights: dict[str, Any] | None = None
     insight_error: str | None = None
     ready: bool = False
+    #: The machine-readable code of each error in ``errors`` (``do_not_call``,
+    #: ``call_budget_exhausted``, ``run_finished``, …), where the service recorded one.
+    error_codes: tuple[str, ...] = ()
+    #: The recorded conversation's name and transcript (``(role, text)`` in order), when a
+    #: conversation happened. The simulator names a conversation in which the business
+    #: declined "<Business> — declined" and one that asked to be called back
+    #: "<Business> — call back requested <when>".
+    conversation_name: str | None = None
+    transcript: tuple[tuple[str, str], ...] | None = None
+    #: Where the attempts' costs come from: ``simulated`` (the simulated world's rates) or
+    #: ``provider`` (as the telephony provider reported them); None when unknown.
+    cost_basis: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -201,7 +213,8 @@ class MissionOps(Protocol):
         The same idempotency key returns the first event.
 
         Raises:
-            OperationFailed: a guardrail refused the call (do-not-call list, finished run).
+            OperationFailed: a guardrail refused the call (do-not-call list, finished run,
+                no calling hours); its ``code`` says which where known.
         """
         ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from planner.errors import SpecError
+from planner.types import CALLING_HOURS_END, CALLING_HOURS_START
 from planner.types import INSIGHT_PARAMETER_TYPES as PARAMETER_TYPES
 from planner.types import InsightParameterType as ParameterType
 
@@ -157,10 +159,44 @@ class RetryPolicy(_Model):
     retry_interval_secs: int | None = None
 
 
+def _clock(value: str | None) -> time | None:
+    # Only to compare with the legal hours; the service reports a malformed time.
+    try:
+        hours, minutes = str(value).strip().split(":")
+        return time(int(hours), int(minutes))
+    except (ValueError, TypeError):
+        return None
+
+
 class CallingWindowConfig(_Model):
+    """Local days and hours (``HH:MM``, ``end`` exclusive; default Monday–Friday 09:00–17:00)
+    in which calls may be placed. The service checks the days and the time format
+    (``mission_server.domain.calling_hours``); here a window that cannot meet the legal
+    calling hours (``planner.types``) is refused, since no call of it could ever be placed."""
+
     days: list[str] | None = None
     start: str | None = None
     end: str | None = None
+
+    @model_validator(mode="after")
+    def _meets_legal_hours(self) -> CallingWindowConfig:
+        legal = f"{CALLING_HOURS_START:%H:%M}–{CALLING_HOURS_END:%H:%M}"
+        start, end = _clock(self.start), _clock(self.end)
+        if end is not None and end <= CALLING_HOURS_START:
+            raise SpecError(
+                "end",
+                f"must be after {CALLING_HOURS_START:%H:%M}: calls are only placed within the "
+                f"legal calling hours {legal} local time, so this window never opens",
+                self.end,
+            )
+        if start is not None and start >= CALLING_HOURS_END:
+            raise SpecError(
+                "start",
+                f"must be before {CALLING_HOURS_END:%H:%M}: calls are only placed within the "
+                f"legal calling hours {legal} local time, so this window never opens",
+                self.start,
+            )
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -174,6 +210,7 @@ class MissionSpec(_Model):
     strategy: Strategy = "sequential_leverage"
     assistant: AssistantConfig
     targets: list[Target] = Field(min_length=1, max_length=500)
+    #: A list of fields, or a mapping from each name to the rest of its field.
     extract: list[ExtractField] = Field(min_length=1, max_length=50)
     leverage: Leverage | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -185,6 +222,14 @@ class MissionSpec(_Model):
     @classmethod
     def _filled(cls, value: str) -> str:
         return _not_blank(value)
+
+    @field_validator("extract", mode="before")
+    @classmethod
+    def _mapping_form(cls, value: Any) -> Any:
+        # ``extract: {total_price: {type: number}}`` is the list form keyed by name.
+        if isinstance(value, Mapping) and not value:
+            raise ValueError("must have at least 1 field")
+        return _extract_list(value) if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> MissionSpec:
@@ -224,6 +269,38 @@ class MissionSpec(_Model):
             }
             for f in self.extract
         ]
+
+
+def _extract_list(fields: Mapping[Any, Any]) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = []
+    for key, body in fields.items():
+        if not isinstance(key, str) or not _VARIABLE.match(key):
+            raise SpecError(
+                str(key),
+                "must be a field name (a letter or '_' then letters, digits or '_')",
+                key if isinstance(key, str | int | float) else type(key).__name__,
+            )
+        if not isinstance(body, Mapping):
+            raise SpecError(
+                key,
+                "must be a mapping with type and optionally description, required, enum "
+                f"(e.g. {key}: {{type: number}})",
+                body if isinstance(body, str | int | float | bool) else type(body).__name__,
+            )
+        if "name" in body and body["name"] != key:
+            raise SpecError(
+                f"{key}.name", f"must be {key!r} (the key it is listed under)", body["name"]
+            )
+        entry = {"name": key, **{k: v for k, v in body.items() if k != "name"}}
+        try:
+            ExtractField.model_validate(entry)
+        except pydantic.ValidationError as exc:
+            problem = _translate(exc)
+            raise SpecError(
+                f"{key}.{problem.field}", problem.rule, problem.value, show_value=problem.show_value
+            ) from None
+        listed.append(entry)
+    return listed
 
 
 def parse_spec(data: Any) -> MissionSpec:

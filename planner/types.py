@@ -3,6 +3,7 @@ imports nothing of ours, so what both speak is defined on this side)."""
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal, get_args
 
 #: The insight parameter types of the reference (``20_structured-insights.md``), shared by the
@@ -20,3 +21,10 @@ InsightParameterType = Literal[
     "object",
 ]
 INSIGHT_PARAMETER_TYPES: tuple[str, ...] = get_args(InsightParameterType)
+
+#: The legal calling hours, in the recipient's local time (``end`` exclusive): every calling
+#: window is intersected with them. The service enforces them
+#: (``mission_server.domain.calling_hours`` imports these two); the spec refuses a window that
+#: cannot meet them.
+CALLING_HOURS_START = time(8, 0)
+CALLING_HOURS_END = time(21, 0)

@@ -289,6 +289,9 @@ class Message(TableModel, table=True):
     role: str = Field(max_length=16)
     text: str = Field(sa_column=Column(Text, nullable=False))
     sent_at: datetime | None = _ts()
+    #: Ground truth where the provider knows it (the simulator): what this utterance states,
+    #: insight field name -> value. None on real calls.
+    facts: dict[str, Any] | None = _json(None)
 
 
 class Insight(TableModel, table=True):
@@ -339,6 +342,9 @@ class InsightResult(TableModel, table=True):
     result: Any = _json(None)
     error: str | None = _text()
     extractor: str | None = Field(default=None, max_length=32)
+    #: Where the conversation's truth is known (a rehearsal): the values that were said, per
+    #: field, beside ``result`` (what the extractor read). None on real calls.
+    truth: dict[str, Any] | None = _json(None)
     created_at: datetime = _ts(False)
     updated_at: datetime = _ts(False)
 

@@ -43,6 +43,15 @@ WorldOption = Annotated[
 SeedOption = Annotated[
     int | None, typer.Option("--seed", help="Seed of the simulated world (reproducible calls).")
 ]
+ExtractorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--extractor",
+        help="What reads the conversations: simulated (the rehearsal's ground truth), offline "
+        "(the text reader) or llm (default: MISSION_EXTRACTOR, else llm when MISSION_LLM_* is "
+        "set, else simulated in the simulated world).",
+    ),
+]
 
 err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mission_server.cli.common import (
     DbOption,
+    ExtractorOption,
     SeedOption,
     SimulateOption,
     WorldOption,
@@ -199,6 +200,7 @@ def worker(
         ),
     ] = None,
     seed: SeedOption = None,
+    extractor: ExtractorOption = None,
     poll_secs: Annotated[float, typer.Option(help="Safety sweep interval (seconds).")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Sweep once and exit.")] = False,
 ) -> None:
@@ -214,7 +216,7 @@ def worker(
 
     setup_logging()
     with user_errors():
-        settings = load_settings()
+        settings = load_settings(extractor=extractor)
         mission_app = MissionApp.open(
             settings,
             background_extraction=not once,

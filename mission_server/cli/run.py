@@ -32,6 +32,7 @@ from rich.table import Table
 
 from mission_server.cli.common import (
     DbOption,
+    ExtractorOption,
     SeedOption,
     SimulateOption,
     WorldOption,
@@ -154,6 +155,7 @@ def _open(
     world: Path | None,
     seed: int | None,
     run_id: str | None = None,
+    extractor: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build the service context: virtual clock in the simulated world, real time with
     Telnyx. For an existing run, its recorded world and seed apply unless given."""
@@ -161,7 +163,7 @@ def _open(
     from mission_server.clock import VirtualClock
     from mission_server.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(extractor=extractor)
     recorded: dict[str, Any] = {}
     if run_id is not None:
         from mission_server.engine.runner import cli_settings_of
@@ -235,6 +237,33 @@ def _drive(ctx: Any, runner: Any, run_id: str, progress: Progress) -> None:
         progress.poll()
 
 
+def _check_world(provider: Any, spec: dict[str, Any]) -> None:
+    # Before any call: a world fact that cannot answer the mission's field of that name.
+    from mission_server.telephony.simulated.provider import SimulatedProvider
+
+    if isinstance(provider, SimulatedProvider):
+        fields = [(f["name"], f["type"], tuple(f.get("enum") or ())) for f in spec["extract"]]
+        provider.world.check_fields(fields)
+
+
+def _print_accuracy(accuracy: Any) -> None:
+    # A rehearsal read by the offline reader or an LLM measures that reader against the truth.
+    if not isinstance(accuracy, dict) or accuracy.get("extractors") == ["simulated"]:
+        return
+    readers = ", ".join(accuracy["extractors"])
+    _err.print(
+        f"extraction ({readers}) against the rehearsal's truth: {accuracy['right']} of "
+        f"{accuracy['stated']} stated values read right, {accuracy['wrong']} wrong, "
+        f"{accuracy['missed']} missed"
+    )
+    for item in accuracy["mismatches"][:5]:
+        said = "nothing" if item["said"] is None else json.dumps(item["said"])
+        _err.print(
+            f"  [red]wrong[/] {escape(item['conversation'])}: {item['field']} read "
+            f"{escape(json.dumps(item['read']))}, said {escape(said)}"
+        )
+
+
 def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
     from mission_server.services import missions
 
@@ -244,6 +273,8 @@ def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -
         sys.stdout.write(json.dumps(detail.model_dump(mode="json"), indent=2) + "\n")
     elif detail.result_summary:
         _out.print(Markdown(detail.result_summary))
+    if not as_json:
+        _print_accuracy((detail.result_payload or {}).get("extraction_accuracy"))
     wall = time.monotonic() - started
     if waiting == "approval":
         _err.print(
@@ -274,6 +305,7 @@ def run(
     seed: SeedOption = None,
     simulate: SimulateOption = False,
     world: WorldOption = None,
+    extractor: ExtractorOption = None,
     db: DbOption = None,
     require_approval: Annotated[
         bool,
@@ -307,9 +339,13 @@ def run(
         else:
             request = spec_or_request
     with user_errors(ValueError):
-        ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=resume)
+        ctx, cli = _open(
+            db, simulate=simulate, world=world, seed=seed, run_id=resume, extractor=extractor
+        )
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
     with closing(runner), user_errors():
+        if spec is not None:
+            _check_world(ctx.provider, spec)
         if resume is not None:
             run_id = resume
             # Calls that ended after the process stopped never had their insights extracted.
@@ -338,6 +374,7 @@ def approve(
     seed: SeedOption = None,
     simulate: SimulateOption = False,
     world: WorldOption = None,
+    extractor: ExtractorOption = None,
     db: DbOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
@@ -348,7 +385,9 @@ def approve(
 
     _setup_logging(verbose)
     with user_errors(ValueError):
-        ctx, cli = _open(db, simulate=simulate, world=world, seed=seed, run_id=run_id)
+        ctx, cli = _open(
+            db, simulate=simulate, world=world, seed=seed, run_id=run_id, extractor=extractor
+        )
         runner = MissionRunner(ctx, mode="inline" if cli["simulate"] else "thread")
     with closing(runner), user_errors():
         runner.approve(run_id, not reject, note)

@@ -14,6 +14,7 @@ import typer
 
 from mission_server.cli.common import (
     DbOption,
+    ExtractorOption,
     SeedOption,
     SimulateOption,
     WorldOption,
@@ -66,6 +67,7 @@ def serve(
         ),
     ] = None,
     seed: SeedOption = None,
+    extractor: ExtractorOption = None,
     no_dispatcher: Annotated[
         bool,
         typer.Option(
@@ -88,7 +90,7 @@ def serve(
         # build_context treats a falsy speed as "not given", so 0 would silently become 60.
         raise fail(f"--sim-speed must be greater than 0, got {sim_speed:g}")
     with user_errors():
-        settings = load_settings()
+        settings = load_settings(extractor=extractor)
         security = (
             check_http_options(host, settings.http_token, no_auth, allowed_host) if http else None
         )

@@ -19,10 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mission_server.errors import ValidationError
+from planner.types import CALLING_HOURS_END as HARD_END
+from planner.types import CALLING_HOURS_START as HARD_START
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-HARD_START = time(8, 0)
-HARD_END = time(21, 0)
+# The 08:00–21:00 hard bound lives in planner.types: the spec refuses a window outside it.
 # How far ahead to look for a common opening before declaring the zones incompatible.
 _SEARCH_DAYS = 14
 #: The longest lead a span check accepts. Between two open moments of the window there is

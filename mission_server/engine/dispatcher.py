@@ -697,4 +697,6 @@ class Dispatcher:
     ) -> CallRequest:
         run = lookups.runs.get(row["run_id"]) if row["run_id"] else None
         assistant = lookups.assistants[row["assistant_id"]]
-        return records.call_request(row, attempt_number, key, now, assistant, run)
+        return records.call_request(
+            row, attempt_number, key, now, assistant, run, asks=lookups.asks_of(assistant)
+        )

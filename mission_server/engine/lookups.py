@@ -12,6 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from mission_server.engine.queue import RUNS
+from mission_server.insights.schema import parse_parameters
+from mission_server.telephony.base import AskedField
 from state import models as m
 
 
@@ -22,6 +24,12 @@ class Lookups:
     assistants: dict[str, dict[str, Any]]
     runs: dict[str, dict[str, Any]]
     do_not_call: set[str]
+    #: Per insight group: the fields its insights ask for (``CallRequest.asks``).
+    asks: dict[str, tuple[AskedField, ...]]
+
+    def asks_of(self, assistant: dict[str, Any]) -> tuple[AskedField, ...]:
+        group = assistant.get("insight_group_id")
+        return self.asks.get(group, ()) if group else ()
 
     @classmethod
     def load(cls, engine: Engine, rows: list[dict[str, Any]]) -> Lookups:
@@ -48,7 +56,9 @@ class Lookups:
             blocked = set(
                 conn.execute(select(dnc.c.target).where(dnc.c.target.in_(targets))).scalars()
             )
-        return cls(assistants=assistants, runs=runs, do_not_call=blocked)
+            groups = {a["insight_group_id"] for a in assistants.values() if a["insight_group_id"]}
+            asks = _asks(conn, groups) if groups else {}
+        return cls(assistants=assistants, runs=runs, do_not_call=blocked, asks=asks)
 
     def take_budget(self, engine: Engine, run: dict[str, Any]) -> bool:
         """Count one call against the run's budget; False when it is used up, or when the run
@@ -77,3 +87,29 @@ class Lookups:
         fresh = dict(row._mapping)
         self.runs[run["run_id"]] = fresh
         return fresh
+
+
+def _asks(conn: Any, groups: set[str]) -> dict[str, tuple[AskedField, ...]]:
+    members = m.InsightGroupMember.__table__
+    insights = m.Insight.__table__
+    query = (
+        select(members.c.insight_group_id, insights.c.insight_id, insights.c.parameters)
+        .join(insights, insights.c.insight_id == members.c.insight_id)
+        .where(members.c.insight_group_id.in_(groups))
+        .order_by(members.c.insight_group_id, members.c.position)
+    )
+    found: dict[str, list[AskedField]] = {}
+    for group, insight_id, raw in conn.execute(query):
+        fields = found.setdefault(group, [])
+        for parameter in parse_parameters(raw or [], field=f"insight {insight_id} parameters"):
+            items = parameter.type[6:-1] if parameter.type.startswith("array(") else None
+            fields.append(
+                AskedField(
+                    name=parameter.name,
+                    type=parameter.type,
+                    description=parameter.description,
+                    enum=parameter.enum,
+                    items_type=items,
+                )
+            )
+    return {group: tuple(fields) for group, fields in found.items()}

@@ -12,6 +12,7 @@ from typing import Any
 
 from mission_server.services.context import CallFinished
 from mission_server.telephony.base import (
+    AskedField,
     CallOutcome,
     CallRequest,
     Placement,
@@ -27,6 +28,8 @@ def call_request(
     now: datetime,
     assistant: Mapping[str, Any],
     run: Mapping[str, Any] | None,
+    *,
+    asks: tuple[AskedField, ...] = (),
 ) -> CallRequest:
     """The request that places attempt ``attempt_number`` (idempotency key ``key``), with the
     assistant's texts rendered for the run's and the call's variables."""
@@ -61,6 +64,7 @@ def call_request(
         conversation_name=metadata.get("conversation_name"),
         instructions_template=assistant["instructions"],
         greeting_template=greeting,
+        asks=asks,
     )
 
 
@@ -132,6 +136,7 @@ def message_records(
             "role": msg.role,
             "text": msg.text,
             "sent_at": msg.sent_at,
+            "facts": dict(msg.facts) if msg.facts is not None else None,
         }
         for index, msg in enumerate(messages)
     ]

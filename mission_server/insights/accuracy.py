@@ -10,12 +10,15 @@ Used by the extraction bench (hand-labelled corpus, simulated conversations) and
   ``absent`` (correct, counted with the right ones);
 * the truth states nothing and the reader found a value: ``wrong`` (an invented value).
 
-Values are compared by type: numbers by value (``62 == 62.0``), strings and enum values
-ignoring case, surrounding space and a final full stop, arrays as sets of such items.
+Values are compared by type: numbers by value (``62 == 62.0``), enum values ignoring case,
+surrounding space and a final full stop, arrays as sets of such items. A ``string`` field is
+free text: it is right when, ignoring case and punctuation, what was read is what was said or
+a part of it ("Friday at 6pm" of "We can do Friday at 6pm"), or contains it whole.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -39,8 +42,16 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split()).strip().rstrip(".").casefold()
 
 
-def same_value(truth: Any, read: Any) -> bool:
-    """Whether ``read`` states the same value as ``truth`` (see the module's rules)."""
+def _words(value: Any) -> str:
+    return " ".join(re.findall(r"[\w$.'’-]+", str(value).casefold())).strip(".")
+
+
+def same_value(truth: Any, read: Any, kind: str | None = None) -> bool:
+    """Whether ``read`` states the same value as ``truth`` (see the module's rules); ``kind``
+    is the field's type (``string`` compares free text)."""
+    if kind == "string" and isinstance(truth, str) and isinstance(read, str):
+        said, got = f" {_words(truth)} ", f" {_words(read)} "
+        return bool(got.strip()) and (got in said or said in got)
     if isinstance(truth, bool) or isinstance(read, bool):
         return isinstance(truth, bool) and isinstance(read, bool) and truth == read
     if isinstance(truth, (int, float, Decimal)) and not isinstance(truth, bool):
@@ -82,7 +93,7 @@ def score_fields(
         elif not has_read:
             verdict = "missed"
         else:
-            verdict = "right" if same_value(value, got) else "wrong"
+            verdict = "right" if same_value(value, got, kind) else "wrong"
         verdicts.append(FieldVerdict(name, kind, verdict, value, got))
     return verdicts
 

@@ -136,6 +136,11 @@ class ServerStatus(OutModel):
         default=None, description="Simulated seconds per wall second; null outside simulation."
     )
     database: str = Field(description="'sqlite' or 'postgresql'.")
+    extractor: str | None = Field(
+        default=None,
+        description="What reads finished conversations: 'simulated' (a rehearsal's ground "
+        "truth), 'offline' (the text reader), 'llm' or 'telnyx'.",
+    )
     dispatcher_running: bool = Field(
         description="True when this process places due calls; false means `mission worker` "
         "processes must run, or calls stay pending."

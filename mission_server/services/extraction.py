@@ -21,10 +21,12 @@ from mission_server.clock import ensure_utc
 from mission_server.domain.targets import normalise_target
 from mission_server.domain.templating import render
 from mission_server.errors import NotFound, ValidationError
+from mission_server.insights.accuracy import Tally, score_fields
 from mission_server.insights.base import (
     ExtractionResult,
     Extractor,
 )
+from mission_server.insights.truth import conversation_truth
 from mission_server.net.webhooks import WebhookSender
 from mission_server.services.context import Context
 from mission_server.services.insight_schemas import (
@@ -74,7 +76,9 @@ def _transcript(
         # Unknown roles (tool output, say) are kept as system text, which extractors skip.
         role: Any = row.role if row.role in ("assistant", "user", "system") else "system"
         transcript.append(
-            TranscriptMessage(role=role, text=row.text, sent_at=row.sent_at or fallback)
+            TranscriptMessage(
+                role=role, text=row.text, sent_at=row.sent_at or fallback, facts=row.facts
+            )
         )
     return transcript
 
@@ -108,6 +112,7 @@ def _set_status(
     status: str,
     now: datetime,
     result: ExtractionResult | None = None,
+    truth: dict[str, Any] | None = None,
 ) -> m.InsightResult:
     with session_scope(engine) as session:
         row = session.exec(
@@ -121,6 +126,7 @@ def _set_status(
         if result is not None:
             row.result = result.result if status == "completed" else None
             row.error = result.error
+            row.truth = truth
         session.add(row)
         return row
 
@@ -184,7 +190,7 @@ def extract_conversation_insights(
                 created_at=now,
             )
             row.status, row.result, row.error = "pending", None, None
-            row.extractor, row.updated_at = extractor.name, now
+            row.extractor, row.updated_at, row.truth = extractor.name, now, None
             session.add(row)
 
     outputs: list[InsightResultOut] = []
@@ -204,12 +210,69 @@ def extract_conversation_insights(
         status = "completed" if result.status == "completed" else "failed"
         if status == "failed" and not result.error:
             result.error = f"the {extractor.name} extractor reported status {result.status!r}"
-        row = _set_status(engine, conversation_id, definition.insight_id, status, now, result)
+        truth = conversation_truth(definition, transcript)
+        row = _set_status(
+            engine, conversation_id, definition.insight_id, status, now, result, truth
+        )
         outputs.append(result_out(row, names[definition.insight_id], result.missing))
 
     if deliver and group is not None:
         deliver_conversation_insights(engine, conversation_id, now=now, sender=sender)
     return outputs
+
+
+def extraction_accuracy(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """How well the run's conversations were read, where their truth is known (a rehearsal):
+    per field, the value read against the value said (``insights.accuracy``). None when no
+    result of the run carries a truth (real calls).
+
+    ``mismatches`` lists the wrong values (at most 20): a value read that no one said, or
+    another value than the one said.
+    """
+    query = (
+        select(m.InsightResult, m.Insight, m.Conversation)
+        .join(m.Insight, col(m.Insight.insight_id) == col(m.InsightResult.insight_id))
+        .join(
+            m.Conversation,
+            col(m.Conversation.conversation_id) == col(m.InsightResult.conversation_id),
+        )
+        .where(m.Conversation.run_id == run_id)
+        .order_by(col(m.InsightResult.id))
+    )
+    tally = Tally()
+    conversations: set[str] = set()
+    extractors: set[str] = set()
+    where: dict[int, str] = {}
+    with Session(engine) as session:
+        for result, insight, conversation in session.exec(query).all():
+            if result.truth is None or not insight.parameters:
+                continue
+            conversations.add(conversation.conversation_id)
+            extractors.add(result.extractor or "unknown")
+            fields = [(p.name, p.type) for p in definition_of(insight).parameters]
+            read = result.result if isinstance(result.result, dict) else None
+            before = len(tally.mismatches)
+            tally.add(score_fields(fields, result.truth, read))
+            for index in range(before, len(tally.mismatches)):
+                where[index] = conversation.name or conversation.conversation_id
+    if not conversations:
+        return None
+    mismatches = [
+        {"conversation": where[i], "field": v.name, "said": v.truth, "read": v.read}
+        for i, v in enumerate(tally.mismatches[:20])
+    ]
+    return {
+        "conversations": len(conversations),
+        "extractors": sorted(extractors),
+        "fields": tally.fields,
+        "stated": tally.stated,
+        "right": tally.right,
+        "wrong": tally.wrong,
+        "missed": tally.missed,
+        "absent": tally.absent,
+        **tally.rates(),
+        "mismatches": mismatches,
+    }
 
 
 def get_conversation_insights(engine: Engine, conversation_id: str) -> list[InsightResultOut]:

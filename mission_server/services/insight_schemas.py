@@ -63,7 +63,8 @@ class AssistantInsightSettingsOut(OutModel):
 
 class InsightResultOut(OutModel):
     """One insight's result for one conversation. ``missing`` lists the fields the extractor
-    could not find (only known right after extraction; it is not stored)."""
+    could not find (only known right after extraction; it is not stored). ``truth``: in a
+    rehearsal, the values that were actually said, beside what the extractor read."""
 
     conversation_id: str
     insight_id: str
@@ -73,6 +74,7 @@ class InsightResultOut(OutModel):
     error: str | None = None
     extractor: str | None = None
     missing: list[str] = Field(default_factory=list)
+    truth: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

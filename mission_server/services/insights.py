@@ -130,6 +130,7 @@ def result_out(row: m.InsightResult, name: str, missing: Sequence[str] = ()) -> 
         error=row.error,
         extractor=row.extractor,
         missing=list(missing),
+        truth=row.truth,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

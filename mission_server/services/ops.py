@@ -18,16 +18,26 @@ from sqlmodel import select
 from mission_server.domain.calling_hours import CallingWindow
 from mission_server.domain.targets import normalise_target, timezones_for_target
 from mission_server.domain.templating import validate_variable_names
-from mission_server.errors import MissionError, ValidationError
+from mission_server.errors import GuardrailError, MissionError, ValidationError
 from mission_server.insights.schema import parse_parameters
-from mission_server.services import assistants, extraction, insights, missions, plans, scheduling
+from mission_server.services import (
+    assistants,
+    conversations,
+    extraction,
+    insights,
+    missions,
+    plans,
+    scheduling,
+)
 from mission_server.services.context import Context
+from mission_server.services.do_not_call import is_do_not_call
 from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
 from planner.spec import MissionSpec
 from state import models as m
 from state import repo
 from state.db import session_scope
+from state.errors import NotFound
 from state.transitions import TERMINAL_EVENT
 
 __all__ = ["ServiceOps", "spec_error"]
@@ -245,6 +255,10 @@ class ServiceOps:
             NotFound, ValidationError.
         """
         self._checkpoint("compiling")
+        accuracy = extraction.extraction_accuracy(self.ctx.engine, run_id)
+        if accuracy is not None:
+            # A rehearsal measures its reader: what was read against what was said.
+            payload = {**payload, "extraction_accuracy": accuracy}
         current = self.run_status(run_id)
         if current in ("succeeded", "failed", "cancelled"):
             missions.update_run(self.ctx, run_id, result_summary=summary, result_payload=payload)
@@ -379,8 +393,28 @@ class ServiceOps:
                 calling_window=calling_window,
             )
         except MissionError as exc:
-            raise OperationFailed(str(exc)) from None
+            raise OperationFailed(str(exc), code=self._refusal_code(exc, run_id, to)) from None
         return event.scheduled_event_id
+
+    def _refusal_code(self, exc: MissionError, run_id: str, to: str) -> str | None:
+        """Which rule refused a call, read from the records (the do-not-call list, the run's
+        status) or the validation error's field and rule; None when it is none of these."""
+        if isinstance(exc, ValidationError):
+            if exc.field == "timezone" and exc.rule.startswith("has no calling hours"):
+                return "no_calling_hours"
+            return None
+        if not isinstance(exc, GuardrailError):
+            return None
+        try:
+            target = normalise_target(to)
+        except ValidationError:
+            target = to
+        with session_scope(self.ctx.engine) as session:
+            if is_do_not_call(session, target):
+                return "do_not_call"
+            if repo.load_run(session, run_id).status in ("succeeded", "failed", "cancelled"):
+                return "run_finished"
+        return None
 
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
         """The call's state, attempts and structured insight. Raises: NotFound."""
@@ -399,6 +433,16 @@ class ServiceOps:
             str(e.get("detail") or e.get("code") or e) if isinstance(e, dict) else str(e)
             for e in event.errors
         )
+        codes = tuple(str(e["code"]) for e in event.errors if isinstance(e, dict) and e.get("code"))
+        name, transcript = None, None
+        if event.conversation_id is not None:
+            try:
+                conversation = conversations.get_conversation(self.ctx, event.conversation_id)
+            except NotFound:
+                conversation = None
+            if conversation is not None:
+                name = conversation.name
+                transcript = tuple((msg.role, msg.text) for msg in conversation.messages)
         terminal = event.status in TERMINAL_EVENT
         status, insights, error = None, None, None
         ready = terminal
@@ -417,6 +461,10 @@ class ServiceOps:
             insights=insights,
             insight_error=error,
             ready=ready,
+            error_codes=codes,
+            conversation_name=name,
+            transcript=transcript,
+            cost_basis="simulated" if self.ctx.provider.name == "simulated" else "provider",
         )
 
     def settle_insights(self, run_id: str) -> int:

@@ -124,7 +124,7 @@ def test_a_failed_mission_exits_1(tmp_path):
     assert result.exit_code == 1
     detail = json.loads(result.stdout)
     assert detail["status"] == "failed"
-    assert "Windy City Bites: Unreachable after 3 attempts" in detail["error"]
+    assert "Windy City Bites: unreachable — not reached in 3 attempts" in detail["error"]
 
 
 def _spawn(args: list[str], crash_at: str | None = None) -> subprocess.Popen[str]:

@@ -15,6 +15,7 @@ from mcp.client import Client
 from mission_server.clock import AcceleratedClock
 from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import run_until_idle
+from mission_server.insights.offline import OfflineExtractor
 from mission_server.services import assistants
 from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
@@ -106,6 +107,7 @@ async def test_wait_for_call_shows_its_default_and_range_in_the_input_schema(ser
 
 
 async def test_server_status_says_provider_time_database_and_dispatcher(ctx):
+    ctx.extractor = OfflineExtractor()
     server = build_server(ctx, dispatcher_running=lambda: True)
     async with Client(server) as client:
         status = await ok(client, "server_status")
@@ -116,6 +118,7 @@ async def test_server_status_says_provider_time_database_and_dispatcher(ctx):
     assert status["clock"] == "virtual"
     assert status["sim_speed"] is None
     assert status["database"] == "sqlite"
+    assert status["extractor"] == "offline"
     assert status["dispatcher_running"] is True
 
 

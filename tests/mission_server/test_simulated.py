@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from mission_server.errors import ConfigurationError, ProviderError, ValidationError
 from mission_server.telephony.base import (
+    AskedField,
     AssistantSpec,
     CallOutcome,
     CallRequest,
@@ -432,6 +434,27 @@ def test_a_new_instance_finds_the_attempt_in_the_ledger(tmp_path: Path) -> None:
     )
     assert second.place_call(req) == placement
     assert second.placements == [req.idempotency_key]
+
+
+def test_the_facts_each_utterance_states_survive_the_ledger(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    first = SimulatedProvider.from_path(PACKAGED, ledger_path=ledger)
+    asks = (
+        AskedField("initial_price_per_person", "number", "The first price per person"),
+        AskedField("final_price_per_person", "number", "The final price per person"),
+    )
+    req = replace(request(GRILL, instructions=leverage(), key="ev-43"), asks=asks)
+    placement = first.place_call(req)
+    assert placement.conversation_id is not None
+    said = first.get_messages(placement.conversation_id)
+    stated = [dict(m.facts) for m in said if m.facts]
+    # Chicago Grill Co opens at $68 and beats the $65 it is told by 3 (its floor is 62).
+    assert stated == [
+        {"initial_price_per_person": 68, "final_price_per_person": 68},
+        {"final_price_per_person": 62},
+    ]
+    second = SimulatedProvider.from_path(PACKAGED, ledger_path=ledger)
+    assert second.get_messages(placement.conversation_id) == said
 
 
 def test_reusing_a_key_for_another_target_is_a_conflict(sim: SimulatedProvider) -> None:

@@ -91,7 +91,12 @@ def test_unreachable_target_is_reported_and_does_not_sink_the_run():
     prairie = result.payload["targets"][2]
     assert prairie["status"] == "unreachable"
     assert prairie["attempts"] == 3
-    assert "Unreachable after 3 attempts (no-answer ×3)" in result.summary
+    assert prairie["outcome"] == "unreachable"
+    assert prairie["reason"] == "not reached in 3 attempts (no-answer, no-answer, no-answer)"
+    assert (
+        "**Unreachable:** Prairie Table Events (+1 312 555 0103): not reached in 3 attempts "
+        "(no-answer, no-answer, no-answer)" in result.summary
+    )
 
 
 def test_nothing_usable_fails_with_the_reasons():
@@ -99,7 +104,8 @@ def test_nothing_usable_fails_with_the_reasons():
     result = compile_result(SPEC, outcomes)
     assert result.status == "failed"
     assert result.payload["recommendation"] is None
-    assert result.error is not None and "Lakefront Catering: Unreachable after 2" in result.error
+    assert result.error is not None
+    assert "Lakefront Catering: unreachable — not reached in 2 attempts" in result.error
 
 
 def test_baseline_is_the_first_usable_quote_when_the_first_target_is_unreachable():
@@ -130,3 +136,63 @@ def test_a_connected_call_whose_answers_cannot_be_read_is_not_usable():
     outcome = build_outcome(SPEC, 0, result, offered=None)
     assert outcome["status"] == "no_result"
     assert "required field(s) not found" in outcome["notes"]
+
+
+def said(result: CallResult, *lines: str) -> CallResult:
+    from dataclasses import replace
+
+    return replace(result, transcript=tuple(("assistant", line) for line in lines))
+
+
+def test_notes_claim_only_what_the_values_and_the_transcript_show():
+    offer = {"name": "Lakefront Catering", "value": 65.0}
+    mention = "We have a quote of $65 per person from Lakefront Catering. Can you do better?"
+    below = build_outcome(SPEC, 1, said(answered(60, 60), mention), offered=offer)
+    assert below["notes"] == "Already below Lakefront Catering's $65: quoted $60"
+    refused = build_outcome(SPEC, 1, said(answered(70, 70), mention), offered=offer)
+    assert refused["notes"] == "Refused to go below $70 after hearing Lakefront Catering's $65"
+    matched = build_outcome(SPEC, 1, said(answered(70, 65), mention), offered=offer)
+    assert matched["notes"] == "Matched after hearing Lakefront Catering's $65: $70 → $65"
+    lowered = build_outcome(SPEC, 1, said(answered(68, 62), mention), offered=offer)
+    assert lowered["notes"] == "Lowered from $68 to $62 after hearing Lakefront Catering's $65"
+    # The competitor's figure never said on the call: no "after hearing".
+    unsaid = build_outcome(SPEC, 1, said(answered(68, 62), "What is your price?"), offered=offer)
+    assert "after hearing" not in unsaid["notes"]
+    assert "the transcript does not show it being mentioned" in unsaid["notes"]
+
+
+def test_money_is_shown_with_thousands_separators():
+    from planner.result import format_value
+
+    assert format_value(1850, SPEC.leverage) == "$1,850"
+    assert format_value(11250.5, SPEC.leverage) == "$11,250.50"
+
+
+def test_voicemail_and_cancelled_calls_have_an_outcome_and_a_reason():
+    from dataclasses import replace
+
+    voicemail = replace(
+        answered(65, 65), attempts=(AttemptInfo(1, "completed", 20.0, 0.05, voicemail=True),)
+    )
+    outcome = build_outcome(SPEC, 0, voicemail, offered=None)
+    assert (outcome["outcome"], outcome["reason"]) == (
+        "unreachable",
+        "reached voicemail only, 1 attempt (completed)",
+    )
+    cancelled = CallResult(
+        scheduled_event_id="e",
+        status="cancelled",
+        call_status=None,
+        conversation_id=None,
+        errors=("run is cancelled",),
+        error_codes=("run_finished",),
+        ready=True,
+    )
+    outcome = build_outcome(SPEC, 0, cancelled, offered=None)
+    assert (outcome["outcome"], outcome["reason"]) == (
+        "not_called",
+        "the run was cancelled or finished first",
+    )
+    result = compile_result(SPEC, [outcome], run_status="cancelled")
+    assert result.summary.startswith("**Mission cancelled: Corporate catering quotes**")
+    assert "No call was placed." in result.summary

@@ -140,3 +140,101 @@ def test_json_schema_describes_the_spec_for_the_llm():
     schema = spec_json_schema()
     assert set(MissionSpec.model_fields) <= set(schema["properties"])
     assert {"name", "objective", "assistant", "targets", "extract"} <= set(schema["required"])
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_extract_may_be_a_mapping_from_name_to_field():
+    spec = parse_spec(
+        minimal(
+            extract={
+                "total_price": {"type": "number", "required": True, "description": "In dollars"},
+                "crew": {"type": "enum", "enum": ["two", "three"]},
+            }
+        )
+    )
+    assert spec.extract_parameters() == [
+        {"name": "total_price", "type": "number", "description": "In dollars", "required": True},
+        {
+            "name": "crew",
+            "type": "enum",
+            "description": "",
+            "required": False,
+            "enum": ["two", "three"],
+        },
+    ]
+
+
+def test_extract_mapping_errors_name_the_field_by_its_key():
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(extract={"total_price": {"type": "money"}}))
+    assert err.value.field == "extract.total_price.type"
+    assert "'money'" in str(err.value)
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(extract={"total_price": "number"}))
+    assert str(err.value) == (
+        "extract.total_price must be a mapping with type and optionally description, required, "
+        "enum (e.g. total_price: {type: number}), got 'number'"
+    )
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(extract={"total_price": {"type": "number", "name": "price"}}))
+    assert err.value.field == "extract.total_price.name"
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(extract={}))
+    assert str(err.value) == "extract must have at least 1 field, got {}"
+
+
+def test_extract_mapping_reads_from_a_yaml_file(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "name: Moves\nobjective: Price a move\nstrategy: parallel\n"
+        "assistant: {name: Caller, instructions: Ask for their total price.}\n"
+        "targets: [{name: Acme Movers, phone: '+1 312 555 0101'}]\n"
+        "extract:\n"
+        "  total_price: {type: number, required: true}\n"
+        "  crew_size:\n"
+        "    type: integer\n"
+        "    description: How many movers come\n",
+        encoding="utf-8",
+    )
+    spec = load_spec(path)
+    assert [(f.name, f.type, f.required) for f in spec.extract] == [
+        ("total_price", "number", True),
+        ("crew_size", "integer", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("window", "field", "bound"),
+    [
+        ({"start": "21:00", "end": "23:00"}, "calling_window.start", "before 21:00"),
+        ({"start": "22:30"}, "calling_window.start", "before 21:00"),
+        ({"start": "05:00", "end": "08:00"}, "calling_window.end", "after 08:00"),
+        ({"days": ["sat"], "start": "06:00", "end": "07:30"}, "calling_window.end", "after 08:00"),
+    ],
+)
+def test_a_calling_window_outside_the_legal_hours_is_refused(window, field, bound):
+    with pytest.raises(SpecError) as err:
+        parse_spec(minimal(calling_window=window))
+    assert err.value.field == field
+    assert bound in str(err.value) and "08:00–21:00" in str(err.value)
+
+
+def test_a_calling_window_that_meets_the_legal_hours_is_accepted():
+    spec = parse_spec(minimal(calling_window={"start": "07:00", "end": "08:30"}))
+    assert spec.calling_window is not None and spec.calling_window.end == "08:30"
+    spec = parse_spec(minimal(calling_window={"start": "20:59", "end": "23:00"}))
+    assert spec.calling_window is not None and spec.calling_window.start == "20:59"
+
+
+def test_the_readme_spec_table_lists_every_spec_field():
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Mission specs", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        name
+        for row in rows
+        for name in row.split("|")[1].replace("`", " ").replace(",", " ").split()
+    }
+    assert documented == set(MissionSpec.model_fields)

@@ -173,6 +173,12 @@ _UNIT_GROUPS: dict[str, frozenset[str]] = {
             "individual",
             "seat",
             "seats",
+            "child",
+            "children",
+            "kid",
+            "kids",
+            "adult",
+            "adults",
         }
     ),
     "hour": frozenset({"hour", "hours", "hr", "hrs"}),
@@ -182,18 +188,47 @@ _UNIT_GROUPS: dict[str, frozenset[str]] = {
     "month": frozenset({"month", "months"}),
     "year": frozenset({"year", "years"}),
     "item": frozenset({"item", "items", "unit", "units", "piece", "pieces"}),
+    # Things priced one at a time, each its own unit: "$45 a room", "$2 a step".
+    **{
+        word: frozenset({word, word + "s"})
+        for word in ("room", "visit", "treatment", "session", "lesson", "class", "step")
+    },
 }
 _UNIT_OF_WORD = {word: unit for unit, words in _UNIT_GROUPS.items() for word in words}
 _PER_AFTER = re.compile(
-    r"^\s*(?:(?P<per>per|/|for each|for every)|(?P<a>a|an|each))\s*-?\s*(?P<unit>[a-z]+)",
+    r"^\s*(?:(?P<per>per|/|for each|for every)|(?P<a>an|a|each)\b)\s*-?\s*(?P<unit>[a-z]+)",
     re.IGNORECASE,
 )
 _EACH_AFTER = re.compile(r"^\s*,?\s*(?:each|apiece|a piece|pp)\b", re.IGNORECASE)
 _PER_BEFORE = re.compile(r"\bper[\s-]+(?P<unit>[a-z]+)\b", re.IGNORECASE)
 _TOTAL_WORDS = re.compile(
     r"\b(?:total|in total|altogether|all[- ]in|overall|for everything|for the whole|"
-    r"all together)\b",
+    r"all together|out the door)\b",
     re.IGNORECASE,
+)
+# "a flat $300", "a flat rate of $300", "flat fee: $300": one price for the whole job.
+_FLAT_BEFORE = re.compile(r"\bflat(?:\s+(?:rate|fee|price))?(?:\s+(?:of|is))?\s*$", re.IGNORECASE)
+#: Units that price a whole job rather than a part of it: "$1,480 per move", "$85 per visit".
+JOB_UNITS = frozenset(
+    {
+        "job",
+        "move",
+        "visit",
+        "trip",
+        "project",
+        "service",
+        "call",
+        "event",
+        "install",
+        "installation",
+        "cleanup",
+        "stay",
+        "booking",
+        "appointment",
+        "session",
+        "treatment",
+        "time",
+    }
 )
 _SENTENCE_END = re.compile(r"[.!?;](?:\s|$)")
 _ADDON_WORDS = (
@@ -219,17 +254,31 @@ _ADDON_WORDS = (
     "travel",
     "parking",
     "down payment",
+    "another",
+    "separate",
+    "separately",
 )
 _ADDON = "|".join(re.escape(w) for w in _ADDON_WORDS)
 # Right after the amount (used with ``match(text, pos)``, so no ``^``): "$150 extra",
 # "$200 deposit", "$150 for delivery", "$75 setup fee".
 _ADDON_AFTER = re.compile(
     rf"\s*(?:(?:for|as|in)\s+(?:a\s+|an\s+|the\s+)?)?(?P<w>{_ADDON})\b"
-    rf"(?:\s+(?P<w2>fee|charge|surcharge)\b)?",
+    rf"(?:\s+(?P<w2>fee|charge|surcharge)\b)?"
+    # "$399 doc fee", "$60 trip charge", "$75 pet fee": a fee named by one or two words.
+    r"|\s*(?:[a-z][\w-]*\s+){0,2}?(?P<w3>fee|fees|charge|surcharge|deposit)\b",
     re.IGNORECASE,
 )
-# Shortly before it, in the same clause: "delivery is $150", "the setup fee would be $75".
-_ADDON_BEFORE = re.compile(rf"\b(?P<w>{_ADDON})\b(?:\s+[\w']+){{0,3}}\s*$", re.IGNORECASE)
+# Shortly before it, in the same clause: "delivery is $150", "the setup fee would be $75",
+# "parking's $25", "a trip charge of $60".
+_ADDON_BEFORE = re.compile(
+    rf"(?P<incl>\b(?:with|including|incl|includes|plus)\s+(?:the\s+)?(?:[\w-]+\s+and\s+)?)?"
+    rf"\b(?P<w>{_ADDON})(?:'s)?\b"
+    rf"(?:\s+[\w']+){{0,3}}\s*$"
+    # "a trip charge of $60", "the service charge is $25" (the noun, not "we charge $45")
+    r"|\b(?:a|an|the|our|your|their|that|this)\s+(?:[\w-]+\s+)?(?P<c>charge|surcharge)\s+"
+    r"(?:of|is|would be|will be)\s*(?:about\s+|around\s+)?$",
+    re.IGNORECASE,
+)
 #: The unit of "$45 each": per whatever is being priced, so it matches any per-unit field.
 EACH = "each"
 
@@ -313,15 +362,26 @@ def find_money(text: str) -> list[Money]:
             per_before = _PER_BEFORE.search(before)
             if per_before:
                 unit = _unit_name(per_before.group("unit"))
-        total = unit is None and bool(_TOTAL_WORDS.search(after) or _TOTAL_WORDS.search(before))
+        flat = bool(_FLAT_BEFORE.search(before))
         addons: set[str] = set()
         addon_after = _ADDON_AFTER.match(norm, claimed, after_stop)
         if addon_after:
-            addons.update(w.lower() for w in addon_after.group("w", "w2") if w)
+            addons.update(w.lower() for w in addon_after.group("w", "w2", "w3") if w)
+            if unit is None:
+                # "$75 pet fee per stay": the basis after the fee's name.
+                per = _PER_AFTER.match(norm[addon_after.end() : after_stop])
+                if per and (per.group("per") or per.group("unit").lower() in _UNIT_OF_WORD):
+                    unit = _unit_name(per.group("unit"))
         # Only the clause just before the amount: "with delivery, it's $62" is the price.
         clause = re.split(r"[,:]", before)[-1]
         addon_before = _ADDON_BEFORE.search(clause)
-        if addon_before:
-            addons.add(addon_before.group("w").lower())
+        # "with taxes it comes to $441" and "including delivery, $62" include the add-on.
+        if addon_before and not addon_before.group("incl"):
+            word = (addon_before.group("w") or addon_before.group("c")).lower()
+            if not (flat and word in ("fee", "charge")):
+                addons.add(word)
+        total = unit is None and (
+            flat or bool(_TOTAL_WORDS.search(after) or _TOTAL_WORDS.search(before))
+        )
         found.append(Money(amount, unit, total, match.start(), match.end(), frozenset(addons)))
     return found

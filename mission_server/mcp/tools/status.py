@@ -23,7 +23,8 @@ def register(tools: ToolRegistrar, ctx: Context, dispatcher_running: Callable[[]
 
         Returns the telephony provider ('simulated': nothing real is dialled; 'telnyx': REAL
         calls), the server's current time (simulated time in simulation — scheduled_at values
-        are in this time), the simulation speed, the database kind and whether this process
+        are in this time), the simulation speed, the database kind, the extractor that reads
+        finished calls ('simulated': the rehearsal's ground truth) and whether this process
         places due calls (dispatcher_running; when false, `mission worker` processes must run).
         """
         clock_kind = getattr(ctx.clock, "kind", type(ctx.clock).__name__.lower())
@@ -34,6 +35,7 @@ def register(tools: ToolRegistrar, ctx: Context, dispatcher_running: Callable[[]
             clock=clock_kind,
             sim_speed=float(ctx.clock.speed) if clock_kind == "accelerated" else None,  # type: ignore[attr-defined]
             database=ctx.engine.dialect.name,
+            extractor=ctx.extractor.name if ctx.extractor is not None else None,
             dispatcher_running=dispatcher_running(),
             version=version,
         )

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
 
@@ -33,6 +34,8 @@ class _Line:
     role: Literal["assistant", "user"]
     text: str
     think: float = 0.0  # extra silence before the line (the callee looking something up)
+    #: The facts the line states (field -> value); None where the conversation has no truth.
+    facts: Mapping[str, Any] | None = None
 
 
 def _timed(
@@ -44,7 +47,7 @@ def _timed(
         # Turn-taking gap (listening, speech recognition, the reply being voiced) plus any
         # time the speaker spends looking something up.
         cursor += _secs(line.think + rng.uniform(1.5, 4.0))
-        messages.append(TranscriptMessage(line.role, line.text, cursor))
+        messages.append(TranscriptMessage(line.role, line.text, cursor, line.facts))
         cursor += _secs(len(line.text.split()) / 2.2)  # about 130 spoken words a minute
     return messages, cursor + _secs(rng.uniform(1.0, 3.0))
 

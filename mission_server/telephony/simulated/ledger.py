@@ -72,7 +72,12 @@ class _Placed:
             if outcome is None
             else {**asdict(outcome), "ended_at": outcome.ended_at.isoformat()},
             "messages": [
-                {"role": m.role, "text": m.text, "sent_at": m.sent_at.isoformat()}
+                {
+                    "role": m.role,
+                    "text": m.text,
+                    "sent_at": m.sent_at.isoformat(),
+                    **({"facts": dict(m.facts)} if m.facts is not None else {}),
+                }
                 for m in self.messages
             ],
         }
@@ -90,7 +95,9 @@ class _Placed:
             outcome=outcome,
         )
         messages = [
-            TranscriptMessage(m["role"], m["text"], datetime.fromisoformat(m["sent_at"]))
+            TranscriptMessage(
+                m["role"], m["text"], datetime.fromisoformat(m["sent_at"]), m.get("facts")
+            )
             for m in entry.get("messages", [])
         ]
         return cls(entry["key"], entry["to"], entry["channel"], placement, messages)

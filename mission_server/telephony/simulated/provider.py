@@ -22,7 +22,7 @@ import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,7 @@ from mission_server.telephony.base import (
     Placement,
     TranscriptMessage,
 )
+from mission_server.telephony.simulated.asking import asked_conversation
 from mission_server.telephony.simulated.dialogue import (
     _conversation,
     _secs,
@@ -320,6 +321,16 @@ class SimulatedProvider:
         rng: random.Random,
         ids: _Ids,
     ) -> _Placed:
+        if business is not None:
+            try:
+                for field in request.asks:
+                    business.check_field(field.name, field.type, field.enum)
+            except ValidationError as exc:
+                raise ProviderError(
+                    f"the simulated world cannot answer this call: {exc}",
+                    status_code=422,
+                    code="world_fact_type",
+                ) from None
         kind = business.answer_for(request.attempt_number) if business else "no-answer"
         start = request.placed_at
         if kind in _UNANSWERED:
@@ -337,13 +348,22 @@ class SimulatedProvider:
         if kind == "voicemail":
             picked_up = start + _secs(rng.uniform(15, 25))
             lines = _voicemail(business, request, sender)
+            if request.asks:  # a voicemail states none of the facts asked for
+                lines = [replace(line, facts={}) for line in lines]
             label = "voicemail"
         else:
             picked_up = start + _secs(rng.uniform(4, 14))
-            lines, label = _conversation(business, request, rng)
+            if request.asks:
+                lines, label = asked_conversation(business, request, rng)
+            else:
+                lines, label = _conversation(business, request, rng)
         messages, ended = _timed(lines, picked_up, rng)
         duration = round((ended - picked_up).total_seconds(), 1)
         name = request.conversation_name or f"{business.name} — {label}"
+        if label == "declined" or label.startswith("call back requested"):
+            # What the business decided is what the record must show: it names the
+            # conversation over the requested name ("<Business> — declined").
+            name = f"{business.name} — {label}"
         outcome = CallOutcome(
             call_status="completed",
             ended_at=ended,

@@ -8,7 +8,8 @@ mapping that is already parsed. See ``mission_server/data/world.yaml`` for an an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,9 @@ __all__ = [
     "AnswerKind",
     "Availability",
     "Business",
+    "Fact",
+    "FieldMatch",
+    "Negotiable",
     "Quote",
     "Reminder",
     "World",
@@ -141,6 +145,123 @@ class Reminder(_Model):
         return self
 
 
+FactValue = bool | int | float | str | list[bool | int | float | str]
+
+#: A field named ``initial_price`` asks for the opening value of the fact ``price``; one named
+#: ``final_price`` (or agreed_, best_, ...) for the value the call ended on.
+_OPENING_PREFIXES = ("initial_", "first_", "original_", "opening_", "baseline_", "starting_")
+_FINAL_PREFIXES = ("final_", "agreed_", "best_", "last_", "new_", "negotiated_", "current_")
+
+
+class Fact(_Model):
+    """One thing a business can be asked about: its value, or ``unknown: true`` when it would
+    have to check. ``aka`` lists other field names it answers to; ``unit`` is spoken after a
+    number (``per visit``, ``for the whole job``)."""
+
+    value: FactValue | None = None
+    unknown: bool = False
+    aka: list[str] = Field(default_factory=list)
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _value_or_unknown(self) -> Fact:
+        if self.unknown and self.value is not None:
+            raise ValidationError("value", "must be omitted when unknown is true", self.value)
+        if not self.unknown and self.value is None:
+            raise ValidationError("value", "is required (or say unknown: true)", show_value=False)
+        if isinstance(self.value, list) and len({type(v) for v in self.value}) > 1:
+            raise ValidationError("value", "must be a list of one type", self.value)
+        return self
+
+    @property
+    def is_number(self) -> bool:
+        return isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
+
+
+class Negotiable(_Model):
+    """How a numeric fact moves when the caller names a competitor's figure.
+
+    A competitor below the business's value (lower is better, a buyer's view): ``beat`` offers
+    ``max(floor, competitor - beat_by)``, ``match`` offers ``max(floor, competitor)``. A
+    competitor above it (higher is better, a seller's view: an offer for a car): ``beat``
+    offers ``min(ceiling, competitor + beat_by)``, ``match`` ``min(ceiling, competitor)``.
+    ``refuse`` keeps the value. ``floor`` and ``ceiling`` default to the value itself.
+    """
+
+    fact: str
+    floor: Decimal | None = None
+    ceiling: Decimal | None = None
+    on_competitor: CompetitorPolicy = "refuse"
+    beat_by: Decimal = Field(default=Decimal(1), gt=0)
+
+    def offer(self, own: Decimal, heard: Decimal) -> Decimal:
+        """The value offered after hearing ``heard`` (never past floor or ceiling)."""
+        if self.on_competitor == "refuse" or heard == own:
+            return own
+        if heard < own:
+            floor = own if self.floor is None else min(self.floor, own)
+            target = heard - self.beat_by if self.on_competitor == "beat" else heard
+            return max(floor, target)
+        ceiling = own if self.ceiling is None else max(self.ceiling, own)
+        target = heard + self.beat_by if self.on_competitor == "beat" else heard
+        return min(ceiling, target)
+
+
+@dataclass(frozen=True)
+class FieldMatch:
+    """The fact an insight field asks about, and whether it wants the opening value."""
+
+    name: str
+    fact: Fact
+    opening: bool = False
+
+
+def _field_type_problem(value: Any, kind: str, enum: tuple[str, ...]) -> str | None:
+    """Why a fact's value cannot answer a field of type ``kind``, or None when it can."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    items = value if isinstance(value, list) else None
+    if kind == "boolean":
+        return None if isinstance(value, bool) else "a boolean (true or false)"
+    if kind == "number":
+        return None if number else "a number"
+    if kind == "integer":
+        whole = isinstance(value, (int, float)) and number and float(value) == int(value)
+        return None if whole else "a whole number"
+    if kind == "enum":
+        allowed = {e.casefold() for e in enum}
+        if isinstance(value, str) and value.casefold() in allowed:
+            return None
+        return f"one of the field's values ({', '.join(enum)})"
+    if kind == "string":
+        if isinstance(value, str) or (items is not None and all(isinstance(i, str) for i in items)):
+            return None
+        return "text"
+    if kind in ("array", "array(string)"):
+        strings = isinstance(value, str) or (
+            items is not None and all(isinstance(i, str) for i in items)
+        )
+        return None if strings else "a list of text items"
+    if kind == "array(number)":
+        ok = items is not None and all(
+            isinstance(i, (int, float)) and not isinstance(i, bool) for i in items
+        )
+        return None if ok else "a list of numbers"
+    if kind == "array(boolean)":
+        ok = items is not None and all(isinstance(i, bool) for i in items)
+        return None if ok else "a list of booleans"
+    return f"a value the simulator can state (it does not simulate {kind} fields)"
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return "text"
+
+
 class Business(_Model):
     """One reachable party: a business, a venue, a patient or a client."""
 
@@ -155,6 +276,12 @@ class Business(_Model):
     reminder: Reminder | None = None
     extras: list[str] = Field(default_factory=list)  # further remarks, e.g. about dessert
     sms_reply: str | None = None  # what they text back to an SMS, if anything
+    #: Named facts with typed values: ``{call_out_fee: 85, earliest_slot: "Thursday 9am"}``,
+    #: or the long form ``{value: ..., aka: [...], unit: ..., unknown: true}``.
+    facts: dict[str, Fact] = Field(default_factory=dict)
+    negotiable: Negotiable | None = None
+    declines: bool = False  # answers, but will not discuss anything on the phone
+    call_back: str | None = None  # asks to be called back then ("tomorrow after 2pm")
 
     @field_validator("name")
     @classmethod
@@ -175,6 +302,152 @@ class Business(_Model):
             return _validate_timezone(value)
         except ValidationError as exc:
             raise ValueError(exc.rule) from None
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _short_facts(cls, value: Any) -> Any:
+        # ``call_out_fee: 85`` is shorthand for ``call_out_fee: {value: 85}``.
+        if isinstance(value, Mapping):
+            return {
+                str(name): item if isinstance(item, Mapping) else {"value": item}
+                for name, item in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _facts_consistent(self) -> Business:
+        names: dict[str, str] = {}
+        for name in self.facts:
+            if not name.strip():
+                raise ValidationError("facts", "must not have an empty fact name", name)
+            names[name] = name
+        for name, fact in self.facts.items():
+            for index, other in enumerate(fact.aka):
+                if other in names:
+                    where = "is a fact" if other == names[other] else f"is an aka of {names[other]}"
+                    raise ValidationError(
+                        f"facts.{name}.aka[{index}]",
+                        f"collides with another fact ({other} {where})",
+                        other,
+                    )
+                names[other] = name
+        if self.negotiable is not None:
+            if self.quote is not None:
+                raise ValidationError(
+                    "negotiable",
+                    "must be omitted when quote is given (quote already says how its price moves)",
+                    self.negotiable.fact,
+                )
+            fact = self.facts.get(self.negotiable.fact)
+            if fact is None or not fact.is_number:
+                raise ValidationError(
+                    "negotiable.fact",
+                    "must name a numeric fact of this business",
+                    self.negotiable.fact,
+                )
+            own = Decimal(str(fact.value))
+            if self.negotiable.floor is not None and self.negotiable.floor > own:
+                raise ValidationError(
+                    "negotiable.floor",
+                    f"must be at most the fact's value ({_number(own)})",
+                    _number(self.negotiable.floor),
+                )
+            if self.negotiable.ceiling is not None and self.negotiable.ceiling < own:
+                raise ValidationError(
+                    "negotiable.ceiling",
+                    f"must be at least the fact's value ({_number(own)})",
+                    _number(self.negotiable.ceiling),
+                )
+        return self
+
+    def all_facts(self) -> dict[str, Fact]:
+        """The explicit facts, and those the ``quote``, ``availability`` and ``reminder``
+        shorthands state (an explicit fact of the same name, or aka, wins)."""
+        derived: dict[str, Fact] = {}
+        if self.quote is not None:
+            unit = self.quote.unit
+            derived["price"] = Fact(
+                value=_number(self.quote.price),
+                unit=f"per {unit}",
+                aka=["quote", "quoted_price", f"price_per_{unit}", f"{unit}_price"],
+            )
+        if self.availability is not None:
+            derived["available"] = Fact(
+                value=self.availability.available, aka=["is_available", "has_availability"]
+            )
+            if self.availability.available:
+                derived["slots"] = Fact(
+                    value=list(self.availability.slots),
+                    aka=[
+                        "available_slots",
+                        "open_slots",
+                        "offered_slots",
+                        "offered_times",
+                        "times",
+                    ],
+                )
+        if self.reminder is not None:
+            derived["confirms"] = Fact(
+                value=self.reminder.confirms, aka=["confirmed", "will_attend", "attending"]
+            )
+            if self.reminder.reschedule_to is not None:
+                derived["reschedule_to"] = Fact(
+                    value=self.reminder.reschedule_to,
+                    aka=["reschedule_time", "new_time", "preferred_time"],
+                )
+        taken = set(self.facts) | {a for f in self.facts.values() for a in f.aka}
+        merged = dict(self.facts)
+        for name, fact in derived.items():
+            if name in taken:
+                continue
+            aka = [a for a in fact.aka if a not in taken]
+            merged[name] = fact.model_copy(update={"aka": aka})
+        return merged
+
+    def negotiation(self) -> Negotiable | None:
+        """How the business's negotiable fact moves (the ``quote`` shorthand's ``price``)."""
+        if self.negotiable is not None:
+            return self.negotiable
+        if self.quote is not None and "price" in self.all_facts():
+            return Negotiable(
+                fact="price",
+                floor=self.quote.floor,
+                on_competitor=self.quote.on_competitor,
+                beat_by=self.quote.beat_by,
+            )
+        return None
+
+    def fact_for(self, field: str) -> FieldMatch | None:
+        """The fact that answers the insight field ``field``: by name, by ``aka``, or — for
+        a field like ``initial_price`` / ``final_price`` — the fact ``price``."""
+        facts = self.all_facts()
+        by_name = {alias: name for name, fact in facts.items() for alias in (name, *fact.aka)}
+        if field in by_name:
+            return FieldMatch(by_name[field], facts[by_name[field]])
+        for prefix in (*_OPENING_PREFIXES, *_FINAL_PREFIXES):
+            base = field[len(prefix) :]
+            if field.startswith(prefix) and base in by_name:
+                name = by_name[base]
+                return FieldMatch(name, facts[name], opening=prefix in _OPENING_PREFIXES)
+        return None
+
+    def check_field(self, field: str, kind: str, enum: tuple[str, ...] = ()) -> None:
+        """Refuse a fact whose value cannot answer the field it matches.
+
+        Raises:
+            ValidationError: names the business, the fact and both types.
+        """
+        match = self.fact_for(field)
+        if match is None or match.fact.unknown:
+            return
+        problem = _field_type_problem(match.fact.value, kind, enum)
+        if problem is not None:
+            raise ValidationError(
+                f"{self.name}: facts.{match.name}",
+                f"is {_kind_of(match.fact.value)}, but the mission's field {field} "
+                f"({kind}) needs {problem}",
+                match.fact.value,
+            )
 
     @field_validator("answers", mode="before")
     @classmethod
@@ -253,6 +526,17 @@ class World(_Model):
             return cls.model_validate(dict(data))
         except pydantic.ValidationError as exc:
             raise _translate(exc) from None
+
+    def check_fields(self, fields: Sequence[tuple[str, str, tuple[str, ...]]]) -> None:
+        """Refuse a business fact that cannot answer a mission field of that name: each
+        field is ``(name, type, enum values)``.
+
+        Raises:
+            ValidationError: names the business, the fact and both types.
+        """
+        for business in self.businesses:
+            for name, kind, enum in fields:
+                business.check_field(name, kind, enum)
 
     def business_for(self, number: str) -> Business | None:
         """The business reachable at ``number`` (any format ``normalise_target`` accepts)."""

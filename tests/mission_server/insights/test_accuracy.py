@@ -8,6 +8,12 @@ def test_values_compare_by_type() -> None:
     assert same_value("Thursday 9am.", " thursday  9AM")
     assert same_value(["Dessert", "delivery"], ["delivery", "dessert"])
     assert not same_value(["dessert"], ["dessert", "delivery"])
+    # Free text: a part of what was said, or all of it, is right; something else is not.
+    assert same_value("We can do Friday at 6pm.", "Friday at 6pm", "string")
+    assert same_value("Friday at 6pm", "We can do Friday at 6pm", "string")
+    assert not same_value("Friday at 6pm", "Saturday at noon", "string")
+    assert not same_value("Friday at 6pm", "6", "string")
+    assert not same_value("fully booked", "booked", "enum")
 
 
 def test_verdicts_and_rates() -> None:

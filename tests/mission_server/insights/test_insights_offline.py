@@ -139,7 +139,9 @@ def test_the_lowest_price_and_a_money_string(say: Say) -> None:
         ),
         turns,
     )
-    assert result.result == {"lowest_price": 48, "quote_text": "$75 per person"}
+    # Two packages in one reply: "the price as said" could be either, so it is not guessed.
+    assert result.result == {"lowest_price": 48}
+    assert "ambiguous" in result.reasons["quote_text"]
 
 
 def test_no_price_said_is_missing_and_fails_a_required_field(say: Say) -> None:
@@ -435,3 +437,163 @@ def test_optional_fields_missing_are_omitted_while_found_ones_stay(say: Say) -> 
     assert result.result == {"final_price": 60}
     assert result.missing == ["deposit_required", "service_style"]
     assert set(result.reasons) == {"deposit_required", "service_style"}
+
+
+# ----------------------------------------------------------------------------- issue 12
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Oh, I'm sorry, June 14th we're fully booked.",
+        "We have nothing open on Saturday. Friday is free though.",
+        "Unfortunately no, we're sold out that night.",
+        "Not this week, no.",
+        "Sure, let me look... no, we can't do the 14th.",
+    ],
+)
+def test_a_sure_to_the_greeting_is_not_the_answer_and_no_is_read_inside_a_reply(
+    say: Say, reply: str
+) -> None:
+    turns = say(
+        ("assistant", "Hi, is this the Harbor Room? Have you got a minute?"),
+        ("user", "Sure, how can I help?"),
+        ("assistant", "Is the room available on Saturday the 14th?"),
+        ("user", reply),
+    )
+    result = extract(insight(p("available", "boolean", "Whether the room is available")), turns)
+    assert result.result == {"available": False}
+
+
+def test_a_yes_no_field_never_asked_about_is_missing_even_after_a_sure(say: Say) -> None:
+    turns = say(
+        ("assistant", "Hi, I'm calling about a reception. Do you have a moment?"),
+        ("user", "Sure."),
+    )
+    result = extract(insight(p("available", "boolean", "Whether the venue is available")), turns)
+    assert result.result == {}
+    assert "never asked" in result.reasons["available"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'd have to check with the manager and call you back.",
+        "I can't promise that, it depends on the day.",
+        "Probably, but let me confirm.",
+    ],
+)
+def test_a_hedge_is_no_answer(say: Say, reply: str) -> None:
+    turns = say(("assistant", "Can you do early check-in at noon?"), ("user", reply))
+    result = extract(insight(p("early_checkin", "boolean", "Whether early check-in is ok")), turns)
+    assert result.result == {}
+    assert "neither yes nor no" in result.reasons["early_checkin"]
+
+
+def test_match_and_beat_offers_are_the_new_price(say: Say) -> None:
+    turns = say(
+        ("assistant", "What's your best price on the Civic?"),
+        ("user", "That one's listed at $12,400."),
+        ("assistant", "Another dealer has it for $11,200. Would you match it?"),
+        ("user", "Alright, we can match it at $11,200."),
+    )
+    result = extract(insight(p("final_price", "number", "The final price agreed")), turns)
+    assert result.result == {"final_price": 11200}
+    turns = say(
+        ("assistant", "We have a quote of $60 per person. Can you do better?"),
+        ("user", "We can beat that, $58 per person."),
+    )
+    assert extract(insight(p("price_per_person", "number")), turns).result == {
+        "price_per_person": 58
+    }
+
+
+def test_a_yes_to_beat_with_no_figure_leaves_the_price_missing(say: Say) -> None:
+    turns = say(
+        ("assistant", "What would the roof cost?"),
+        ("user", "We'd be at $12,500 for the whole job."),
+        ("assistant", "Another roofer bid $11,900. Could you beat that?"),
+        ("user", "Yeah, we can beat that."),
+    )
+    result = extract(insight(p("final_price", "number", "The final total price")), turns)
+    assert result.result == {}
+    assert "named no figure" in result.reasons["final_price"]
+
+
+@pytest.mark.parametrize(
+    ("field", "description", "said", "amount"),
+    [
+        ("callout_fee", "The call-out fee", "It's $85 per visit.", 85),
+        ("trip_charge", "The trip charge", "There's a $60 trip charge, then $125 an hour.", 60),
+        ("total_price", "Total price for the move", "We usually do $1,480 per move.", 1480),
+        ("total_price", "Total price", "We'd do $1,480 for the whole job.", 1480),
+        ("cleanup_price", "Price for a fall cleanup", "It's a flat $300.", 300),
+        ("hourly_rate", "Their hourly rate", "There's a $60 trip charge, then $125 an hour.", 125),
+        ("doc_fee", "Documentation fee", "There's a $399 doc fee on top.", 399),
+    ],
+)
+def test_fees_charges_and_flat_or_per_job_prices(
+    say: Say, field: str, description: str, said: str, amount: float
+) -> None:
+    turns = say(("assistant", "What do you charge to come out?"), ("user", said))
+    result = extract(insight(p(field, "number", description)), turns)
+    assert result.result == {field: amount}
+
+
+def test_a_fee_is_not_the_price_and_a_range_is_no_price(say: Say) -> None:
+    turns = say(
+        ("assistant", "What would the repair cost?"),
+        ("user", "Usually between $400 and $800. There's a $75 trip charge."),
+    )
+    result = extract(insight(p("repair_price", "number", "Price of the repair")), turns)
+    assert result.result == {}
+
+
+def test_items_the_assistant_named_or_the_business_denied_are_not_offered(say: Say) -> None:
+    turns = say(
+        ("assistant", "Do you offer dessert and delivery with the package?"),
+        ("user", "We do setup and cleanup. No delivery, and dessert is extra."),
+    )
+    description = 'Extras they offer, e.g. "dessert", "delivery", "setup", "cleanup"'
+    result = extract(insight(p("extras", "array(string)", description)), turns)
+    assert result.result == {"extras": ["setup", "cleanup"]}
+
+
+def test_a_denied_enum_value_is_not_the_answer(say: Say) -> None:
+    turns = say(
+        ("assistant", "Would you serve buffet or plated for 80 guests?"),
+        ("user", "We don't do plated for groups that big, it would have to be buffet."),
+    )
+    assert extract(insight(STYLE), turns).result == {"service_style": "buffet"}
+
+
+def test_a_yes_no_enum_is_read_from_the_answer(say: Say) -> None:
+    field = p(
+        "availability",
+        "enum",
+        "Whether they have availability or are fully booked",
+        enum=("we have availability", "fully booked"),
+    )
+    turns = say(
+        ("assistant", "Do you have availability on Saturday the 9th?"),
+        ("user", "We have nothing open on Saturday."),
+    )
+    assert extract(insight(field), turns).result == {"availability": "fully booked"}
+
+
+def test_a_string_is_the_value_not_the_sentence_or_missing(say: Say) -> None:
+    turns = say(
+        ("assistant", "When is the earliest you could come?"),
+        ("user", "Earliest would be Thursday."),
+        ("assistant", "What's your warranty?"),
+        ("user", "We give ten years on workmanship, and the manufacturer covers the shingles."),
+    )
+    result = extract(
+        insight(
+            p("earliest_day", "string", "The earliest day they could come"),
+            p("warranty", "string", "The warranty they give"),
+        ),
+        turns,
+    )
+    assert result.result == {"earliest_day": "Thursday"}
+    assert "not a short value" in result.reasons["warranty"]
