@@ -196,8 +196,6 @@ def _stopped(ops: MissionOps, state: MissionState) -> dict[str, Any] | None:
     if status in TERMINAL_RUN:
         for step_id in _all_step_ids(state.get("steps") or {}):
             ops.update_step(state["run_id"], step_id, "skipped")
-        if state.get("assistant_id"):
-            ops.release_number(state["assistant_id"])
         return {"finished": True, "final_status": status}
     return None
 
@@ -491,8 +489,7 @@ def compile_node(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[
         payload=result.payload,
         error=result.error,
     )
-    if state.get("assistant_id"):
-        ops.release_number(state["assistant_id"])
+    # The run's end releases its assistant's number (services.missions.update_run).
     return {"finished": True, "final_status": result.status}
 
 

@@ -185,10 +185,6 @@ class MissionOps(Protocol):
         """
         ...
 
-    def release_number(self, assistant_id: str) -> None:
-        """Free the assistant's numbers for other runs."""
-        ...
-
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
         """Merge into the run's variables (rendered into every later dispatch). Setting the
         values already there writes nothing."""

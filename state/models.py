@@ -139,6 +139,10 @@ class Assistant(TableModel, table=True):
     webhook_url: str | None = _text()  # per-assistant override of the insight group's webhook
     provider: str = Field(default="simulated", max_length=32)
     provider_ref: str | None = Field(default=None, max_length=200)
+    #: Keep the phone number when the runs it is linked to end (otherwise it is released).
+    keep_number: bool = Field(
+        default=False, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
     created_at: datetime = _ts(False)
     updated_at: datetime = _ts(False)
 

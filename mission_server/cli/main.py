@@ -2,7 +2,8 @@
 
 Commands: ``run`` (a whole mission), ``approve``, ``serve`` (MCP server), ``worker``
 (dispatcher only), ``runs list|show|events|transcript``, ``dnc add|remove|list`` (the
-do-not-call list), ``db upgrade``, ``insights test``.
+do-not-call list), ``numbers release`` (free a phone number), ``db upgrade``,
+``insights test``.
 Logs go to stderr; ``--json`` output goes to stdout alone.
 """
 
@@ -47,6 +48,8 @@ dnc_app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(db_app, name="db")
+numbers_app = typer.Typer(help="The account's phone numbers.", no_args_is_help=True)
+app.add_typer(numbers_app, name="numbers")
 
 
 @db_app.command("upgrade")
@@ -236,6 +239,41 @@ def dnc_list(
     for entry in entries:
         table.add_row(entry.target, entry.reason or "", str(entry.created_at or ""))
     out_console.print(table)
+
+
+@numbers_app.command("release")
+def numbers_release(
+    phone_number: Annotated[str, typer.Argument(help="The number to free (E.164).")],
+    db: DbOption = None,
+    simulate: SimulateOption = False,
+    world: WorldOption = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Record the release in this run's events.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Free a phone number: unassign it from its assistant (at the provider too), so the next
+    mission can call from it. Numbers are released by themselves when their run ends."""
+    from mission_server.app import build_context
+    from mission_server.services import assistants as assistant_service
+    from mission_server.settings import load_settings
+
+    setup_logging()
+    with user_errors():
+        settings = load_settings()
+        ctx = build_context(
+            settings,
+            db_url=db,
+            simulate=simulate or None,
+            world=world,
+            # The simulator's routes live in its ledger: the release must reach the same one.
+            ledger_path=ledger_path_for(db if db is not None else settings.db_url),
+        )
+        number = assistant_service.release_phone_number(ctx, phone_number, run_id=run_id)
+    if as_json:
+        print_json(number.model_dump(mode="json"))
+        return
+    err_console.print(f"{number.phone_number} is free")
 
 
 @app.command()

@@ -29,9 +29,10 @@ events are the audit trail a person will read later.
    can beat it.{{/best_quote}}`. Then `assign_phone_number` (no number given = a free one).
 6. For each call: `update_plan_step` → in_progress, `schedule_call` (assistant_id, to,
    dynamic_variables={"business_name": …}, run_id, step_id, a retry budget such as
-   max_retries_client_errors=2 with retry_interval_secs=300, and an idempotency_key such
-   as `<run_id>:<step_id>`). Leave `scheduled_at` out unless the user named a time: the call
-   is then placed as soon as the business's calling hours allow.
+   max_retries_client_errors=2 with retry_interval_secs=300, and an idempotency_key
+   `<run_id>:<step_id>:<attempt>`: the same key again returns the same call, so raise the
+   attempt number to call a business again). Leave `scheduled_at` out unless the user
+   named a time: the call is then placed as soon as the business's calling hours allow.
 7. `wait_for_call` (repeat while `timed_out` is true). Read `call_status`, `transcript` and
    `insights`; if `calling_hours_note` is set, tell the user the call was moved and why.
    Mark the step completed (or failed, with the reason in metadata).

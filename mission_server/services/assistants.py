@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -11,17 +12,52 @@ from mission_server.domain.validation import optional_text, require_mapping, req
 from mission_server.errors import ConflictError, ProviderError, ValidationError
 from mission_server.services.context import Context
 from mission_server.services.schemas import AssistantOut, PhoneNumberOut
-from mission_server.telephony.base import AssistantSpec
+from mission_server.telephony.base import AssistantSpec, NumberInfo
 from state import models as m
 from state.db import session_scope
 from state.errors import NotFound
 from state.repo import append_event, load_assistant, load_run
+from state.transitions import TERMINAL_RUN
 
 NUMBER_PURCHASE_HINT = (
     "buy or free a number (Telnyx Portal → Numbers → Search & Buy: "
     "https://portal.telnyx.com/#/app/numbers/search-numbers), or add one to the simulated "
     "world's `numbers` list"
 )
+
+
+def _info(row: m.PhoneNumber) -> NumberInfo:
+    return NumberInfo(phone_number=row.phone_number, number_id=row.number_id, hd_voice=row.hd_voice)
+
+
+def _link(session: Session, run_id: str, assistant_id: str, now: datetime) -> None:
+    """Link the assistant to the run (once): its numbers are released when the run ends."""
+    if session.get(m.RunAgent, (run_id, assistant_id)) is None:
+        session.add(m.RunAgent(run_id=run_id, assistant_id=assistant_id, created_at=now))
+        session.flush()
+
+
+def _runs_of(session: Session, assistant_id: str) -> list[m.Run]:
+    """The runs the assistant is linked to, oldest first."""
+    return list(
+        session.exec(
+            select(m.Run)
+            .join(m.RunAgent, col(m.RunAgent.run_id) == col(m.Run.run_id))
+            .where(m.RunAgent.assistant_id == assistant_id)
+            .order_by(col(m.Run.created_at))
+        )
+    )
+
+
+def _holder(session: Session, row: m.PhoneNumber) -> str:
+    """Who holds a number: 'assistant <id> '<name>' (runs: <id> running, ...)'."""
+    assistant = session.get(m.Assistant, row.assistant_id) if row.assistant_id else None
+    if assistant is None:
+        return f"assistant {row.assistant_id}"
+    runs = _runs_of(session, assistant.assistant_id)
+    held_by = ", ".join(f"{r.run_id} {r.status}" for r in runs) or "no run"
+    kept = "; keep_number" if assistant.keep_number else ""
+    return f"assistant {assistant.assistant_id} {assistant.name!r} (runs: {held_by}{kept})"
 
 
 def _spec(row: m.Assistant) -> AssistantSpec:
@@ -55,8 +91,10 @@ def create_assistant(
     dynamic_variables: dict[str, Any] | None = None,
     insight_group_id: str | None = None,
     run_id: str | None = None,
+    keep_number: bool = False,
 ) -> AssistantOut:
     """Create a voice assistant at the provider and record it; link it to ``run_id``.
+    Its phone number is released when its runs end, unless ``keep_number``.
 
     Raises:
         ValidationError, NotFound (run or insight group), ProviderError.
@@ -80,6 +118,7 @@ def create_assistant(
         dynamic_variables=variables,
         insight_group_id=insight_group_id,
         provider=ctx.provider.name,
+        keep_number=bool(keep_number),
         created_at=now,
         updated_at=now,
     )
@@ -110,6 +149,7 @@ def update_assistant(
     voice: str | None = None,
     dynamic_variables: dict[str, Any] | None = None,
     insight_group_id: str | None = None,
+    keep_number: bool | None = None,
 ) -> AssistantOut:
     """Change an assistant; only the given fields change.
 
@@ -135,6 +175,8 @@ def update_assistant(
             if session.get(m.InsightGroup, insight_group_id) is None:
                 raise NotFound("insight group", insight_group_id)
             row.insight_group_id = insight_group_id
+        if keep_number is not None:
+            row.keep_number = bool(keep_number)
         row.updated_at = now
         if row.provider_ref:
             ctx.provider.update_assistant(row.provider_ref, _spec(row))
@@ -219,6 +261,9 @@ def assign_phone_number(
     now = ctx.now()
     with session_scope(ctx.engine) as session:
         assistant = load_assistant(session, assistant_id)
+        if run_id:
+            load_run(session, run_id)
+            _link(session, run_id, assistant_id, now)
         if wanted is None:
             current = session.exec(
                 select(m.PhoneNumber).where(m.PhoneNumber.assistant_id == assistant_id)
@@ -231,9 +276,16 @@ def assign_phone_number(
                 .order_by(col(m.PhoneNumber.hd_voice).desc(), col(m.PhoneNumber.phone_number))
             ).first()
             if row is None:
+                held = "; ".join(
+                    f"{n.phone_number} to {_holder(session, n)}"
+                    for n in session.exec(
+                        select(m.PhoneNumber).order_by(col(m.PhoneNumber.phone_number))
+                    )
+                )
                 raise ProviderError(
                     "no free phone number: every number of the account is assigned to an "
-                    f"assistant; {NUMBER_PURCHASE_HINT}"
+                    f"assistant: {held}. A number comes back when its run ends; "
+                    f"release_phone_number frees one now; or {NUMBER_PURCHASE_HINT}"
                 )
         else:
             row = session.get(m.PhoneNumber, wanted)
@@ -245,15 +297,11 @@ def assign_phone_number(
                 )
             if row.assistant_id not in (None, assistant_id):
                 raise ConflictError(
-                    f"phone_number {wanted} is already assigned to assistant {row.assistant_id}"
+                    f"phone_number {wanted} is already assigned to {_holder(session, row)}; "
+                    "release_phone_number frees it"
                 )
-        from mission_server.telephony.base import NumberInfo
-
         ctx.provider.assign_phone_number(
-            NumberInfo(
-                phone_number=row.phone_number, number_id=row.number_id, hd_voice=row.hd_voice
-            ),
-            assistant.provider_ref or assistant.assistant_id,
+            _info(row), assistant.provider_ref or assistant.assistant_id
         )
         row.assistant_id = assistant_id
         row.updated_at = now
@@ -270,14 +318,133 @@ def assign_phone_number(
         return PhoneNumberOut.of(row)
 
 
-def release_phone_number(ctx: Context, phone_number: str) -> PhoneNumberOut:
-    """Free a number so another assistant can use it. Raises: NotFound, ValidationError."""
+def release_phone_number(
+    ctx: Context, phone_number: str, run_id: str | None = None
+) -> PhoneNumberOut:
+    """Free a number so another assistant can use it: unassign it at the provider, then
+    record it as free. The release is recorded in ``run_id``'s events, else in the events of
+    every run its assistant is linked to. A number that is already free is returned as is.
+
+    Raises:
+        ValidationError (phone_number), NotFound (number or run), ProviderError.
+    """
     number = normalise_target(phone_number, "phone_number")
+    with session_scope(ctx.engine) as session:
+        if run_id is not None:
+            load_run(session, run_id)
+        known = session.get(m.PhoneNumber, number) is not None
+    if not known:
+        sync_phone_numbers(ctx)
     with session_scope(ctx.engine) as session:
         row = session.get(m.PhoneNumber, number)
         if row is None:
             raise NotFound("phone number", number)
-        row.assistant_id = None
-        row.updated_at = ctx.now()
-        session.add(row)
+        if row.assistant_id is None:
+            return PhoneNumberOut.of(row)
+        assistant = load_assistant(session, row.assistant_id)
+        runs = [run_id] if run_id else [r.run_id for r in _runs_of(session, row.assistant_id)]
+        _release(ctx, session, row, assistant, runs, reason="released on request")
         return PhoneNumberOut.of(row)
+
+
+def _release(
+    ctx: Context,
+    session: Session,
+    row: m.PhoneNumber,
+    assistant: m.Assistant,
+    run_ids: list[str],
+    reason: str,
+) -> None:
+    """Unassign ``row`` from ``assistant`` at the provider (first: if it refuses, nothing is
+    recorded), then record it free and the release in each run's events."""
+    ctx.provider.release_phone_number(_info(row), assistant.provider_ref or assistant.assistant_id)
+    now = ctx.now()
+    row.assistant_id = None
+    row.updated_at = now
+    session.add(row)
+    for rid in run_ids:
+        append_event(
+            session,
+            rid,
+            "tool_result",
+            f"Number {row.phone_number} released from {assistant.name} ({reason})",
+            now,
+            payload={
+                "phone_number": row.phone_number,
+                "assistant_id": assistant.assistant_id,
+                "released": True,
+                "reason": reason,
+            },
+        )
+
+
+def release_numbers_of_ended_run(ctx: Context, run_id: str) -> list[str]:
+    """Release the numbers of the run's assistants once the run has ended: those of every
+    assistant linked to it that is linked to no other run still going, unless the assistant
+    has ``keep_number``. Every release (and every number kept) is recorded in the run's
+    events; a provider that refuses a release leaves the number assigned and records an
+    ``error`` event saying so (the run has ended either way). Returns the released numbers.
+    """
+    released: list[str] = []
+    with session_scope(ctx.engine) as session:
+        run = load_run(session, run_id)
+        if run.status not in TERMINAL_RUN:
+            return released
+        linked = session.exec(
+            select(m.Assistant)
+            .join(m.RunAgent, col(m.RunAgent.assistant_id) == col(m.Assistant.assistant_id))
+            .where(m.RunAgent.run_id == run_id)
+            .order_by(col(m.Assistant.created_at))
+        ).all()
+        for assistant in linked:
+            numbers = session.exec(
+                select(m.PhoneNumber)
+                .where(m.PhoneNumber.assistant_id == assistant.assistant_id)
+                .order_by(col(m.PhoneNumber.phone_number))
+            ).all()
+            if not numbers:
+                continue
+            going = [
+                r.run_id
+                for r in _runs_of(session, assistant.assistant_id)
+                if r.run_id != run_id and r.status not in TERMINAL_RUN
+            ]
+            now = ctx.now()
+            if assistant.keep_number or going:
+                why = "keep_number" if assistant.keep_number else f"run {going[0]} still uses it"
+                for row in numbers:
+                    append_event(
+                        session,
+                        run_id,
+                        "tool_result",
+                        f"Number {row.phone_number} kept by {assistant.name} ({why})",
+                        now,
+                        payload={
+                            "phone_number": row.phone_number,
+                            "assistant_id": assistant.assistant_id,
+                            "released": False,
+                            "reason": why,
+                        },
+                    )
+                continue
+            for row in numbers:
+                try:
+                    _release(ctx, session, row, assistant, [run_id], reason=f"run {run.status}")
+                except ProviderError as exc:
+                    append_event(
+                        session,
+                        run_id,
+                        "error",
+                        f"Number {row.phone_number} could not be released from "
+                        f"{assistant.name}: {exc}; release_phone_number retries",
+                        now,
+                        payload={
+                            "phone_number": row.phone_number,
+                            "assistant_id": assistant.assistant_id,
+                            "released": False,
+                            "error": str(exc),
+                        },
+                    )
+                else:
+                    released.append(row.phone_number)
+    return released

@@ -27,6 +27,7 @@ from mission_server.domain.validation import (
     require_text,
 )
 from mission_server.errors import ValidationError
+from mission_server.services.assistants import release_numbers_of_ended_run
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.insight_schemas import InsightResultOut
 from mission_server.services.insights import missing_fields, result_out
@@ -612,7 +613,9 @@ def update_run(
     """Change a run's status and/or record its result.
 
     Moving to ``cancelled`` cancels the run's pending calls; ``paused`` holds them and
-    ``running`` (from paused) releases them. Metadata is merged into the existing metadata.
+    ``running`` (from paused) releases them. Once the run has ended (succeeded, failed,
+    cancelled) the phone numbers of its assistants are released
+    (``assistants.release_numbers_of_ended_run``). Metadata is merged into the existing metadata.
 
     Raises:
         NotFound, IllegalTransition, ValidationError.
@@ -626,6 +629,7 @@ def update_run(
     meta = require_mapping(metadata, "metadata") if metadata is not None else None
     now = ctx.now()
     cancelled_calls: list[CallFinished] = []
+    ended = False
     with session_scope(ctx.engine) as session:
         run = load_run(session, run_id)
         if status is not None and status != run.status:
@@ -634,6 +638,7 @@ def update_run(
             run.status = status
             if status in TERMINAL_RUN:
                 run.finished_at = now
+                ended = True
             cancelled_calls = _apply_run_status_to_calls(session, run_id, previous, status, now)
             append_event(
                 session,
@@ -657,6 +662,8 @@ def update_run(
         session.add(run)
     for finished in cancelled_calls:
         ctx.notify_call_finished(finished)
+    if ended:
+        release_numbers_of_ended_run(ctx, run_id)
     return RunOut.of(run)
 
 

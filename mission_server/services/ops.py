@@ -352,11 +352,6 @@ class ServiceOps:
         except MissionError as exc:
             raise OperationFailed(str(exc)) from None
 
-    def release_number(self, assistant_id: str) -> None:
-        """Free the assistant's numbers. Raises: NotFound."""
-        for number in assistants.get_assistant(self.ctx, assistant_id).phone_numbers:
-            assistants.release_phone_number(self.ctx, number)
-
     # ------------------------------------------------------------------ calls
 
     def schedule_call(

@@ -192,6 +192,7 @@ class AssistantOut(_Out):
     webhook_url: str | None = None
     provider: str
     provider_ref: str | None = None
+    keep_number: bool = False
     phone_numbers: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -210,6 +211,7 @@ class AssistantOut(_Out):
             webhook_url=row.webhook_url,
             provider=row.provider,
             provider_ref=row.provider_ref,
+            keep_number=row.keep_number,
             phone_numbers=numbers or [],
             created_at=row.created_at,
             updated_at=row.updated_at,

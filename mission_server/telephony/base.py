@@ -149,6 +149,12 @@ class Provider(Protocol):
         """Route the number to the assistant so it can call from it."""
         ...
 
+    def release_phone_number(self, number: NumberInfo, assistant_ref: str) -> None:
+        """Stop routing the number to the assistant, so another one can be given it.
+        Releasing a number that is not routed to the assistant is a no-op where the provider
+        can tell (the simulator); Telnyx clears the number's connection."""
+        ...
+
     def place_call(self, request: CallRequest) -> Placement:
         """Start one attempt. Must be idempotent on ``request.idempotency_key``."""
         ...

@@ -61,6 +61,11 @@ class ScriptedProvider:
         with self._lock:
             self._assigned[number.phone_number] = assistant_ref
 
+    def release_phone_number(self, number: NumberInfo, assistant_ref: str) -> None:
+        with self._lock:
+            if self._assigned.get(number.phone_number) == assistant_ref:
+                del self._assigned[number.phone_number]
+
     def place_call(self, request: CallRequest) -> Placement:
         with self._lock:
             existing = self._placements.get(request.idempotency_key)

@@ -238,6 +238,21 @@ def test_assign_phone_number_routes_number_to_assistant_texml_app(
     assert body_of(request) == {"connection_id": TEXML_APP_ID}
 
 
+def test_release_phone_number_unassigns_the_number_from_its_connection(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    fake.on(
+        "PATCH",
+        "/phone_numbers/1293384261075731499",
+        reply(200, {"data": {"id": "1293384261075731499", "connection_id": ""}}),
+    )
+
+    provider.release_phone_number(NumberInfo("+13125550001", "1293384261075731499"), ASSISTANT_ID)
+
+    (request,) = fake.sent("PATCH", "/phone_numbers/1293384261075731499")
+    assert body_of(request) == {"connection_id": ""}
+
+
 def test_assign_phone_number_uses_configured_connection(fake: FakeTelnyx) -> None:
     provider = TelnyxProvider(
         API_KEY, transport=httpx.MockTransport(fake), connection_id="1684641123236054244"

@@ -72,9 +72,6 @@ class FakeOps:
             raise OperationFailed(self.fail_number)
         return "+13125550100"
 
-    def release_number(self, assistant_id: str) -> None:
-        pass
-
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
         self.variables.update(variables)
 

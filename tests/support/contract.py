@@ -31,6 +31,7 @@ TOOLS = {
     "list_assistants",
     "list_phone_numbers",
     "assign_phone_number",
+    "release_phone_number",
     # calls
     "schedule_call",
     "schedule_sms",

@@ -47,8 +47,19 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             Field(description="Insight group whose insights are extracted from every call."),
         ] = None,
         run_id: Annotated[
-            str | None, Field(description="Link the assistant to this run (recommended).")
+            str | None,
+            Field(
+                description="Link the assistant to this run (recommended): its phone number "
+                "is released when the run ends."
+            ),
         ] = None,
+        keep_number: Annotated[
+            bool,
+            Field(
+                description="Keep the assistant's phone number when its runs end (default: "
+                "the number is released for the next mission)."
+            ),
+        ] = False,
     ) -> AssistantOut:
         """Create a voice assistant at the telephony provider and record it.
 
@@ -66,6 +77,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             dynamic_variables=dynamic_variables,
             insight_group_id=insight_group_id,
             run_id=run_id,
+            keep_number=keep_number,
         )
 
     def update_assistant(
@@ -79,6 +91,10 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             dict[str, Any] | None, Field(description="Replaces the default values.")
         ] = None,
         insight_group_id: Annotated[str | None, Field(description="New insight group.")] = None,
+        keep_number: Annotated[
+            bool | None,
+            Field(description="Keep the phone number when the assistant's runs end."),
+        ] = None,
     ) -> AssistantOut:
         """Change an assistant; only the fields given change. Calls already placed keep what
         they were placed with."""
@@ -92,6 +108,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             voice=voice,
             dynamic_variables=dynamic_variables,
             insight_group_id=insight_group_id,
+            keep_number=keep_number,
         )
 
     def list_assistants(
@@ -124,16 +141,38 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ),
         ] = None,
         run_id: Annotated[
-            str | None, Field(description="Record the assignment in this run's events.")
+            str | None,
+            Field(
+                description="Record the assignment in this run's events and link the "
+                "assistant to the run (the number is released when the run ends)."
+            ),
         ] = None,
     ) -> PhoneNumberOut:
         """Give the assistant a phone number to call from. Required before schedule_call.
 
-        If no number is free the error says how to get one.
+        A number comes back by itself when the assistant's run ends (unless the assistant has
+        keep_number). If no number is free the error names the runs holding them and says how
+        to get one.
         """
         return assistant_service.assign_phone_number(
             ctx, assistant_id, phone_number=phone_number, run_id=run_id
         )
+
+    def release_phone_number(
+        phone_number: Annotated[str, Field(description="E.164 number of the account.")],
+        run_id: Annotated[
+            str | None,
+            Field(
+                description="Record the release in this run's events (default: in the events "
+                "of every run its assistant is linked to)."
+            ),
+        ] = None,
+    ) -> PhoneNumberOut:
+        """Free a phone number now (it is unassigned from its assistant at the provider) so
+        another assistant can call from it. Numbers are released by themselves when their
+        run ends; use this for an assistant with keep_number or one without a run. A free
+        number is returned as is."""
+        return assistant_service.release_phone_number(ctx, phone_number, run_id=run_id)
 
     tools.add(create_assistant, title="Create assistant", open_world=True)
     tools.add(
@@ -146,6 +185,13 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     tools.add(list_assistants, title="List assistants", read_only=True)
     tools.add(list_phone_numbers, title="List phone numbers", read_only=True, open_world=True)
     tools.add(assign_phone_number, title="Assign phone number", idempotent=True, open_world=True)
+    tools.add(
+        release_phone_number,
+        title="Release phone number",
+        destructive=True,
+        idempotent=True,
+        open_world=True,
+    )
 
 
 # --------------------------------------------------------------------------- tools: calls

@@ -167,6 +167,26 @@ class SimulatedProvider:
             self._known_assistant(assistant_ref)
             self._write(ledger, {"kind": "assign", "number": phone, "assistant_ref": assistant_ref})
 
+    def release_phone_number(self, number: NumberInfo, assistant_ref: str) -> None:
+        """Stop routing the number to the assistant; a no-op when it is routed elsewhere or
+        nowhere.
+
+        Raises:
+            ProviderError: the number is not on the account (404).
+        """
+        phone = _normalised(number.phone_number)
+        with self._synced() as ledger:
+            if phone not in self._account:
+                raise ProviderError(
+                    f"phone number {number.phone_number} is not on the simulated account",
+                    status_code=404,
+                    code="number_not_found",
+                )
+            if self._assigned.get(phone) != assistant_ref:
+                return
+            entry = {"kind": "release", "number": phone, "assistant_ref": assistant_ref}
+            self._write(ledger, entry)
+
     # -- calls ------------------------------------------------------------------------------
 
     def place_call(self, request: CallRequest) -> Placement:
@@ -270,6 +290,9 @@ class SimulatedProvider:
             self._assistants[entry["ref"]] = AssistantSpec(**entry["spec"])
         elif kind == "assign":
             self._assigned[entry["number"]] = entry["assistant_ref"]
+        elif kind == "release":
+            if self._assigned.get(entry["number"]) == entry["assistant_ref"]:
+                del self._assigned[entry["number"]]
         else:
             log.warning("ignoring ledger entry of unknown kind %r", kind)
 

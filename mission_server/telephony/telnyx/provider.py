@@ -359,6 +359,22 @@ class TelnyxProvider:
             idempotent=True,  # sets one field to one value
         )
 
+    def release_phone_number(self, number: NumberInfo, assistant_ref: str) -> None:
+        """Unassign the number from its connection: the same update as
+        ``assign_phone_number`` (``PATCH /phone_numbers/{id}``), with an empty
+        ``connection_id`` (the SDK types it ``str``; a number without a connection is not
+        routed to any assistant, as ``list_phone_numbers`` reads it).
+
+        Raises:
+            ProviderError: Telnyx refused the update or could not be reached.
+        """
+        self._client.request(
+            "PATCH",
+            f"/phone_numbers/{seg(number.number_id)}",
+            json={"connection_id": ""},
+            idempotent=True,  # sets one field to one value
+        )
+
     # ------------------------------------------------------------------ calls
 
     def place_call(self, request: CallRequest) -> Placement:

@@ -249,3 +249,20 @@ def test_an_assigned_number_reports_its_assistant(kit: ProviderKit) -> None:
     listed = {n.phone_number: n.assistant_ref for n in kit.provider.list_phone_numbers()}
     assert listed[first.phone_number] == kit.assistant_ref
     assert all(listed[n.phone_number] is None for n in others)
+
+
+@providers()
+def test_a_released_number_is_free_again_and_can_be_given_to_another_assistant(
+    kit: ProviderKit,
+) -> None:
+    first, *_ = kit.provider.list_phone_numbers()
+    kit.provider.assign_phone_number(first, kit.assistant_ref)
+
+    kit.provider.release_phone_number(first, kit.assistant_ref)
+
+    listed = {n.phone_number: n.assistant_ref for n in kit.provider.list_phone_numbers()}
+    assert listed[first.phone_number] is None
+    other = kit.provider.create_assistant(AssistantSpec(name="Next", instructions="Ask."))
+    kit.provider.assign_phone_number(first, other)
+    listed = {n.phone_number: n.assistant_ref for n in kit.provider.list_phone_numbers()}
+    assert listed[first.phone_number] == other
