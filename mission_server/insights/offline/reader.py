@@ -727,6 +727,12 @@ class _Reader:
             ], what
         if intent.total:
             whole = [o for o in offers if o.money.total or o.money.unit in JOB_UNITS]
+            if whole:
+                # Once a total is quoted, a later amount with no basis of its own ("we can
+                # match it at $926") is read on the same basis, as with per-unit prices.
+                first = whole[0].turn
+                later = [o for o in offers if o.turn > first and o.money.unit is None]
+                whole = sorted({id(o): o for o in [*whole, *later]}.values(), key=offers.index)
             if whole or units:
                 return whole, "total amount"
             return [o for o in offers if o.money.unit is None], "total amount"
@@ -1021,6 +1027,10 @@ class _Reader:
                 if len(names) == 1:
                     return names[0]
             text = _clean_answer(said)
+            sentences = re.split(r"(?<=[.!])\s+(?=[A-Z])", text) if text else []
+            if len(sentences) > 1:
+                # "Maria. Thanks for thinking of us.": the answer, then a remark.
+                text = _clean_answer(sentences[0])
             if text and len(text.split()) <= _MAX_SHORT_ANSWER and "?" not in text:
                 return text
             if text:

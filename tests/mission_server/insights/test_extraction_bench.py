@@ -55,3 +55,15 @@ def test_the_report_counts_per_type_and_lists_wrong_values(tmp_path: Path) -> No
     out = report.as_dict()
     assert out["by_type"]["boolean"]["wrong_rate"] == 1.0
     assert out["wrong"] == [{"case": "c/x", "field": "open_saturday", "truth": True, "read": False}]
+
+
+def test_the_offline_reader_never_gives_a_wrong_value_on_simulated_conversations() -> None:
+    # 200 seeded conversations of the simulator's spec-driven dialogue (bench/simulated.py),
+    # scored against what the simulated businesses stated.
+    bench = _bench()
+    from bench.simulated import simulated_cases
+
+    report = bench.measure(OfflineExtractor(), simulated_cases(200, seed=1))
+    wrong = [f"{case} {v.name}: truth {v.truth!r}, read {v.read!r}" for case, v in report.wrong]
+    assert wrong == []
+    assert report.overall.rates()["found"] >= 0.95
