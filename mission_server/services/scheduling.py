@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
 from mission_server.domain.calling_hours import CallingWindow, next_allowed
-from mission_server.domain.guardrails import hold_reason
+from mission_server.domain.guardrails import hold_reason, refuse_finished_run
 from mission_server.domain.targets import normalise_target, timezones_for_target
 from mission_server.domain.validation import (
     require_choice,
@@ -44,7 +44,6 @@ from state.repo import append_event, attempts_by_event, load_assistant, load_eve
 from state.transitions import (
     EVENT_STATUSES,
     SCHEDULED_EVENT_TRANSITIONS,
-    TERMINAL_RUN,
     check_transition,
 )
 
@@ -281,8 +280,7 @@ def create_scheduled_event(
         hold = None
         if run_id is not None:
             run = load_run(session, run_id)
-            if run.status in TERMINAL_RUN:
-                raise GuardrailError(f"run {run_id} is {run.status}; it cannot schedule calls")
+            refuse_finished_run(run_id, run.status, "schedule calls")
             hold = hold_reason(run.status, run.approval_required, run.approved_at)
             if (
                 step_id is not None
