@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.errors import LLMError, OperationFailed, PlannerError, SpecError
+from planner.errors import ECHO_LIMIT, LLMError, OperationFailed, PlannerError, SpecError, shown
 from state.errors import (
     IllegalTransition,
     NotFound,
@@ -33,6 +33,7 @@ from state.errors import (
 )
 
 __all__ = [
+    "ECHO_LIMIT",
     "USER_ERRORS",
     "ConfigurationError",
     "ConflictError",
@@ -47,21 +48,8 @@ __all__ = [
     "SpecError",
     "StateError",
     "ValidationError",
+    "shown",
 ]
-
-
-#: The longest echo of a bad value in an error message; longer values are cut and their size
-#: given, so a megabyte of input never comes back (or reaches a log) whole.
-ECHO_LIMIT = 120
-
-
-def shown(value: Any) -> str:
-    """``value`` as an error message shows it: its repr, cut to ``ECHO_LIMIT`` characters."""
-    text = repr(value)
-    if len(text) <= ECHO_LIMIT:
-        return text
-    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters"
-    return f"{text[: ECHO_LIMIT - 20]}… ({size})"
 
 
 class MissionError(Exception):

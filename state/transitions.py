@@ -6,12 +6,14 @@ moves. A same-status "transition" is allowed (idempotent updates).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from state.errors import IllegalTransition
 
-RUN_STATUSES = ("pending", "running", "paused", "succeeded", "failed", "cancelled")
-STEP_STATUSES = ("pending", "in_progress", "completed", "skipped", "failed")
-EVENT_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
-EVENT_TYPES = (
+RunStatus = Literal["pending", "running", "paused", "succeeded", "failed", "cancelled"]
+StepStatus = Literal["pending", "in_progress", "completed", "skipped", "failed"]
+EventStatus = Literal["pending", "in_progress", "completed", "failed", "cancelled"]
+EventType = Literal[
     "status_change",
     "step_started",
     "step_completed",
@@ -21,7 +23,12 @@ EVENT_TYPES = (
     "message",
     "error",
     "custom",
-)
+]
+#: The same choices as tuples, for the service's checks (the Literals type the MCP schemas).
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
+EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 RUN_TRANSITIONS: dict[str, set[str]] = {
     "pending": {"running", "paused", "failed", "cancelled", "succeeded"},

@@ -1,4 +1,5 @@
-"""The hold rule: when a run's state keeps its calls from being placed.
+"""The hold rule: when a run's state keeps its calls from being placed; and the finished-run
+rule: a succeeded, failed or cancelled run takes no more plan, variables or calls.
 
 A paused run holds its calls with hold reason ``paused``; a run that requires approval and is
 not approved yet holds them with ``awaiting_approval``. Scheduling writes the hold onto a new
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+
+from mission_server.errors import GuardrailError, shown
+from state.transitions import TERMINAL_RUN
 
 #: The run status that holds the run's calls.
 PAUSED_RUN = "paused"
@@ -35,3 +39,17 @@ def hold_reason(
     if approval_required and approved_at is None:
         return HOLD_AWAITING_APPROVAL
     return None
+
+
+def refuse_finished_run(run_id: str, status: str, action: str) -> None:
+    """Refuse ``action`` (e.g. "schedule calls") on a finished run (succeeded, failed or
+    cancelled): its outcome is recorded, so nothing more may be added to it.
+
+    Raises:
+        GuardrailError: the run is finished; the message names run_id, the rule and the run.
+    """
+    if status in TERMINAL_RUN:
+        raise GuardrailError(
+            f"run_id {shown(run_id)} names a finished run (status {status}): a finished run "
+            f"cannot {action}; start a new run"
+        )

@@ -5,17 +5,18 @@ the value; anything else stays a crash, which the SDK reports without internals.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context as MCPContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, Icon, ToolAnnotations
 from pydantic import ValidationError as PydanticValidationError
 
 from mission_server.errors import USER_ERRORS, shown
@@ -34,6 +35,13 @@ def describe_error(exc: Exception) -> str:
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "arguments"
+            if err["type"] == "missing":  # its input is the whole object: nothing to show
+                parts.append(f"{where} is required")
+                continue
+            if err["type"] == "literal_error":  # as the service's require_choice says it
+                expected = (err.get("ctx") or {}).get("expected", "")
+                parts.append(f"{where} must be one of {expected}, got {shown(err['input'])}")
+                continue
             parts.append(
                 f"{where} {err['msg'][:1].lower()}{err['msg'][1:]}, got {shown(err['input'])}"
             )
@@ -87,14 +95,79 @@ def as_resource(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def unknown_arguments(
+    tool: str,
+    arguments: Mapping[str, Any],
+    known: Mapping[str, Any],
+    explained: Mapping[str, str] | None = None,
+) -> str | None:
+    """The error for the ``arguments`` a tool does not take (``known`` are its parameters), or
+    ``None`` when there are none. Each one is named with the closest known name, or with
+    ``explained``'s reason when the tool refuses it on purpose (``schedule_sms`` and the retry
+    arguments)."""
+    unknown = [name for name in arguments if name not in known]
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        text = f"unknown argument {shown(name)}"
+        reason = (explained or {}).get(name)
+        if reason:
+            text += f": {reason}"
+        else:
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+            if close:
+                text += f"; did you mean {shown(close[0])}?"
+            else:
+                text += f"; {tool} takes {', '.join(known) or 'no arguments'}"
+        parts.append(f"{text} (got {shown(arguments[name])})")
+    return f"Error executing tool {tool}: {'; '.join(parts)}. Nothing was done."
+
+
 class MissionMCPServer(MCPServer):
-    """``MCPServer`` whose argument errors read like the service's: one line per problem
-    naming the field, the rule and the value (no pydantic boilerplate); a bad prompt request
-    is "invalid params", not an internal error."""
+    """``MCPServer`` whose tools take exactly their arguments: an unknown one is refused,
+    naming it and the closest known name, before anything runs (input schemas say
+    ``additionalProperties: false``). Argument errors read like the service's: one line per
+    problem naming the field, the rule and the value (no pydantic boilerplate); a bad prompt
+    request is "invalid params", not an internal error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: tool name → argument name → why the tool refuses that argument on purpose.
+        self._explained: dict[str, dict[str, str]] = {}
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        """Add a tool whose input schema refuses unknown properties."""
+        super().add_tool(fn, name, title, description, annotations, icons, meta, structured_output)
+        tool = self._tool_manager.get_tool(name or fn.__name__)
+        if tool is not None:
+            tool.parameters["additionalProperties"] = False
+
+    def explain_refused(self, tool: str, reasons: Mapping[str, str]) -> None:
+        """Say why ``tool`` refuses these arguments (argument name → reason), in place of the
+        "did you mean" of an unknown argument."""
+        self._explained.setdefault(tool, {}).update(reasons)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: MCPContext | None = None
     ) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            known = tool.parameters.get("properties", {})
+            problem = unknown_arguments(name, arguments, known, self._explained.get(name))
+            if problem:
+                log.info("Tool %r refused unknown arguments: %r", name, sorted(arguments))
+                raise ToolError(scrub(problem))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

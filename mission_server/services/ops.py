@@ -38,7 +38,7 @@ from state import models as m
 from state import repo
 from state.db import session_scope
 from state.errors import NotFound
-from state.transitions import TERMINAL_EVENT
+from state.transitions import TERMINAL_EVENT, TERMINAL_RUN
 
 __all__ = ["ServiceOps", "spec_error"]
 
@@ -181,7 +181,10 @@ class ServiceOps:
         missions.update_run(self.ctx, run_id, metadata={"planner": {**current, **values}})
 
     def create_plan(self, run_id: str, steps: list[PlanStepSpec]) -> None:
-        """Add the steps not yet in the run's plan. Raises: NotFound, ValidationError."""
+        """Add the steps not yet in the run's plan; nothing on a run someone finished from
+        outside (the graph stops at its next check). Raises: NotFound, ValidationError."""
+        if self.run_status(run_id) in TERMINAL_RUN:
+            return
         existing = {s.step_id for s in plans.get_plan(self.ctx, run_id)}
         fresh = [
             {"step_id": s.step_id, "description": s.description, "metadata": s.metadata}
@@ -234,7 +237,10 @@ class ServiceOps:
 
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
         """Merge variables into the run, writing only on change. Raises: NotFound,
-        ValidationError."""
+        ValidationError. Nothing on a run someone finished from outside (the graph stops at
+        its next check)."""
+        if self.run_status(run_id) in TERMINAL_RUN:
+            return
         current = plans.get_run_variables(self.ctx, run_id)
         if all(current.get(k) == v for k, v in variables.items()):
             return

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from mission_server.domain.guardrails import refuse_finished_run
 from mission_server.domain.validation import (
     require_choice,
     require_int,
@@ -55,9 +56,9 @@ def _validate_step(step: StepInput | dict[str, Any], index: int | None) -> StepI
         if unknown:
             raise ValidationError(f"{prefix}{sorted(unknown)[0]}", "is not a plan step field", step)
         if "step_id" not in step:
-            raise ValidationError(f"{prefix}step_id", "is required", None)
+            raise ValidationError(f"{prefix}step_id", "is required", show_value=False)
         if "description" not in step:
-            raise ValidationError(f"{prefix}description", "is required", None)
+            raise ValidationError(f"{prefix}description", "is required", show_value=False)
         step = StepInput(**step)
     require_slug(step.step_id, f"{prefix}step_id")
     require_text(step.description, f"{prefix}description", max_length=2000)
@@ -86,7 +87,8 @@ def create_plan(
         raise ValidationError("steps", "must have unique step_id values", duplicates)
     now = ctx.now()
     with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
+        run = load_run(session, run_id)
+        refuse_finished_run(run_id, run.status, "change its plan")
         existing = {
             s.step_id: s
             for s in session.exec(select(m.PlanStep).where(m.PlanStep.run_id == run_id))
@@ -313,6 +315,7 @@ def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> d
     now = ctx.now()
     with session_scope(ctx.engine) as session:
         run = load_run(session, run_id)
+        refuse_finished_run(run_id, run.status, "set run variables")
         merged = dict(run.variables or {})
         for key, value in variables.items():
             if value is None:

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
 from mission_server.domain.calling_hours import CallingWindow, next_allowed
-from mission_server.domain.guardrails import hold_reason
+from mission_server.domain.guardrails import hold_reason, refuse_finished_run
 from mission_server.domain.targets import normalise_target, timezones_for_target
 from mission_server.domain.validation import (
     require_choice,
@@ -44,7 +44,6 @@ from state.repo import append_event, attempts_by_event, load_assistant, load_eve
 from state.transitions import (
     EVENT_STATUSES,
     SCHEDULED_EVENT_TRANSITIONS,
-    TERMINAL_RUN,
     check_transition,
 )
 
@@ -226,7 +225,7 @@ def create_scheduled_event(
                         "telnyx_conversation_channel": channel,
                         "to": target,
                         "from_number": given_from,
-                        "scheduled_at_fixed_datetime": asked_for,
+                        "scheduled_at": asked_for,
                         "text": text,
                         "dynamic_variables": variables,
                         "conversation_metadata": metadata,
@@ -244,13 +243,13 @@ def create_scheduled_event(
             requested = asked_for
             if requested <= now:
                 raise ValidationError(
-                    "scheduled_at_fixed_datetime",
+                    "scheduled_at",
                     f"must be in the future (server time is {now.isoformat()})",
                     requested.isoformat(),
                 )
             if requested > now + MAX_SCHEDULE_AHEAD:
                 raise ValidationError(
-                    "scheduled_at_fixed_datetime",
+                    "scheduled_at",
                     f"must be at most {MAX_SCHEDULE_AHEAD.days} days ahead "
                     f"(server time is {now.isoformat()})",
                     requested.isoformat(),
@@ -281,8 +280,7 @@ def create_scheduled_event(
         hold = None
         if run_id is not None:
             run = load_run(session, run_id)
-            if run.status in TERMINAL_RUN:
-                raise GuardrailError(f"run {run_id} is {run.status}; it cannot schedule calls")
+            refuse_finished_run(run_id, run.status, "schedule calls")
             hold = hold_reason(run.status, run.approval_required, run.approved_at)
             if (
                 step_id is not None
@@ -369,18 +367,14 @@ def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationError(
-                "scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", value
-            ) from None
+            raise ValidationError("scheduled_at", "must be an ISO-8601 timestamp", value) from None
     if not isinstance(value, datetime):
-        raise ValidationError("scheduled_at_fixed_datetime", "must be an ISO-8601 timestamp", value)
+        raise ValidationError("scheduled_at", "must be an ISO-8601 timestamp", value)
     try:
         # Converting a moment at the very end of the calendar to UTC can leave it.
-        moment = ensure_utc(value, "scheduled_at_fixed_datetime")
+        moment = ensure_utc(value, "scheduled_at")
     except OverflowError:
-        raise ValidationError(
-            "scheduled_at_fixed_datetime", "is out of range", value.isoformat()
-        ) from None
+        raise ValidationError("scheduled_at", "is out of range", value.isoformat()) from None
     return moment
 
 
@@ -397,7 +391,7 @@ def _same_request_or_conflict(
         "telnyx_conversation_channel": existing.telnyx_conversation_channel,
         "to": existing.telnyx_end_user_target,
         "from_number": existing.telnyx_agent_target,
-        "scheduled_at_fixed_datetime": existing.requested_at,
+        "scheduled_at": existing.requested_at,
         "text": existing.text,
         "dynamic_variables": existing.dynamic_variables or {},
         "conversation_metadata": existing.conversation_metadata or {},
@@ -409,7 +403,7 @@ def _same_request_or_conflict(
         "calling_window": existing.calling_window or CallingWindow().to_dict(),
     }
     # Omitted here means "whatever the first request got" for these two.
-    optional = {"from_number", "scheduled_at_fixed_datetime"}
+    optional = {"from_number", "scheduled_at"}
     differing = [
         name
         for name, value in request.items()

@@ -124,9 +124,7 @@ def test_invalid_requests_name_field_rule_and_value_and_write_nothing(
 
 def test_scheduled_time_must_be_in_the_future(ctx, assistant, clock):
     for moment in (clock.now(), clock.now() - timedelta(minutes=5)):
-        with pytest.raises(
-            ValidationError, match="scheduled_at_fixed_datetime must be in the future"
-        ):
+        with pytest.raises(ValidationError, match="scheduled_at must be in the future"):
             schedule(ctx, assistant, scheduled_at=moment)
     with pytest.raises(ValidationError, match="timezone offset"):
         schedule(ctx, assistant, scheduled_at=datetime(2030, 1, 1, 12, 0))
@@ -286,7 +284,7 @@ def test_repeated_key_returns_the_first_event_after_the_run_finished_or_a_dnc_en
     [
         ({"to": "+13125550102"}, "to"),
         ({"from_number": "+13125550199"}, "from_number"),
-        ({"scheduled_at": "2026-03-10T16:00:00Z"}, "scheduled_at_fixed_datetime"),
+        ({"scheduled_at": "2026-03-10T16:00:00Z"}, "scheduled_at"),
         ({"dynamic_variables": {"a": "2"}}, "dynamic_variables"),
         ({"conversation_metadata": {"campaign": "q3"}}, "conversation_metadata"),
         ({"max_retries_client_errors": 2, "retry_interval_secs": 300}, "max_retries_client_errors"),
@@ -375,9 +373,9 @@ def test_a_sip_entry_written_in_another_spelling_covers_the_plain_one(ctx, assis
 @pytest.mark.parametrize(
     ("overrides", "field", "rule"),
     [
-        ({"scheduled_at": "9999-12-31T23:59:59Z"}, "scheduled_at_fixed_datetime", "366 days"),
-        ({"scheduled_at": "9999-12-31T20:00:00-05:00"}, "scheduled_at_fixed_datetime", "range"),
-        ({"scheduled_at": "2030-01-01T15:00:00Z"}, "scheduled_at_fixed_datetime", "366 days"),
+        ({"scheduled_at": "9999-12-31T23:59:59Z"}, "scheduled_at", "366 days"),
+        ({"scheduled_at": "9999-12-31T20:00:00-05:00"}, "scheduled_at", "range"),
+        ({"scheduled_at": "2030-01-01T15:00:00Z"}, "scheduled_at", "366 days"),
         ({"text": "a\x00b", "channel": "sms_chat"}, "text", "NUL"),
         ({"conversation_metadata": {"k": "a\x00b"}}, "conversation_metadata", "NUL"),
         ({"dynamic_variables": {"k": "v" * 20_000}}, "dynamic_variables", "at most 16384 bytes"),

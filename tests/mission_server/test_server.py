@@ -173,8 +173,8 @@ async def test_mission_errors_name_field_rule_and_value(server):
     assert "mission 'm-404' not found" in unknown
     assert "limit must be between 1 and 500, got 0" in bad_limit
     assert "cursor must be a next_cursor from a previous page, got 'nope'" in bad_cursor
-    assert "metadata" in wrong_type and "['a']" in wrong_type
-    assert "name field required" in missing
+    assert "metadata" in wrong_type and '["a"]' in wrong_type
+    assert "name is required" in missing
     assert page["missions"] == []  # none of the refused calls wrote anything
 
 
@@ -367,8 +367,8 @@ async def test_plan_errors_name_the_step_field_and_write_nothing(server):
         plan = await ok(client, "get_run", run_id=run_id)
 
     assert "steps[1].step_id must be a slug" in bad_slug and "got 'Bad Step'" in bad_slug
-    assert "steps must have unique step_id values, got ['a']" in duplicate
-    assert "steps.0.description field required" in missing
+    assert 'steps must have unique step_id values, got ["a"]' in duplicate
+    assert "steps.0.description is required" in missing
     assert "steps.0.owner extra inputs are not permitted, got 'me'" in extra_field
     assert "steps must be a non-empty list" in empty
     assert f"plan step '{run_id}/nope' not found" in unknown_step
@@ -630,7 +630,7 @@ async def test_schedule_call_guardrails(server, ctx):
 
     assert "from_number is required" in needs_number and "assign_phone_number" in needs_number
     assert "+13125550111 is on the do-not-call list" in blocked
-    assert f"run {run_id} is succeeded" in finished
+    assert f"run_id '{run_id}' names a finished run (status succeeded)" in finished
     assert "step_id must name a step of the run's plan, got 'call-x'" in no_step
     assert listed["scheduled_calls"] == []
 
@@ -684,7 +684,7 @@ async def test_schedule_sms(server, ctx):
     assert sms["telnyx_conversation_channel"] == "sms_chat"
     assert sms["text"] == "Thanks for the quote!"
     assert sms["max_retries_client_errors"] == 0 and sms["retry_interval_secs"] is None
-    assert "text field required" in no_text
+    assert "text is required" in no_text
     assert "text must not be empty" in blank
     assert done["status"] == "completed"
 
@@ -933,7 +933,7 @@ async def test_run_variable_errors(server):
         unknown_set = await err(client, "set_run_variables", run_id="r-404", variables={"a": "b"})
         read = await ok(client, "get_run_variables", run_id=run_id)
 
-    assert "variables.quote must be a string, number or boolean, got {'price': 65}" in nested
+    assert 'variables.quote must be a string, number or boolean, got {"price": 65}' in nested
     assert "variables keys must be names without spaces or braces, got 'best quote'" in bad_key
     assert "run 'r-404' not found" in unknown and "run 'r-404' not found" in unknown_set
     assert read["variables"] == {}
@@ -1036,7 +1036,7 @@ async def test_a_registered_tool_gets_the_error_mapping_and_annotations(ctx):
 
     assert listed["approve_calls"].annotations.idempotent_hint is True
     assert approved == {"run_id": "r-1"}
-    assert "approved must be true in this test, got False" in refused
+    assert "approved must be true in this test, got false" in refused
 
 
 async def test_a_megabyte_of_bad_input_is_not_echoed_back(server, caplog):

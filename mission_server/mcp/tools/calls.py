@@ -31,7 +31,7 @@ from mission_server.services.schemas import (
     ScheduledEventOut,
 )
 from state.errors import NotFound
-from state.transitions import TERMINAL_EVENT
+from state.transitions import TERMINAL_EVENT, EventStatus
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
     def list_scheduled_calls(
         run_id: Annotated[str | None, Field(description="Only calls of this run.")] = None,
         status: Annotated[
-            str | None,
+            EventStatus | None,
             Field(description="pending, in_progress, completed, failed or cancelled."),
         ] = None,
         limit: Annotated[
@@ -247,7 +247,19 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         )
 
     tools.add(schedule_call, title="Schedule call", open_world=True)
-    tools.add(schedule_sms, title="Schedule SMS", open_world=True)
+    no_sms_retries = (
+        "SMS is not retried (retries are phone-call only, as on Telnyx, which answers 400); "
+        "drop it, or use schedule_call for a call with retries"
+    )
+    tools.add(
+        schedule_sms,
+        title="Schedule SMS",
+        open_world=True,
+        refused={
+            "max_retries_client_errors": no_sms_retries,
+            "retry_interval_secs": no_sms_retries,
+        },
+    )
     tools.add(get_scheduled_call, title="Get scheduled call", read_only=True)
     tools.add(list_scheduled_calls, title="List scheduled calls", read_only=True)
     # Idempotent: cancelling a cancelled call returns the same event and writes nothing.

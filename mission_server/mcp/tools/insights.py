@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -158,7 +158,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             str | None, Field(description="Only this conversation's deliveries.")
         ] = None,
         status: Annotated[
-            str | None,
+            Literal["failed", "delivered"] | None,
             Field(
                 description="'failed' (no attempt got a 2xx answer: gave up after retries, "
                 "refused, or not sent because MISSION_WEBHOOK_SECRET is not set) or "

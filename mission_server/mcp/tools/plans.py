@@ -19,6 +19,7 @@ from mission_server.services.schemas import (
     EventOut,
     PlanStepOut,
 )
+from state.transitions import EventType, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         run_id: Annotated[str, Field(description="The run's id.")],
         step_id: Annotated[str, Field(description="The step to change.")],
         status: Annotated[
-            str,
+            StepStatus,
             Field(description="pending, in_progress, completed, skipped or failed."),
         ],
         metadata: Annotated[
@@ -85,7 +86,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     def log_event(
         run_id: Annotated[str, Field(description="The run's id.")],
         type: Annotated[
-            str,
+            EventType,
             Field(
                 description="status_change, step_started, step_completed, step_failed, "
                 "tool_call, tool_result, message, error or custom."
@@ -120,7 +121,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
     def list_events(
         run_id: Annotated[str, Field(description="The run's id.")],
-        type: Annotated[str | None, Field(description="Only events of this type.")] = None,
+        type: Annotated[EventType | None, Field(description="Only events of this type.")] = None,
         step_id: Annotated[str | None, Field(description="Only events of this step.")] = None,
         limit: Annotated[
             int | None, Field(strict=True, description="At most this many, 1..5000.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -20,8 +20,12 @@ from mission_server.services.schemas import (
     MissionOut,
     RunOut,
 )
+from state.transitions import RunStatus
 
 log = logging.getLogger(__name__)
+
+#: The statuses update_run may move a run to (every status but pending).
+RunStatusChange = Literal["running", "paused", "succeeded", "failed", "cancelled"]
 
 
 def register(tools: ToolRegistrar, ctx: Context) -> None:
@@ -95,7 +99,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     def list_runs(
         mission_id: Annotated[str | None, Field(description="Only runs of this mission.")] = None,
         status: Annotated[
-            str | None,
+            RunStatus | None,
             Field(
                 description="Only runs with this status: pending, running, paused, "
                 "succeeded, failed or cancelled."
@@ -113,7 +117,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     def update_run(
         run_id: Annotated[str, Field(description="The run's id.")],
         status: Annotated[
-            str | None,
+            RunStatusChange | None,
             Field(
                 description="New status: running, paused, succeeded, failed or cancelled. "
                 "Finished runs (succeeded, failed, cancelled) cannot change status."
