@@ -177,7 +177,7 @@ async def test_delivery_tool_errors_name_field_rule_and_value(
         missing = await err(client, "redeliver_webhook")
         listed = await ok(client, "list_webhook_deliveries")
 
-    assert "status must be 'delivered' or 'failed', got 'broken'" in bad_status
+    assert "status must be one of 'failed' or 'delivered', got 'broken'" in bad_status
     assert "limit must be an integer between 1 and 500, got 0" in bad_limit
     assert "conversation 'ghost' not found" in unknown_conversation
     assert "webhook delivery or conversation 'nope' not found" in unknown_delivery
@@ -258,5 +258,5 @@ async def test_prior_conversation_errors_name_field_rule_and_value(engine: Engin
     assert "target must be a phone number in E.164 form" in not_a_number
     assert "got 'the caterer'" in not_a_number
     assert "limit must be an integer between 1 and 100, got 101" in too_many
-    assert "metadata" in bad_metadata and "['customer_id']" in bad_metadata
+    assert "metadata" in bad_metadata and '["customer_id"]' in bad_metadata  # JSON, not a repr
     assert "target" in missing
