@@ -24,6 +24,7 @@ from mission_server.clock import AcceleratedClock, Clock, SystemClock, VirtualCl
 from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import RealtimeTrigger
 from mission_server.engine.listeners import install_listeners, shutdown_listeners
+from mission_server.engine.simtime import SimTime
 from mission_server.errors import ConfigurationError
 from mission_server.insights.base import Extractor
 from mission_server.secrets import install_logging, scrub_data
@@ -140,6 +141,19 @@ def records_context(db_url: str | None = None) -> Context:
     return build_context(db_url=db_url, provider=ScriptedProvider(numbers=[]))
 
 
+def _in_memory(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+def sim_time(ctx: Context) -> SimTime | None:
+    """The simulated time of an accelerated context (shared through its database unless it is
+    in memory), which may jump; None for any other clock."""
+    clock = ctx.clock
+    if not isinstance(clock, AcceleratedClock):
+        return None
+    return SimTime(ctx.engine, clock, shared=clock.following)
+
+
 def world_start_time(provider: Provider) -> datetime | None:
     world = getattr(provider, "world", None)
     return getattr(world, "start_time", None)
@@ -201,7 +215,11 @@ def build_context(
             # after the server, carries on from the latest recorded moment instead of going
             # back to the world's start (due times would jump into the future).
             latest = latest_recorded_time(engine)
-            clock = AcceleratedClock(max(start, latest) if latest else start, speed)
+            begin = max(start, latest) if latest else start
+            clock = AcceleratedClock(begin, speed)
+            if not _in_memory(engine):
+                # Every process on this database keeps to one simulated time.
+                SimTime(engine, clock).attach(begin)
         else:
             clock = SystemClock()
     return Context(
@@ -287,7 +305,14 @@ class MissionApp:
     def start_dispatching(self, poll_secs: float = 1.0) -> Dispatcher:
         """Place due calls from this process, driven by the real-time trigger."""
         dispatcher = Dispatcher(self.ctx)
-        self.trigger = RealtimeTrigger(dispatcher, self.ctx.clock, poll_secs=poll_secs)
+        simulated = sim_time(self.ctx) if self.ctx.provider.name == "simulated" else None
+        self.trigger = RealtimeTrigger(
+            dispatcher,
+            self.ctx.clock,
+            poll_secs=poll_secs,
+            jump=simulated.jump if simulated is not None else None,
+            heartbeat=simulated.heartbeat if simulated is not None else None,
+        )
         self.trigger.start()
         return dispatcher
 

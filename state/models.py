@@ -389,3 +389,17 @@ ALL_TABLES = [
     InsightResult,
     WebhookDelivery,
 ]
+
+
+class SimClock(TableModel, table=True):
+    """The simulated time of a rehearsal database, shared by every process on it (one row,
+    ``clock_id`` 1): simulated time ``sim_at`` at wall time ``wall_at`` (Unix seconds), running
+    ``speed`` times faster than wall time. ``seen_at`` is when a process last used it (wall)."""
+
+    __tablename__ = "sim_clock"
+
+    clock_id: int = Field(default=1, sa_column=Column(Integer, primary_key=True))
+    sim_at: datetime = _ts(False)
+    wall_at: float = Field(sa_column=Column(sa.Float, nullable=False))
+    speed: float = Field(sa_column=Column(sa.Float, nullable=False))
+    seen_at: float = Field(sa_column=Column(sa.Float, nullable=False))

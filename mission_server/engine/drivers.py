@@ -3,7 +3,9 @@
 - ``run_until_idle``: virtual time — sweep, then jump a ``VirtualClock`` to the next due time,
   until nothing is left.
 - ``RealtimeTrigger``: real (or accelerated) time — APScheduler runs the sweep at the next due
-  time, woken early when this process schedules new work.
+  time, woken early when this process schedules new work. In simulation (``jump``, see
+  ``engine.simtime``) a wait longer than a poll interval is skipped: the clock jumps to the
+  next due time when nothing is due before it.
 """
 
 from __future__ import annotations
@@ -65,12 +67,22 @@ class RealtimeTrigger:
 
     JOB_ID = "mission-sweep"
 
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, *, poll_secs: float = 1.0) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        *,
+        poll_secs: float = 1.0,
+        jump: Callable[[datetime], bool] | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.dispatcher = dispatcher
         self.clock = clock
         self.poll_secs = poll_secs
+        self._jump = jump
+        self._heartbeat = heartbeat
         self._scheduler = BackgroundScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         )
@@ -130,6 +142,7 @@ class RealtimeTrigger:
         )
 
     def _tick(self) -> None:
+        self._beat()
         if not self._sweeping.acquire(blocking=False):
             self._poke.set()
             return
@@ -143,6 +156,8 @@ class RealtimeTrigger:
                 if upcoming is None:
                     return
                 delay = self.clock.wall_seconds_until(upcoming)
+                if delay > self.poll_secs and self._jumped(upcoming):
+                    continue  # simulated time: the wait was skipped, sweep at once
                 if delay > self.poll_secs:
                     with self._state:
                         self._next_wake = upcoming
@@ -152,6 +167,24 @@ class RealtimeTrigger:
                     self._poke.wait(delay)
         finally:
             self._sweeping.release()
+
+    def _jumped(self, upcoming: datetime) -> bool:
+        """Jump the (simulated) clock to ``upcoming`` when ``jump`` is given and allows it."""
+        if self._jump is None:
+            return False
+        try:
+            return self._jump(upcoming)
+        except Exception:  # no jump: the trigger waits for the time instead
+            log.exception("the simulated clock could not jump to %s", upcoming)
+            return False
+
+    def _beat(self) -> None:
+        if self._heartbeat is None:
+            return
+        try:
+            self._heartbeat()
+        except Exception:
+            log.warning("could not record that this process runs on the shared simulated time")
 
     def _sweep_once(self) -> None:
         try:
