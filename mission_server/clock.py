@@ -139,6 +139,10 @@ class AcceleratedClock:
     def speed(self) -> float:
         return self._anchor.speed
 
+    def wall(self) -> float:
+        """The wall time this clock runs on (Unix seconds)."""
+        return self._wall()
+
     @property
     def following(self) -> bool:
         """The time is read from a shared source (``follow``)."""

@@ -18,7 +18,6 @@ time. Every jump is logged and recorded as an event of each run that has work wa
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -69,7 +68,7 @@ class SimTime:
     def attach(self, start: datetime) -> Anchor:
         """Join the database's time (at least ``start``), or start it at ``start``; from then
         on the clock follows the row."""
-        wall = time.time()
+        wall = self.clock.wall()
         speed = self.clock.speed
         with self.engine.begin() as conn:
             row = self._locked(conn)
@@ -110,7 +109,7 @@ class SimTime:
 
     def heartbeat(self) -> None:
         """Say that this process runs on the shared time (at most every ``HEARTBEAT_SECS``)."""
-        wall = time.time()
+        wall = self.clock.wall()
         if not self.shared or wall - self._beaten < HEARTBEAT_SECS:
             return
         self._beaten = wall
@@ -124,7 +123,7 @@ class SimTime:
         log it and record it in each waiting run. True if the time jumped."""
         target = as_utc(target) or target
         with self.engine.begin() as conn:
-            wall = time.time()
+            wall = self.clock.wall()
             if self.shared:
                 row = self._locked(conn)
                 if row is None:

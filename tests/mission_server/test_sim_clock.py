@@ -1,0 +1,124 @@
+"""The simulated time of a rehearsal database: every accelerated clock on it follows one row,
+and it jumps to the next due time when nothing is due before it (``engine.simtime``).
+
+Wall time is a fake here (``Wall``): the accelerated clock is what is under test, and nothing
+waits for real seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from mission_server.clock import AcceleratedClock
+from mission_server.engine.simtime import SimTime
+from mission_server.services import assistants, scheduling
+from mission_server.services.context import Context
+from mission_server.settings import Settings
+from mission_server.telephony.simulated.provider import SimulatedProvider
+from state import models as m
+from tests.support.missionkit import WORLD
+
+CHICAGO = ZoneInfo("America/Chicago")
+#: Friday 13 March 2026, 16:55 in Chicago.
+FRIDAY_1655 = datetime(2026, 3, 13, 16, 55, tzinfo=CHICAGO).astimezone(UTC)
+MONDAY_0900 = datetime(2026, 3, 16, 9, 0, tzinfo=CHICAGO).astimezone(UTC)
+EVENTS = m.ScheduledEvent.__table__
+
+
+class Wall:
+    """A wall clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clock_on(engine, wall: Wall, start: datetime = FRIDAY_1655, speed: float = 60.0):
+    clock = AcceleratedClock(start, speed, wall=wall)
+    SimTime(engine, clock).attach(start)
+    return clock
+
+
+def test_clocks_on_one_database_agree_and_see_each_others_jumps(engine):
+    wall = Wall()
+    server = clock_on(engine, wall)
+    worker = clock_on(engine, wall, start=FRIDAY_1655 - timedelta(hours=2))  # joins, no rewind
+    assert server.now() == worker.now() == FRIDAY_1655
+
+    wall.now += 1
+    assert server.now() == worker.now() == FRIDAY_1655 + timedelta(seconds=60)
+
+    assert SimTime(engine, server).jump(MONDAY_0900)
+    assert server.now() == MONDAY_0900
+    wall.now += 0.5  # the worker reads the shared row again within its refresh interval
+    assert worker.now() == server.now() == MONDAY_0900 + timedelta(seconds=30)
+
+
+def test_time_stands_still_while_no_process_runs_on_it(engine):
+    wall = Wall()
+    first = clock_on(engine, wall)
+    wall.now += 3  # three simulated minutes, then every process stops
+    SimTime(engine, first).heartbeat()  # what a dispatching process does every few seconds
+    assert first.now() == FRIDAY_1655 + timedelta(minutes=3)
+    wall.now += 3600  # an hour later a new process starts: not 60 simulated hours later
+    later = clock_on(engine, wall)
+    assert later.now() == FRIDAY_1655 + timedelta(minutes=3)
+
+
+def _context(engine, clock) -> Context:
+    provider = SimulatedProvider.from_path(WORLD)
+    return Context(engine=engine, clock=clock, provider=provider, settings=Settings())
+
+
+def _call(ctx: Context, **options) -> str:
+    assistant = assistants.create_assistant(ctx, "Caller", "Ask for a quote.")
+    assistants.assign_phone_number(ctx, assistant.assistant_id)
+    call = scheduling.create_scheduled_event(
+        ctx, assistant_id=assistant.assistant_id, channel="phone_call", to="+13125550101", **options
+    )
+    return call.scheduled_event_id
+
+
+def test_no_jump_past_a_call_that_is_due_or_leased(engine):
+    wall = Wall()
+    clock = clock_on(engine, wall)
+    ctx = _context(engine, clock)
+    event_id = _call(ctx, scheduled_at=FRIDAY_1655 + timedelta(minutes=2))
+    time = SimTime(engine, clock)
+
+    assert not time.jump(MONDAY_0900)  # a call is due before then
+    assert clock.now() == FRIDAY_1655
+    assert time.jump(FRIDAY_1655 + timedelta(minutes=2))  # to it, exactly
+    assert clock.now() == FRIDAY_1655 + timedelta(minutes=2)
+
+    # A process claimed it (it may be about to place it): no jump while the lease holds.
+    with engine.begin() as conn:
+        conn.execute(
+            update(EVENTS)
+            .where(EVENTS.c.scheduled_event_id == event_id)
+            .values(due_at=MONDAY_0900, lease_expires_at=clock.now() + timedelta(minutes=5))
+        )
+    assert not time.jump(MONDAY_0900)
+    with engine.begin() as conn:
+        conn.execute(update(EVENTS).values(lease_expires_at=None))
+    assert time.jump(MONDAY_0900)
+    assert not time.jump(MONDAY_0900 - timedelta(hours=1))  # never backwards
+
+
+def test_a_call_scheduled_after_hours_waits_for_monday_and_the_jump_gets_there(engine):
+    wall = Wall()
+    clock = clock_on(engine, wall, start=FRIDAY_1655 + timedelta(minutes=10))  # 17:05
+    ctx = _context(engine, clock)
+    event_id = _call(ctx)
+    with engine.connect() as conn:
+        due = conn.execute(
+            select(EVENTS.c.due_at).where(EVENTS.c.scheduled_event_id == event_id)
+        ).scalar_one()
+    assert due.astimezone(UTC) == MONDAY_0900
+    assert SimTime(engine, clock).jump(MONDAY_0900)
+    assert clock.now() == MONDAY_0900
