@@ -7,9 +7,15 @@ waits for real seconds.
 
 from __future__ import annotations
 
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import anyio
+import pytest
 from sqlalchemy import select, update
 
 from mission_server.clock import AcceleratedClock
@@ -19,7 +25,11 @@ from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.simulated.provider import SimulatedProvider
 from state import models as m
+from state.db import make_engine
+from state.types import utc_iso
 from tests.support.missionkit import WORLD
+
+MISSION = str(Path(sys.executable).with_name("mission"))
 
 CHICAGO = ZoneInfo("America/Chicago")
 #: Friday 13 March 2026, 16:55 in Chicago.
@@ -122,3 +132,68 @@ def test_a_call_scheduled_after_hours_waits_for_monday_and_the_jump_gets_there(e
     assert due.astimezone(UTC) == MONDAY_0900
     assert SimTime(engine, clock).jump(MONDAY_0900)
     assert clock.now() == MONDAY_0900
+
+
+# -- through `mission serve --simulate` and `mission worker`, real processes -----------------
+
+
+def _friday_world(tmp_path: Path) -> Path:
+    text = WORLD.read_text()
+    assert 'start_time: "2026-03-10T15:00:00Z"' in text
+    world = tmp_path / "world.yaml"
+    world.write_text(text.replace("2026-03-10T15:00:00Z", utc_iso(FRIDAY_1655)))
+    return world
+
+
+def _inside_hours(moment: datetime) -> bool:
+    local = moment.astimezone(CHICAGO)
+    return local.weekday() < 5 and dtime(9) <= local.time() < dtime(17)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_serve_rehearsal_started_friday_1655_finishes_in_seconds_calling_monday(tmp_path):
+    from mcp.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    from tests.mission_server.test_server_transports import ROOT, server_env
+
+    db = tmp_path / "m.db"
+    params = StdioServerParameters(
+        command=MISSION,
+        args=["serve", "--db", str(db), "--simulate", "--world", str(_friday_world(tmp_path))],
+        env=server_env(),
+    )
+    spec = (ROOT / "examples" / "catering.yaml").read_text()
+    async with Client(params) as client:
+        started_wall = time.monotonic()
+        started = await client.call_tool("run_mission", {"spec": spec})
+        assert not started.is_error, started.content[0].text
+        run_id = started.structured_content["run_id"]
+        while True:
+            run = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
+            if run["status"] in {"succeeded", "failed", "cancelled"}:
+                break
+            took = time.monotonic() - started_wall
+            assert took < 20, f"run still {run['status']} after {took:.0f} wall seconds"
+            await anyio.sleep(0.2)
+        took = time.monotonic() - started_wall
+
+    engine = make_engine(str(db))
+    try:
+        with engine.connect() as conn:
+            attempts = conn.execute(select(m.CallAttempt.__table__)).all()
+            events = conn.execute(
+                select(m.Event.__table__).where(m.Event.__table__.c.run_id == run_id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert run["status"] == "succeeded", run["error"]
+    assert took < 20
+    placed = sorted(a.attempted_at.astimezone(UTC) for a in attempts)
+    assert placed and all(_inside_hours(at) for at in placed), placed
+    # The call that missed Friday went out at Monday's opening (within the sweep it was due).
+    monday = [at for at in placed if at >= MONDAY_0900]
+    assert monday and monday[0] < MONDAY_0900 + timedelta(minutes=1), placed
+    jumps = [e for e in events if (e.payload or {}).get("kind") == "clock_jump"]
+    assert any(e.payload["to"] == utc_iso(MONDAY_0900) for e in jumps), [e.summary for e in events]
