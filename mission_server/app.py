@@ -330,6 +330,12 @@ class MissionApp:
             runner, self._runner = self._runner, None
         if runner is not None:
             runner.close()
+        simulated = sim_time(self.ctx)
+        if simulated is not None:
+            try:  # the next process carries on from this moment of the shared time
+                simulated.heartbeat(force=True)
+            except Exception:
+                log.warning("could not record where the shared simulated time stands")
         self.ctx.engine.dispose()
 
     def __enter__(self) -> MissionApp:

@@ -107,10 +107,12 @@ class SimTime:
             row = conn.execute(select(CLOCKS).where(CLOCKS.c.clock_id == ROW)).first()
         return None if row is None else _anchor(row)
 
-    def heartbeat(self) -> None:
-        """Say that this process runs on the shared time (at most every ``HEARTBEAT_SECS``)."""
+    def heartbeat(self, *, force: bool = False) -> None:
+        """Say that this process runs on the shared time (at most every ``HEARTBEAT_SECS``,
+        unless ``force``: a process that stops says so last, so the next one carries on from
+        there)."""
         wall = self.clock.wall()
-        if not self.shared or wall - self._beaten < HEARTBEAT_SECS:
+        if not self.shared or (not force and wall - self._beaten < HEARTBEAT_SECS):
             return
         self._beaten = wall
         with self.engine.begin() as conn:

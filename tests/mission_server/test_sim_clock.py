@@ -7,6 +7,7 @@ waits for real seconds.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -197,3 +198,46 @@ async def test_serve_rehearsal_started_friday_1655_finishes_in_seconds_calling_m
     assert monday and monday[0] < MONDAY_0900 + timedelta(minutes=1), placed
     jumps = [e for e in events if (e.payload or {}).get("kind") == "clock_jump"]
     assert any(e.payload["to"] == utc_iso(MONDAY_0900) for e in jumps), [e.summary for e in events]
+
+
+@pytest.mark.slow
+def test_worker_once_then_another_worker_completes_the_call_without_an_error_loop(tmp_path):
+    from mission_server.app import build_context
+    from mission_server.cli.common import ledger_path_for
+    from tests.mission_server.test_faults import (
+        Worker,
+        assert_no_repeated_sweep_error,
+        rows,
+        wait_until,
+        worker_env,
+    )
+
+    db = str(tmp_path / "m.db")
+    ctx = build_context(Settings(), db_url=db, simulate=True, ledger_path=ledger_path_for(db))
+    try:
+        _call(ctx)
+        once = subprocess.run(
+            [MISSION, "worker", "--once", "--simulate", "--db", db],
+            capture_output=True,
+            text=True,
+            env=worker_env(),
+            timeout=120,
+        )
+        assert once.returncode == 0, once.stderr
+        assert [r["status"] for r in rows(ctx.engine)] == ["in_progress"]  # it placed the call
+
+        later = Worker(db, worker_env(), tmp_path / "later.log", "--simulate")
+        try:
+            wait_until(
+                "the next worker to finish the call",
+                lambda: rows(ctx.engine)[0]["status"] == "completed",
+                30,
+            )
+        finally:
+            later.stop()
+        final = rows(ctx.engine)[0]
+    finally:
+        ctx.engine.dispose()
+    assert final["call_status"] == "completed"
+    assert "was not placed by the simulator" not in later.text()
+    assert_no_repeated_sweep_error(once.stderr, later.text())
