@@ -190,7 +190,8 @@ def build_context(
     """Assemble a Context.
 
     ``clock``: a Clock, or ``"system"`` (real time; accelerated from the world's start time when
-    the provider is simulated), or ``"virtual"`` (discrete-event time from the world's start).
+    the provider is simulated, following the simulated time of the database, see
+    ``engine.simtime``), or ``"virtual"`` (discrete-event time from the world's start).
 
     Raises:
         ConfigurationError, StateError.

@@ -8,7 +8,9 @@ Three implementations:
   while keeping realistic timestamps.
 * ``AcceleratedClock`` – simulated time that runs ``speed`` times faster than wall time from a
   chosen start, for a long-running server in simulation (an agent sees a 5-minute retry happen
-  in 5 seconds at speed 60).
+  in 5 seconds at speed 60). On a database it follows the time every process on that database
+  shares, and it jumps over waits when nothing is due (``engine.simtime``): a rehearsal never
+  waits a night or a weekend for calling hours.
 """
 
 from __future__ import annotations

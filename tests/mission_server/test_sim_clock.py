@@ -55,7 +55,16 @@ def clock_on(engine, wall: Wall, start: datetime = FRIDAY_1655, speed: float = 6
     return clock
 
 
-def test_clocks_on_one_database_agree_and_see_each_others_jumps(engine):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_engine(request):
+    """The SQLite file engine, or (marked postgres) a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("engine")
+    return request.getfixturevalue("pg_engine")
+
+
+def test_clocks_on_one_database_agree_and_see_each_others_jumps(any_engine):
+    engine = any_engine
     wall = Wall()
     server = clock_on(engine, wall)
     worker = clock_on(engine, wall, start=FRIDAY_1655 - timedelta(hours=2))  # joins, no rewind
@@ -95,7 +104,8 @@ def _call(ctx: Context, **options) -> str:
     return call.scheduled_event_id
 
 
-def test_no_jump_past_a_call_that_is_due_or_leased(engine):
+def test_no_jump_past_a_call_that_is_due_or_leased(any_engine):
+    engine = any_engine
     wall = Wall()
     clock = clock_on(engine, wall)
     ctx = _context(engine, clock)
