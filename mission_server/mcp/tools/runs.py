@@ -11,6 +11,7 @@ from mission_server.mcp.models import (
     RunList,
     RunVariables,
 )
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services import missions as mission_service
 from mission_server.services import plans
@@ -48,18 +49,12 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ctx, name=name, instructions=instructions, description=description, metadata=metadata
         )
 
-    def list_missions(
-        limit: Annotated[
-            int | None, Field(strict=True, description="Page size, 1..500 (default 50).")
-        ] = None,
-        cursor: Annotated[
-            str | None, Field(description="next_cursor from the previous page.")
-        ] = None,
-    ) -> MissionPage:
+    def list_missions(limit: LimitArg = None, cursor: CursorArg = None) -> MissionPage:
         """List missions, newest first, one page at a time.
 
         Returns missions and next_cursor (pass it as cursor for the next page; null on the
-        last page).
+        last page). Missions created after the first page was read are not seen: start again
+        without a cursor to see them.
         """
         return mission_service.list_missions(ctx, limit=limit, cursor=cursor)
 
@@ -105,14 +100,20 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
                 "succeeded, failed or cancelled."
             ),
         ] = None,
-        limit: Annotated[
-            int | None, Field(strict=True, description="At most this many, 1..500.")
-        ] = None,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> RunList:
-        """List runs, newest first, optionally of one mission and/or one status."""
-        return RunList(
-            runs=mission_service.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
+        """List runs, newest first, optionally of one mission and/or one status, one page at
+        a time.
+
+        Returns runs and next_cursor (pass it as cursor, with the same filters, for the next
+        page; null on the last page). Runs started after the first page was read are not
+        seen: start again without a cursor to see them.
+        """
+        page = mission_service.list_runs(
+            ctx, mission_id=mission_id, status=status, limit=limit, cursor=cursor
         )
+        return RunList(runs=page, next_cursor=page.next_cursor)
 
     def update_run(
         run_id: Annotated[str, Field(description="The run's id.")],
