@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp.client import Client
+from mcp.shared.exceptions import MCPError
 
 from mission_server.clock import VirtualClock
 from mission_server.mcp.server import build_server
@@ -134,9 +135,7 @@ async def test_a_cursor_of_another_list_or_other_filters_is_refused(server, ctx)
                 await ok(client, "log_event", run_id=run_id, type="custom", summary=f"e{i}")
         runs_page = await ok(client, "list_runs", limit=1)
         events_page = await ok(client, "list_events", run_id=run_a, limit=1)
-        foreign = await err(
-            client, "list_events", run_id=run_a, cursor=runs_page["next_cursor"]
-        )
+        foreign = await err(client, "list_events", run_id=run_a, cursor=runs_page["next_cursor"])
         other_run = await err(
             client, "list_events", run_id=run_b, cursor=events_page["next_cursor"]
         )
@@ -372,6 +371,6 @@ async def read_json(client: Client, uri: str) -> dict[str, Any]:
 
 
 async def read_error(client: Client, uri: str) -> str:
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the SDK's error type varies
+    with pytest.raises(MCPError) as caught:
         await client.read_resource(uri)
     return str(caught.value)
