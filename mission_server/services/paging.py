@@ -6,17 +6,22 @@ offset, so:
 
 - a row is never returned twice, nor skipped, however many rows are inserted while a client
   pages (the key of the rows already seen does not move);
-- in an oldest-first list (events), rows appended while paging appear on later pages;
-- in a newest-first list (runs, assistants, conversations, deliveries), rows inserted after
-  the first page was read are newer than everything paged, so they are not seen: read the first
-  page again to see them.
+- in an oldest-first list (events, scheduled calls), rows appended while paging appear on
+  later pages;
+- in a newest-first list (missions, runs, assistants, conversations, deliveries), rows
+  inserted after the first page was read are newer than everything paged, so they are not
+  seen: read the first page again to see them. (A row created in the very instant of rows
+  already paged sorts among them by id, and may or may not be seen.)
+- in a list in key order (phone numbers, do-not-call targets), a row inserted past the cursor
+  is seen, one inserted before it is not.
 
 The sort keys are immutable columns (creation times, ids, the event sequence), so an update
 of a row cannot move it across pages either.
 
 A cursor is opaque to clients: URL-safe base64 of the list's name, a digest of the filters the
 first page was read with, and the last row's key. A cursor of another list, of the same list
-with other filters, or one that was altered is refused with an error naming ``cursor``. A page
+with other filters, or a string that is not a cursor is refused with an error naming
+``cursor`` (cursors are not signed: one edited to name another key just starts there). A page
 size outside ``1..MAX_LIMIT`` is refused with an error naming ``limit``.
 
 A known limit, on PostgreSQL only: the event sequence is allocated when a row is inserted, not

@@ -144,7 +144,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         assistant's instructions or dynamic_variables. Returns the target as matched (E.164),
         the conversations (an empty list means no earlier conversation) and next_cursor (pass
         it as cursor, with the same target and metadata, for older ones; null on the last
-        page).
+        page). Conversations that start after the first page was read are not seen.
         """
         matched = normalise_target(target, field="target")
         page = extraction.list_prior_conversations(
