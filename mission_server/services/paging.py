@@ -54,11 +54,9 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 #: The description of every ``next_cursor`` output field.
-NEXT_CURSOR_DOC = (
-    "Pass as cursor (with the same filters) to get the next page; null on the last page."
-)
+NEXT_CURSOR_DOC = "The next page's cursor (same filters); null on the last page."
 #: The description of every ``cursor`` and ``limit`` argument.
-CURSOR_DOC = "next_cursor from the previous page (same filters); omitted: the first page."
+CURSOR_DOC = "The previous page's next_cursor; omitted: the first page."
 LIMIT_DOC = f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT})."
 
 #: The kinds a key column may have, as the cursor stores them.

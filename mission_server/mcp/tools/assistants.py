@@ -119,9 +119,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     ) -> AssistantList:
         """List assistants, newest first, with their phone numbers, one page at a time.
 
-        Returns assistants and next_cursor (pass it as cursor, with the same run_id, for the
-        next page; null on the last page). Assistants created after the first page was read
-        are not seen: start again without a cursor to see them.
+        Pass next_cursor back as cursor for the next page. New
+        assistants are not seen (read page one again).
         """
         page = assistant_service.list_assistants(ctx, run_id=run_id, limit=limit, cursor=cursor)
         return AssistantList(assistants=page, next_cursor=page.next_cursor)
@@ -136,8 +135,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """List the account's phone numbers (caller IDs) in number order, one page at a
         time, and which assistant each is assigned to.
 
-        Returns phone_numbers and next_cursor (pass it as cursor, with the same
-        available_only, for the next page; null on the last page).
+        Pass next_cursor back as cursor for the next page.
         """
         page = assistant_service.list_phone_numbers(
             ctx, available_only=available_only, limit=limit, cursor=cursor

@@ -200,8 +200,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         """List scheduled calls and SMS in the order they were scheduled (oldest first), one
         page at a time; each shows when it is due (scheduled_at_fixed_datetime).
 
-        Returns scheduled_calls and next_cursor (pass it as cursor, with the same filters,
-        for the next page; null on the last page). Calls scheduled while you page appear on
+        Pass next_cursor back as cursor for the next page. Calls scheduled while you page appear on
         later pages, each exactly once.
         """
         page = scheduling_service.list_scheduled_events(

@@ -80,8 +80,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """List the do-not-call list, in target order, one page at a time: each target with
         its reason and when it was added.
 
-        Returns entries and next_cursor (pass it as cursor for the next page; null on the
-        last page).
+        Pass next_cursor back as cursor for the next page.
         """
         page = do_not_call_service.do_not_call_page(ctx, limit=limit, cursor=cursor)
         return DoNotCallList(entries=page, next_cursor=page.next_cursor)

@@ -141,10 +141,9 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         insight results (e.g. the price they quoted last time, the summary).
 
         Use before calling someone again, to give the call context: put what matters into the
-        assistant's instructions or dynamic_variables. Returns the target as matched (E.164),
-        the conversations (an empty list means no earlier conversation) and next_cursor (pass
-        it as cursor, with the same target and metadata, for older ones; null on the last
-        page). Conversations that start after the first page was read are not seen.
+        assistant's instructions or dynamic_variables. Returns the target as matched (E.164)
+        and the conversations (an empty list means no earlier conversation); pass next_cursor
+        back as cursor for older ones.
         """
         matched = normalise_target(target, field="target")
         page = extraction.list_prior_conversations(
@@ -175,9 +174,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
         Use it to check that results reached the endpoint, or with status='failed' to find
         the deliveries to re-send with redeliver_webhook. URLs have credentials and query
-        values masked. Returns deliveries and next_cursor (pass it as cursor, with the same
-        filters, for the next page; null on the last page); deliveries made after the first
-        page was read are not seen: start again without a cursor to see them.
+        values masked. Pass next_cursor back as cursor for the next page; new deliveries
+        are not seen (read page one again).
         """
         page = webhook_delivery.list_deliveries(
             ctx.engine, conversation_id, status=status, limit=limit, cursor=cursor

@@ -130,9 +130,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """List the run's events, oldest first: the audit trail of what happened, one page
         at a time.
 
-        Returns events and next_cursor (pass it as cursor, with the same filters, for the
-        next page; null on the last page). Events logged while you page appear on later
-        pages, each exactly once.
+        Pass next_cursor back as cursor for the next page. Events logged while you page appear on
+        later pages, each exactly once.
         """
         page = plans.list_events(
             ctx, run_id, type=type, step_id=step_id, limit=limit, cursor=cursor

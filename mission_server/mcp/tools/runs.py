@@ -52,9 +52,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     def list_missions(limit: LimitArg = None, cursor: CursorArg = None) -> MissionPage:
         """List missions, newest first, one page at a time.
 
-        Returns missions and next_cursor (pass it as cursor for the next page; null on the
-        last page). Missions created after the first page was read are not seen: start again
-        without a cursor to see them.
+        Pass next_cursor back as cursor for the next page. New missions
+        are not seen (read page one again).
         """
         return mission_service.list_missions(ctx, limit=limit, cursor=cursor)
 
@@ -106,9 +105,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """List runs, newest first, optionally of one mission and/or one status, one page at
         a time.
 
-        Returns runs and next_cursor (pass it as cursor, with the same filters, for the next
-        page; null on the last page). Runs started after the first page was read are not
-        seen: start again without a cursor to see them.
+        Pass next_cursor back as cursor for the next page. New runs are
+        not seen (read page one again).
         """
         page = mission_service.list_runs(
             ctx, mission_id=mission_id, status=status, limit=limit, cursor=cursor
