@@ -53,8 +53,22 @@ ExtractorOption = Annotated[
     ),
 ]
 
+LimitOption = Annotated[
+    int | None, typer.Option(help="Page size, 1-500 (default 50).", show_default=False)
+]
+CursorOption = Annotated[
+    str | None,
+    typer.Option(help="Show the next page: the cursor the previous page printed (same filters)."),
+]
+
 err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()
+
+
+def more_pages(next_cursor: str | None) -> None:
+    """Say on stderr how to get the next page, when there is one (stdout stays the data)."""
+    if next_cursor is not None:
+        err_console.print(f"more: add --cursor {next_cursor}", highlight=False, soft_wrap=True)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

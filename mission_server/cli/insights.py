@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mission_server.cli.common import DbOption, user_errors
+from mission_server.cli.common import CursorOption, DbOption, LimitOption, more_pages, user_errors
 from mission_server.clock import SystemClock
 from mission_server.errors import ValidationError
 from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
@@ -261,11 +261,13 @@ def deliveries_command(
     failed: Annotated[
         bool, typer.Option("--failed", help="Only deliveries that were not delivered.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="At most this many deliveries (1-500).")] = 50,
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = None,
 ) -> None:
-    """List insight-webhook deliveries, newest first, with their attempts.
+    """List insight-webhook deliveries, newest first, with their attempts, one page at a time
+    (stderr says how to get the next page).
 
     Every attempt shows its status code, latency and error; a failed delivery can be sent
     again with `mission insights redeliver`."""
@@ -275,7 +277,11 @@ def deliveries_command(
     with user_errors():
         ctx = records_context(db)
         deliveries = list_deliveries(
-            ctx.engine, conversation, status="failed" if failed else None, limit=limit
+            ctx.engine,
+            conversation,
+            status="failed" if failed else None,
+            limit=limit,
+            cursor=cursor,
         )
     if as_json:
         typer.echo(
@@ -283,13 +289,13 @@ def deliveries_command(
                 [d.model_dump(mode="json") for d in deliveries], indent=2, ensure_ascii=False
             )
         )
-        return
-    if not deliveries:
+    elif not deliveries:
         Console(stderr=True).print(
             "no webhook deliveries recorded" + (" that failed" if failed else "")
         )
-        return
-    _show_deliveries(Console(soft_wrap=True), deliveries)
+    else:
+        _show_deliveries(Console(soft_wrap=True), deliveries)
+    more_pages(deliveries.next_cursor)
 
 
 @insights_app.command("redeliver")

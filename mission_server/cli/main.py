@@ -17,13 +17,16 @@ import typer
 from rich.table import Table
 
 from mission_server.cli.common import (
+    CursorOption,
     DbOption,
     ExtractorOption,
+    LimitOption,
     SeedOption,
     SimulateOption,
     WorldOption,
     err_console,
     ledger_path_for,
+    more_pages,
     out_console,
     print_json,
     setup_logging,
@@ -76,10 +79,11 @@ def runs_list(
     db: DbOption = None,
     mission_id: Annotated[str | None, typer.Option(help="Only runs of this mission.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List runs, newest first.
+    """List runs, newest first, one page at a time (stderr says how to get the next page).
 
     The run column is the shortest start of each id that no other run shares (``runs show``
     takes it); --json has the full ids. ``created`` is the wall-clock time, ``simulated`` the
@@ -90,14 +94,17 @@ def runs_list(
 
     with user_errors():
         ctx = records_context(db)
-        runs = missions.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
+        runs = missions.list_runs(
+            ctx, mission_id=mission_id, status=status, limit=limit, cursor=cursor
+        )
         short = missions.short_run_ids(ctx, [r.run_id for r in runs])
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
-        return
-    from mission_server.cli.display import render_runs
+    else:
+        from mission_server.cli.display import render_runs
 
-    render_runs(out_console, runs, short)
+        render_runs(out_console, runs, short)
+    more_pages(runs.next_cursor)
 
 
 @runs_app.command("show")
@@ -130,13 +137,13 @@ def runs_events(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a run's event log (its audit trail), oldest first."""
+    """Show a run's event log (its audit trail), oldest first: every event."""
     from mission_server.app import records_context
     from mission_server.services import missions, plans
 
     with user_errors():
         ctx = records_context(db)
-        events = plans.list_events(ctx, missions.resolve_run_id(ctx, run_id), limit=5000)
+        events = plans.all_events(ctx, missions.resolve_run_id(ctx, run_id))
     if as_json:
         print_json([e.model_dump(mode="json") for e in events])
         return
@@ -226,7 +233,7 @@ def dnc_list(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the do-not-call list."""
+    """List the do-not-call list: every entry."""
     from mission_server.app import records_context
     from mission_server.services import do_not_call as do_not_call_service
 

@@ -124,7 +124,7 @@ class Progress:
             return
         from mission_server.services import plans
 
-        for event in plans.list_events(self.ctx, self.run_id, limit=5000):
+        for event in plans.all_events(self.ctx, self.run_id):
             if event.event_id in self._seen:
                 continue
             self._seen.add(event.event_id)

@@ -491,7 +491,7 @@ def run_statuses(ctx: Context, run_ids: Iterable[str]) -> dict[str, str]:
 
 def latest_activity(ctx: Context, run_id: str) -> datetime | None:
     """The time of the run's last recorded event (where a resumed virtual clock starts)."""
-    events = plans.list_events(ctx, run_id, limit=5000)
+    events = plans.all_events(ctx, run_id)
     return max((e.created_at for e in events), default=None)
 
 

@@ -18,6 +18,7 @@ from mission_server.services.insight_schemas import (
     PriorConversationOut,
     WebhookDeliveryOut,
 )
+from mission_server.services.paging import next_cursor_field
 from mission_server.services.run_view import RunBrief
 from mission_server.services.schemas import (
     AssistantOut,
@@ -60,6 +61,7 @@ class MissionDetail(MissionOut):
 
 class RunList(OutModel):
     runs: list[RunOut]
+    next_cursor: str | None = next_cursor_field()
 
 
 class PlanOut(OutModel):
@@ -70,18 +72,22 @@ class PlanOut(OutModel):
 class EventList(OutModel):
     run_id: str
     events: list[EventOut]
+    next_cursor: str | None = next_cursor_field()
 
 
 class AssistantList(OutModel):
     assistants: list[AssistantOut]
+    next_cursor: str | None = next_cursor_field()
 
 
 class PhoneNumberList(OutModel):
     phone_numbers: list[PhoneNumberOut]
+    next_cursor: str | None = next_cursor_field()
 
 
 class ScheduledCallList(OutModel):
     scheduled_calls: list[ScheduledEventOut]
+    next_cursor: str | None = next_cursor_field()
 
 
 class RunVariables(OutModel):
@@ -173,6 +179,7 @@ class WebhookDeliveryList(OutModel):
         description="delivered=false means no attempt got a 2xx answer; attempts[].error says "
         "why (e.g. 'HTTP 500', a connection error, or MISSION_WEBHOOK_SECRET not set).",
     )
+    next_cursor: str | None = next_cursor_field()
 
 
 class PriorConversationList(OutModel):
@@ -182,3 +189,4 @@ class PriorConversationList(OutModel):
     conversations: list[PriorConversationOut] = Field(
         default_factory=list, description="Newest first."
     )
+    next_cursor: str | None = next_cursor_field()

@@ -11,6 +11,7 @@ from mission_server.domain.targets import normalise_target
 from mission_server.domain.validation import optional_text, require_mapping, require_text
 from mission_server.errors import ConflictError, ProviderError, ValidationError
 from mission_server.services.context import Context
+from mission_server.services.paging import Keyset, Page, page_limit
 from mission_server.services.schemas import AssistantOut, PhoneNumberOut
 from mission_server.telephony.base import AssistantSpec, NumberInfo
 from state import models as m
@@ -191,17 +192,38 @@ def get_assistant(ctx: Context, assistant_id: str) -> AssistantOut:
         return AssistantOut.of(row, _numbers_of(session, assistant_id))
 
 
+ASSISTANTS = Keyset(
+    "list_assistants",
+    (col(m.Assistant.created_at), datetime),
+    (col(m.Assistant.assistant_id), str),
+    descending=True,
+)
+PHONE_NUMBERS = Keyset("list_phone_numbers", (col(m.PhoneNumber.phone_number), str))
+
+
 def list_assistants(
-    ctx: Context, run_id: str | None = None, limit: int = 100
-) -> list[AssistantOut]:
+    ctx: Context,
+    run_id: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[AssistantOut]:
+    """Assistants with their numbers, newest first (created_at, then id), ``limit`` per page
+    (see ``services.paging``).
+
+    Raises:
+        ValidationError: limit out of range or a cursor not of this list (with this run_id).
+    """
+    limit = page_limit(limit)
+    scope = (run_id,)
     with session_scope(ctx.engine) as session:
-        query = select(m.Assistant).order_by(col(m.Assistant.created_at).desc())
+        query = select(m.Assistant)
         if run_id:
             query = query.join(
                 m.RunAgent, col(m.RunAgent.assistant_id) == col(m.Assistant.assistant_id)
             ).where(m.RunAgent.run_id == run_id)
-        rows = session.exec(query.limit(limit)).all()
-        return [AssistantOut.of(r, _numbers_of(session, r.assistant_id)) for r in rows]
+        rows = list(session.exec(ASSISTANTS.apply(query, cursor, scope).limit(limit + 1)))
+        page = ASSISTANTS.page(rows, limit, lambda r: (r.created_at, r.assistant_id), scope)
+        return page.map(lambda r: AssistantOut.of(r, _numbers_of(session, r.assistant_id)))
 
 
 def sync_phone_numbers(ctx: Context) -> None:
@@ -229,18 +251,30 @@ def sync_phone_numbers(ctx: Context) -> None:
                 session.add(row)
 
 
-def list_phone_numbers(ctx: Context, available_only: bool = False) -> list[PhoneNumberOut]:
-    """The account's numbers; ``available_only`` keeps those not assigned to an assistant.
+def list_phone_numbers(
+    ctx: Context,
+    available_only: bool = False,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[PhoneNumberOut]:
+    """The account's numbers in number order, ``limit`` per page; ``available_only`` keeps
+    those not assigned to an assistant.
 
     Raises:
         ProviderError: the provider could not list numbers.
+        ValidationError: limit out of range or a cursor not of this list (with this filter).
     """
+    limit = page_limit(limit)
+    scope = (bool(available_only),)
+    PHONE_NUMBERS.decode(cursor, scope)  # a bad cursor is refused before the provider is asked
     sync_phone_numbers(ctx)
     with session_scope(ctx.engine) as session:
-        query = select(m.PhoneNumber).order_by(col(m.PhoneNumber.phone_number))
+        query = select(m.PhoneNumber)
         if available_only:
             query = query.where(col(m.PhoneNumber.assistant_id).is_(None))
-        return [PhoneNumberOut.of(r) for r in session.exec(query)]
+        rows = list(session.exec(PHONE_NUMBERS.apply(query, cursor, scope).limit(limit + 1)))
+        page = PHONE_NUMBERS.page(rows, limit, lambda r: (r.phone_number,), scope)
+        return page.map(PhoneNumberOut.of)
 
 
 def assign_phone_number(

@@ -15,6 +15,7 @@ from mission_server.domain.validation import (
     optional_text,
 )
 from mission_server.services.context import Context
+from mission_server.services.paging import MAX_LIMIT, Keyset, Page, every, page_limit
 from mission_server.services.schemas import OutModel
 from state import models as m
 from state.db import session_scope
@@ -93,14 +94,31 @@ def remove_do_not_call(ctx: Context, target: str) -> bool:
 
 
 def list_do_not_call(ctx: Context) -> list[str]:
+    """Every listed target, in order."""
     return [entry.target for entry in do_not_call_entries(ctx)]
 
 
-def do_not_call_entries(ctx: Context) -> list[DoNotCallEntry]:
-    """The whole do-not-call list, in target order."""
+DO_NOT_CALL = Keyset("list_do_not_call", (col(m.DoNotCall.target), str))
+
+
+def do_not_call_page(
+    ctx: Context, limit: int | None = None, cursor: str | None = None
+) -> Page[DoNotCallEntry]:
+    """The do-not-call list in target order, ``limit`` per page (see ``services.paging``).
+
+    Raises:
+        ValidationError: limit out of range or a cursor not of this list.
+    """
+    limit = page_limit(limit)
     with session_scope(ctx.engine) as session:
-        rows = session.exec(select(m.DoNotCall).order_by(col(m.DoNotCall.target))).all()
-        return [DoNotCallEntry.of(row) for row in rows]
+        query = DO_NOT_CALL.apply(select(m.DoNotCall), cursor)
+        rows = list(session.exec(query.limit(limit + 1)).all())
+        return DO_NOT_CALL.page(rows, limit, lambda r: (r.target,)).map(DoNotCallEntry.of)
+
+
+def do_not_call_entries(ctx: Context) -> list[DoNotCallEntry]:
+    """The whole do-not-call list, in target order (all pages)."""
+    return every(lambda cursor: do_not_call_page(ctx, limit=MAX_LIMIT, cursor=cursor))
 
 
 def open_calls_to(ctx: Context, target: str) -> int:

@@ -37,9 +37,9 @@ from mission_server.services.insights import (
     definition_of,
     ensure_default_summary_insight,
     missing_fields,
-    require_count,
     result_out,
 )
+from mission_server.services.paging import Keyset, Page, page_limit
 from mission_server.services.webhooks import deliver_conversation_insights
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
@@ -314,17 +314,27 @@ def _metadata_matches(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any
     return all(key in stored and stored[key] == value for key, value in wanted.items())
 
 
+CONVERSATIONS = Keyset(
+    "list_prior_conversations",
+    (col(m.Conversation.created_at), datetime),
+    (col(m.Conversation.conversation_id), str),
+    descending=True,
+)
+
+
 def list_prior_conversations(
     engine: Engine,
     end_user_target: str | None = None,
     metadata: Mapping[str, Any] | None = None,
-    limit: int = 5,
+    limit: int | None = 5,
     *,
     insight_ids: Sequence[str] | None = None,
     exclude_conversation_id: str | None = None,
-) -> list[PriorConversationOut]:
-    """Past conversations with their insight results, newest first: the memory hook
-    (``reference/02_memory.md``: "the last 5 conversations with this number").
+    cursor: str | None = None,
+) -> Page[PriorConversationOut]:
+    """Past conversations with their insight results, newest first, ``limit`` per page (5 when
+    omitted; see ``services.paging``): the memory hook (``reference/02_memory.md``: "the last 5
+    conversations with this number").
 
     ``end_user_target`` and every ``metadata`` key/value must match (metadata is compared for
     equality per key, like ``metadata->key=eq.value``); ``insight_ids`` keeps only those
@@ -334,9 +344,10 @@ def list_prior_conversations(
 
     Raises:
         ValidationError: ``limit`` outside 1–100, ``metadata`` not a mapping,
-            ``insight_ids`` not a list, or ``end_user_target`` not a phone number or SIP URI.
+            ``insight_ids`` not a list, ``end_user_target`` not a phone number or SIP URI, or
+            a cursor not of this list (with these filters).
     """
-    limit = require_count(limit, maximum=100)
+    limit = page_limit(limit, default=5, maximum=100)
     if end_user_target is not None:
         end_user_target = normalise_target(end_user_target, field="end_user_target")
     if metadata is not None and not isinstance(metadata, Mapping):
@@ -345,30 +356,34 @@ def list_prior_conversations(
         isinstance(insight_ids, (str, bytes)) or not isinstance(insight_ids, Sequence)
     ):
         raise ValidationError("insight_ids", "must be a list of insight ids", insight_ids)
+    scope = (end_user_target, dict(metadata or {}), exclude_conversation_id)
+    key = CONVERSATIONS.decode(cursor, scope)
     with Session(engine) as session:
         query = select(m.Conversation)
         if end_user_target is not None:
             query = query.where(m.Conversation.end_user_target == end_user_target)
         if exclude_conversation_id is not None:
             query = query.where(m.Conversation.conversation_id != exclude_conversation_id)
-        query = query.order_by(
-            col(m.Conversation.created_at).desc(), col(m.Conversation.conversation_id).desc()
-        )
-        chosen: list[m.Conversation] = []
+        query = query.order_by(*CONVERSATIONS.order_by())
+        matched: list[m.Conversation] = []
         # JSON filtering is done here rather than in SQL so SQLite and PostgreSQL agree;
-        # rows are read in pages so a large history is not loaded at once.
-        offset = 0
-        while len(chosen) < limit:
-            page = session.exec(query.offset(offset).limit(200)).all()
-            if not page:
+        # rows are read in batches (keyset, like the pages) so a large history is not loaded
+        # at once. One match more than the page tells whether there is a next page.
+        while len(matched) <= limit:
+            batch_query = query if key is None else query.where(CONVERSATIONS.after(key))
+            batch = session.exec(batch_query.limit(200)).all()
+            if not batch:
                 break
-            offset += len(page)
-            chosen.extend(
-                row for row in page if not metadata or _metadata_matches(row.meta, metadata)
+            key = (batch[-1].created_at, batch[-1].conversation_id)
+            matched.extend(
+                row for row in batch if not metadata or _metadata_matches(row.meta, metadata)
             )
-        chosen = chosen[:limit]
+        page = CONVERSATIONS.page(
+            matched, limit, lambda c: (c.created_at, c.conversation_id), scope
+        )
+        chosen = list(page)
         results = _results_of(session, [c.conversation_id for c in chosen], insight_ids)
-        return [
+        out = [
             PriorConversationOut(
                 conversation_id=c.conversation_id,
                 name=c.name,
@@ -385,6 +400,7 @@ def list_prior_conversations(
             )
             for c in chosen
         ]
+        return Page(out, page.next_cursor)
 
 
 def extract_insights(ctx: Context, conversation_id: str) -> list[InsightResultOut]:

@@ -22,7 +22,6 @@ from mission_server.domain.validation import (
     optional_text,
     require_choice,
     require_int,
-    require_limit,
     require_mapping,
     require_text,
 )
@@ -31,6 +30,7 @@ from mission_server.services.assistants import release_numbers_of_ended_run
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.insight_schemas import InsightResultOut
 from mission_server.services.insights import missing_fields, result_out
+from mission_server.services.paging import Keyset, Page, next_cursor_field, page_limit
 from mission_server.services.scheduling import (
     cancel_pending_for_run,
     reconcile_in_flight_for_run,
@@ -107,41 +107,32 @@ def get_mission(ctx: Context, mission_id: str) -> MissionOut:
 
 class MissionPage(OutModel):
     missions: list[MissionOut]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as cursor to get the next page; null on the last page."
-    )
+    next_cursor: str | None = next_cursor_field()
+
+
+MISSIONS = Keyset(
+    "list_missions",
+    (col(m.Mission.created_at), datetime),
+    (col(m.Mission.mission_id), str),
+    descending=True,
+)
+RUNS = Keyset(
+    "list_runs", (col(m.Run.created_at), datetime), (col(m.Run.run_id), str), descending=True
+)
 
 
 def list_missions(ctx: Context, limit: int | None = None, cursor: str | None = None) -> MissionPage:
-    """Missions, newest first, ``limit`` per page.
+    """Missions, newest first, ``limit`` per page (see ``services.paging``).
 
     Raises:
-        ValidationError: limit out of 1..500 or a cursor that names no mission.
+        ValidationError: limit out of 1..500 or a cursor that is not a next_cursor of this list.
     """
-    limit = require_limit(limit)
+    limit = page_limit(limit)
     with session_scope(ctx.engine) as session:
-        query = select(m.Mission).order_by(
-            col(m.Mission.created_at).desc(), col(m.Mission.mission_id).desc()
-        )
-        if cursor:
-            anchor = session.get(m.Mission, cursor)
-            if anchor is None:
-                raise ValidationError(
-                    "cursor", "must be a next_cursor from a previous page", cursor
-                )
-            query = query.where(
-                (col(m.Mission.created_at) < anchor.created_at)
-                | (
-                    (col(m.Mission.created_at) == anchor.created_at)
-                    & (col(m.Mission.mission_id) < anchor.mission_id)
-                )
-            )
+        query = MISSIONS.apply(select(m.Mission), cursor)
         rows = list(session.exec(query.limit(limit + 1)))
-    page = rows[:limit]
-    return MissionPage(
-        missions=[MissionOut.of(r) for r in page],
-        next_cursor=page[-1].mission_id if len(rows) > limit else None,
-    )
+    page = MISSIONS.page(rows, limit, lambda r: (r.created_at, r.mission_id))
+    return MissionPage(missions=[MissionOut.of(r) for r in page], next_cursor=page.next_cursor)
 
 
 # --------------------------------------------------------------------------- runs
@@ -583,22 +574,28 @@ def list_runs(
     mission_id: str | None = None,
     status: str | None = None,
     limit: int | None = None,
-) -> list[RunOut]:
-    """Runs, newest first.
+    cursor: str | None = None,
+) -> Page[RunOut]:
+    """Runs, newest first (created_at, then run_id), ``limit`` per page (see
+    ``services.paging``).
 
     Raises:
-        ValidationError: unknown status or limit out of range.
+        ValidationError: unknown status, limit out of range or a cursor not of this list (with
+            these filters).
     """
-    limit = require_limit(limit)
+    limit = page_limit(limit)
     if status is not None:
         require_choice(status, "status", RUN_STATUSES)
+    scope = (mission_id, status)
     with session_scope(ctx.engine) as session:
-        query = select(m.Run).order_by(col(m.Run.created_at).desc(), col(m.Run.run_id))
+        query = select(m.Run)
         if mission_id:
             query = query.where(m.Run.mission_id == mission_id)
         if status:
             query = query.where(m.Run.status == status)
-        return [RunOut.of(r) for r in session.exec(query.limit(limit))]
+        rows = list(session.exec(RUNS.apply(query, cursor, scope).limit(limit + 1)))
+        page = RUNS.page(rows, limit, lambda r: (r.created_at, r.run_id), scope)
+        return page.map(RunOut.of)
 
 
 def update_run(

@@ -31,6 +31,7 @@ from mission_server.services import (
 )
 from mission_server.services.context import Context
 from mission_server.services.do_not_call import is_do_not_call
+from mission_server.services.paging import MAX_LIMIT, every
 from planner.errors import OperationFailed, SpecError
 from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
 from planner.spec import MissionSpec
@@ -330,7 +331,12 @@ class ServiceOps:
     ) -> str:
         """The run's assistant of that name, created (and linked to the run) if missing.
         Raises: OperationFailed (invalid settings, provider refusal)."""
-        for existing in assistants.list_assistants(self.ctx, run_id=run_id):
+        linked = every(
+            lambda cursor: assistants.list_assistants(
+                self.ctx, run_id=run_id, limit=MAX_LIMIT, cursor=cursor
+            )
+        )
+        for existing in linked:
             if existing.name == name.strip():
                 return existing.assistant_id
         try:
@@ -474,7 +480,7 @@ class ServiceOps:
         conversations were extracted. Call before the dispatcher starts, when nothing else
         can be extracting them."""
         count = 0
-        for event in scheduling.list_scheduled_events(self.ctx, run_id=run_id, limit=5000):
+        for event in scheduling.all_scheduled_events(self.ctx, run_id):
             if event.status not in TERMINAL_EVENT or event.conversation_id is None:
                 continue
             if self._insights(event.conversation_id, extract=True)[0] is not None:

@@ -16,13 +16,13 @@ from mission_server.domain.guardrails import refuse_finished_run
 from mission_server.domain.validation import (
     require_choice,
     require_int,
-    require_limit,
     require_mapping,
     require_slug,
     require_text,
 )
 from mission_server.errors import ValidationError
 from mission_server.services.context import Context
+from mission_server.services.paging import MAX_LIMIT, Keyset, Page, every, page_limit
 from mission_server.services.schemas import (
     EventOut,
     PlanStepOut,
@@ -275,17 +275,26 @@ def _event_by_key(session: Session, run_id: str, key: str) -> m.Event | None:
     ).first()
 
 
+EVENTS = Keyset("list_events", (col(m.Event.seq), int))
+
+
 def list_events(
     ctx: Context,
     run_id: str,
     type: str | None = None,
     step_id: str | None = None,
     limit: int | None = None,
-) -> list[EventOut]:
-    """The run's events, oldest first. Raises: NotFound, ValidationError."""
-    limit = require_limit(limit, maximum=5000)
+    cursor: str | None = None,
+) -> Page[EventOut]:
+    """The run's events, oldest first (in the order they were logged), ``limit`` per page;
+    events logged while a client pages appear on later pages (see ``services.paging``).
+
+    Raises: NotFound, ValidationError.
+    """
+    limit = page_limit(limit)
     if type is not None:
         require_choice(type, "type", EVENT_TYPES)
+    scope = (run_id, type, step_id)
     with session_scope(ctx.engine) as session:
         load_run(session, run_id)
         query = select(m.Event).where(m.Event.run_id == run_id)
@@ -293,7 +302,13 @@ def list_events(
             query = query.where(m.Event.type == type)
         if step_id:
             query = query.where(m.Event.step_id == step_id)
-        return [EventOut.of(e) for e in session.exec(query.order_by(col(m.Event.seq)).limit(limit))]
+        rows = list(session.exec(EVENTS.apply(query, cursor, scope).limit(limit + 1)))
+        return EVENTS.page(rows, limit, lambda e: (e.seq,), scope).map(EventOut.of)
+
+
+def all_events(ctx: Context, run_id: str) -> list[EventOut]:
+    """Every event of the run, oldest first (all pages). Raises: NotFound."""
+    return every(lambda cursor: list_events(ctx, run_id, limit=MAX_LIMIT, cursor=cursor))
 
 
 # --------------------------------------------------------------------------- variables

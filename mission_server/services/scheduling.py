@@ -30,13 +30,13 @@ from mission_server.domain.targets import normalise_target, timezones_for_target
 from mission_server.domain.validation import (
     require_choice,
     require_int,
-    require_limit,
     require_mapping,
     require_text,
 )
 from mission_server.errors import ConflictError, GuardrailError, ValidationError
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.do_not_call import is_do_not_call
+from mission_server.services.paging import MAX_LIMIT, Keyset, Page, every, page_limit
 from mission_server.services.schemas import ScheduledEventOut
 from state import models as m
 from state.db import session_scope
@@ -441,17 +441,31 @@ def get_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEvent
         return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
 
 
+SCHEDULED = Keyset(
+    "list_scheduled_calls",
+    (col(m.ScheduledEvent.created_at), datetime),
+    (col(m.ScheduledEvent.scheduled_event_id), str),
+)
+
+
 def list_scheduled_events(
     ctx: Context,
     run_id: str | None = None,
     status: str | None = None,
     assistant_id: str | None = None,
     limit: int | None = None,
-) -> list[ScheduledEventOut]:
-    """Scheduled events, in scheduled order. Raises: ValidationError."""
-    limit = require_limit(limit, maximum=5000)
+    cursor: str | None = None,
+) -> Page[ScheduledEventOut]:
+    """Scheduled events in the order they were scheduled (created_at, then id; a deferral or
+    retry moves ``scheduled_at_fixed_datetime`` but not a call's place), ``limit`` per page;
+    calls scheduled while a client pages appear on later pages (see ``services.paging``).
+
+    Raises: ValidationError.
+    """
+    limit = page_limit(limit)
     if status is not None:
         require_choice(status, "status", EVENT_STATUSES)
+    scope = (run_id, status, assistant_id)
     with session_scope(ctx.engine) as session:
         query = select(m.ScheduledEvent)
         if run_id:
@@ -460,11 +474,17 @@ def list_scheduled_events(
             query = query.where(m.ScheduledEvent.status == status)
         if assistant_id:
             query = query.where(m.ScheduledEvent.assistant_id == assistant_id)
-        rows = session.exec(
-            query.order_by(col(m.ScheduledEvent.scheduled_at_fixed_datetime)).limit(limit)
-        ).all()
-        attempts = attempts_by_event(session, [r.scheduled_event_id for r in rows])
-        return [ScheduledEventOut.of(r, attempts.get(r.scheduled_event_id, [])) for r in rows]
+        rows = list(session.exec(SCHEDULED.apply(query, cursor, scope).limit(limit + 1)))
+        page = SCHEDULED.page(rows, limit, lambda r: (r.created_at, r.scheduled_event_id), scope)
+        attempts = attempts_by_event(session, [r.scheduled_event_id for r in page])
+        return page.map(lambda r: ScheduledEventOut.of(r, attempts.get(r.scheduled_event_id, [])))
+
+
+def all_scheduled_events(ctx: Context, run_id: str) -> list[ScheduledEventOut]:
+    """Every scheduled event of the run, in the order they were scheduled (all pages)."""
+    return every(
+        lambda cursor: list_scheduled_events(ctx, run_id=run_id, limit=MAX_LIMIT, cursor=cursor)
+    )
 
 
 def lease_is_live(lease_expires_at: datetime | None, now: datetime) -> bool:

@@ -80,6 +80,7 @@ from mission_server.net.webhooks import (
 )
 from mission_server.secrets import scrub
 from mission_server.services.insight_schemas import WebhookAttemptOut, WebhookDeliveryOut
+from mission_server.services.paging import Keyset, Page, page_limit
 from state import models as m
 from state.db import session_scope
 from state.types import new_id
@@ -390,39 +391,51 @@ def redeliver(
     return delivery
 
 
+#: A delivery's place in the list: its first attempt's row id (later attempts do not move it).
+_FIRST_ROW = func.min(col(m.WebhookDelivery.id)).label("first_row")
+DELIVERIES = Keyset("list_webhook_deliveries", (_FIRST_ROW, int), descending=True)
+
+
 def list_deliveries(
     engine: Engine,
     conversation_id: str | None = None,
     *,
     status: str | None = None,
-    limit: int = 50,
-) -> list[WebhookDeliveryOut]:
-    """Recorded webhook deliveries with their attempts, newest first.
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[WebhookDeliveryOut]:
+    """Recorded webhook deliveries with their attempts, newest first (by their first
+    attempt), ``limit`` deliveries per page (see ``services.paging``).
 
     ``conversation_id`` keeps one conversation's; ``status`` keeps the ``delivered`` ones (an
     attempt got a 2xx answer) or the ``failed`` ones (none did: it gave up, was refused, was
-    not sent for want of a secret — or is still retrying); ``limit`` counts deliveries.
+    not sent for want of a secret — or is still retrying).
 
     Raises:
         NotFound: ``conversation_id`` names no conversation.
-        ValidationError: ``status`` not delivered/failed, or ``limit`` outside 1–500.
+        ValidationError: ``status`` not delivered/failed, ``limit`` outside 1–500, or a
+            cursor not of this list (with these filters).
     """
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValidationError("status", "must be 'delivered' or 'failed'", status)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
-        raise ValidationError("limit", "must be an integer between 1 and 500", limit)
+    limit = page_limit(limit)
+    scope = (conversation_id, status)
+    key = DELIVERIES.decode(cursor, scope)
     table = m.WebhookDelivery
     delivered_any = func.max(case((col(table.delivered), 1), else_=0))
-    first_row = func.min(col(table.id))
     with Session(engine) as session:
         if conversation_id is not None and session.get(m.Conversation, conversation_id) is None:
             raise NotFound("conversation", conversation_id)
-        chosen = select(col(table.delivery_id)).group_by(col(table.delivery_id))
+        chosen = select(col(table.delivery_id), _FIRST_ROW).group_by(col(table.delivery_id))
         if conversation_id is not None:
             chosen = chosen.where(col(table.conversation_id) == conversation_id)
         if status is not None:
             chosen = chosen.having(delivered_any == (1 if status == "delivered" else 0))
-        ids = list(session.exec(chosen.order_by(first_row.desc()).limit(limit)).all())
+        if key is not None:
+            chosen = chosen.having(DELIVERIES.after(key))
+        found = list(session.exec(chosen.order_by(*DELIVERIES.order_by()).limit(limit + 1)).all())
+        page = DELIVERIES.page(found, limit, lambda r: (r[1],), scope)
+        ids = [delivery_id for delivery_id, _ in page]
         rows = (
             session.exec(
                 select(table).where(col(table.delivery_id).in_(ids)).order_by(col(table.id))
@@ -452,4 +465,4 @@ def list_deliveries(
             )
         )
         out.delivered = out.delivered or row.delivered
-    return [deliveries[i] for i in ids if i in deliveries]
+    return Page((deliveries[i] for i in ids if i in deliveries), page.next_cursor)

@@ -39,6 +39,28 @@ def test_runs_list_and_show_print_records_as_json(tmp_path):
     assert missing.exit_code == 2 and "run 'nope' not found" in missing.output
 
 
+def test_runs_list_pages_with_limit_and_the_cursor_it_prints(tmp_path):
+    db = str(tmp_path / "runs.db")
+    ctx = build_context(db_url=db, provider=ScriptedProvider(), clock="virtual")
+    mission = missions.create_mission(ctx, "Catering quotes")
+    run_ids = [missions.start_run(ctx, mission.mission_id).run_id for _ in range(3)]
+    first = runner.invoke(app, ["runs", "list", "--db", db, "--limit", "2", "--json"])
+    assert first.exit_code == 0, first.output
+    [hint] = [line for line in first.stderr.splitlines() if line.startswith("more: add --cursor ")]
+    cursor = hint.removeprefix("more: add --cursor ")
+    rest = runner.invoke(
+        app, ["runs", "list", "--db", db, "--limit", "2", "--cursor", cursor, "--json"]
+    )
+    assert rest.exit_code == 0, rest.output
+    assert "more:" not in rest.stderr
+    paged = [r["run_id"] for r in json.loads(first.stdout) + json.loads(rest.stdout)]
+    assert sorted(paged) == sorted(run_ids) and len(paged) == 3
+    bad = runner.invoke(app, ["runs", "list", "--db", db, "--cursor", "nope"])
+    assert bad.exit_code == 2 and "cursor must be a next_cursor" in bad.output
+    too_many = runner.invoke(app, ["runs", "list", "--db", db, "--limit", "501"])
+    assert too_many.exit_code == 2 and "limit must be between 1 and 500" in too_many.output
+
+
 def test_db_url_of_an_unsupported_kind_is_refused(tmp_path):
     result = runner.invoke(app, ["db", "upgrade", "--db", "mysql://localhost/x"])
     assert result.exit_code == 2

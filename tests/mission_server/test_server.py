@@ -172,7 +172,8 @@ async def test_mission_errors_name_field_rule_and_value(server):
     assert "name must not be empty" in empty
     assert "mission 'm-404' not found" in unknown
     assert "limit must be between 1 and 500, got 0" in bad_limit
-    assert "cursor must be a next_cursor from a previous page, got 'nope'" in bad_cursor
+    assert "cursor must be a next_cursor from a previous page of list_missions" in bad_cursor
+    assert "got 'nope'" in bad_cursor
     assert "metadata" in wrong_type and '["a"]' in wrong_type
     assert "name is required" in missing
     assert page["missions"] == []  # none of the refused calls wrote anything
@@ -403,7 +404,7 @@ async def test_log_event_with_a_repeated_key_returns_the_first_event(server):
         empty = await err(client, "log_event", run_id=run_id, type="custom", summary="")
         unknown_run = await err(client, "log_event", run_id="r-404", type="custom", summary="x")
         unknown_list = await err(client, "list_events", run_id="r-404")
-        bad_limit = await err(client, "list_events", run_id=run_id, limit=5001)
+        bad_limit = await err(client, "list_events", run_id=run_id, limit=501)
 
     assert again["event_id"] == first["event_id"]
     assert again["summary"] == "Baseline is $65"
@@ -411,7 +412,7 @@ async def test_log_event_with_a_repeated_key_returns_the_first_event(server):
     assert "type must be one of" in bad_type and "got 'note'" in bad_type
     assert "summary must not be empty" in empty
     assert "run 'r-404' not found" in unknown_run and "run 'r-404' not found" in unknown_list
-    assert "limit must be between 1 and 5000, got 5001" in bad_limit
+    assert "limit must be between 1 and 500, got 501" in bad_limit
 
 
 # --------------------------------------------------------------------------- assistants, numbers

@@ -67,7 +67,7 @@ async def test_bad_targets_are_tool_errors_naming_the_field(ctx, server):
         listed = await ok(client, "list_do_not_call")
     assert "target must be a phone number" in bad_add and "'not a number'" in bad_add
     assert "target must be a phone number" in bad_remove
-    assert listed == {"entries": []}
+    assert listed == {"entries": [], "next_cursor": None}
 
 
 async def test_a_listed_number_is_refused_and_an_earlier_call_to_it_is_never_placed(

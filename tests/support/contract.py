@@ -58,11 +58,12 @@ TOOLS = {
 }
 
 RESOURCE_TEMPLATES = {
+    "mission://missions{?cursor,limit}",
     "mission://missions/{mission_id}",
     "mission://runs/{run_id}",
     "mission://runs/{run_id}/plan",
-    "mission://runs/{run_id}/events",
-    "mission://runs/{run_id}/calls",
+    "mission://runs/{run_id}/events{?cursor,limit}",
+    "mission://runs/{run_id}/calls{?cursor,limit}",
     "mission://runs/{run_id}/result",
     "mission://conversations/{conversation_id}",
 }

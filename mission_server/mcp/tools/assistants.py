@@ -11,6 +11,7 @@ from mission_server.mcp.models import (
     AssistantList,
     PhoneNumberList,
 )
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services import assistants as assistant_service
 from mission_server.services.context import Context
@@ -113,23 +114,33 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
     def list_assistants(
         run_id: Annotated[str | None, Field(description="Only assistants of this run.")] = None,
-        limit: Annotated[int, Field(description="At most this many.", ge=1, le=500)] = 100,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> AssistantList:
-        """List assistants, newest first, with their phone numbers."""
-        return AssistantList(
-            assistants=assistant_service.list_assistants(ctx, run_id=run_id, limit=limit)
-        )
+        """List assistants, newest first, with their phone numbers, one page at a time.
+
+        Pass next_cursor back as cursor for the next page. New
+        assistants are not seen (read page one again).
+        """
+        page = assistant_service.list_assistants(ctx, run_id=run_id, limit=limit, cursor=cursor)
+        return AssistantList(assistants=page, next_cursor=page.next_cursor)
 
     def list_phone_numbers(
         available_only: Annotated[
             bool, Field(description="Only numbers not assigned to any assistant.")
         ] = False,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> PhoneNumberList:
-        """List the account's phone numbers (caller IDs) and which assistant each is
-        assigned to."""
-        return PhoneNumberList(
-            phone_numbers=assistant_service.list_phone_numbers(ctx, available_only=available_only)
+        """List the account's phone numbers (caller IDs) in number order, one page at a
+        time, and which assistant each is assigned to.
+
+        Pass next_cursor back as cursor for the next page.
+        """
+        page = assistant_service.list_phone_numbers(
+            ctx, available_only=available_only, limit=limit, cursor=cursor
         )
+        return PhoneNumberList(phone_numbers=page, next_cursor=page.next_cursor)
 
     def assign_phone_number(
         assistant_id: Annotated[str, Field(description="The assistant's id.")],

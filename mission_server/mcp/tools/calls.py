@@ -16,6 +16,7 @@ from mission_server.mcp.models import (
     CallWaitResult,
     ScheduledCallList,
 )
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.mcp.views import (
     calling_hours_note,
@@ -193,16 +194,19 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
             EventStatus | None,
             Field(description="pending, in_progress, completed, failed or cancelled."),
         ] = None,
-        limit: Annotated[
-            int | None, Field(strict=True, description="At most this many, 1..5000.")
-        ] = None,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> ScheduledCallList:
-        """List scheduled calls and SMS in scheduled order."""
-        return ScheduledCallList(
-            scheduled_calls=scheduling_service.list_scheduled_events(
-                ctx, run_id=run_id, status=status, limit=limit
-            )
+        """List scheduled calls and SMS in the order they were scheduled (oldest first), one
+        page at a time; each shows when it is due (scheduled_at_fixed_datetime).
+
+        Pass next_cursor back as cursor for the next page. Calls scheduled while you page appear on
+        later pages, each exactly once.
+        """
+        page = scheduling_service.list_scheduled_events(
+            ctx, run_id=run_id, status=status, limit=limit, cursor=cursor
         )
+        return ScheduledCallList(scheduled_calls=page, next_cursor=page.next_cursor)
 
     def cancel_scheduled_call(
         scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],

@@ -9,10 +9,12 @@ from typing import Annotated
 from pydantic import Field
 
 from mission_server.domain.targets import normalise_target
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
 from mission_server.services.do_not_call import DoNotCallEntry
+from mission_server.services.paging import next_cursor_field
 from mission_server.services.schemas import OutModel
 
 
@@ -33,6 +35,7 @@ class DoNotCallRemoved(OutModel):
 
 class DoNotCallList(OutModel):
     entries: list[DoNotCallEntry]
+    next_cursor: str | None = next_cursor_field()
 
 
 TargetArg = Annotated[
@@ -73,9 +76,14 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         removed = do_not_call_service.remove_do_not_call(ctx, target)
         return DoNotCallRemoved(target=normalise_target(target, "target"), removed=removed)
 
-    def list_do_not_call() -> DoNotCallList:
-        """List the do-not-call list: every target with its reason and when it was added."""
-        return DoNotCallList(entries=do_not_call_service.do_not_call_entries(ctx))
+    def list_do_not_call(limit: LimitArg = None, cursor: CursorArg = None) -> DoNotCallList:
+        """List the do-not-call list, in target order, one page at a time: each target with
+        its reason and when it was added.
+
+        Pass next_cursor back as cursor for the next page.
+        """
+        page = do_not_call_service.do_not_call_page(ctx, limit=limit, cursor=cursor)
+        return DoNotCallList(entries=page, next_cursor=page.next_cursor)
 
     tools.add(add_do_not_call, title="Add to do-not-call list", idempotent=True)
     tools.add(

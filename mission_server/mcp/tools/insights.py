@@ -14,6 +14,7 @@ from mission_server.mcp.models import (
     PriorConversationList,
     WebhookDeliveryList,
 )
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.mcp.views import (
     conversation_detail,
@@ -132,25 +133,24 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ),
         ] = None,
         limit: Annotated[
-            int | None, Field(strict=True, description="At most this many, 1..100 (default 5).")
+            int | None, Field(strict=True, description="Page size, 1..100 (default 5).")
         ] = None,
+        cursor: CursorArg = None,
     ) -> PriorConversationList:
         """Memory: the earlier conversations with this end user, newest first, each with its
         insight results (e.g. the price they quoted last time, the summary).
 
         Use before calling someone again, to give the call context: put what matters into the
         assistant's instructions or dynamic_variables. Returns the target as matched (E.164)
-        and the conversations; an empty list means no earlier conversation.
+        and the conversations (an empty list means no earlier conversation); pass next_cursor
+        back as cursor for older ones.
         """
         matched = normalise_target(target, field="target")
+        page = extraction.list_prior_conversations(
+            ctx.engine, end_user_target=matched, metadata=metadata, limit=limit, cursor=cursor
+        )
         return PriorConversationList(
-            target=matched,
-            conversations=extraction.list_prior_conversations(
-                ctx.engine,
-                end_user_target=matched,
-                metadata=metadata,
-                limit=5 if limit is None else limit,
-            ),
+            target=matched, conversations=page, next_cursor=page.next_cursor
         )
 
     def list_webhook_deliveries(
@@ -165,10 +165,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
                 "'delivered'."
             ),
         ] = None,
-        limit: Annotated[
-            int | None,
-            Field(strict=True, description="At most this many deliveries, 1..500 (default 50)."),
-        ] = None,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> WebhookDeliveryList:
         """List insight-webhook deliveries (the signed conversation.insights.completed POSTs
         to an insight group's or assistant's webhook_url), newest first, each with every
@@ -176,16 +174,13 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
         Use it to check that results reached the endpoint, or with status='failed' to find
         the deliveries to re-send with redeliver_webhook. URLs have credentials and query
-        values masked.
+        values masked. Pass next_cursor back as cursor for the next page; new deliveries
+        are not seen (read page one again).
         """
-        return WebhookDeliveryList(
-            deliveries=webhook_delivery.list_deliveries(
-                ctx.engine,
-                conversation_id,
-                status=status,
-                limit=50 if limit is None else limit,
-            )
+        page = webhook_delivery.list_deliveries(
+            ctx.engine, conversation_id, status=status, limit=limit, cursor=cursor
         )
+        return WebhookDeliveryList(deliveries=page, next_cursor=page.next_cursor)
 
     def redeliver_webhook(
         delivery_id: Annotated[

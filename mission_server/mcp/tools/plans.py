@@ -12,6 +12,7 @@ from mission_server.mcp.models import (
     PlanOut,
     PlanStepSpec,
 )
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.services import plans
 from mission_server.services.context import Context
@@ -123,15 +124,19 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         run_id: Annotated[str, Field(description="The run's id.")],
         type: Annotated[EventType | None, Field(description="Only events of this type.")] = None,
         step_id: Annotated[str | None, Field(description="Only events of this step.")] = None,
-        limit: Annotated[
-            int | None, Field(strict=True, description="At most this many, 1..5000.")
-        ] = None,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> EventList:
-        """List the run's events, oldest first: the audit trail of what happened."""
-        return EventList(
-            run_id=run_id,
-            events=plans.list_events(ctx, run_id, type=type, step_id=step_id, limit=limit),
+        """List the run's events, oldest first: the audit trail of what happened, one page
+        at a time.
+
+        Pass next_cursor back as cursor for the next page. Events logged while you page appear on
+        later pages, each exactly once.
+        """
+        page = plans.list_events(
+            ctx, run_id, type=type, step_id=step_id, limit=limit, cursor=cursor
         )
+        return EventList(run_id=run_id, events=page, next_cursor=page.next_cursor)
 
     tools.add(create_plan, title="Create plan")
     tools.add(add_plan_step, title="Add plan step")

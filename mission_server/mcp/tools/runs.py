@@ -17,6 +17,7 @@ from mission_server.mcp.models import (
     RunVariables,
     RunWaitResult,
 )
+from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.mcp.tools.calls import (
     DEFAULT_WAIT_SECS,
@@ -60,18 +61,11 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
             ctx, name=name, instructions=instructions, description=description, metadata=metadata
         )
 
-    def list_missions(
-        limit: Annotated[
-            int | None, Field(strict=True, description="Page size, 1..500 (default 50).")
-        ] = None,
-        cursor: Annotated[
-            str | None, Field(description="next_cursor from the previous page.")
-        ] = None,
-    ) -> MissionPage:
+    def list_missions(limit: LimitArg = None, cursor: CursorArg = None) -> MissionPage:
         """List missions, newest first, one page at a time.
 
-        Returns missions and next_cursor (pass it as cursor for the next page; null on the
-        last page).
+        Pass next_cursor back as cursor for the next page. New missions
+        are not seen (read page one again).
         """
         return mission_service.list_missions(ctx, limit=limit, cursor=cursor)
 
@@ -125,14 +119,19 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
                 "succeeded, failed or cancelled."
             ),
         ] = None,
-        limit: Annotated[
-            int | None, Field(strict=True, description="At most this many, 1..500.")
-        ] = None,
+        limit: LimitArg = None,
+        cursor: CursorArg = None,
     ) -> RunList:
-        """List runs, newest first, optionally of one mission and/or one status."""
-        return RunList(
-            runs=mission_service.list_runs(ctx, mission_id=mission_id, status=status, limit=limit)
+        """List runs, newest first, optionally of one mission and/or one status, one page at
+        a time.
+
+        Pass next_cursor back as cursor for the next page. New runs are
+        not seen (read page one again).
+        """
+        page = mission_service.list_runs(
+            ctx, mission_id=mission_id, status=status, limit=limit, cursor=cursor
         )
+        return RunList(runs=page, next_cursor=page.next_cursor)
 
     def update_run(
         run_id: Annotated[str, Field(description="The run's id.")],

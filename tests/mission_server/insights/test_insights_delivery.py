@@ -425,6 +425,21 @@ def test_list_deliveries_filters_by_conversation_status_and_limit(
     assert ids(status="failed") == [failed_2.delivery_id, failed_1.delivery_id]
     assert ids(status="delivered", conversation_id="conv-1") == [ok_1.delivery_id]
     assert ids(limit=1) == [ok_2.delivery_id]
+    paged, cursor = [], None
+    while True:  # pages of one, each delivery once, newest first
+        page = list_deliveries(engine, limit=1, cursor=cursor)
+        paged.extend(d.delivery_id for d in page)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert paged == ids()
+    failed_page = list_deliveries(engine, status="failed", limit=1)
+    assert [d.delivery_id for d in failed_page] == [failed_2.delivery_id]
+    later = list_deliveries(engine, status="failed", limit=1, cursor=failed_page.next_cursor)
+    assert [d.delivery_id for d in later] == [failed_1.delivery_id] and later.next_cursor is None
+    with pytest.raises(ValidationError) as other_filters:
+        list_deliveries(engine, status="delivered", cursor=failed_page.next_cursor)
+    assert other_filters.value.field == "cursor"
     [listed] = list_deliveries(engine, "conv-1", status="failed")
     assert listed.attempts[0].error == "HTTP 404" and listed.attempts[0].status_code == 404
     with pytest.raises(ValidationError) as bad_status:

@@ -178,7 +178,7 @@ async def test_delivery_tool_errors_name_field_rule_and_value(
         listed = await ok(client, "list_webhook_deliveries")
 
     assert "status must be one of 'failed' or 'delivered', got 'broken'" in bad_status
-    assert "limit must be an integer between 1 and 500, got 0" in bad_limit
+    assert "limit must be between 1 and 500, got 0" in bad_limit
     assert "conversation 'ghost' not found" in unknown_conversation
     assert "webhook delivery or conversation 'nope' not found" in unknown_delivery
     assert "conversation 'conv-plain' has no insights webhook" in no_webhook
@@ -242,7 +242,7 @@ async def test_prior_conversations_are_found_however_the_number_is_written(
     assert quote["insight_name"] == "Quote" and quote["status"] == "completed"
     assert quote["result"] == {"price_per_person": 62}
     assert [c["conversation_id"] for c in newest["conversations"]] == ["conv-other-customer"]
-    assert nobody == {"target": "+13125550188", "conversations": []}
+    assert nobody == {"target": "+13125550188", "conversations": [], "next_cursor": None}
 
 
 async def test_prior_conversation_errors_name_field_rule_and_value(engine: Engine) -> None:
@@ -257,6 +257,6 @@ async def test_prior_conversation_errors_name_field_rule_and_value(engine: Engin
 
     assert "target must be a phone number in E.164 form" in not_a_number
     assert "got 'the caterer'" in not_a_number
-    assert "limit must be an integer between 1 and 100, got 101" in too_many
+    assert "limit must be between 1 and 100, got 101" in too_many
     assert "metadata" in bad_metadata and '["customer_id"]' in bad_metadata  # JSON, not a repr
     assert "target" in missing

@@ -403,6 +403,19 @@ def test_prior_conversations_filter_by_target_and_metadata_newest_first(
             engine, end_user_target="+13125550101", limit=1
         )
     ] == ["c-other-user"]
+    first_page = extraction.list_prior_conversations(
+        engine, end_user_target="+13125550101", metadata={"user_id": "123"}, limit=1
+    )
+    second_page = extraction.list_prior_conversations(
+        engine,
+        end_user_target="+13125550101",
+        metadata={"user_id": "123"},
+        limit=1,
+        cursor=first_page.next_cursor,
+    )
+    assert [c.conversation_id for c in first_page] == ["c-new"] and first_page.next_cursor
+    assert [c.conversation_id for c in second_page] == ["c-old"]
+    assert second_page.next_cursor is None
     only_summary = extraction.list_prior_conversations(
         engine, metadata={"user_id": "123"}, insight_ids=["not-this-one"]
     )
