@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -16,10 +17,12 @@ from mcp.server.mcpserver import Context as MCPContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, Icon, ToolAnnotations
+from mcp_types import INVALID_PARAMS, CallToolResult, Icon, TextContent, ToolAnnotations
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from mission_server.errors import USER_ERRORS, shown
+from mission_server.mcp.schemas import result_content, slim
 from mission_server.secrets import scrub, scrub_data
 from state.errors import NotFound
 
@@ -63,7 +66,7 @@ def as_tool(fn: F) -> F:
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return scrub_data(await fn(*args, **kwargs))
+                return tool_result(await fn(*args, **kwargs))
             except EXPECTED as exc:
                 raise ToolError(describe_error(exc)) from exc
 
@@ -72,7 +75,7 @@ def as_tool(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return scrub_data(fn(*args, **kwargs))
+            return tool_result(fn(*args, **kwargs))
         except EXPECTED as exc:
             raise ToolError(describe_error(exc)) from exc
 
@@ -124,6 +127,18 @@ def unknown_arguments(
     return f"Error executing tool {tool}: {'; '.join(parts)}. Nothing was done."
 
 
+def tool_result(result: Any) -> Any:
+    """A tool's return value, scrubbed of secrets; a model becomes the ``CallToolResult`` the
+    client gets: its structured content without the optional fields that have no value
+    (``mcp.schemas.result_content``), and the same JSON, compact, as the text block for clients
+    that read only text (the SDK would repeat it indented, half again the bytes)."""
+    if not isinstance(result, BaseModel):
+        return scrub_data(result)
+    content = scrub_data(result_content(result))
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=content)
+
+
 class MissionMCPServer(MCPServer):
     """``MCPServer`` whose tools take exactly their arguments: an unknown one is refused,
     naming it and the closest known name, before anything runs (input schemas say
@@ -147,11 +162,14 @@ class MissionMCPServer(MCPServer):
         meta: dict[str, Any] | None = None,
         structured_output: bool | None = None,
     ) -> None:
-        """Add a tool whose input schema refuses unknown properties."""
+        """Add a tool whose input schema refuses unknown properties; both its schemas are
+        published slimmed (``mcp.schemas.slim``)."""
         super().add_tool(fn, name, title, description, annotations, icons, meta, structured_output)
         tool = self._tool_manager.get_tool(name or fn.__name__)
         if tool is not None:
-            tool.parameters["additionalProperties"] = False
+            slim(tool.parameters, output=False)["additionalProperties"] = False
+            if tool.fn_metadata.output_schema is not None:
+                slim(tool.fn_metadata.output_schema, output=True)
 
     def explain_refused(self, tool: str, reasons: Mapping[str, str]) -> None:
         """Say why ``tool`` refuses these arguments (argument name → reason), in place of the

@@ -19,6 +19,7 @@ from mission_server.services.insight_schemas import (
     WebhookDeliveryOut,
 )
 from mission_server.services.paging import next_cursor_field
+from mission_server.services.run_view import RunBrief
 from mission_server.services.schemas import (
     AssistantOut,
     ConversationOut,
@@ -126,6 +127,22 @@ class CallWaitResult(ScheduledEventOut):
     )
     transcript: list[MessageOut] = Field(default_factory=list)
     insights: list[InsightResultOut] = Field(default_factory=list)
+
+
+class RunWaitResult(RunBrief):
+    """A run after waiting: the compact view, its result payload once there is one, and how
+    the wait ended."""
+
+    result_payload: dict[str, Any] | None = None
+    terminal: bool = Field(description="True when status is succeeded, failed or cancelled.")
+    awaiting_approval_stop: bool = Field(
+        description="True when the wait ended because the run needs approve_run."
+    )
+    timed_out: bool = Field(
+        description="True when timeout_secs passed first; call wait_for_run again to keep waiting."
+    )
+    waited_secs: float = Field(description="Wall-clock seconds this call waited.")
+    server_time: datetime = Field(description="Server time (simulated time in simulation).")
 
 
 class ServerStatus(OutModel):

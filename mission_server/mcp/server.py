@@ -73,9 +73,9 @@ def build_server(
     default the server makes its own on first use. ``dispatcher_running`` tells
     ``server_status`` whether this process places due calls. ``auth_token`` turns on
     bearer-token checking for the HTTP transport (stdio ignores it). ``wait_poll_secs`` is how
-    often ``wait_for_call`` re-reads the event. Every tool, resource and prompt is registered
-    here: this is the whole contract clients see (``tests/mission_server/test_contract.py``
-    pins it).
+    often ``wait_for_call`` and ``wait_for_run`` re-read what they wait on. Every tool,
+    resource and prompt is registered here: this is the whole contract clients see
+    (``tests/mission_server/test_contract.py`` pins it).
 
     Raises:
         ConfigurationError: ``auth_token`` is empty.
@@ -95,7 +95,7 @@ def build_server(
     tools = ToolRegistrar(server)
     running = dispatcher_running or (lambda: False)
     status.register(tools, ctx, running)
-    runs.register(tools, ctx)
+    runs.register(tools, ctx, wait_poll_secs)
     plans.register(tools, ctx)
     assistants.register(tools, ctx)
     calls.register(tools, ctx, wait_poll_secs)

@@ -64,8 +64,10 @@ KeyKind = type[datetime] | type[str] | type[int]
 
 
 def next_cursor_field() -> Any:
-    """The ``next_cursor`` field of a page model (a new ``FieldInfo`` for each model)."""
-    return Field(default=None, description=NEXT_CURSOR_DOC)
+    """The ``next_cursor`` field of a page model (a new ``FieldInfo`` for each model). It has
+    no default: every page says it, null on the last one (an optional field with no value
+    would be left out of a tool result: ``mcp.schemas``)."""
+    return Field(description=NEXT_CURSOR_DOC)
 
 
 class Page(list[T]):

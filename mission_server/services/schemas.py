@@ -14,31 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from state import models as m
 from state.transitions import TERMINAL_RUN
 
-_NOT_MERGEABLE = frozenset({"$ref", "enum", "const", "anyOf", "oneOf", "allOf", "not"})
-
-
-def _nullable_as_type_list(schema: dict[str, Any]) -> None:
-    """Publish each ``X | None`` field as ``{"type": ["x", "null"], ...}`` instead of
-    pydantic's ``anyOf`` of two schemas: the same values are valid, and a client checking a
-    result against the output schema (the MCP SDK does, on every tool call) has one schema
-    node less to descend into per field. Only where it is equivalent: the other branch must
-    be a plain typed schema (no reference, enum or combinator)."""
-    for field_schema in schema.get("properties", {}).values():
-        options = field_schema.get("anyOf")
-        if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
-            continue
-        (other,) = [option for option in options if option != {"type": "null"}]
-        if not isinstance(other.get("type"), str) or _NOT_MERGEABLE & other.keys():
-            continue
-        del field_schema["anyOf"]
-        field_schema.update(other)
-        field_schema["type"] = [other["type"], "null"]
-
 
 class OutModel(BaseModel):
-    """Base of every model the service returns (see ``_nullable_as_type_list``)."""
-
-    model_config = ConfigDict(json_schema_extra=_nullable_as_type_list)
+    """Base of every model the service returns. (The MCP layer slims the schemas it publishes:
+    ``mcp.schemas``.)"""
 
 
 class _Out(OutModel):
@@ -85,17 +64,13 @@ class RunOut(_Out):
     approved_at: datetime | None = None
     awaiting_approval: bool = Field(
         default=False,
-        description="The run requires approval and has none yet: no call of it is placed "
-        "until it is approved (its status stays what it is, e.g. running).",
+        description="No call of the run is placed until approve_run (its status stays, e.g. "
+        "running).",
     )
-    created_at: datetime = Field(
-        description="When the run was created, by the service clock: in a rehearsal, the "
-        "simulated time."
-    )
+    created_at: datetime = Field(description="Service clock (simulated time in a rehearsal).")
     recorded_at: datetime | None = Field(
         default=None,
-        description="When the run was created, by the wall clock (null on runs recorded "
-        "before it was kept).",
+        description="Wall clock; absent on runs recorded before it was kept.",
     )
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -290,7 +265,10 @@ class ScheduledEventOut(_Out):
     call_status: str | None = None
     conversation_id: str | None = None
     call_attempts: list[CallAttemptOut] = Field(default_factory=list)
-    errors: list[Any] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="What went wrong on each failed attempt or delivery, oldest first.",
+    )
     idempotency_key: str | None = None
     timezones: list[str] = Field(default_factory=list)
     calling_window: dict[str, Any] | None = None

@@ -42,4 +42,4 @@ async def test_mission_serve_offers_exactly_the_documented_contract(tmp_path):
     assert resources == RESOURCES
     assert prompts == PROMPTS
     for tool in tools.values():
-        assert tool.description and tool.annotations and tool.annotations.title, tool.name
+        assert tool.description and tool.title and tool.annotations, tool.name

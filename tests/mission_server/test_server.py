@@ -21,7 +21,7 @@ from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import Context
 from mission_server.settings import Settings
 from tests.support.contract import TOOLS
-from tests.support.mcpkit import err, ok
+from tests.support.mcpkit import err, hint, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -71,27 +71,29 @@ async def test_every_tool_is_listed_with_an_output_schema_and_annotations(server
     for tool in tools.values():
         assert tool.description, tool.name
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
-        assert tool.annotations is not None and tool.annotations.title
-    assert tools["get_run"].annotations.read_only_hint is True
-    assert tools["wait_for_call"].annotations.read_only_hint is True
-    assert tools["cancel_run"].annotations.destructive_hint is True
-    assert tools["cancel_scheduled_call"].annotations.destructive_hint is True
-    assert tools["cancel_scheduled_call"].annotations.idempotent_hint is True
-    assert tools["create_mission"].annotations.read_only_hint is False
-    assert tools["create_mission"].annotations.destructive_hint is False
-    assert tools["log_event"].annotations.idempotent_hint is False
-    assert tools["update_plan_step"].annotations.idempotent_hint is True
-    assert tools["schedule_call"].annotations.open_world_hint is True
-    assert tools["get_run"].annotations.open_world_hint is False
+        assert tool.title and tool.annotations is not None
+    assert hint(tools["get_run"], "read_only_hint") is True
+    assert hint(tools["wait_for_call"], "read_only_hint") is True
+    assert hint(tools["cancel_run"], "destructive_hint") is True
+    assert hint(tools["cancel_scheduled_call"], "destructive_hint") is True
+    assert hint(tools["cancel_scheduled_call"], "idempotent_hint") is True
+    assert hint(tools["create_mission"], "read_only_hint") is False
+    assert hint(tools["create_mission"], "destructive_hint") is False
+    assert hint(tools["log_event"], "idempotent_hint") is False
+    assert hint(tools["update_plan_step"], "idempotent_hint") is True
+    assert hint(tools["schedule_call"], "open_world_hint") is True
+    assert hint(tools["get_run"], "open_world_hint") is False
     # Flat parameters: an agent passes run_id, not {"args": {"run_id": ...}}.
-    assert set(tools["get_run"].input_schema["properties"]) == {"run_id"}
+    assert set(tools["get_run"].input_schema["properties"]) == {"run_id", "detail"}
     for name in ("list_prior_conversations", "list_webhook_deliveries"):
-        assert tools[name].annotations.read_only_hint is True, name
-        assert tools[name].annotations.open_world_hint is False, name
-    redeliver = tools["redeliver_webhook"].annotations
-    assert redeliver.read_only_hint is False and redeliver.destructive_hint is False
-    assert redeliver.idempotent_hint is False  # every call is a new delivery
-    assert redeliver.open_world_hint is True  # it POSTs to an outside endpoint
+        assert hint(tools[name], "read_only_hint") is True, name
+        assert hint(tools[name], "open_world_hint") is False, name
+    redeliver = tools["redeliver_webhook"]
+    assert (
+        hint(redeliver, "read_only_hint") is False and hint(redeliver, "destructive_hint") is False
+    )
+    assert hint(redeliver, "idempotent_hint") is False  # every call is a new delivery
+    assert hint(redeliver, "open_world_hint") is True  # it POSTs to an outside endpoint
 
 
 async def test_wait_for_call_shows_its_default_and_range_in_the_input_schema(server):
@@ -116,7 +118,7 @@ async def test_server_status_says_provider_time_database_and_dispatcher(ctx):
     assert status["real_calls"] is False
     assert status["server_time"] == T0_ISO
     assert status["clock"] == "virtual"
-    assert status["sim_speed"] is None
+    assert "sim_speed" not in status  # no value outside simulation: left out
     assert status["database"] == "sqlite"
     assert status["extractor"] == "offline"
     assert status["dispatcher_running"] is True
@@ -185,7 +187,7 @@ async def test_runs_start_list_and_detail(server):
         run = await ok(client, "start_run", mission_id=mission["mission_id"], input={"guests": 50})
         other = await ok(client, "start_run", mission_id=mission["mission_id"])
         await ok(client, "cancel_run", run_id=other["run_id"], reason="duplicate")
-        detail = await ok(client, "get_run", run_id=run["run_id"])
+        detail = await ok(client, "get_run", run_id=run["run_id"], detail="full")
         running = await ok(client, "list_runs", status="running")
         of_mission = await ok(client, "list_runs", mission_id=mission["mission_id"])
         unknown_mission = await err(client, "start_run", mission_id="m-404")
@@ -218,7 +220,7 @@ async def test_update_run_records_the_result_and_refuses_illegal_moves_without_w
             client, "update_run", run_id=run_id, status="running", result_summary="overwritten"
         )
         unknown_status = await err(client, "update_run", run_id=run_id, status="finished")
-        after = await ok(client, "get_run", run_id=run_id)
+        after = await ok(client, "get_run", run_id=run_id, detail="full")
 
     assert done["status"] == "succeeded" and done["finished_at"] is not None
     assert "cannot move from 'succeeded' to 'running'" in refused
@@ -308,7 +310,7 @@ async def test_plan_steps_move_and_log_their_own_events(server):
         )
         started = await ok(client, "list_events", run_id=run_id, type="step_started")
         of_step = await ok(client, "list_events", run_id=run_id, step_id="call-lakefront")
-        detail = await ok(client, "get_run", run_id=run_id)
+        detail = await ok(client, "get_run", run_id=run_id, detail="full")
 
     assert [s["step_id"] for s in plan["steps"]] == ["create-assistant", "call-lakefront"]
     assert all(s["status"] == "pending" for s in plan["steps"])
@@ -365,7 +367,7 @@ async def test_plan_errors_name_the_step_field_and_write_nothing(server):
         bad_status = await err(
             client, "update_plan_step", run_id=run_id, step_id="first", status="done"
         )
-        plan = await ok(client, "get_run", run_id=run_id)
+        plan = await ok(client, "get_run", run_id=run_id, detail="full")
 
     assert "steps[1].step_id must be a slug" in bad_slug and "got 'Bad Step'" in bad_slug
     assert 'steps must have unique step_id values, got ["a"]' in duplicate
@@ -440,14 +442,14 @@ async def test_assistants_and_phone_numbers(server):
             client, "update_assistant", assistant_id=assistant_id, greeting="Hello there!"
         )
         of_run = await ok(client, "list_assistants", run_id=run_id)
-        detail = await ok(client, "get_run", run_id=run_id)
+        detail = await ok(client, "get_run", run_id=run_id, detail="full")
 
     assert created["provider"] == "scripted" and created["provider_ref"]
     assert len(before["phone_numbers"]) == 2
     assert same["phone_number"] == number["phone_number"]
     assert [n["phone_number"] for n in after["phone_numbers"]] != [number["phone_number"]]
     assert len(after["phone_numbers"]) == 1
-    assert {n["assistant_id"] for n in everything["phone_numbers"]} == {assistant_id, None}
+    assert {n.get("assistant_id") for n in everything["phone_numbers"]} == {assistant_id, None}
     assert updated["greeting"] == "Hello there!"
     assert updated["instructions"] == "Ask for a quote."  # untouched fields stay
     assert updated["phone_numbers"] == [number["phone_number"]]
@@ -458,7 +460,9 @@ async def test_assistants_and_phone_numbers(server):
 async def test_assistant_and_number_errors(server):
     async with Client(server) as client:
         first = await caller(client)
-        taken = (await ok(client, "get_run", run_id=await new_run(client)))["assistants"]
+        taken = (await ok(client, "get_run", run_id=await new_run(client), detail="full"))[
+            "assistants"
+        ]
         second = await ok(client, "create_assistant", name="Other", instructions="Hi")
         numbers = await ok(client, "list_phone_numbers")
         mine = next(n for n in numbers["phone_numbers"] if n["assistant_id"] == first)
@@ -684,7 +688,7 @@ async def test_schedule_sms(server, ctx):
 
     assert sms["telnyx_conversation_channel"] == "sms_chat"
     assert sms["text"] == "Thanks for the quote!"
-    assert sms["max_retries_client_errors"] == 0 and sms["retry_interval_secs"] is None
+    assert sms["max_retries_client_errors"] == 0 and "retry_interval_secs" not in sms
     assert "text is required" in no_text
     assert "text must not be empty" in blank
     assert done["status"] == "completed"
@@ -807,7 +811,7 @@ async def test_wait_for_call_returns_attempts_conversation_and_transcript(server
         "text": "Hi, I'm calling about catering.",
         "sent_at": result["transcript"][0]["sent_at"],
     }
-    assert result["calling_hours_note"] is None
+    assert "calling_hours_note" not in result
 
 
 async def test_wait_for_call_waits_and_sends_progress(server, ctx):
@@ -1035,7 +1039,7 @@ async def test_a_registered_tool_gets_the_error_mapping_and_annotations(ctx):
         approved = await ok(client, "approve_calls", run_id="r-1", approved=True)
         refused = await err(client, "approve_calls", run_id="r-1", approved=False)
 
-    assert listed["approve_calls"].annotations.idempotent_hint is True
+    assert hint(listed["approve_calls"], "idempotent_hint") is True
     assert approved == {"run_id": "r-1"}
     assert "approved must be true in this test, got false" in refused
 

@@ -12,7 +12,7 @@ from mcp.client import Client
 from mission_server.engine.runner import drive_virtual
 from mission_server.mcp.server import build_server
 from mission_server.services import missions, scheduling
-from tests.support.mcpkit import err, ok
+from tests.support.mcpkit import err, hint, ok
 from tests.support.missionkit import EXAMPLES, catering
 
 pytestmark = pytest.mark.anyio
@@ -31,12 +31,12 @@ async def test_an_agent_runs_the_catering_mission_after_approving_it(sim, planne
         started = await ok(client, "run_mission", spec=catering(), require_approval=True)
         run_id = started["run_id"]
         drive_virtual(ctx, runner, [run_id])  # nothing may move before approval
-        held = await ok(client, "get_run", run_id=run_id)
+        held = await ok(client, "get_run", run_id=run_id, detail="full")
         approved = await ok(client, "approve_run", run_id=run_id, approved=True, note="go")
         drive_virtual(ctx, runner, [run_id])
-        finished = await ok(client, "get_run", run_id=run_id)
+        finished = await ok(client, "get_run", run_id=run_id, detail="full")
 
-    assert tools["run_mission"].annotations.open_world_hint is True
+    assert hint(tools["run_mission"], "open_world_hint") is True
     assert "approve_run" in tools
     assert started["status"] == "running" and started["approval_required"] is True
     assert held["status"] == "running" and held["conversations"] == []
@@ -46,6 +46,52 @@ async def test_an_agent_runs_the_catering_mission_after_approving_it(sim, planne
     recommendation = finished["result_payload"]["recommendation"]
     assert recommendation["name"] == "Chicago Grill Co"
     assert "Chicago Grill Co" in finished["result_summary"]
+
+
+async def test_wait_for_run_stops_at_approval_at_its_timeout_and_at_the_result(sim, planner_server):
+    ctx, runner = sim
+    messages: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        messages.append(message)
+
+    async def wait(client: Client, **arguments: Any) -> dict[str, Any]:
+        result = await client.call_tool("wait_for_run", arguments, progress_callback=on_progress)
+        assert not result.is_error, result.content[0].text
+        assert result.structured_content is not None
+        return result.structured_content
+
+    async with Client(planner_server) as client:
+        started = await ok(client, "run_mission", spec=catering(), require_approval=True)
+        run_id = started["run_id"]
+        held = await wait(client, run_id=run_id, timeout_secs=30)
+        await ok(client, "approve_run", run_id=run_id, approved=True)
+        unfinished = await wait(client, run_id=run_id, timeout_secs=0)
+        drive_virtual(ctx, runner, [run_id])
+        done = await wait(client, run_id=run_id, timeout_secs=30)
+        unknown = await err(client, "wait_for_run", run_id="r-404")
+        too_long = await err(client, "wait_for_run", run_id=run_id, timeout_secs=301)
+
+    # Awaiting approval ends the wait at once: the agent has to act.
+    assert held["awaiting_approval_stop"] is True and held["timed_out"] is False
+    assert held["awaiting_approval"] is True and held["terminal"] is False
+    assert unfinished["timed_out"] is True and unfinished["status"] == "running"
+    assert "result_payload" not in unfinished
+    assert done["terminal"] is True and done["timed_out"] is False
+    assert done["status"] == "succeeded"
+    assert done["result_payload"]["recommendation"]["name"] == "Chicago Grill Co"
+    assert done["variables"]["best_company"] == "Chicago Grill Co"
+    assert done["progress"] == {
+        "steps": {"completed": 7},  # the six of the mission and the approval
+        "calls": {"completed": 3},
+        "attempts": 4,
+        "answered": 3,
+    }
+    assert messages[0] and messages[0].startswith("running (awaiting approval)")
+    assert messages[-1] and "3 of 3 finished, 4 attempts placed, 3 answered" in messages[-1]
+    assert "best_company=Chicago Grill Co" in messages[-1]
+    assert "run 'r-404' not found" in unknown
+    assert "timeout_secs must be between 0 and 300 seconds, got 301" in too_long
 
 
 async def test_a_yaml_spec_text_and_a_rejection_cancel_without_a_call(sim, planner_server):

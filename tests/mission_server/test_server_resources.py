@@ -168,7 +168,7 @@ async def test_a_negotiation_uses_the_baseline_quote_as_leverage(sim_ctx):
         insights = await ok(
             client, "get_conversation_insights", conversation_id=grill["conversation_id"]
         )
-        detail = await ok(client, "get_run", run_id=mission["run_id"])
+        detail = await ok(client, "get_run", run_id=mission["run_id"], detail="full")
 
     assert lakefront["price"] == 65
     assert grill["price"] == 62  # Chicago Grill beat the $65 baseline it was told about

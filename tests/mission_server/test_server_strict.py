@@ -112,7 +112,7 @@ async def test_an_unknown_argument_is_refused_by_name_and_writes_nothing(
         before = rows(ctx)
         refused = await err(client, tool, **filled)
         after = rows(ctx)
-        got = await ok(client, "get_run", run_id=run["run_id"])
+        got = await ok(client, "get_run", run_id=run["run_id"], detail="full")
 
     assert message in refused
     assert refused.endswith("Nothing was done.")
@@ -228,7 +228,7 @@ async def test_a_finished_run_takes_no_more_variables_plan_or_calls(server, ctx,
         call = await err(
             client, "schedule_call", assistant_id=assistant_id, to=CHICAGO, run_id=run_id
         )
-        got = await ok(client, "get_run", run_id=run_id)
+        got = await ok(client, "get_run", run_id=run_id, detail="full")
 
     finished = f"run_id '{run_id}' names a finished run (status {status}): a finished run cannot"
     assert f"{finished} set run variables" in variables

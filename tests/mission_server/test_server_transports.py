@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 import pytest
@@ -139,6 +138,15 @@ async def test_stdio_serves_tools_and_places_a_simulated_call(tmp_path):
         )
         assistant_id = assistant.structured_content["assistant_id"]
         await client.call_tool("assign_phone_number", {"assistant_id": assistant_id})
+        telnyx_name = await client.call_tool(
+            "schedule_call",
+            {
+                "assistant_id": assistant_id,
+                "to": "+13125550101",
+                "scheduled_at_fixed_datetime": "2026-03-20T16:00:00Z",
+            },
+        )
+        listed = await client.call_tool("list_scheduled_calls", {})
         call = await client.call_tool(
             "schedule_call", {"assistant_id": assistant_id, "to": "+13125550101"}
         )
@@ -157,6 +165,13 @@ async def test_stdio_serves_tools_and_places_a_simulated_call(tmp_path):
     assert status["clock"] == "accelerated" and status["sim_speed"] == 600
     assert status["dispatcher_running"] is True
     assert bad.is_error and "run 'r-404' not found" in bad.content[0].text
+    # Strict inputs over stdio too: the Telnyx field name is refused, and nothing was scheduled.
+    assert telnyx_name.is_error
+    assert (
+        "unknown argument 'scheduled_at_fixed_datetime'; did you mean 'scheduled_at'?"
+        in telnyx_name.content[0].text
+    )
+    assert listed.structured_content["scheduled_calls"] == []
     result = waited.structured_content
     assert not waited.is_error and result["status"] == "completed", result
     assert result["call_status"] == "completed"
@@ -172,22 +187,46 @@ async def test_stdio_run_mission_runs_the_catering_mission_to_its_recommendation
         args=["serve", "--db", str(tmp_path / "m.db"), "--simulate", "--sim-speed", "3000"],
     )
     spec = (ROOT / "examples" / "catering.yaml").read_text()
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
     async with Client(params) as client:
         started = await client.call_tool("run_mission", {"spec": spec})
         assert not started.is_error, started.content[0].text
         run_id = started.structured_content["run_id"]
         deadline = time.monotonic() + 90
-        while True:
-            run = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
-            if run["status"] in {"succeeded", "failed", "cancelled"}:
+        while True:  # wait_for_run returns at its timeout; an agent calls it again
+            waited = await client.call_tool(
+                "wait_for_run",
+                {"run_id": run_id, "timeout_secs": 30},
+                progress_callback=on_progress,
+            )
+            assert not waited.is_error, waited.content[0].text
+            if not waited.structured_content["timed_out"]:
                 break
-            assert time.monotonic() < deadline, f"run still {run['status']} after 90 s"
-            await anyio.sleep(0.2)
+            assert time.monotonic() < deadline, "run still not finished after 90 s"
+        compact = await client.call_tool("get_run", {"run_id": run_id})
+        full = await client.call_tool("get_run", {"run_id": run_id, "detail": "full"})
         result = await client.read_resource(f"mission://runs/{run_id}/result")
 
-    assert run["status"] == "succeeded", run["error"]
+    run = waited.structured_content
+    assert run["terminal"] is True and run["status"] == "succeeded", run.get("error")
     assert run["result_payload"]["recommendation"]["name"] == "Chicago Grill Co"
-    assert len(run["conversations"]) == 3
+    assert "Chicago Grill Co" in run["result_summary"]
+    assert run["progress"]["answered"] == 3 and run["progress"]["attempts"] == 4
+    assert any(m and "answered" in m for m in progress), progress
+    # The compact view is what an agent polls: small, with each call named by its target.
+    view = compact.structured_content
+    assert view["detail"] == "compact" and "conversations" not in view
+    assert [c["target_name"] for c in view["calls"]] == [
+        "Lakefront Catering",
+        "Chicago Grill Co",
+        "Prairie Table Events",
+    ]
+    assert len(compact.content[0].text.encode()) < 3000
+    assert len(full.structured_content["conversations"]) == 3
     assert any("Chicago Grill Co" in getattr(c, "text", "") for c in result.contents)
 
 

@@ -182,7 +182,9 @@ async def test_serve_rehearsal_started_friday_1655_finishes_in_seconds_calling_m
         assert not started.is_error, started.content[0].text
         run_id = started.structured_content["run_id"]
         while True:
-            run = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
+            run = (
+                await client.call_tool("get_run", {"run_id": run_id, "detail": "full"})
+            ).structured_content
             if run["status"] in {"succeeded", "failed", "cancelled"}:
                 break
             took = time.monotonic() - started_wall

@@ -39,6 +39,7 @@ TOOLS = {
     "list_scheduled_calls",
     "cancel_scheduled_call",
     "wait_for_call",
+    "wait_for_run",
     # conversations, insights, memory, webhooks
     "get_conversation",
     "get_conversation_insights",

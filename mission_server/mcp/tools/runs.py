@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any, Literal
 
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import Context as MCPContext
 from pydantic import Field
 
+from mission_server.errors import ValidationError
 from mission_server.mcp.models import (
     RunList,
     RunVariables,
+    RunWaitResult,
 )
 from mission_server.mcp.paging import CursorArg, LimitArg
 from mission_server.mcp.registrar import ToolRegistrar
+from mission_server.mcp.tools.calls import (
+    DEFAULT_WAIT_SECS,
+    MAX_WAIT_SECS,
+    PROGRESS_HEARTBEAT_SECS,
+)
 from mission_server.services import missions as mission_service
-from mission_server.services import plans
+from mission_server.services import plans, run_view
 from mission_server.services.context import Context
-from mission_server.services.missions import MissionPage, RunDetail
+from mission_server.services.missions import MissionPage
+from mission_server.services.run_view import RunBrief, RunDetailLevel, RunView
 from mission_server.services.schemas import (
     MissionOut,
     RunOut,
 )
-from state.transitions import RunStatus
+from state.transitions import TERMINAL_EVENT, TERMINAL_RUN, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +41,7 @@ log = logging.getLogger(__name__)
 RunStatusChange = Literal["running", "paused", "succeeded", "failed", "cancelled"]
 
 
-def register(tools: ToolRegistrar, ctx: Context) -> None:
+def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None:
     def create_mission(
         name: Annotated[str, Field(description="Short name, e.g. 'Corporate catering quotes'.")],
         instructions: Annotated[
@@ -80,15 +92,23 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """
         return mission_service.start_run(ctx, mission_id, input=input, metadata=metadata)
 
-    def get_run(run_id: Annotated[str, Field(description="The run's id.")]) -> RunDetail:
-        """Get a run with everything it touched: status (and awaiting_approval), input,
-        variables, result, its plan steps, linked assistants (with their numbers), scheduled
-        calls in time order and named by target (with call_attempts and calling-hours
-        deferrals), conversations (with transcripts and insight results) and its events.
+    def get_run(
+        run_id: Annotated[str, Field(description="The run's id.")],
+        detail: Annotated[
+            RunDetailLevel,
+            Field(description="'compact' (default): what a poll needs; 'full': everything."),
+        ] = "compact",
+    ) -> RunView:
+        """Get a run. Compact (default, a few KB whatever the run did): status,
+        awaiting_approval, variables (the best value so far), progress counts, each step's
+        and call's status, and result_summary once finished.
 
-        Use it to see where a mission stands.
+        detail='full' adds the input, result_payload, assistants (with their numbers),
+        scheduled calls in time order named by target (with call_attempts and calling-hours
+        deferrals), conversations (with transcripts and insight results) and the events.
+        To wait for a run, use wait_for_run rather than polling this.
         """
-        return mission_service.get_run(ctx, run_id)
+        return run_view.get_run_view(ctx, run_id, detail)
 
     def list_runs(
         mission_id: Annotated[str | None, Field(description="Only runs of this mission.")] = None,
@@ -207,5 +227,87 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """Get the run's interim variables (see set_run_variables)."""
         return RunVariables(run_id=run_id, variables=plans.get_run_variables(ctx, run_id))
 
+    async def wait_for_run(
+        run_id: Annotated[str, Field(description="The run's id.")],
+        mcp_ctx: MCPContext,
+        timeout_secs: Annotated[
+            float | None,
+            Field(
+                description="Most wall-clock seconds to wait, 0..300 (default 60).",
+                json_schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECS},
+            ),
+        ] = DEFAULT_WAIT_SECS,
+    ) -> RunWaitResult:
+        """Wait until a run is finished (succeeded, failed or cancelled) or waits for
+        approve_run, then return it: status, progress, variables, result_summary and
+        result_payload.
+
+        Sends progress notifications while waiting (calls placed and answered, the best value
+        so far). If timeout_secs passes first it returns the current state with
+        timed_out=true; call it again to keep waiting. Use after run_mission instead of
+        polling get_run.
+        """
+        wait = DEFAULT_WAIT_SECS if timeout_secs is None else timeout_secs
+        if not 0 <= wait <= MAX_WAIT_SECS:
+            raise ValidationError(
+                "timeout_secs", f"must be between 0 and {MAX_WAIT_SECS:g} seconds", timeout_secs
+            )
+        return await _wait_for_run(ctx, mcp_ctx, run_id, wait, poll_secs)
+
+    tools.add(wait_for_run, title="Wait for run", read_only=True)
     tools.add(set_run_variables, title="Set run variables", destructive=True, idempotent=True)
     tools.add(get_run_variables, title="Get run variables", read_only=True)
+
+
+def _progress_message(run: RunBrief) -> str:
+    """One line on where a run stands: status, calls, and the best value so far."""
+    calls = run.progress.calls
+    finished = sum(calls.get(s, 0) for s in TERMINAL_EVENT)
+    text = f"{run.status}"
+    if run.awaiting_approval:
+        text += " (awaiting approval)"
+    text += (
+        f"; calls: {finished} of {sum(calls.values())} finished, "
+        f"{run.progress.attempts} attempts placed, {run.progress.answered} answered"
+    )
+    if run.variables:
+        shown_vars = ", ".join(f"{k}={v}" for k, v in list(run.variables.items())[:4])
+        text += f"; so far: {shown_vars}"
+    return text
+
+
+async def _wait_for_run(
+    ctx: Context, mcp_ctx: MCPContext, run_id: str, wait: float, poll_secs: float
+) -> RunWaitResult:
+    started = time.monotonic()
+    deadline = started + wait
+    last: dict[str, Any] = {"message": None, "sent": 0.0}
+
+    def done(run: RunBrief) -> bool:
+        return run.status in TERMINAL_RUN or run.awaiting_approval
+
+    run = await anyio.to_thread.run_sync(run_view.brief, ctx, run_id)
+    while True:
+        message = _progress_message(run)
+        now = time.monotonic()
+        if message != last["message"] or now - last["sent"] >= PROGRESS_HEARTBEAT_SECS:
+            await mcp_ctx.report_progress(round(now - started, 3), wait, message)
+            last.update(message=message, sent=now)
+        if done(run) or now >= deadline:
+            break
+        await anyio.sleep(min(poll_secs, max(0.0, deadline - now)))
+        run = await anyio.to_thread.run_sync(run_view.brief, ctx, run_id)
+    payload = None
+    if run.status in TERMINAL_RUN:
+        payload = (
+            await anyio.to_thread.run_sync(mission_service.get_run_record, ctx, run_id)
+        ).result_payload
+    return RunWaitResult(
+        **dict(run),
+        result_payload=payload,
+        terminal=run.status in TERMINAL_RUN,
+        awaiting_approval_stop=run.awaiting_approval and run.status not in TERMINAL_RUN,
+        timed_out=not done(run),
+        waited_secs=round(time.monotonic() - started, 3),
+        server_time=ctx.now(),
+    )
