@@ -112,17 +112,32 @@ class MissionPage(OutModel):
     )
 
 
-def list_missions(ctx: Context, limit: int | None = None, cursor: str | None = None) -> MissionPage:
-    """Missions, newest first, ``limit`` per page.
+def list_missions(
+    ctx: Context,
+    limit: int | None = None,
+    cursor: str | None = None,
+    run_status: str | None = None,
+) -> MissionPage:
+    """Missions, newest first, ``limit`` per page; with ``run_status``, only the missions that
+    have a run in that status.
 
     Raises:
-        ValidationError: limit out of 1..500 or a cursor that names no mission.
+        ValidationError: limit out of 1..500, an unknown run status or a cursor that names no
+            mission.
     """
     limit = require_limit(limit)
+    if run_status is not None:
+        require_choice(run_status, "status", RUN_STATUSES)
     with session_scope(ctx.engine) as session:
         query = select(m.Mission).order_by(
             col(m.Mission.created_at).desc(), col(m.Mission.mission_id).desc()
         )
+        if run_status is not None:
+            query = query.where(
+                select(m.Run.run_id)
+                .where(m.Run.mission_id == m.Mission.mission_id, m.Run.status == run_status)
+                .exists()
+            )
         if cursor:
             anchor = session.get(m.Mission, cursor)
             if anchor is None:
