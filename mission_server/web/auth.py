@@ -35,7 +35,7 @@ CSP = (
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no-referrer would make form posts send Origin: null
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
