@@ -160,9 +160,7 @@ def test_the_missions_page_lists_the_catering_rehearsal(browser, site):
     assert HOSTILE[1] in texts(browser, ".mission-name")
 
 
-def test_the_run_page_shows_the_plan_the_timeline_the_retry_and_the_recommendation(
-    browser, site
-):
+def test_the_run_page_shows_the_plan_the_timeline_the_retry_and_the_recommendation(browser, site):
     browser.get(site.base + "/")
     mission = browser.find_element(
         By.CSS_SELECTOR, f"[data-mission-id='{site.catering['mission_id']}']"
