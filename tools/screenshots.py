@@ -1,5 +1,6 @@
 """Regenerate docs/screenshots/: the Missions, Run and Conversation pages of a fresh catering
-rehearsal, at 1280×800 (desktop) and 390×844 (phone), in headless Chromium.
+rehearsal, at 1280×800 (desktop) and 390×844 (phone), in headless Chromium, and the whole
+Run page at desktop width.
 
     .venv/bin/python tools/screenshots.py [--out docs/screenshots]
 
@@ -52,6 +53,15 @@ def main() -> None:
                         target = out / f"{name}-{size}.png"
                         browser.save_screenshot(str(target))
                         print(f"{target.relative_to(ROOT)}  {width}×{height}")
+                # The whole Run page at desktop width, timeline included.
+                width, height, mobile = SIZES["desktop"]
+                set_viewport(browser, width, height, mobile)
+                browser.get(base + pages["run"])
+                full = browser.execute_script("return document.documentElement.scrollHeight")
+                set_viewport(browser, width, int(full), mobile)
+                target = out / "run-desktop-full.png"
+                browser.save_screenshot(str(target))
+                print(f"{target.relative_to(ROOT)}  {width}×{full}")
         finally:
             browser.quit()
             ctx.engine.dispose()
