@@ -51,12 +51,21 @@ def http_app(
     ``/`` (``mission_server.web``), under the same Host rules and the same token (the pages
     take it once, at /login, for a session cookie). ``token`` None serves both without one
     (``--no-auth``, loopback only)."""
-    from starlette.routing import Mount
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Mount, Route
 
     from mission_server.web.app import build_web_app
 
+    def to_mcp(request: Request) -> RedirectResponse:
+        # What Starlette did for /mcp/ before the pages took every other path.
+        return RedirectResponse(request.url.replace(path="/mcp"), status_code=307)
+
     asgi = server.streamable_http_app(host=host, transport_security=security)
-    asgi.router.routes.append(Mount("/", app=build_web_app(ctx, token=token, security=security)))
+    asgi.router.routes += [
+        Route("/mcp/", to_mcp, methods=["GET", "POST", "DELETE"]),
+        Mount("/", app=build_web_app(ctx, token=token, security=security)),
+    ]
     return asgi
 
 

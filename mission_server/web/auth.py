@@ -24,9 +24,10 @@ from mission_server.clock import Clock
 
 SESSION_COOKIE = "mission_session"
 SESSION_SECS = 12 * 3600
-#: Paths answered without a session: the sign-in form and our own CSS and JavaScript (they
-#: hold no record).
-PUBLIC_PREFIXES = ("/login", "/static/")
+#: Paths answered without a session: the sign-in form, our own CSS and JavaScript (they hold
+#: no record), and /.well-known/ (an MCP client's OAuth discovery must keep getting 404 there,
+#: not a sign-in page).
+PUBLIC_PREFIXES = ("/login", "/static/", "/.well-known/")
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "

@@ -191,3 +191,12 @@ def test_mission_ui_serves_the_pages_on_loopback_without_a_token(records):
         assert local.post("/").status_code == 405
         assert local.get("/runs/nope").status_code == 404
         assert local.get("/?status=bogus").status_code == 400
+
+
+def test_mcp_paths_keep_their_answers_beside_the_pages(client):
+    test_client, _ = client
+    # OAuth discovery finds nothing (as before the pages), rather than a sign-in page.
+    assert test_client.get("/.well-known/oauth-protected-resource").status_code == 404
+    moved = test_client.post("/mcp/?x=1", content=b"{}")
+    assert moved.status_code == 307
+    assert moved.headers["location"] == f"{BASE}/mcp?x=1"
