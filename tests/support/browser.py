@@ -48,6 +48,18 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+def browser_or_skip() -> webdriver.Chrome:
+    """A started Chromium; without one the test skips, or fails under ``CI=true``."""
+    import pytest
+
+    try:
+        return start_chromium()
+    except BrowserMissing as exc:
+        if in_ci():
+            pytest.fail(f"the browser tests need Chromium in CI: {exc}")
+        pytest.skip(str(exc))
+
+
 def start_chromium(width: int = 1280, height: int = 800) -> webdriver.Chrome:
     """A headless Chromium with its own profile. Raises: BrowserMissing."""
     chromium, driver = find_browser()

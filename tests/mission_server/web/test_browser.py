@@ -27,7 +27,7 @@ from mission_server.services.context import Context
 from mission_server.web.app import build_web_app
 from state import models as m
 from state.db import session_scope
-from tests.support.browser import BrowserMissing, in_ci, serving, start_chromium
+from tests.support.browser import browser_or_skip, serving
 from tests.support.rehearsal import rehearse_catering
 
 pytestmark = pytest.mark.browser
@@ -53,12 +53,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    try:
-        driver = start_chromium()
-    except BrowserMissing as exc:
-        if in_ci():
-            pytest.fail(f"the browser tests need Chromium in CI: {exc}")
-        pytest.skip(str(exc))
+    driver = browser_or_skip()
     try:
         yield driver
     finally:
