@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from jinja2 import Environment, FileSystemLoader
 from mcp.server.transport_security import TransportSecuritySettings
@@ -155,14 +155,7 @@ def build_web_app(
 
     async def unauthorised(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return page(
-            "login.html",
-            401,
-            title="Sign in",
-            next=_safe_next(target),
-            error=None,
-            login_action="/login?next=" + quote(_safe_next(target)),
-        )
+        return page("login.html", 401, title="Sign in", next=_safe_next(target))
 
     routes = [
         Route("/", missions, methods=["GET"]),

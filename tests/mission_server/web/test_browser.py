@@ -129,6 +129,11 @@ def _sign_in(browser: WebDriver, base: str) -> None:
     )
 
 
+def console_errors(browser: WebDriver) -> list[str]:
+    """The page's console errors since the last call (a CSP violation is one)."""
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
+
+
 def texts(browser: WebDriver, selector: str) -> list[str]:
     return [e.text for e in browser.find_elements(By.CSS_SELECTOR, selector)]
 
@@ -156,6 +161,7 @@ def test_the_missions_page_lists_the_catering_rehearsal(browser, site):
 
 
 def test_the_run_page_shows_the_plan_the_timeline_the_retry_and_the_recommendation(browser, site):
+    console_errors(browser)  # only this test's pages count
     browser.get(site.base + "/")
     mission = browser.find_element(
         By.CSS_SELECTOR, f"[data-mission-id='{site.catering['mission_id']}']"
@@ -195,10 +201,12 @@ def test_the_run_page_shows_the_plan_the_timeline_the_retry_and_the_recommendati
     assert not payload.find_element(By.TAG_NAME, "pre").is_displayed()
     payload.find_element(By.TAG_NAME, "summary").click()
     assert '"recommendation"' in payload.find_element(By.TAG_NAME, "pre").text
+    assert console_errors(browser) == []  # nothing the CSP refused, nothing missing
 
 
 def test_a_conversation_page_shows_the_transcript_with_the_injected_best_quote(browser, site):
     run_id = site.catering["run_id"]
+    console_errors(browser)  # only this test's pages count
     browser.get(f"{site.base}/runs/{run_id}")
     browser.find_element(By.LINK_TEXT, "Chicago Grill Co — negotiation").click()
     WebDriverWait(browser, WAIT_SECS).until(lambda b: "/conversations/" in b.current_url)
@@ -211,6 +219,7 @@ def test_a_conversation_page_shows_the_transcript_with_the_injected_best_quote(b
     assert "{{" not in instructions  # rendered, not the template
     rows = texts(browser, "#insights .insight-fields tbody tr")
     assert "final_price_per_person 62 62 ✓" in rows
+    assert console_errors(browser) == []
 
 
 def test_hostile_text_renders_as_text_and_runs_nothing(browser, site):
