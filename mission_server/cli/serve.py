@@ -72,7 +72,10 @@ def http_app(
 def serve(
     http: Annotated[
         bool,
-        typer.Option("--http", help="Serve streamable HTTP instead of stdio."),
+        typer.Option(
+            "--http",
+            help="Serve streamable HTTP instead of stdio: MCP at /mcp, the run pages at /.",
+        ),
     ] = False,
     host: Annotated[
         str, typer.Option(help="HTTP bind address (loopback unless --allowed-host is given).")
