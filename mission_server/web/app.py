@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 MAX_LOGIN_BODY = 4096
 LIVE_POLL_MS = 2000
+#: The run page lists this many events; the rest are counted (``mission runs events``).
+EVENTS_SHOWN = 200
 
 
 def _environment() -> Environment:
@@ -42,7 +44,7 @@ def _environment() -> Environment:
         pretty_json=views.pretty_json,
         first_line=views.first_line,
     )
-    env.globals.update(statuses=RUN_STATUSES, poll_ms=LIVE_POLL_MS)
+    env.globals.update(statuses=RUN_STATUSES, poll_ms=LIVE_POLL_MS, events_shown=EVENTS_SHOWN)
     return env
 
 

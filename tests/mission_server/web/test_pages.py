@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from starlette.testclient import TestClient
 
 from mission_server.mcp.http import transport_security
-from mission_server.services import assistants, missions, scheduling
+from mission_server.services import assistants, missions, plans, scheduling
+from mission_server.web import app as web_app
 from mission_server.web import views
 from mission_server.web.app import build_web_app
 
@@ -70,3 +71,16 @@ def test_the_missions_list_pages_and_filters_by_run_status(ctx, monkeypatch):
     running = client.get("/?status=running").text
     assert re.findall(r'<h2 class="mission-name">([^<]*)</h2>', running) == ["Mission 1"]
     assert "No missions with a failed run." in client.get("/?status=failed").text
+
+
+def test_a_long_event_log_is_cut_and_counted(ctx, monkeypatch):
+    monkeypatch.setattr(web_app, "EVENTS_SHOWN", 3)
+    mission = missions.create_mission(ctx, "Chatty")
+    run = missions.start_run(ctx, mission.mission_id)
+    for i in range(5):
+        plans.log_event(ctx, run.run_id, "custom", f"note {i}")
+    total = len(missions.get_run(ctx, run.run_id).events)
+    page = local(ctx).get(f"/runs/{run.run_id}").text
+    events = re.search(r'<ol class="events">(.*?)</ol>', page, re.S)
+    assert events is not None and events[1].count("<li>") == 3
+    assert f"… ({total} events; the first 3 are shown" in page
