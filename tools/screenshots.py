@@ -4,7 +4,8 @@ Run page at desktop width.
 
     .venv/bin/python tools/screenshots.py [--out docs/screenshots]
 
-Needs the Debian packages chromium and chromium-driver (``make test`` installs them).
+Needs the Debian packages chromium and chromium-driver (``make test`` installs them), and
+fonts-noto-color-emoji for the summary's ✅ to show as it does in a desktop browser.
 """
 
 from __future__ import annotations
