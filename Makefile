@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 LLM_STAMP := $(VENV)/.installed-llm
 
-.PHONY: demo test test-llm lint bench install clean
+.PHONY: demo test test-llm lint bench install clean browser
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ demo: $(STAMP)
 
 # Two processes: the multi-process fault tests mostly wait on their workers, so they run
 # beside the rest (tests/conftest.py starts them first).
-test: lint
+test: lint browser
 	$(BIN)/pytest -q -n 2 --dist worksteal
+
+# The browser tests (tests/mission_server/web) drive Debian's Chromium through chromedriver:
+# installed here when missing (nothing to do when both are on PATH). When it cannot be
+# installed the browser tests skip, except under CI=true, where they fail.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver for the browser tests"; \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || \
+			echo "could not install chromium: the browser tests will skip (fail under CI=true)"; \
+	fi
 
 # Opt-in, not part of `test`: a real model (Gemma 3 270M under llama-cpp-python's
 # OpenAI-compatible server, on 127.0.0.1 at a free port) read through the project's own

@@ -36,6 +36,7 @@ from mission_server.cli.insights import insights_app
 from mission_server.cli.run import approve as approve_command
 from mission_server.cli.run import run as run_command
 from mission_server.cli.serve import serve
+from mission_server.cli.ui import ui
 
 app = typer.Typer(
     name="mission",
@@ -344,6 +345,7 @@ def worker(
 
 
 app.command("serve")(serve)
+app.command("ui")(ui)
 app.command("run")(run_command)
 app.command("approve")(approve_command)
 app.add_typer(insights_app, name="insights")

@@ -8,7 +8,7 @@ Everything the server logs goes to stderr: on stdio, stdout carries the protocol
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,11 +31,51 @@ from mission_server.settings import DEFAULT_HTTP_PORT as DEFAULT_PORT
 
 log = logging.getLogger("mission_server.serve")
 
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.transport_security import TransportSecuritySettings
+    from pydantic import SecretStr
+    from starlette.applications import Starlette
+
+    from mission_server.services.context import Context
+
+
+def http_app(
+    server: MCPServer,
+    ctx: Context,
+    host: str,
+    security: TransportSecuritySettings,
+    token: SecretStr | None,
+) -> Starlette:
+    """The HTTP application of ``mission serve --http``: MCP at ``/mcp`` and the run pages at
+    ``/`` (``mission_server.web``), under the same Host rules and the same token (the pages
+    take it once, at /login, for a session cookie). ``token`` None serves both without one
+    (``--no-auth``, loopback only)."""
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Mount, Route
+
+    from mission_server.web.app import build_web_app
+
+    def to_mcp(request: Request) -> RedirectResponse:
+        # What Starlette did for /mcp/ before the pages took every other path.
+        return RedirectResponse(request.url.replace(path="/mcp"), status_code=307)
+
+    asgi = server.streamable_http_app(host=host, transport_security=security)
+    asgi.router.routes += [
+        Route("/mcp/", to_mcp, methods=["GET", "POST", "DELETE"]),
+        Mount("/", app=build_web_app(ctx, token=token, security=security)),
+    ]
+    return asgi
+
 
 def serve(
     http: Annotated[
         bool,
-        typer.Option("--http", help="Serve streamable HTTP instead of stdio."),
+        typer.Option(
+            "--http",
+            help="Serve streamable HTTP instead of stdio: MCP at /mcp, the run pages at /.",
+        ),
     ] = False,
     host: Annotated[
         str, typer.Option(help="HTTP bind address (loopback unless --allowed-host is given).")
@@ -124,10 +164,12 @@ def serve(
         if http:
             import uvicorn
 
-            asgi = server.streamable_http_app(host=host, transport_security=security)
+            assert security is not None  # http: check_http_options gave it
+            asgi = http_app(server, ctx, host, security, None if no_auth else settings.http_token)
             auth_text = "no auth (loopback only)" if no_auth else "bearer token required"
             err_console.print(
                 f"MCP over streamable HTTP at http://{host}:{port}/mcp ({auth_text}); "
+                f"run pages at http://{host}:{port}/; "
                 f"provider {ctx.provider.name}; dispatcher {where}"
             )
             from mission_server.mcp.idle import idle_timeout_protocol

@@ -121,17 +121,34 @@ RUNS = Keyset(
 )
 
 
-def list_missions(ctx: Context, limit: int | None = None, cursor: str | None = None) -> MissionPage:
-    """Missions, newest first, ``limit`` per page (see ``services.paging``).
+def list_missions(
+    ctx: Context,
+    limit: int | None = None,
+    cursor: str | None = None,
+    run_status: str | None = None,
+) -> MissionPage:
+    """Missions, newest first, ``limit`` per page (see ``services.paging``); with
+    ``run_status``, only the missions that have a run in that status.
 
     Raises:
-        ValidationError: limit out of 1..500 or a cursor that is not a next_cursor of this list.
+        ValidationError: limit out of 1..500, an unknown run status, or a cursor that is not a
+            next_cursor of this list with these filters.
     """
     limit = page_limit(limit)
+    if run_status is not None:
+        require_choice(run_status, "status", RUN_STATUSES)
+    scope = (run_status,) if run_status is not None else ()
     with session_scope(ctx.engine) as session:
-        query = MISSIONS.apply(select(m.Mission), cursor)
+        query = select(m.Mission)
+        if run_status is not None:
+            query = query.where(
+                select(m.Run.run_id)
+                .where(m.Run.mission_id == m.Mission.mission_id, m.Run.status == run_status)
+                .exists()
+            )
+        query = MISSIONS.apply(query, cursor, scope)
         rows = list(session.exec(query.limit(limit + 1)))
-    page = MISSIONS.page(rows, limit, lambda r: (r.created_at, r.mission_id))
+    page = MISSIONS.page(rows, limit, lambda r: (r.created_at, r.mission_id), scope)
     return MissionPage(missions=[MissionOut.of(r) for r in page], next_cursor=page.next_cursor)
 
 
