@@ -137,7 +137,13 @@ async def timed(call: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def measure(
-    db: Path, run_ids: list[str], calls: int, warmup: int, rng: random.Random, mode: str
+    db: Path,
+    run_ids: list[str],
+    calls: int,
+    warmup: int,
+    rng: random.Random,
+    mode: str,
+    detail: str,
 ) -> dict[str, list[float]]:
     mission = Path(sys.executable).with_name("mission")
     params = StdioServerParameters(
@@ -156,9 +162,10 @@ async def measure(
 
         async def get_run() -> None:
             run_id = rng.choice(run_ids)
-            result = await client.call_tool("get_run", {"run_id": run_id})
+            result = await client.call_tool("get_run", {"run_id": run_id, "detail": detail})
             assert not result.is_error, result.content
-            assert len(result.structured_content["plan"]) == len(STEPS)
+            steps = "steps" if detail == "compact" else "plan"
+            assert len(result.structured_content[steps]) == len(STEPS)
 
         for _ in range(warmup):
             await status()
@@ -174,7 +181,7 @@ async def measure(
 
 
 async def measure_in_process(
-    db: Path, run_ids: list[str], calls: int, rng: random.Random
+    db: Path, run_ids: list[str], calls: int, rng: random.Random, detail: str
 ) -> dict[str, list[float]]:
     """The same tools called on the server object directly: the server's own share (service
     work, validation, serialisation), without transport or client."""
@@ -189,7 +196,9 @@ async def measure_in_process(
         samples["server_status"].append(await timed(lambda: server.call_tool("server_status", {})))
         run_id = rng.choice(run_ids)
         samples["get_run"].append(
-            await timed(lambda: server.call_tool("get_run", {"run_id": run_id}))  # noqa: B023
+            await timed(
+                lambda: server.call_tool("get_run", {"run_id": run_id, "detail": detail})  # noqa: B023
+            )
         )
     ctx.engine.dispose()
     return samples
@@ -208,6 +217,12 @@ def main() -> None:
         "clients speak; default) or 'auto' (2026-07-28 where the server offers it; it has no "
         "ping, so ping is not measured).",
     )
+    parser.add_argument(
+        "--detail",
+        choices=("compact", "full"),
+        default="compact",
+        help="get_run's view: 'compact' (its default, what an agent polls) or 'full'.",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -225,8 +240,10 @@ def main() -> None:
             # ping is deprecated in the 2026-07-28 protocol; in legacy mode it is still the
             # protocol's own no-op, the floor the tools are compared with.
             warnings.simplefilter("ignore", MCPDeprecationWarning)
-            samples = anyio.run(measure, db, run_ids, args.calls, args.warmup, rng, args.mode)
-        local = anyio.run(measure_in_process, db, run_ids, args.calls, rng)
+            samples = anyio.run(
+                measure, db, run_ids, args.calls, args.warmup, rng, args.mode, args.detail
+            )
+        local = anyio.run(measure_in_process, db, run_ids, args.calls, rng, args.detail)
 
     results = {name: summary(values) for name, values in samples.items()}
     in_process = {name: summary(values) for name, values in local.items()}
@@ -263,6 +280,7 @@ def main() -> None:
                 "bench": "mcp_latency",
                 "transport": "stdio",
                 "mode": args.mode,
+                "detail": args.detail,
                 "database": "sqlite",
                 "runs": args.runs,
                 "calls": args.calls,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 
 from mission_server.domain.validation import require_choice
@@ -162,12 +162,29 @@ def compact_view(ctx: Context, run_id: str) -> RunView:
     return RunView(detail="compact", **dict(brief(ctx, run_id)))
 
 
-def brief(ctx: Context, run_id: str) -> RunBrief:
-    """The compact view, read with aggregate selects (no transcript, insight or event rows).
+def _brief_statements() -> tuple[Any, ...]:
+    """The compact view's statements, built once (a statement built per call costs more than
+    running it)."""
+    run_id = bindparam("run_id")
 
-    Raises:
-        NotFound: unknown run.
-    """
+    def has(table: Any) -> Any:
+        return sa_select(table.c.run_id).where(table.c.run_id == _runs.c.run_id).exists()
+
+    run = (
+        sa_select(
+            _runs,
+            _missions.c.name.label("mission_name"),
+            has(_events).label("has_calls"),
+            has(_talks).label("has_conversations"),
+        )
+        .select_from(_runs.outerjoin(_missions, _missions.c.mission_id == _runs.c.mission_id))
+        .where(_runs.c.run_id == run_id)
+    )
+    steps = (
+        sa_select(_steps.c.step_id, _steps.c.status)
+        .where(_steps.c.run_id == run_id)
+        .order_by(_steps.c.sequence, _steps.c.id)
+    )
     tried = (
         sa_select(_attempts.c.scheduled_event_id, func.count().label("n"))
         .join(_events, _events.c.scheduled_event_id == _attempts.c.scheduled_event_id)
@@ -175,53 +192,70 @@ def brief(ctx: Context, run_id: str) -> RunBrief:
         .group_by(_attempts.c.scheduled_event_id)
         .subquery()
     )
+    joined = _events.outerjoin(tried, tried.c.scheduled_event_id == _events.c.scheduled_event_id)
+    counts = (
+        sa_select(
+            _events.c.status,
+            func.count().label("calls"),
+            func.coalesce(func.sum(tried.c.n), 0).label("tries"),
+        )
+        .select_from(joined)
+        .where(_events.c.run_id == run_id)
+        .group_by(_events.c.status)
+    )
+    calls = (
+        sa_select(
+            _events.c.scheduled_event_id,
+            _events.c.status,
+            _events.c.call_status,
+            _events.c.telnyx_end_user_target,
+            _events.c.conversation_metadata,
+            _events.c.dynamic_variables,
+            _events.c.scheduled_at_fixed_datetime,
+            _events.c.conversation_id,
+            func.coalesce(tried.c.n, 0).label("attempts"),
+        )
+        .select_from(joined)
+        .where(_events.c.run_id == run_id)
+        .order_by(
+            _events.c.scheduled_at_fixed_datetime,
+            _events.c.created_at,
+            _events.c.scheduled_event_id,
+        )
+        .limit(BRIEF_LIMIT)
+    )
+    answered = sa_select(func.count()).select_from(_talks).where(_talks.c.run_id == run_id)
+    return run, steps, counts, calls, answered
+
+
+_BRIEF_RUN, _BRIEF_STEPS, _BRIEF_COUNTS, _BRIEF_CALLS, _BRIEF_ANSWERED = _brief_statements()
+
+
+def brief(ctx: Context, run_id: str) -> RunBrief:
+    """The compact view, read with aggregate selects (no transcript, insight or event rows;
+    two selects for a run without calls).
+
+    Raises:
+        NotFound: unknown run.
+    """
+    params = {"run_id": run_id}
+    by_status: dict[str, int] = {}
+    attempts = answered = 0
+    calls: list[Any] = []
     with reader(ctx.engine).connect() as conn:
-        run = conn.execute(
-            sa_select(_runs, _missions.c.name.label("mission_name"))
-            .select_from(_runs.outerjoin(_missions, _missions.c.mission_id == _runs.c.mission_id))
-            .where(_runs.c.run_id == run_id)
-        ).first()
+        run = conn.execute(_BRIEF_RUN, params).first()
         if run is None:
             raise NotFound("run", run_id)
         if run.mission_name is None:
             raise NotFound("mission", run.mission_id)
-        steps = conn.execute(
-            sa_select(_steps.c.step_id, _steps.c.status)
-            .where(_steps.c.run_id == run_id)
-            .order_by(_steps.c.sequence, _steps.c.id)
-        ).all()
-        by_status = dict(
-            conn.execute(  # type: ignore[arg-type]
-                sa_select(_events.c.status, func.count())
-                .where(_events.c.run_id == run_id)
-                .group_by(_events.c.status)
-            ).all()
-        )
-        calls = conn.execute(
-            sa_select(
-                _events.c.scheduled_event_id,
-                _events.c.status,
-                _events.c.call_status,
-                _events.c.telnyx_end_user_target,
-                _events.c.conversation_metadata,
-                _events.c.dynamic_variables,
-                _events.c.scheduled_at_fixed_datetime,
-                _events.c.conversation_id,
-                func.coalesce(tried.c.n, 0).label("attempts"),
-            )
-            .outerjoin(tried, tried.c.scheduled_event_id == _events.c.scheduled_event_id)
-            .where(_events.c.run_id == run_id)
-            .order_by(
-                _events.c.scheduled_at_fixed_datetime,
-                _events.c.created_at,
-                _events.c.scheduled_event_id,
-            )
-            .limit(BRIEF_LIMIT)
-        ).all()
-        attempts = conn.execute(sa_select(func.coalesce(func.sum(tried.c.n), 0))).scalar_one()
-        answered = conn.execute(
-            sa_select(func.count()).select_from(_talks).where(_talks.c.run_id == run_id)
-        ).scalar_one()
+        steps = conn.execute(_BRIEF_STEPS, params).all()
+        if run.has_calls:
+            for row in conn.execute(_BRIEF_COUNTS, params):
+                by_status[row.status] = row.calls
+                attempts += row.tries
+            calls = list(conn.execute(_BRIEF_CALLS, params).all())
+        if run.has_conversations:
+            answered = conn.execute(_BRIEF_ANSWERED, params).scalar_one()
         conn.rollback()  # read only
     named = _target_names(run.input or {})
     step_counts: dict[str, int] = {}
