@@ -290,7 +290,7 @@ class Dispatcher:
             # This attempt may have reached the provider (its last holder's lease lapsed
             # unreleased, or its create went unanswered): ask before anything else. A look-up
             # that fails leaves the row marked, for the next sweep to ask again.
-            placement = self.ctx.provider.find_attempt(key)
+            placement = self.ctx.provider.find_attempt(key, since=row.get("created_at"))
             if placement is not None:
                 report.reconciled += 1
                 item.run_finished = run is not None and run["status"] in TERMINAL_RUN
@@ -402,7 +402,7 @@ class Dispatcher:
         key = f"{row['scheduled_event_id']}:{attempt_number}"
         if row["in_flight_call_control_id"] is None:
             # Claimed as in progress but never recorded as placed: reconcile.
-            placement = self.ctx.provider.find_attempt(key)
+            placement = self.ctx.provider.find_attempt(key, since=row.get("created_at"))
             if placement is None:
                 item.values = {
                     "status": "pending",

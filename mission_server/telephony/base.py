@@ -163,8 +163,10 @@ class Provider(Protocol):
         """The terminal outcome of a placed attempt, or None while it is still in progress."""
         ...
 
-    def find_attempt(self, idempotency_key: str) -> Placement | None:
-        """Look up an attempt by its idempotency key (crash reconciliation)."""
+    def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
+        """Look up an attempt by its idempotency key (crash reconciliation). ``since``, when
+        given, is the earliest moment the attempt could have been created: a provider may use
+        it to narrow its search."""
         ...
 
     def get_messages(self, conversation_id: str) -> list[TranscriptMessage]:

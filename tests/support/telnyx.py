@@ -1,7 +1,8 @@
 """A fake Telnyx v2 API for ``TelnyxProvider`` tests, served through ``httpx.MockTransport``.
 
 ``FakeTelnyx`` routes ``(method, path)`` to scripted handlers and records every request: the
-wire-format tests in ``tests/mission_server/test_telnyx.py`` script each answer. Requests it
+wire-format tests in ``tests/mission_server/test_telnyx.py`` script each answer, and checks
+each request and answer against the official SDK (``tests.support.telnyx_oracle``). Requests it
 has no route for go to its ``fallback``, by default a Telnyx-style 404. ``TelnyxAccount`` is
 a stateful fallback: an account whose assistants, numbers and calls the API creates and
 changes, for the provider conformance suite.
@@ -19,6 +20,8 @@ from typing import Any
 
 import httpx
 import phonenumbers
+
+from tests.support.telnyx_oracle import checked
 
 API_KEY = "KEY0187A1B2C3D4E5F6_s3cr3tT0k3nValue"
 
@@ -43,7 +46,11 @@ def error(
 
 class FakeTelnyx:
     """Routes (method, path) to handlers; a list of handlers is served in order, the last one
-    repeating. Records every request. Unrouted requests go to ``fallback``."""
+    repeating. Records every request. Unrouted requests go to ``fallback``.
+
+    Every request and every answer is checked against the official SDK
+    (``tests.support.telnyx_oracle``): a request the SDK does not describe, or an answer its
+    response model does not, fails the test with ``OracleViolation``."""
 
     def __init__(self, fallback: Handler = not_found) -> None:
         self.routes: dict[tuple[str, str], list[Handler]] = {}
@@ -59,6 +66,9 @@ class FakeTelnyx:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        return checked(self._answer)(request)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         handlers = self.routes.get((request.method, request.url.path))
         if not handlers:
             return self.fallback(request)
@@ -85,6 +95,47 @@ def raise_(exc_type: type[httpx.TransportError]) -> Handler:
 
 def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content)
+
+
+# -- answers shaped like the SDK's response models (the oracle checks them) ------------------
+
+
+def phone_number_json(phone_number: str, number_id: str, **overrides: Any) -> dict[str, Any]:
+    """A number as ``GET /phone_numbers`` lists it (``NumbersPhoneNumberDetailed``)."""
+    data: dict[str, Any] = {
+        "id": number_id,
+        "record_type": "phone_number",
+        "phone_number": phone_number,
+        "status": "active",
+        "phone_number_type": "local",
+        "country_iso_alpha2": "US",
+        "created_at": "2026-01-05T10:00:00Z",
+        "purchased_at": "2026-01-05T10:00:00Z",
+        "deletion_lock_enabled": False,
+        "tags": [],
+        "connection_id": None,
+    }
+    data.update(overrides)
+    return data
+
+
+def conversation_json(conversation_id: str, metadata: dict[str, Any], **overrides: Any) -> dict:
+    """A conversation as ``GET /ai/conversations`` lists it (``Conversation``: its metadata
+    values are strings)."""
+    data: dict[str, Any] = {
+        "id": conversation_id,
+        "created_at": "2026-05-07T14:30:15Z",
+        "last_message_at": "2026-05-07T14:32:15Z",
+        "metadata": {k: str(v) for k, v in metadata.items()},
+    }
+    data.update(overrides)
+    return data
+
+
+def page(items: list[Any], *, number: int = 1, total_pages: int | None = None) -> dict[str, Any]:
+    """A page of a list endpoint (``data`` and ``meta``; ``DefaultFlatPaginationMeta``)."""
+    pages = (1 if items else 0) if total_pages is None else total_pages
+    return {"data": items, "meta": {"page_number": number, "total_pages": pages}}
 
 
 # -- a stateful account ------------------------------------------------------------------------
@@ -147,14 +198,7 @@ class TelnyxAccount:
         self.call_secs = call_secs
         self.assistants: dict[str, dict[str, Any]] = {}
         self.numbers: list[dict[str, Any]] = [
-            {
-                "id": str(1293384261075731499 + index),
-                "record_type": "phone_number",
-                "phone_number": number,
-                "status": "active",
-                "connection_id": None,
-                "hd_voice_enabled": index == 0,
-            }
+            phone_number_json(number, str(1293384261075731499 + index), hd_voice_enabled=index == 0)
             for index, number in enumerate(numbers)
         ]
         self.events: dict[str, dict[str, Any]] = {}  # scheduled_event_id -> event
@@ -204,17 +248,18 @@ class TelnyxAccount:
         )
         if answered:
             conversation_id = f"conversation-{number}"
-            self.conversations[conversation_id] = {
-                "id": conversation_id,
-                "name": event["telnyx_end_user_target"],
-                "created_at": _iso(started),
-                "metadata": {
+            self.conversations[conversation_id] = conversation_json(
+                conversation_id,
+                {
                     **event["conversation_metadata"],
                     "assistant_id": event["assistant_id"],
                     "call_control_id": attempt["telnyx_call_control_id"],
                     "telnyx_conversation_channel": event["telnyx_conversation_channel"],
                 },
-            }
+                name=event["telnyx_end_user_target"],
+                created_at=_iso(started),
+                last_message_at=_iso(started + timedelta(seconds=duration or 0)),
+            )
             self.messages[conversation_id] = [
                 {"role": "assistant", "text": "Hello!", "sent_at": _iso(started)},
                 {

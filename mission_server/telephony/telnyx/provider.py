@@ -30,17 +30,16 @@ Endpoints and why
   the call's variables; and the reserved ``telnyx_*`` names, which Telnyx fills itself, are
   never sent as dynamic variables.
 * Outcome: ``GET /ai/assistants/{id}/scheduled_events/{event_id}``; when the event names no
-  ``conversation_id`` (the reference does not list one), the conversation is found by our key
-  in its metadata (``GET /ai/conversations?metadata->mission_idempotency_key=eq.<key>``).
+  ``conversation_id``, the conversation is found by the call's control id
+  (``GET /ai/conversations?metadata->call_control_id=eq.<id>``, a filter the SDK defines).
   Because a ``Placement`` only has one string to remember the call by,
   ``Placement.call_control_id`` holds the handle
   ``scheduled_event/<assistant_id>/<scheduled_event_id>`` until the outcome reports the real
   ``telnyx_call_control_id``.
-* Reconciliation (``find_attempt``): first ``GET /ai/conversations`` filtered by
-  ``metadata->mission_idempotency_key=eq.<key>`` (the call was dispatched; its
-  ``metadata.assistant_id`` narrows the search), then the scheduled events of the assistants of
-  the account, matched on ``conversation_metadata.mission_idempotency_key`` (or, for a create
-  this process sent, on the documented create fields).
+* Reconciliation (``find_attempt``): the scheduled events of the assistants of the account
+  (``from_date`` narrows them when the caller says since when the attempt can exist), matched
+  on ``conversation_metadata.mission_idempotency_key`` (or, for a create this process sent, on
+  the documented create fields).
 * Transcripts and insights: ``GET /ai/conversations/{id}/messages`` and
   ``GET /ai/conversations/{id}/conversations-insights``.
 
@@ -82,7 +81,6 @@ from mission_server.telephony.base import (
 from mission_server.telephony.telnyx.client import DEFAULT_BASE_URL, SENT_MAYBE, TelnyxClient, seg
 from mission_server.telephony.telnyx.lookup import AttemptFinder
 from mission_server.telephony.telnyx.mapping import (
-    METADATA_IDEMPOTENCY_KEY,
     assistant_body,
     ceil_second,
     event_handle,
@@ -529,15 +527,13 @@ class TelnyxProvider:
         outcome = outcome_from_event(event, now)
         if outcome is None or outcome.conversation_id or placement.conversation_id:
             return outcome
-        # The reference documents no conversation id on a scheduled event, only that
-        # ``conversation_metadata`` is "attached to the resulting conversation"
-        # (09_scheduled-events.md), so find the conversation by our key in its metadata.
-        metadata = event.get("conversation_metadata")
-        key = metadata.get(METADATA_IDEMPOTENCY_KEY) if isinstance(metadata, dict) else None
-        if not isinstance(key, str) or not key:
+        # The event names no conversation yet: find it by the call's control id, which
+        # Telnyx puts in the conversation's metadata.
+        call_control_id = outcome.call_control_id
+        if not call_control_id:
             return outcome
         try:
-            conversation = self._finder.conversation_for_key(key)
+            conversation = self._finder.conversation_for_call(call_control_id)
         except ProviderError as exc:
             if exc.retryable:
                 raise
@@ -551,14 +547,15 @@ class TelnyxProvider:
         conversation_id = str_or_none(conversation.get("id")) if conversation else None
         return replace(outcome, conversation_id=conversation_id) if conversation_id else outcome
 
-    def find_attempt(self, idempotency_key: str) -> Placement | None:
+    def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
         """Find the attempt placed with this idempotency key (crash reconciliation), or None
-        when Telnyx has no record of it. See the module docstring for the search order.
+        when Telnyx has no record of it; ``since`` narrows the search (``from_date``). See the
+        module docstring for the search order.
 
         Raises:
             ProviderError: Telnyx refused a request or could not be reached.
         """
-        return self._finder.find(idempotency_key)
+        return self._finder.find(idempotency_key, since)
 
     # ------------------------------------------------------------------ conversations
 
@@ -581,8 +578,11 @@ class TelnyxProvider:
         Raises:
             ProviderError: Telnyx refused the request or could not be reached.
         """
+        # The SDK defines no paging here: one request, whose ``data`` is every record.
         path = f"/ai/conversations/{seg(conversation_id)}/conversations-insights"
-        return list(self._client.paginate(path))
+        body = self._client.request("GET", path)
+        items = body.get("data") if isinstance(body, dict) else body
+        return [item for item in items or [] if isinstance(item, dict)]
 
 
 def _forget_oldest(remembered: dict[str, Any], most: int) -> None:
