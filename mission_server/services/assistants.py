@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from mission_server.domain.targets import normalise_target
 from mission_server.domain.validation import optional_text, require_mapping, require_text
 from mission_server.errors import ConflictError, ProviderError, ValidationError
+from mission_server.services import insight_sync
 from mission_server.services.context import Context
 from mission_server.services.schemas import AssistantOut, PhoneNumberOut
 from mission_server.telephony.base import AssistantSpec, NumberInfo
@@ -60,7 +61,13 @@ def _holder(session: Session, row: m.PhoneNumber) -> str:
     return f"assistant {assistant.assistant_id} {assistant.name!r} (runs: {held_by}{kept})"
 
 
-def _spec(row: m.Assistant) -> AssistantSpec:
+def _spec(ctx: Context, row: m.Assistant) -> AssistantSpec:
+    """What the provider is sent. On a platform that computes insights itself (Telnyx) the
+    assistant names the platform's copy of its insight group, brought in step first
+    (``insight_sync``); elsewhere our own group id."""
+    group_ref = row.insight_group_id
+    if group_ref is not None:
+        group_ref = insight_sync.remote_group_id(ctx, group_ref) or group_ref
     return AssistantSpec(
         name=row.name,
         instructions=row.instructions,
@@ -68,7 +75,7 @@ def _spec(row: m.Assistant) -> AssistantSpec:
         model=row.model,
         voice=row.voice,
         dynamic_variables={k: str(v) for k, v in (row.dynamic_variables or {}).items()},
-        insight_group_ref=row.insight_group_id,
+        insight_group_ref=group_ref,
     )
 
 
@@ -123,7 +130,7 @@ def create_assistant(
         updated_at=now,
     )
     # The provider call happens first: if it fails, nothing is recorded.
-    row.provider_ref = ctx.provider.create_assistant(_spec(row))
+    row.provider_ref = ctx.provider.create_assistant(_spec(ctx, row))
     with session_scope(ctx.engine) as session:
         session.add(row)
         if run_id is not None:
@@ -179,9 +186,23 @@ def update_assistant(
             row.keep_number = bool(keep_number)
         row.updated_at = now
         if row.provider_ref:
-            ctx.provider.update_assistant(row.provider_ref, _spec(row))
+            ctx.provider.update_assistant(row.provider_ref, _spec(ctx, row))
         session.add(row)
         return AssistantOut.of(row, _numbers_of(session, assistant_id))
+
+
+def push_assistant(ctx: Context, assistant_id: str) -> None:
+    """Send the assistant's recorded configuration to the provider again (after its insight
+    settings changed, say), its insight group brought in step first.
+
+    Raises:
+        NotFound, ProviderError.
+    """
+    with session_scope(ctx.engine) as session:
+        row = load_assistant(session, assistant_id)
+        session.expunge(row)
+    if row.provider_ref:
+        ctx.provider.update_assistant(row.provider_ref, _spec(ctx, row))
 
 
 def get_assistant(ctx: Context, assistant_id: str) -> AssistantOut:

@@ -172,3 +172,71 @@ class Provider(Protocol):
     def get_messages(self, conversation_id: str) -> list[TranscriptMessage]:
         """The conversation's transcript in order."""
         ...
+
+
+@dataclass(frozen=True)
+class InsightTemplateSpec:
+    """An insight as a platform that computes insights itself keeps it: its ``name``
+    (unique: our id is part of it, so it can be found again after a crash), instructions,
+    the JSON schema of a structured result (None for free text) and a webhook."""
+
+    name: str
+    instructions: str
+    json_schema: Mapping[str, Any] | None = None
+    webhook: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteInsightGroup:
+    """An insight group at the platform: its id, name and the ids of its insights."""
+
+    ref: str
+    name: str
+    insight_refs: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class InsightPlatform(Protocol):
+    """A provider whose platform computes conversation insights itself (Telnyx): our insight
+    definitions and groups are kept there as templates and groups, and an assistant names
+    the platform's group. Methods raise ``ProviderError`` on failure."""
+
+    def find_insight_template(self, name: str) -> str | None:
+        """The id of the template with exactly this name, if there is one."""
+        ...
+
+    def create_insight_template(self, spec: InsightTemplateSpec) -> str:
+        """Create a template; return its id."""
+        ...
+
+    def update_insight_template(self, ref: str, spec: InsightTemplateSpec) -> None:
+        """Replace a template's name, instructions, schema and webhook."""
+        ...
+
+    def delete_insight_template(self, ref: str) -> None:
+        """Delete a template (one that is already gone is not an error)."""
+        ...
+
+    def find_insight_group(self, name: str) -> RemoteInsightGroup | None:
+        """The group with exactly this name, with its insights, if there is one."""
+        ...
+
+    def get_insight_group(self, ref: str) -> RemoteInsightGroup | None:
+        """The group with this id and its insights, or None when it no longer exists."""
+        ...
+
+    def create_insight_group(self, name: str, webhook: str | None) -> str:
+        """Create a group; return its id."""
+        ...
+
+    def update_insight_group(self, ref: str, name: str, webhook: str | None) -> None:
+        """Replace a group's name and webhook."""
+        ...
+
+    def assign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Add a template to a group."""
+        ...
+
+    def unassign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Remove a template from a group."""
+        ...

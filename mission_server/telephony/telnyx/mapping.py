@@ -36,7 +36,9 @@ from mission_server.telephony.base import (
     CallOutcome,
     CallRequest,
     CallStatus,
+    InsightTemplateSpec,
     Placement,
+    RemoteInsightGroup,
     TranscriptMessage,
 )
 
@@ -53,6 +55,8 @@ __all__ = [
     "event_matches",
     "failure_summary",
     "idempotency_header",
+    "insight_group_from",
+    "insight_template_body",
     "iso",
     "message_role",
     "outcome_from_event",
@@ -123,6 +127,32 @@ def scheduled_event_body(request: CallRequest, scheduled_at: datetime) -> dict[s
     if request.channel == "sms_chat":
         body["text"] = request.text
     return body
+
+
+def insight_template_body(spec: InsightTemplateSpec) -> dict[str, Any]:
+    """The body that creates or replaces an insight template (``InsightCreateParams``): a
+    structured insight carries its result's JSON schema, free text none."""
+    body: dict[str, Any] = {"name": spec.name, "instructions": spec.instructions}
+    if spec.json_schema is not None:
+        body["json_schema"] = dict(spec.json_schema)
+    if spec.webhook:
+        body["webhook"] = spec.webhook
+    return body
+
+
+def insight_group_from(group: Mapping[str, Any]) -> RemoteInsightGroup | None:
+    """An ``InsightTemplateGroup`` as we keep it (None without an id)."""
+    ref = group.get("id")
+    if not isinstance(ref, str) or not ref:
+        return None
+    insights = group.get("insights")
+    items = insights if isinstance(insights, list) else []
+    refs = tuple(
+        str(item["id"])
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
+    )
+    return RemoteInsightGroup(ref=ref, name=str(group.get("name") or ""), insight_refs=refs)
 
 
 def call_variables(request: CallRequest) -> dict[str, str]:

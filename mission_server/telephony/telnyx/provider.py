@@ -41,7 +41,12 @@ Endpoints and why
   on ``conversation_metadata.mission_idempotency_key`` (or, for a create this process sent, on
   the documented create fields).
 * Transcripts and insights: ``GET /ai/conversations/{id}/messages`` and
-  ``GET /ai/conversations/{id}/conversations-insights``.
+  ``GET /ai/conversations/{id}/conversations-insights`` (no paging: the SDK defines none).
+* Insight templates and groups (``InsightPlatform``): ``/ai/conversations/insights`` (list,
+  create with an ``Idempotency-Key``, ``PUT`` to update, ``DELETE``) and
+  ``/ai/conversations/insight-groups`` (list, get, create, ``PUT``, and
+  ``/{group_id}/insights/{insight_id}/assign`` / ``unassign``). Our insights are created
+  there so that Telnyx computes them; ``services.insight_sync`` keeps the two in step.
 
 HTTP behaviour lives in ``telephony.telnyx.client`` (over the shared retrying transport,
 ``mission_server.net.retry``) and the translation of Telnyx's JSON in
@@ -74,8 +79,10 @@ from mission_server.telephony.base import (
     AssistantSpec,
     CallOutcome,
     CallRequest,
+    InsightTemplateSpec,
     NumberInfo,
     Placement,
+    RemoteInsightGroup,
     TranscriptMessage,
 )
 from mission_server.telephony.telnyx.client import DEFAULT_BASE_URL, SENT_MAYBE, TelnyxClient, seg
@@ -85,6 +92,8 @@ from mission_server.telephony.telnyx.mapping import (
     ceil_second,
     event_handle,
     idempotency_header,
+    insight_group_from,
+    insight_template_body,
     iso,
     outcome_from_event,
     parse_event_handle,
@@ -583,6 +592,156 @@ class TelnyxProvider:
         body = self._client.request("GET", path)
         items = body.get("data") if isinstance(body, dict) else body
         return [item for item in items or [] if isinstance(item, dict)]
+
+    # ------------------------------------------------------------------ insight templates
+
+    def find_insight_template(self, name: str) -> str | None:
+        """The id of the insight template named exactly ``name``, if any.
+
+        Raises:
+            ProviderError: Telnyx refused a page or could not be reached.
+        """
+        for template in self._client.paginate("/ai/conversations/insights"):
+            if template.get("name") == name and isinstance(template.get("id"), str):
+                return str(template["id"])
+        return None
+
+    def create_insight_template(self, spec: InsightTemplateSpec) -> str:
+        """Create an insight template (``POST /ai/conversations/insights``); its id.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached (a 5xx or timeout is
+                not re-sent: the template may exist, and is looked up by name next time).
+        """
+        body = self._client.request(
+            "POST",
+            "/ai/conversations/insights",
+            json=insight_template_body(spec),
+            headers={"Idempotency-Key": idempotency_header(f"insight:{spec.name}")},
+            idempotent=False,
+        )
+        return self._created_id(body, "insight template")
+
+    def update_insight_template(self, ref: str, spec: InsightTemplateSpec) -> None:
+        """Replace a template (``PUT /ai/conversations/insights/{id}``).
+
+        Raises:
+            ProviderError: Telnyx refused it (404 when it no longer exists).
+        """
+        self._client.request(
+            "PUT",
+            f"/ai/conversations/insights/{seg(ref)}",
+            json=insight_template_body(spec),
+            idempotent=True,
+        )
+
+    def delete_insight_template(self, ref: str) -> None:
+        """Delete a template; one that is already gone (404) is not an error.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        try:
+            self._client.request(
+                "DELETE", f"/ai/conversations/insights/{seg(ref)}", idempotent=True
+            )
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+
+    def find_insight_group(self, name: str) -> RemoteInsightGroup | None:
+        """The insight group named exactly ``name``, with its insights, if any.
+
+        Raises:
+            ProviderError: Telnyx refused a page or could not be reached.
+        """
+        for group in self._client.paginate("/ai/conversations/insight-groups"):
+            if group.get("name") == name:
+                found = insight_group_from(group)
+                if found is not None:
+                    return found
+        return None
+
+    def get_insight_group(self, ref: str) -> RemoteInsightGroup | None:
+        """The insight group with this id, or None when Telnyx no longer has it.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        try:
+            body = self._client.request("GET", f"/ai/conversations/insight-groups/{seg(ref)}")
+        except ProviderError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return insight_group_from(unwrap(body))
+
+    def create_insight_group(self, name: str, webhook: str | None) -> str:
+        """Create an insight group (``POST /ai/conversations/insight-groups``); its id.
+
+        Raises:
+            ProviderError: as ``create_insight_template``.
+        """
+        body: dict[str, Any] = {"name": name}
+        if webhook:
+            body["webhook"] = webhook
+        answer = self._client.request(
+            "POST",
+            "/ai/conversations/insight-groups",
+            json=body,
+            headers={"Idempotency-Key": idempotency_header(f"insight-group:{name}")},
+            idempotent=False,
+        )
+        return self._created_id(answer, "insight group")
+
+    def update_insight_group(self, ref: str, name: str, webhook: str | None) -> None:
+        """Replace a group's name and webhook (``PUT``).
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        body: dict[str, Any] = {"name": name}
+        if webhook:
+            body["webhook"] = webhook
+        self._client.request(
+            "PUT", f"/ai/conversations/insight-groups/{seg(ref)}", json=body, idempotent=True
+        )
+
+    def assign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Add a template to a group (``POST .../insights/{id}/assign``; the same twice has
+        the effect of once).
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        path = (
+            f"/ai/conversations/insight-groups/{seg(group_ref)}/insights/{seg(insight_ref)}/assign"
+        )
+        self._client.request("POST", path, idempotent=True)
+
+    def unassign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Remove a template from a group (``DELETE .../unassign``); 404 is not an error.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        path = (
+            f"/ai/conversations/insight-groups/{seg(group_ref)}/insights/"
+            f"{seg(insight_ref)}/unassign"
+        )
+        try:
+            self._client.request("DELETE", path, idempotent=True)
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+
+    @staticmethod
+    def _created_id(body: Any, what: str) -> str:
+        created = unwrap(body)
+        ref = created.get("id")
+        if not isinstance(ref, str) or not ref:
+            raise ProviderError(f"Telnyx created an {what} but its response has no 'id'")
+        return ref
 
 
 def _forget_oldest(remembered: dict[str, Any], most: int) -> None:
