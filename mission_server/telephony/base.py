@@ -240,3 +240,16 @@ class InsightPlatform(Protocol):
     def unassign_insight(self, group_ref: str, insight_ref: str) -> None:
         """Remove a template from a group."""
         ...
+
+
+@runtime_checkable
+class CancellableCalls(Protocol):
+    """A provider whose calls are placed ahead of the moment they dial (Telnyx schedules its
+    event a few seconds ahead), so a call in flight can still be called off."""
+
+    def cancel_call(self, placement: Placement) -> bool:
+        """Call the attempt off at the provider: True when it was cancelled before it
+        dialled; False when the provider had already dispatched it (its outcome is to be
+        read, not assumed). Raises ``ProviderError`` when the provider could not be asked
+        (the caller tries again)."""
+        ...

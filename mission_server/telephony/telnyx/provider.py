@@ -36,6 +36,8 @@ Endpoints and why
   ``Placement.call_control_id`` holds the handle
   ``scheduled_event/<assistant_id>/<scheduled_event_id>`` until the outcome reports the real
   ``telnyx_call_control_id``.
+* Cancelling (``cancel_call``): ``DELETE /ai/assistants/{id}/scheduled_events/{event_id}``
+  while the event is pending; one Telnyx already dispatched is left to its outcome.
 * Reconciliation (``find_attempt``): the scheduled events of the assistants of the account
   (``from_date`` narrows them when the caller says since when the attempt can exist), matched
   on ``conversation_metadata.mission_idempotency_key`` (or, for a create this process sent, on
@@ -555,6 +557,44 @@ class TelnyxProvider:
             return outcome
         conversation_id = str_or_none(conversation.get("id")) if conversation else None
         return replace(outcome, conversation_id=conversation_id) if conversation_id else outcome
+
+    def cancel_call(self, placement: Placement) -> bool:
+        """Delete the attempt's scheduled event before Telnyx dispatches it
+        (``DELETE /ai/assistants/{id}/scheduled_events/{event_id}``): True when deleted.
+        Telnyx refuses to delete an event it has dispatched; the event is then read, and an
+        event no longer ``pending`` answers False (its outcome is reconciled by polling, not
+        assumed). A handle that is not a scheduled event (the call's control id, known once
+        it was answered) was dispatched: False.
+
+        Raises:
+            ProviderError: Telnyx could not be reached, or refused to delete an event that
+                is still pending (retryable: the caller asks again).
+        """
+        try:
+            assistant_id, event_id = parse_event_handle(placement.call_control_id)
+        except ValidationError:
+            return False
+        path = f"/ai/assistants/{seg(assistant_id)}/scheduled_events/{seg(event_id)}"
+        try:
+            self._client.request("DELETE", path, idempotent=True)
+        except ProviderError as exc:
+            status = exc.status_code
+            if status is None or status >= 500 or status in (408, 425, 429):
+                raise  # not answered: asked again
+            if status == 404:
+                return False  # gone: dispatched and done, or never there; polling tells
+            event = unwrap(self._client.request("GET", path))
+            if event.get("status") in (None, "pending"):
+                raise ProviderError(
+                    f"Telnyx refused to cancel scheduled event {event_id}, which is still "
+                    f"pending: {exc}",
+                    status_code=exc.status_code,
+                    code=exc.code,
+                    detail=exc.detail,
+                    retryable=True,
+                ) from None
+            return False
+        return True
 
     def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
         """Find the attempt placed with this idempotency key (crash reconciliation), or None
