@@ -38,7 +38,7 @@ from mission_server.errors import ConflictError, GuardrailError, ValidationError
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.do_not_call import is_do_not_call
 from mission_server.services.schemas import ScheduledEventOut
-from mission_server.telephony.base import CancellableCalls
+from mission_server.telephony.base import CancellableCalls, NumberInfo, SmsPlatform
 from state import models as m
 from state.db import session_scope
 from state.repo import append_event, attempts_by_event, load_assistant, load_event, load_run
@@ -278,6 +278,16 @@ def create_scheduled_event(
                 raise ValidationError(
                     "from_number", "must be a number assigned to this assistant", agent_target
                 )
+        if channel == "sms_chat" and isinstance(ctx.provider, SmsPlatform):
+            # Refused here, at scheduling time, when the account cannot send SMS.
+            ctx.provider.prepare_sms(
+                assistant.provider_ref or assistant.assistant_id,
+                NumberInfo(
+                    phone_number=number.phone_number,
+                    number_id=number.number_id,
+                    hd_voice=number.hd_voice,
+                ),
+            )
         hold = None
         if run_id is not None:
             run = load_run(session, run_id)

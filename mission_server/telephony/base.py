@@ -253,3 +253,15 @@ class CancellableCalls(Protocol):
         read, not assumed). Raises ``ProviderError`` when the provider could not be asked
         (the caller tries again)."""
         ...
+
+
+@runtime_checkable
+class SmsPlatform(Protocol):
+    """A provider on which an SMS needs the sending number and assistant set up first
+    (Telnyx: a messaging profile on the number, ``messaging`` on the assistant)."""
+
+    def prepare_sms(self, assistant_ref: str, number: NumberInfo) -> None:
+        """Make the assistant able to send SMS from ``number``. Raises
+        ``ConfigurationError`` saying what to set when the account cannot send SMS, and
+        ``ProviderError`` when the provider refused or failed."""
+        ...

@@ -85,7 +85,11 @@ _IDEMPOTENCY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def assistant_body(
-    spec: AssistantSpec, *, default_model: str, enabled_features: Sequence[str]
+    spec: AssistantSpec,
+    *,
+    default_model: str,
+    enabled_features: Sequence[str],
+    messaging_profile_id: str | None = None,
 ) -> dict[str, Any]:
     """The body that creates or replaces an assistant (``POST /ai/assistants[/{id}]``)."""
     body: dict[str, Any] = {
@@ -103,6 +107,8 @@ def assistant_body(
         body["voice_settings"] = {"voice": spec.voice}
     if spec.insight_group_ref:
         body["insight_settings"] = {"insight_group_id": spec.insight_group_ref}
+    if messaging_profile_id:
+        body["messaging_settings"] = {"default_messaging_profile_id": messaging_profile_id}
     return body
 
 

@@ -152,6 +152,7 @@ class TelnyxProvider:
         default_model: str = DEFAULT_MODEL,
         enabled_features: Sequence[str] = ("telephony",),
         schedule_lead: timedelta = timedelta(seconds=15),
+        messaging_profile_id: str | None = None,
     ) -> None:
         """Build a client. ``max_retries`` counts retries on top of the first attempt;
         ``max_retry_after`` is the longest ``Retry-After`` we wait for before giving up with a
@@ -188,7 +189,15 @@ class TelnyxProvider:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._connection_id = connection_id
         self._default_model = default_model
-        self._enabled_features = list(enabled_features)
+        self._messaging_profile_id = (messaging_profile_id or "").strip() or None
+        features = list(enabled_features)
+        if self._messaging_profile_id and "messaging" not in features:
+            # Any assistant may be asked to send an SMS once SMS can be sent at all.
+            features.append("messaging")
+        self._enabled_features = features
+        # Numbers and assistants already set up for SMS by this process.
+        self._sms_numbers: set[str] = set()
+        self._sms_assistants: set[str] = set()
         self._schedule_lead = schedule_lead
         #: How long after a request's ``placed_at`` the call is dialled, at most: the lead,
         #: and the rounding up to a whole second (``Provider.schedule_lead``).
@@ -234,6 +243,9 @@ class TelnyxProvider:
                 "to use the telnyx provider"
             )
         kwargs.setdefault("base_url", getattr(settings, "telnyx_base_url", DEFAULT_BASE_URL))
+        kwargs.setdefault(
+            "messaging_profile_id", getattr(settings, "telnyx_messaging_profile_id", None)
+        )
         return cls(key if isinstance(key, SecretStr) else SecretStr(str(key)), **kwargs)
 
     def __repr__(self) -> str:
@@ -287,7 +299,10 @@ class TelnyxProvider:
 
     def _assistant_body(self, spec: AssistantSpec) -> dict[str, Any]:
         return assistant_body(
-            spec, default_model=self._default_model, enabled_features=self._enabled_features
+            spec,
+            default_model=self._default_model,
+            enabled_features=self._enabled_features,
+            messaging_profile_id=self._messaging_profile_id,
         )
 
     def _remember_texml_app(self, assistant: Mapping[str, Any]) -> None:
@@ -383,6 +398,51 @@ class TelnyxProvider:
             json={"connection_id": ""},
             idempotent=True,  # sets one field to one value
         )
+
+    def prepare_sms(self, assistant_ref: str, number: NumberInfo) -> None:
+        """Set the number's messaging profile (``PATCH /phone_numbers/{id}/messaging``,
+        ``TELNYX_MESSAGING_PROFILE_ID``) and make sure the assistant has ``messaging`` among
+        its ``enabled_features`` (an assistant created before the profile was configured is
+        updated); each at most once per process.
+
+        Raises:
+            ConfigurationError: no messaging profile is configured (the message says what to
+                set).
+            ProviderError: Telnyx refused or failed.
+        """
+        profile = self._messaging_profile_id
+        if not profile:
+            raise ConfigurationError(
+                "an SMS on Telnyx is sent with a messaging profile, and none is set: set "
+                "TELNYX_MESSAGING_PROFILE_ID to the id of a messaging profile of the account "
+                "(Telnyx Portal -> Messaging -> Programmable Messaging) and schedule the SMS again"
+            )
+        if number.number_id not in self._sms_numbers:
+            self._client.request(
+                "PATCH",
+                f"/phone_numbers/{seg(number.number_id)}/messaging",
+                json={"messaging_profile_id": profile},
+                idempotent=True,  # sets one field to one value
+            )
+            self._sms_numbers.add(number.number_id)
+        if assistant_ref not in self._sms_assistants:
+            path = f"/ai/assistants/{seg(assistant_ref)}"
+            assistant = unwrap(self._client.request("GET", path))
+            features = assistant.get("enabled_features")
+            current = (
+                [f for f in features if isinstance(f, str)] if isinstance(features, list) else []
+            )
+            if "messaging" not in current:
+                self._client.request(
+                    "POST",
+                    path,
+                    json={
+                        "enabled_features": [*current, "messaging"],
+                        "messaging_settings": {"default_messaging_profile_id": profile},
+                    },
+                    idempotent=True,
+                )
+            self._sms_assistants.add(assistant_ref)
 
     # ------------------------------------------------------------------ calls
 
