@@ -602,6 +602,14 @@ class Dispatcher:
             row, attempt_number, placement, outcome, ended, conversation_id
         )
         context = item.values.get("in_flight_context") or row.get("in_flight_context") or {}
+        if outcome.errors:
+            # The provider's own reasons (Telnyx's event ``errors``): kept on the event and
+            # shown in the run's events.
+            said = "; ".join(outcome.errors)
+            error = {"code": "provider_errors", "detail": said, "at": utc_iso(now)}
+            item.values["errors"] = [*(item.values.get("errors", row["errors"]) or []), error]
+            if row["run_id"]:
+                item.run_events.append(records.provider_errors_event(row, attempt_number, said))
         if conversation_id:
             self._collect_conversation(item, conversation_id, placement, outcome, context, ended)
         target = row["telnyx_end_user_target"]

@@ -313,3 +313,13 @@ def cancel_failed_event(row: Mapping[str, Any], exc: Exception) -> RunEvent:
         f"{exc}; tried again",
         {"scheduled_event_id": row["scheduled_event_id"], "cancel_retry": True},
     )
+
+
+def provider_errors_event(row: Mapping[str, Any], attempt_number: int, said: str) -> RunEvent:
+    """The provider reported why an attempt failed."""
+    return (
+        "error",
+        f"Attempt {attempt_number} of the call to {row['telnyx_end_user_target']}: the "
+        f"provider reports {said}",
+        {"scheduled_event_id": row["scheduled_event_id"], "provider_errors": said},
+    )

@@ -76,6 +76,7 @@ def _spec(ctx: Context, row: m.Assistant) -> AssistantSpec:
         voice=row.voice,
         dynamic_variables={k: str(v) for k, v in (row.dynamic_variables or {}).items()},
         insight_group_ref=group_ref,
+        idempotency_key=row.assistant_id,
     )
 
 

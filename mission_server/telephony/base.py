@@ -36,6 +36,8 @@ class AssistantSpec:
     voice: str | None = None
     dynamic_variables: dict[str, str] = field(default_factory=dict)
     insight_group_ref: str | None = None
+    #: Our id of the assistant, where the provider can take an idempotency key on create.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class CallOutcome:
     conversation_name: str | None = None
     cost: float | None = None  # account currency, where the provider reports it
     voicemail: bool = False
+    #: Why the provider says the attempt failed, in its words (Telnyx's event ``errors``).
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def test_create_assistant_sends_configuration_and_returns_id(
 
     (request,) = fake.sent("POST", "/ai/assistants")
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert "Idempotency-Key" not in request.headers  # the spec names no key
     assert body_of(request) == {
         "name": "Catering Quote Negotiator",
         "instructions": "You are calling {{business_name}} to get a quote.",
@@ -148,6 +149,17 @@ def test_create_assistant_sends_configuration_and_returns_id(
         "voice_settings": {"voice": "Telnyx.KokoroTTS.af_heart"},
         "insight_settings": {"insight_group_id": "a2708926-c060-480a-8631-041cb7304117"},
     }
+
+
+def test_create_assistant_sends_our_id_as_its_idempotency_key(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    fake.on("POST", "/ai/assistants", reply(200, assistant_json()))
+
+    provider.create_assistant(replace(SPEC, idempotency_key="asst_1"))
+
+    (request,) = fake.sent("POST", "/ai/assistants")
+    assert request.headers["Idempotency-Key"] == idempotency_header("assistant:asst_1")
 
 
 def test_assistant_dynamic_variables_are_sent_as_strings(
@@ -581,6 +593,7 @@ def test_get_outcome_of_a_failed_sms_event_is_failed(
     )
 
     assert outcome is not None and outcome.call_status == "failed"
+    assert outcome.errors == ("Destination is not SMS capable",)
 
 
 def test_get_outcome_rejects_a_foreign_handle(provider: TelnyxProvider) -> None:

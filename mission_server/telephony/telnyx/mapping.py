@@ -396,10 +396,17 @@ def outcome_from_event(event: Mapping[str, Any], now: datetime) -> CallOutcome |
     ended_at = now
     if attempted_at is not None and duration is not None:
         ended_at = min(now, attempted_at + timedelta(seconds=duration))
+    raw_errors = event.get("errors")
+    errors = tuple(
+        str(e).strip()[:500]
+        for e in (raw_errors if isinstance(raw_errors, list) else [])
+        if str(e).strip()
+    )
     return CallOutcome(
         call_status=cast(CallStatus, terminal),
         ended_at=ended_at,
         call_duration=duration,
         call_control_id=str_or_none(last.get("telnyx_call_control_id")),
         conversation_id=str_or_none(event.get("conversation_id")),
+        errors=errors,
     )

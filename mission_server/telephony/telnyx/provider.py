@@ -52,8 +52,9 @@ Endpoints and why
 
 HTTP behaviour lives in ``telephony.telnyx.client`` (over the shared retrying transport,
 ``mission_server.net.retry``) and the translation of Telnyx's JSON in
-``telephony.telnyx.mapping``. Creating an assistant has no idempotency key, so it is retried
-only when Telnyx certainly did not act on it (429, connection failures). The API key is held as
+``telephony.telnyx.mapping``. Creating an assistant carries an ``Idempotency-Key`` (our
+assistant id; the SDK defines the header) but is still retried only when Telnyx certainly did
+not act on it (429, connection failures). The API key is held as
 a ``SecretStr`` and is scrubbed from every message we build, so it never reaches a log record,
 an exception or a repr.
 
@@ -270,8 +271,19 @@ class TelnyxProvider:
             ProviderError: Telnyx refused the request or could not be reached; a 5xx or read
                 timeout is not retried (the assistant may exist) and is ``retryable=True``.
         """
+        headers = (
+            {"Idempotency-Key": idempotency_header(f"assistant:{spec.idempotency_key}")}
+            if spec.idempotency_key
+            else None
+        )
+        # Still not re-sent after a 5xx or timeout: whether Telnyx keeps the key across
+        # those is not documented, and a second assistant would be a second TeXML app.
         body = self._client.request(
-            "POST", "/ai/assistants", json=self._assistant_body(spec), idempotent=False
+            "POST",
+            "/ai/assistants",
+            json=self._assistant_body(spec),
+            headers=headers,
+            idempotent=False,
         )
         assistant = unwrap(body)
         assistant_id = assistant.get("id")

@@ -197,3 +197,34 @@ def test_cancel_call_answers_for_each_state_of_the_event(setup: Setup) -> None:
     assert setup.provider.cancel_call(placement) is False  # dispatched: 409, then read
     assert setup.provider.cancel_call(Placement("v3:call-control-id", T0)) is False
     assert setup.provider.cancel_call(Placement(handle.replace("event-1", "gone"), T0)) is False
+
+
+def test_a_failed_events_errors_are_shown_in_the_records(setup: Setup) -> None:
+    run_id = new_run(setup)
+    event_id = setup.placed_call(run_id)
+    (event,) = setup.account.events.values()
+    event.update(
+        status="failed",
+        call_status="failed",
+        errors=["Destination number is not reachable"],
+        call_attempts=[
+            {
+                "attempt_number": 1,
+                "attempted_at": event["scheduled_at_fixed_datetime"],
+                "call_status": "failed",
+                "call_duration": None,
+            }
+        ],
+    )
+
+    setup.sweep_later(30)
+
+    done = scheduling.get_scheduled_event(setup.ctx, event_id)
+    assert any(
+        e["code"] == "provider_errors" and e["detail"] == "Destination number is not reachable"
+        for e in done.errors
+    )
+    assert any(
+        "the provider reports Destination number is not reachable" in s
+        for s in run_events(setup, run_id)
+    )
