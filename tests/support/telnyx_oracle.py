@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 import pydantic
+import typing_extensions
 
 __all__ = [
     "Endpoint",
@@ -58,6 +59,11 @@ SDK_VERSION = "4.189.0"
 _BASE_PATH = "/v2"
 _VERBS = {"_get": "GET", "_post": "POST", "_put": "PUT", "_patch": "PATCH", "_delete": "DELETE"}
 _LIST_VERB = "_get_api_list"
+
+
+#: How many requests and answers were checked in this process (the test session's summary
+#: prints them: ``tests/conftest.py``).
+CHECKED = {"requests": 0, "answers": 0}
 
 
 class OracleViolation(AssertionError):
@@ -290,7 +296,7 @@ def _rename(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
     does not define are reported in ``problems`` (and left out, so pydantic judges the rest)."""
     tp, _ = _strip(tp)
     origin = typing.get_origin(tp)
-    if typing.is_typeddict(tp) and isinstance(value, Mapping):
+    if typing_extensions.is_typeddict(tp) and isinstance(value, Mapping):
         fields = _fields(tp)
         renamed: dict[str, Any] = {}
         for key, item in value.items():
@@ -301,7 +307,9 @@ def _rename(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
             renamed[name] = _rename(hint, item, f"{where}{key}.", problems)
         return renamed
     if origin in (typing.Union, types.UnionType):
-        candidates = [a for a in typing.get_args(tp) if typing.is_typeddict(_strip(a)[0])]
+        candidates = [
+            a for a in typing.get_args(tp) if typing_extensions.is_typeddict(_strip(a)[0])
+        ]
         if isinstance(value, Mapping) and candidates:
             best: tuple[int, Any, list[str]] | None = None
             for candidate in candidates:
@@ -507,6 +515,7 @@ def response_problems(method: str, path: str, status: int, body: Any) -> list[st
 def check_request(request: httpx.Request) -> None:
     """Raise ``OracleViolation`` when the SDK does not describe ``request``."""
     problems = request_problems(request)
+    CHECKED["requests"] += 1
     if problems:
         raise OracleViolation("\n".join(problems))
 
@@ -514,6 +523,7 @@ def check_request(request: httpx.Request) -> None:
 def check_response(method: str, path: str, status: int, body: Any) -> None:
     """Raise ``OracleViolation`` when the SDK does not describe a fake's answer."""
     problems = response_problems(method, path, status, body)
+    CHECKED["answers"] += 1
     if problems:
         raise OracleViolation("\n".join(problems))
 
