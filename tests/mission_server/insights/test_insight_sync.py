@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from mission_server.clock import VirtualClock
 from mission_server.errors import ProviderError
-from mission_server.services import insight_sync, insights
+from mission_server.services import assistants, insight_sync, insights
 from mission_server.services.context import Context
 from mission_server.settings import Settings
 from mission_server.telephony.telnyx.provider import TelnyxProvider
@@ -142,3 +142,26 @@ def test_a_changed_insight_is_updated_and_a_deleted_one_deleted_at_telnyx(setup)
     assert account.groups[remote]["insight_ids"] == [quote_ref]
     with Session(ctx.engine) as session:
         assert session.get(m.TelnyxId, ("insight", notes_id)) is None
+
+
+def test_an_assistant_given_a_group_later_names_the_telnyx_group(setup) -> None:
+    ctx, account, _api = setup
+    group_id, _, _ = group_with_two_insights(ctx)
+    assistant = assistants.create_assistant(ctx, "Caller", "Ask for a quote.")
+    remote = account.assistants[assistant.provider_ref]
+    assert "insight_settings" not in remote
+
+    # assign_insight_group (the MCP tool records it, then pushes the assistant)...
+    insights.assign_insight_group(ctx.engine, assistant.assistant_id, group_id, now=NOW)
+    assistants.push_assistant(ctx, assistant.assistant_id)
+    telnyx_group = insight_sync.remote_group_id(ctx, group_id)
+    assert remote["insight_settings"] == {"insight_group_id": telnyx_group}
+
+    # ...and update_assistant with a group.
+    other = insights.create_insight_group(ctx.engine, "Other", [], now=NOW)
+    assistants.update_assistant(
+        ctx, assistant.assistant_id, insight_group_id=other.insight_group_id
+    )
+    assert remote["insight_settings"]["insight_group_id"] != group_id
+    assert remote["insight_settings"]["insight_group_id"] in account.groups
+    assert len(account.groups) == 2
