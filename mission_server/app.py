@@ -69,7 +69,9 @@ def choose_provider(
 EXTRACTORS: tuple[str, ...] = ("simulated", "offline", "llm")
 
 
-def make_extractor(settings: Settings, provider: Provider) -> Extractor:
+def make_extractor(
+    settings: Settings, provider: Provider, engine: Engine | None = None
+) -> Extractor:
     """The extraction backend: ``MISSION_EXTRACTOR`` (``--extractor``) when set, else the one
     that fits the provider.
 
@@ -106,7 +108,15 @@ def make_extractor(settings: Settings, provider: Provider) -> Extractor:
     if choice is None and telnyx:
         from mission_server.insights.telnyx import TelnyxInsightsExtractor
 
-        return TelnyxInsightsExtractor(provider.get_conversation_insights)
+        if engine is None:
+            return TelnyxInsightsExtractor(provider.get_conversation_insights)
+        from mission_server.services.insight_sync import remote_insight_id
+
+        # Results are read by the Telnyx id of each insight's template (telnyx_ids).
+        return TelnyxInsightsExtractor(
+            provider.get_conversation_insights,
+            remote_id=lambda insight_id: remote_insight_id(engine, insight_id),
+        )
     if choice == "llm" or (choice is None and settings.llm_configured):
         from mission_server.insights.llm import LLMExtractor
 
@@ -228,7 +238,7 @@ def build_context(
         clock=clock,
         provider=provider,
         settings=settings,
-        extractor=make_extractor(settings, provider),
+        extractor=make_extractor(settings, provider, engine),
     )
 
 

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     db_url: str | None = Field(default=None, alias="MISSION_DB_URL")
     telnyx_api_key: SecretStr | None = Field(default=None, alias="TELNYX_API_KEY")
     telnyx_base_url: str = Field(default="https://api.telnyx.com/v2", alias="TELNYX_BASE_URL")
+    #: The messaging profile SMS are sent with on Telnyx (set on the sending number).
+    telnyx_messaging_profile_id: str | None = Field(
+        default=None, alias="TELNYX_MESSAGING_PROFILE_ID"
+    )
     http_token: SecretStr | None = Field(default=None, alias="MISSION_HTTP_TOKEN")
     llm_base_url: str | None = Field(default=None, alias="MISSION_LLM_BASE_URL")
     llm_api_key: SecretStr | None = Field(default=None, alias="MISSION_LLM_API_KEY")

@@ -403,3 +403,19 @@ class SimClock(TableModel, table=True):
     wall_at: float = Field(sa_column=Column(sa.Float, nullable=False))
     speed: float = Field(sa_column=Column(sa.Float, nullable=False))
     seen_at: float = Field(sa_column=Column(sa.Float, nullable=False))
+
+
+class TelnyxId(TableModel, table=True):
+    """Our id of a record -> its id at Telnyx, one row per (``kind``, ``local_id``): an
+    ``insight`` is an insight template, an ``insight_group`` an insight group. ``fingerprint``
+    is a digest of what was last sent, so a changed definition is sent again and an unchanged
+    one is not."""
+
+    __tablename__ = "telnyx_ids"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    local_id: str = Field(primary_key=True, max_length=64)
+    telnyx_id: str = Field(max_length=128, index=True)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(False)
+    updated_at: datetime = _ts(False)

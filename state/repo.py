@@ -80,3 +80,28 @@ def attempts_by_event(session: Session, event_ids: list[str]) -> dict[str, list[
     ):
         grouped.setdefault(attempt.scheduled_event_id, []).append(attempt)
     return grouped
+
+
+def telnyx_id(session: Session, kind: str, local_id: str) -> m.TelnyxId | None:
+    """The Telnyx id recorded for our ``kind`` record ``local_id``, if any."""
+    return session.get(m.TelnyxId, (kind, local_id))
+
+
+def record_telnyx_id(
+    session: Session,
+    kind: str,
+    local_id: str,
+    remote_id: str,
+    now: datetime,
+    fingerprint: str | None = None,
+) -> m.TelnyxId:
+    """Record (or replace) the Telnyx id of our ``kind`` record ``local_id``."""
+    row = session.get(m.TelnyxId, (kind, local_id))
+    if row is None:
+        row = m.TelnyxId(kind=kind, local_id=local_id, telnyx_id=remote_id, created_at=now)
+    row.telnyx_id = remote_id
+    row.fingerprint = fingerprint
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    return row

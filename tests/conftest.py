@@ -101,3 +101,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests (multi-process, mostly waiting on their processes) first, so that under
     ``pytest -n 2`` (``make test``) they run beside the rest instead of after it."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many Telnyx requests and answers the SDK oracle checked (this process only: with
+    xdist each worker counts its own)."""
+    import sys
+
+    oracle = sys.modules.get("tests.support.telnyx_oracle")
+    if oracle is not None and oracle.CHECKED["requests"]:
+        counts = oracle.CHECKED
+        terminalreporter.write_line(
+            f"telnyx SDK oracle: {counts['requests']} requests and {counts['answers']} "
+            "answers checked against telnyx " + oracle.SDK_VERSION
+        )

@@ -55,11 +55,17 @@ from mission_server.engine.lookups import Lookups
 from mission_server.engine.queue import as_utc
 from mission_server.errors import MissionError, ProviderError
 from mission_server.services.context import CallFinished, Context
-from mission_server.services.scheduling import defer_for_calling_hours, deferral_record
+from mission_server.services.scheduling import (
+    CANCEL_REQUESTED,
+    CANCEL_SETTLED,
+    defer_for_calling_hours,
+    deferral_record,
+)
 from mission_server.telephony.base import (
     RETRYABLE_CALL_STATUSES,
     CallOutcome,
     CallRequest,
+    CancellableCalls,
     Placement,
 )
 from state.db import is_postgres
@@ -67,6 +73,9 @@ from state.transitions import TERMINAL_RUN
 from state.types import utc_iso
 
 log = logging.getLogger(__name__)
+
+#: How soon a call off at the provider that failed is asked again.
+CANCEL_RETRY = timedelta(seconds=3)
 
 #: How long to wait before asking a provider again about a call still in progress.
 DEFAULT_POLL_SECS = 15.0
@@ -290,7 +299,7 @@ class Dispatcher:
             # This attempt may have reached the provider (its last holder's lease lapsed
             # unreleased, or its create went unanswered): ask before anything else. A look-up
             # that fails leaves the row marked, for the next sweep to ask again.
-            placement = self.ctx.provider.find_attempt(key)
+            placement = self.ctx.provider.find_attempt(key, since=row.get("created_at"))
             if placement is not None:
                 report.reconciled += 1
                 item.run_finished = run is not None and run["status"] in TERMINAL_RUN
@@ -402,7 +411,7 @@ class Dispatcher:
         key = f"{row['scheduled_event_id']}:{attempt_number}"
         if row["in_flight_call_control_id"] is None:
             # Claimed as in progress but never recorded as placed: reconcile.
-            placement = self.ctx.provider.find_attempt(key)
+            placement = self.ctx.provider.find_attempt(key, since=row.get("created_at"))
             if placement is None:
                 item.values = {
                     "status": "pending",
@@ -420,7 +429,75 @@ class Dispatcher:
             )
         # The attempt in flight is known: nothing is left to reconcile for this row.
         item.values["recovered"] = False
+        context = dict(row.get("in_flight_context") or {})
+        wanted = item.run_finished or bool(context.get(CANCEL_REQUESTED))
+        if wanted and placement.outcome is None and not context.get(CANCEL_SETTLED):
+            cancelled = self._cancel_at_provider(item, placement, context, now, report)
+            if cancelled is not None:
+                return cancelled
+            if CANCEL_SETTLED not in (item.values.get("in_flight_context") or {}):
+                # The cancel failed: asked again soon, before the provider dials if it can.
+                settled = self._settle(item, placement, now, report)
+                due = settled.values.get("due_at")
+                if settled.values.get("status") == "in_progress" and due is not None:
+                    settled.values["due_at"] = min(due, now + CANCEL_RETRY)
+                return settled
         return self._settle(item, placement, now, report)
+
+    def _cancel_at_provider(
+        self,
+        item: _Work,
+        placement: Placement,
+        context: dict[str, Any],
+        now: datetime,
+        report: SweepReport,
+    ) -> _Work | None:
+        """Call a call in flight off at the provider (its run ended, or it was cancelled):
+        the ``_Work`` that ends it as cancelled, or None to read its outcome as usual (the
+        provider had dispatched it, or cannot cancel). A failed cancel is recorded and asked
+        again at the next sweep, while the outcome is polled meanwhile."""
+        provider = self.ctx.provider
+        if not isinstance(provider, CancellableCalls):
+            return None
+        row = item.row
+        why = "run finished" if item.run_finished else "cancelled on request"
+        try:
+            cancelled = provider.cancel_call(placement)
+        except ProviderError as exc:
+            if row["run_id"]:
+                item.run_events.append(records.cancel_failed_event(row, exc))
+            return None
+        # Asked once and answered: never again for this attempt.
+        item.values["in_flight_context"] = {**context, CANCEL_SETTLED: True}
+        if not cancelled:
+            if row["run_id"]:
+                item.run_events.append(records.cancel_dispatched_event(row, why))
+            return None
+        if row["run_id"]:
+            item.run_events.append(records.cancelled_at_provider_event(row, why))
+        attempt_number = row["current_attempt"]
+        outcome = CallOutcome(
+            call_status="canceled", ended_at=now, call_control_id=placement.call_control_id
+        )
+        row_ended = records.attempt_record(row, attempt_number, placement, outcome, now, None)
+        item.attempt = row_ended
+        item.values.update(
+            {
+                "call_status": "canceled",
+                "in_flight_call_control_id": None,
+                "in_flight_placed_at": None,
+                "in_flight_context": None,
+            }
+        )
+        return self._stop(
+            item,
+            now,
+            report,
+            "cancelled",
+            "run_finished" if item.run_finished else "cancelled",
+            f"attempt {attempt_number} was cancelled at the provider before it dialled ({why})",
+            call_status="canceled",
+        )
 
     def _settle(
         self, item: _Work, placement: Placement, now: datetime, report: SweepReport
@@ -525,6 +602,14 @@ class Dispatcher:
             row, attempt_number, placement, outcome, ended, conversation_id
         )
         context = item.values.get("in_flight_context") or row.get("in_flight_context") or {}
+        if outcome.errors:
+            # The provider's own reasons (Telnyx's event ``errors``): kept on the event and
+            # shown in the run's events.
+            said = "; ".join(outcome.errors)
+            error = {"code": "provider_errors", "detail": said, "at": utc_iso(now)}
+            item.values["errors"] = [*(item.values.get("errors", row["errors"]) or []), error]
+            if row["run_id"]:
+                item.run_events.append(records.provider_errors_event(row, attempt_number, said))
         if conversation_id:
             self._collect_conversation(item, conversation_id, placement, outcome, context, ended)
         target = row["telnyx_end_user_target"]
@@ -549,6 +634,17 @@ class Dispatcher:
                 "cancelled",
                 "run_finished",
                 f"the run finished while attempt {attempt_number} was in flight "
+                f"(call_status {outcome.call_status}); no retry",
+                call_status=outcome.call_status,
+            )
+        if context.get(CANCEL_REQUESTED) and not isinstance(decision, Complete):
+            return self._stop(
+                item,
+                ended,
+                report,
+                "cancelled",
+                "cancelled",
+                f"the call was cancelled while attempt {attempt_number} was in flight "
                 f"(call_status {outcome.call_status}); no retry",
                 call_status=outcome.call_status,
             )

@@ -283,3 +283,43 @@ def attempt_abandoned_event(row: Mapping[str, Any], code: str, detail: str) -> R
         f"ends as failed: {detail}",
         {"scheduled_event_id": row["scheduled_event_id"], "code": code},
     )
+
+
+def cancelled_at_provider_event(row: Mapping[str, Any], why: str) -> RunEvent:
+    """The call in flight was called off at the provider before it dialled."""
+    return (
+        "custom",
+        f"Call to {row['telnyx_end_user_target']} cancelled at the provider before it "
+        f"dialled ({why})",
+        {"scheduled_event_id": row["scheduled_event_id"], "cancelled_at_provider": True},
+    )
+
+
+def cancel_dispatched_event(row: Mapping[str, Any], why: str) -> RunEvent:
+    """The provider had already dispatched the call: its outcome is read, not assumed."""
+    return (
+        "custom",
+        f"Call to {row['telnyx_end_user_target']} could not be cancelled ({why}): the "
+        "provider had already dispatched it; its outcome is recorded when known",
+        {"scheduled_event_id": row["scheduled_event_id"], "cancelled_at_provider": False},
+    )
+
+
+def cancel_failed_event(row: Mapping[str, Any], exc: Exception) -> RunEvent:
+    """Cancelling at the provider failed; it is tried again at the next sweep."""
+    return (
+        "error",
+        f"Cancelling the call to {row['telnyx_end_user_target']} at the provider failed: "
+        f"{exc}; tried again",
+        {"scheduled_event_id": row["scheduled_event_id"], "cancel_retry": True},
+    )
+
+
+def provider_errors_event(row: Mapping[str, Any], attempt_number: int, said: str) -> RunEvent:
+    """The provider reported why an attempt failed."""
+    return (
+        "error",
+        f"Attempt {attempt_number} of the call to {row['telnyx_end_user_target']}: the "
+        f"provider reports {said}",
+        {"scheduled_event_id": row["scheduled_event_id"], "provider_errors": said},
+    )

@@ -47,7 +47,10 @@ class TelnyxInsightsExtractor:
 
     ``fetch(conversation_id)`` returns the endpoint's records (a list, or the raw
     ``{"data": [...]}`` body); the Telnyx client's ``get_conversation_insights`` fits.
-    ``id_map`` maps a local insight id to the Telnyx insight id where they differ.
+    ``id_map`` maps a local insight id to the Telnyx insight id where they differ;
+    ``remote_id`` looks one up (the recorded id of the insight's template at Telnyx, see
+    ``services.insight_sync``) and answers None for an insight never created there, whose
+    result then fails at once, saying so, instead of being polled for in vain.
     """
 
     name = "telnyx"
@@ -60,6 +63,7 @@ class TelnyxInsightsExtractor:
         poll_interval_secs: float = 5.0,
         max_polls: int = 24,
         id_map: Mapping[str, str] | None = None,
+        remote_id: Callable[[str], str | None] | None = None,
     ) -> None:
         """Raises:
         ValidationError: ``max_polls`` below 1 or a negative ``poll_interval_secs``.
@@ -73,6 +77,7 @@ class TelnyxInsightsExtractor:
         self._interval = poll_interval_secs
         self.max_polls = max_polls
         self._id_map = dict(id_map or {})
+        self._remote_id = remote_id
 
     def extract(
         self,
@@ -93,7 +98,17 @@ class TelnyxInsightsExtractor:
             raise ValidationError(
                 "conversation_id", "is required by the telnyx extractor", conversation_id
             )
-        remote_id = self._id_map.get(definition.insight_id, definition.insight_id)
+        remote_id = self._id_map.get(definition.insight_id)
+        if remote_id is None and self._remote_id is not None:
+            remote_id = self._remote_id(definition.insight_id)
+            if remote_id is None:
+                return self._failed(
+                    definition,
+                    f"insight {definition.insight_id!r} ({definition.name}) has no insight "
+                    "template at Telnyx: its group was never assigned to a Telnyx assistant, "
+                    "so Telnyx computes no result for it",
+                )
+        remote_id = remote_id or definition.insight_id
         last_state = "no insight records yet"
         for poll in range(1, self.max_polls + 1):
             try:

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from mission_server.domain.targets import normalise_target
 from mission_server.domain.validation import optional_text, require_mapping, require_text
 from mission_server.errors import ConflictError, ProviderError, ValidationError
+from mission_server.services import insight_sync
 from mission_server.services.context import Context
 from mission_server.services.paging import Keyset, Page, page_limit
 from mission_server.services.schemas import AssistantOut, PhoneNumberOut
@@ -61,7 +62,20 @@ def _holder(session: Session, row: m.PhoneNumber) -> str:
     return f"assistant {assistant.assistant_id} {assistant.name!r} (runs: {held_by}{kept})"
 
 
-def _spec(row: m.Assistant) -> AssistantSpec:
+def _group_ref(ctx: Context, insight_group_id: str | None) -> str | None:
+    """The insight group id the provider is sent: on a platform that computes insights
+    itself (Telnyx) its copy of the group, brought in step first (``insight_sync``);
+    elsewhere our own id. Called outside any open session: the sync records ids itself.
+
+    Raises:
+        NotFound (the group), ProviderError.
+    """
+    if insight_group_id is None:
+        return None
+    return insight_sync.remote_group_id(ctx, insight_group_id) or insight_group_id
+
+
+def _spec(row: m.Assistant, group_ref: str | None) -> AssistantSpec:
     return AssistantSpec(
         name=row.name,
         instructions=row.instructions,
@@ -69,7 +83,8 @@ def _spec(row: m.Assistant) -> AssistantSpec:
         model=row.model,
         voice=row.voice,
         dynamic_variables={k: str(v) for k, v in (row.dynamic_variables or {}).items()},
-        insight_group_ref=row.insight_group_id,
+        insight_group_ref=group_ref,
+        idempotency_key=row.assistant_id,
     )
 
 
@@ -124,7 +139,9 @@ def create_assistant(
         updated_at=now,
     )
     # The provider call happens first: if it fails, nothing is recorded.
-    row.provider_ref = ctx.provider.create_assistant(_spec(row))
+    row.provider_ref = ctx.provider.create_assistant(
+        _spec(row, _group_ref(ctx, row.insight_group_id))
+    )
     with session_scope(ctx.engine) as session:
         session.add(row)
         if run_id is not None:
@@ -158,6 +175,10 @@ def update_assistant(
         NotFound, ValidationError, ProviderError.
     """
     now = ctx.now()
+    with Session(ctx.engine) as session:
+        current_group = load_assistant(session, assistant_id).insight_group_id
+    # The group is brought in step at the provider before the update (no session open).
+    group_ref = _group_ref(ctx, insight_group_id if insight_group_id is not None else current_group)
     with session_scope(ctx.engine) as session:
         row = load_assistant(session, assistant_id)
         if name is not None:
@@ -180,9 +201,25 @@ def update_assistant(
             row.keep_number = bool(keep_number)
         row.updated_at = now
         if row.provider_ref:
-            ctx.provider.update_assistant(row.provider_ref, _spec(row))
+            ctx.provider.update_assistant(row.provider_ref, _spec(row, group_ref))
         session.add(row)
         return AssistantOut.of(row, _numbers_of(session, assistant_id))
+
+
+def push_assistant(ctx: Context, assistant_id: str) -> None:
+    """Send the assistant's recorded configuration to the provider again (after its insight
+    settings changed, say), its insight group brought in step first.
+
+    Raises:
+        NotFound, ProviderError.
+    """
+    with session_scope(ctx.engine) as session:
+        row = load_assistant(session, assistant_id)
+        session.expunge(row)
+    if row.provider_ref:
+        ctx.provider.update_assistant(
+            row.provider_ref, _spec(row, _group_ref(ctx, row.insight_group_id))
+        )
 
 
 def get_assistant(ctx: Context, assistant_id: str) -> AssistantOut:

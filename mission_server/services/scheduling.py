@@ -38,6 +38,7 @@ from mission_server.services.context import CallFinished, Context
 from mission_server.services.do_not_call import is_do_not_call
 from mission_server.services.paging import MAX_LIMIT, Keyset, Page, every, page_limit
 from mission_server.services.schemas import ScheduledEventOut
+from mission_server.telephony.base import CancellableCalls, NumberInfo, SmsPlatform
 from state import models as m
 from state.db import session_scope
 from state.repo import append_event, attempts_by_event, load_assistant, load_event, load_run
@@ -277,6 +278,16 @@ def create_scheduled_event(
                 raise ValidationError(
                     "from_number", "must be a number assigned to this assistant", agent_target
                 )
+        if channel == "sms_chat" and isinstance(ctx.provider, SmsPlatform):
+            # Refused here, at scheduling time, when the account cannot send SMS.
+            ctx.provider.prepare_sms(
+                assistant.provider_ref or assistant.assistant_id,
+                NumberInfo(
+                    phone_number=number.phone_number,
+                    number_id=number.number_id,
+                    hd_voice=number.hd_voice,
+                ),
+            )
         hold = None
         if run_id is not None:
             run = load_run(session, run_id)
@@ -499,6 +510,39 @@ def _unleased(now: datetime) -> Any:
     return lease_end.is_(None) | (lease_end <= now)
 
 
+#: ``in_flight_context`` keys: the call in flight is to be called off at the provider (set
+#: by ``cancel_scheduled_event``), and the provider has answered that request (set by the
+#: dispatcher, so it is asked once per attempt).
+CANCEL_REQUESTED = "cancel_requested"
+CANCEL_SETTLED = "cancel_settled"
+
+
+def _request_cancel_in_flight(
+    ctx: Context, session: Session, row: m.ScheduledEvent, now: datetime
+) -> None:
+    """Ask the dispatcher to call off an attempt in flight at the provider: it deletes the
+    provider's pending event at its next sweep (due now), or, when the provider already
+    dialled, records the call's real outcome; either way no further attempt is made."""
+    context = dict(row.in_flight_context or {})
+    if context.get(CANCEL_REQUESTED):
+        return
+    row.in_flight_context = {**context, CANCEL_REQUESTED: now.isoformat()}
+    row.due_at = now
+    row.updated_at = now
+    session.add(row)
+    if row.run_id:
+        append_event(
+            session,
+            row.run_id,
+            "custom",
+            f"Cancel requested for the call to {row.telnyx_end_user_target} in flight: "
+            f"it is called off at {ctx.provider.name} unless it has already dialled",
+            now,
+            step_id=row.step_id,
+            payload={"scheduled_event_id": row.scheduled_event_id, "cancel_requested": True},
+        )
+
+
 def _cancel_unleased(event_ids: list[str], now: datetime) -> Any:
     """Cancel these events where they are still pending and no dispatcher holds them: the
     guards again in SQL, as a dispatcher may have claimed a row since it was read."""
@@ -528,6 +572,9 @@ def _being_dispatched(row: m.ScheduledEvent) -> ConflictError:
 
 def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEventOut:
     """Cancel a pending event: no further dispatches; finished attempts stay as they are.
+    An event in flight at a provider that dials later (Telnyx) is called off there by the
+    dispatcher (it stays ``in_progress`` until the provider has answered: ``cancelled`` when
+    the provider's event was deleted in time, else the call's real outcome, with no retry).
 
     A pending event a dispatcher has claimed (its lease is live) is refused: the dispatcher
     may be placing the call at this moment, and clearing its lease would lose the outcome.
@@ -541,6 +588,14 @@ def cancel_scheduled_event(ctx: Context, scheduled_event_id: str) -> ScheduledEv
     with session_scope(ctx.engine) as session:
         row = load_event(session, scheduled_event_id)
         if row.status == "cancelled":  # idempotent: no second event, no second notice
+            attempts = attempts_by_event(session, [scheduled_event_id])
+            return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
+        if row.status == "in_progress" and isinstance(ctx.provider, CancellableCalls):
+            # Placed at the provider, which dials later: called off there by the dispatcher.
+            if lease_is_live(row.lease_expires_at, now):
+                raise _being_dispatched(row)
+            _request_cancel_in_flight(ctx, session, row, now)
+            session.flush()
             attempts = attempts_by_event(session, [scheduled_event_id])
             return ScheduledEventOut.of(row, attempts.get(scheduled_event_id, []))
         check_transition(

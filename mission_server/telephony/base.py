@@ -36,6 +36,8 @@ class AssistantSpec:
     voice: str | None = None
     dynamic_variables: dict[str, str] = field(default_factory=dict)
     insight_group_ref: str | None = None
+    #: Our id of the assistant, where the provider can take an idempotency key on create.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class CallOutcome:
     conversation_name: str | None = None
     cost: float | None = None  # account currency, where the provider reports it
     voicemail: bool = False
+    #: Why the provider says the attempt failed, in its words (Telnyx's event ``errors``).
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,10 +167,105 @@ class Provider(Protocol):
         """The terminal outcome of a placed attempt, or None while it is still in progress."""
         ...
 
-    def find_attempt(self, idempotency_key: str) -> Placement | None:
-        """Look up an attempt by its idempotency key (crash reconciliation)."""
+    def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
+        """Look up an attempt by its idempotency key (crash reconciliation). ``since``, when
+        given, is the earliest moment the attempt could have been created: a provider may use
+        it to narrow its search."""
         ...
 
     def get_messages(self, conversation_id: str) -> list[TranscriptMessage]:
         """The conversation's transcript in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class InsightTemplateSpec:
+    """An insight as a platform that computes insights itself keeps it: its ``name``
+    (unique: our id is part of it, so it can be found again after a crash), instructions,
+    the JSON schema of a structured result (None for free text) and a webhook."""
+
+    name: str
+    instructions: str
+    json_schema: Mapping[str, Any] | None = None
+    webhook: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteInsightGroup:
+    """An insight group at the platform: its id, name and the ids of its insights."""
+
+    ref: str
+    name: str
+    insight_refs: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class InsightPlatform(Protocol):
+    """A provider whose platform computes conversation insights itself (Telnyx): our insight
+    definitions and groups are kept there as templates and groups, and an assistant names
+    the platform's group. Methods raise ``ProviderError`` on failure."""
+
+    def find_insight_template(self, name: str) -> str | None:
+        """The id of the template with exactly this name, if there is one."""
+        ...
+
+    def create_insight_template(self, spec: InsightTemplateSpec) -> str:
+        """Create a template; return its id."""
+        ...
+
+    def update_insight_template(self, ref: str, spec: InsightTemplateSpec) -> None:
+        """Replace a template's name, instructions, schema and webhook."""
+        ...
+
+    def delete_insight_template(self, ref: str) -> None:
+        """Delete a template (one that is already gone is not an error)."""
+        ...
+
+    def find_insight_group(self, name: str) -> RemoteInsightGroup | None:
+        """The group with exactly this name, with its insights, if there is one."""
+        ...
+
+    def get_insight_group(self, ref: str) -> RemoteInsightGroup | None:
+        """The group with this id and its insights, or None when it no longer exists."""
+        ...
+
+    def create_insight_group(self, name: str, webhook: str | None) -> str:
+        """Create a group; return its id."""
+        ...
+
+    def update_insight_group(self, ref: str, name: str, webhook: str | None) -> None:
+        """Replace a group's name and webhook."""
+        ...
+
+    def assign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Add a template to a group."""
+        ...
+
+    def unassign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Remove a template from a group."""
+        ...
+
+
+@runtime_checkable
+class CancellableCalls(Protocol):
+    """A provider whose calls are placed ahead of the moment they dial (Telnyx schedules its
+    event a few seconds ahead), so a call in flight can still be called off."""
+
+    def cancel_call(self, placement: Placement) -> bool:
+        """Call the attempt off at the provider: True when it was cancelled before it
+        dialled; False when the provider had already dispatched it (its outcome is to be
+        read, not assumed). Raises ``ProviderError`` when the provider could not be asked
+        (the caller tries again)."""
+        ...
+
+
+@runtime_checkable
+class SmsPlatform(Protocol):
+    """A provider on which an SMS needs the sending number and assistant set up first
+    (Telnyx: a messaging profile on the number, ``messaging`` on the assistant)."""
+
+    def prepare_sms(self, assistant_ref: str, number: NumberInfo) -> None:
+        """Make the assistant able to send SMS from ``number``. Raises
+        ``ConfigurationError`` saying what to set when the account cannot send SMS, and
+        ``ProviderError`` when the provider refused or failed."""
         ...

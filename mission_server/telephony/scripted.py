@@ -111,7 +111,7 @@ class ScriptedProvider:
                 return stored.outcome if stored.outcome.ended_at <= now else None
         return None
 
-    def find_attempt(self, idempotency_key: str) -> Placement | None:
+    def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
         return self._placements.get(idempotency_key)
 
     def get_messages(self, conversation_id: str) -> list[TranscriptMessage]:

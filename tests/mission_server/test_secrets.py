@@ -27,6 +27,7 @@ from mission_server.services import missions
 from mission_server.settings import Settings
 from mission_server.telephony.telnyx.client import TelnyxClient
 from tests.support.missionkit import WORLD
+from tests.support.telnyx_oracle import checked
 
 LLM_KEY = "sk-Proj-LlmKey0123456789abcdef"
 TELNYX_KEY = "KEY0190ABCDEFtelnyxSecret_xyz"
@@ -148,13 +149,13 @@ def test_telnyx_errors_echoing_the_key_in_another_case_are_scrubbed() -> None:
 
     client = TelnyxClient(
         SecretStr(TELNYX_KEY),
-        transport=httpx.MockTransport(telnyx),
+        transport=httpx.MockTransport(checked(telnyx)),
         policy=RetryPolicy(max_attempts=1),
         sleep=lambda _s: None,
         clock=lambda: datetime.now(UTC),
     )
     with pytest.raises(ProviderError) as raised:
-        client.request("GET", "/calls/x")
+        client.request("GET", "/ai/assistants/x")
     assert leaked(str(raised.value)) == []
     assert "***" in str(raised.value)
     assert leaked(describe_error(raised.value)) == []

@@ -22,7 +22,16 @@ from mission_server.telephony.base import (
 )
 from mission_server.telephony.telnyx.mapping import METADATA_IDEMPOTENCY_KEY, idempotency_header
 from mission_server.telephony.telnyx.provider import TelnyxProvider
-from tests.support.telnyx import API_KEY, FakeTelnyx, body_of, raise_, reply
+from tests.support.telnyx import (
+    API_KEY,
+    FakeTelnyx,
+    body_of,
+    conversation_json,
+    page,
+    phone_number_json,
+    raise_,
+    reply,
+)
 
 ASSISTANT_ID = "assistant-6207ab25-b185-478f-b2ef-85159e226727"
 TEXML_APP_ID = "2293445112736466706"
@@ -129,6 +138,7 @@ def test_create_assistant_sends_configuration_and_returns_id(
 
     (request,) = fake.sent("POST", "/ai/assistants")
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert "Idempotency-Key" not in request.headers  # the spec names no key
     assert body_of(request) == {
         "name": "Catering Quote Negotiator",
         "instructions": "You are calling {{business_name}} to get a quote.",
@@ -139,6 +149,17 @@ def test_create_assistant_sends_configuration_and_returns_id(
         "voice_settings": {"voice": "Telnyx.KokoroTTS.af_heart"},
         "insight_settings": {"insight_group_id": "a2708926-c060-480a-8631-041cb7304117"},
     }
+
+
+def test_create_assistant_sends_our_id_as_its_idempotency_key(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    fake.on("POST", "/ai/assistants", reply(200, assistant_json()))
+
+    provider.create_assistant(replace(SPEC, idempotency_key="asst_1"))
+
+    (request,) = fake.sent("POST", "/ai/assistants")
+    assert request.headers["Idempotency-Key"] == idempotency_header("assistant:asst_1")
 
 
 def test_assistant_dynamic_variables_are_sent_as_strings(
@@ -175,38 +196,22 @@ def test_update_assistant_posts_to_the_assistant(
 def test_list_phone_numbers_pages_through_and_maps_assistant_and_hd_voice(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    page_1 = {
-        "data": [
-            {
-                "id": "1293384261075731499",
-                "record_type": "phone_number",
-                "phone_number": "+13125550001",
-                "status": "active",
-                "connection_id": TEXML_APP_ID,
-                "hd_voice_enabled": True,
-            },
-            {
-                "id": "1293384261075731500",
-                "record_type": "phone_number",
-                "phone_number": "+13125550002",
-                "status": "purchase-pending",
-                "connection_id": None,
-            },
+    page_1 = page(
+        [
+            phone_number_json(
+                "+13125550001",
+                "1293384261075731499",
+                connection_id=TEXML_APP_ID,
+                hd_voice_enabled=True,
+            ),
+            phone_number_json("+13125550002", "1293384261075731500", status="purchase-pending"),
         ],
-        "meta": {"total_pages": 2, "total_results": 3, "page_number": 1, "page_size": 2},
-    }
-    page_2 = {
-        "data": [
-            {
-                "id": "1293384261075731501",
-                "record_type": "phone_number",
-                "phone_number": "+13125550003",
-                "status": "active",
-                "connection_id": None,
-            },
-        ],
-        "meta": {"total_pages": 2, "total_results": 3, "page_number": 2, "page_size": 2},
-    }
+        number=1,
+        total_pages=2,
+    )
+    page_2 = page(
+        [phone_number_json("+13125550003", "1293384261075731501")], number=2, total_pages=2
+    )
     fake.on("GET", "/phone_numbers", reply(200, page_1), reply(200, page_2))
     fake.on("GET", "/ai/assistants", reply(200, {"data": [assistant_json()]}))
 
@@ -229,7 +234,14 @@ def test_assign_phone_number_routes_number_to_assistant_texml_app(
     fake.on(
         "PATCH",
         "/phone_numbers/1293384261075731499",
-        reply(200, {"data": {"id": "1293384261075731499", "connection_id": TEXML_APP_ID}}),
+        reply(
+            200,
+            {
+                "data": phone_number_json(
+                    "+13125550001", "1293384261075731499", connection_id=TEXML_APP_ID
+                )
+            },
+        ),
     )
 
     provider.assign_phone_number(NumberInfo("+13125550001", "1293384261075731499"), ASSISTANT_ID)
@@ -244,7 +256,10 @@ def test_release_phone_number_unassigns_the_number_from_its_connection(
     fake.on(
         "PATCH",
         "/phone_numbers/1293384261075731499",
-        reply(200, {"data": {"id": "1293384261075731499", "connection_id": ""}}),
+        reply(
+            200,
+            {"data": phone_number_json("+13125550001", "1293384261075731499", connection_id="")},
+        ),
     )
 
     provider.release_phone_number(NumberInfo("+13125550001", "1293384261075731499"), ASSISTANT_ID)
@@ -257,7 +272,9 @@ def test_assign_phone_number_uses_configured_connection(fake: FakeTelnyx) -> Non
     provider = TelnyxProvider(
         API_KEY, transport=httpx.MockTransport(fake), connection_id="1684641123236054244"
     )
-    fake.on("PATCH", "/phone_numbers/42", reply(200, {"data": {"id": "42"}}))
+    fake.on(
+        "PATCH", "/phone_numbers/42", reply(200, {"data": phone_number_json("+13125550001", "42")})
+    )
 
     provider.assign_phone_number(NumberInfo("+13125550001", "42"), ASSISTANT_ID)
 
@@ -463,23 +480,31 @@ def test_get_outcome_reports_completed_call(provider: TelnyxProvider, fake: Fake
     assert fake.sent("GET", "/ai/conversations") == []
 
 
-def test_get_outcome_finds_the_conversation_by_metadata_when_the_event_has_no_id(
+ATTEMPT = {
+    "attempt_number": 1,
+    "attempted_at": "2026-05-07T14:30:15Z",
+    "call_status": "completed",
+    "call_duration": 60,
+    "telnyx_call_control_id": "v3:abc",
+}
+
+
+def test_get_outcome_finds_the_conversation_by_call_control_id_when_the_event_has_no_id(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
-    # 09_scheduled-events.md: conversation_metadata is "attached to the resulting
-    # conversation"; 02_memory.md filters conversations with "metadata->key=eq.value".
+    # The SDK's conversation filters include metadata->call_control_id (not our own keys).
     conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-        reply(200, event_json(status="completed", call_status="completed")),
+        reply(
+            200, event_json(status="completed", call_status="completed", call_attempts=[ATTEMPT])
+        ),
     )
     fake.on(
         "GET",
         "/ai/conversations",
-        reply(
-            200, {"data": [{"id": conversation, "metadata": {METADATA_IDEMPOTENCY_KEY: "sev_1:1"}}]}
-        ),
+        reply(200, {"data": [conversation_json(conversation, {"call_control_id": "v3:abc"})]}),
     )
 
     outcome = provider.get_outcome(
@@ -488,7 +513,7 @@ def test_get_outcome_finds_the_conversation_by_metadata_when_the_event_has_no_id
 
     assert outcome is not None and outcome.conversation_id == conversation
     (query,) = fake.sent("GET", "/ai/conversations")
-    assert query.url.params[f"metadata->{METADATA_IDEMPOTENCY_KEY}"] == "eq.sev_1:1"
+    assert query.url.params["metadata->call_control_id"] == "eq.v3:abc"
     assert query.url.params["limit"] == "1"
 
 
@@ -496,7 +521,9 @@ def test_get_outcome_conversation_lookup_errors(provider: TelnyxProvider, fake: 
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events/{EVENT_ID}",
-        reply(200, event_json(status="completed", call_status="completed")),
+        reply(
+            200, event_json(status="completed", call_status="completed", call_attempts=[ATTEMPT])
+        ),
     )
     placement = Placement(f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}", NOW)
 
@@ -566,6 +593,7 @@ def test_get_outcome_of_a_failed_sms_event_is_failed(
     )
 
     assert outcome is not None and outcome.call_status == "failed"
+    assert outcome.errors == ("Destination is not SMS capable",)
 
 
 def test_get_outcome_rejects_a_foreign_handle(provider: TelnyxProvider) -> None:
@@ -575,32 +603,11 @@ def test_get_outcome_rejects_a_foreign_handle(provider: TelnyxProvider) -> None:
     assert "v3:not-ours" in str(info.value)
 
 
-def test_find_attempt_via_conversation_metadata(provider: TelnyxProvider, fake: FakeTelnyx) -> None:
-    fake.on(
-        "GET",
-        "/ai/conversations",
-        reply(
-            200,
-            {
-                "data": [
-                    {
-                        "id": "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b",
-                        "name": "Lakefront Catering",
-                        "created_at": "2026-05-07T14:30:16Z",
-                        "last_message_at": "2026-05-07T14:33:20Z",
-                        "metadata": {
-                            "assistant_id": ASSISTANT_ID,
-                            "call_control_id": "v3:abc",
-                            "telnyx_conversation_channel": "phone_call",
-                            METADATA_IDEMPOTENCY_KEY: "sev_1:1",
-                        },
-                    }
-                ]
-            },
-        ),
-    )
-    events = {
-        "data": [
+def test_find_attempt_lists_events_from_the_date_given(
+    provider: TelnyxProvider, fake: FakeTelnyx
+) -> None:
+    events = page(
+        [
             event_json(
                 scheduled_event_id="other",
                 conversation_metadata={METADATA_IDEMPOTENCY_KEY: "sev_0:1"},
@@ -608,85 +615,42 @@ def test_find_attempt_via_conversation_metadata(provider: TelnyxProvider, fake: 
             event_json(
                 status="in_progress", conversation_id="c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
             ),
-        ],
-        "meta": {"total_pages": 1, "total_results": 2, "page_number": 1, "page_size": 100},
-    }
+        ]
+    )
+    fake.on("GET", "/ai/assistants", reply(200, {"data": [assistant_json()]}))
     fake.on("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events", reply(200, events))
 
-    placement = provider.find_attempt("sev_1:1")
+    placement = provider.find_attempt("sev_1:1", since=NOW)
 
     assert placement is not None
     assert placement.call_control_id == f"scheduled_event/{ASSISTANT_ID}/{EVENT_ID}"
     assert placement.conversation_id == "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
     assert placement.placed_at == datetime(2026, 5, 7, 14, 30, 0, 412000, tzinfo=UTC)
     assert placement.outcome is None
-    (query,) = fake.sent("GET", "/ai/conversations")
-    assert query.url.params[f"metadata->{METADATA_IDEMPOTENCY_KEY}"] == "eq.sev_1:1"
-    assert fake.sent("GET", "/ai/assistants") == []
-
-
-def test_find_attempt_takes_the_conversation_id_from_the_conversation(
-    provider: TelnyxProvider, fake: FakeTelnyx
-) -> None:
-    conversation = "c5a1a7e2-4f0e-4a8b-9d0c-2b1f3e4d5a6b"
-    fake.on(
-        "GET",
-        "/ai/conversations",
-        reply(
-            200,
-            {
-                "data": [
-                    {
-                        "id": conversation,
-                        "metadata": {
-                            "assistant_id": ASSISTANT_ID,
-                            METADATA_IDEMPOTENCY_KEY: "sev_1:1",
-                        },
-                    }
-                ]
-            },
-        ),
-    )
-    fake.on(
-        "GET",
-        f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(
-            200,
-            {
-                "data": [event_json(status="completed", call_status="completed", call_duration=60)],
-                "meta": {"total_pages": 1},
-            },
-        ),
-    )
-
-    placement = provider.find_attempt("sev_1:1")
-
-    assert placement is not None and placement.conversation_id == conversation
-    assert placement.outcome is not None and placement.outcome.conversation_id == conversation
+    (listing,) = fake.sent("GET", f"/ai/assistants/{ASSISTANT_ID}/scheduled_events")
+    # Narrowed to the events since the attempt could exist (an hour's margin for clocks).
+    assert listing.url.params["from_date"] == "2026-05-07T13:30:00Z"
+    assert fake.sent("GET", "/ai/conversations") == []
 
 
 def test_find_attempt_scans_assistants_when_not_yet_dispatched(
     provider: TelnyxProvider, fake: FakeTelnyx
 ) -> None:
     other = "assistant-11111111-2222-3333-4444-555555555555"
-    fake.on("GET", "/ai/conversations", reply(200, {"data": []}))
     fake.on(
         "GET", "/ai/assistants", reply(200, {"data": [assistant_json(id=other), assistant_json()]})
     )
     fake.on(
         "GET",
         f"/ai/assistants/{other}/scheduled_events",
-        reply(200, {"data": [], "meta": {"total_pages": 0, "page_number": 1}}),
+        reply(200, page([])),
     )
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
         reply(
             200,
-            {
-                "data": [event_json(status="completed", call_status="completed", call_duration=60)],
-                "meta": {"total_pages": 1, "page_number": 1},
-            },
+            page([event_json(status="completed", call_status="completed", call_duration=60)]),
         ),
     )
 
@@ -721,7 +685,7 @@ def test_place_call_replayed_with_a_different_body_returns_the_existing_attempt(
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
+        reply(200, page([event_json()])),
     )
 
     placement = provider.place_call(call_request())
@@ -797,10 +761,19 @@ def test_get_conversation_insights_returns_telnyx_results(
     fake.on(
         "GET",
         f"/ai/conversations/{conversation}/conversations-insights",
-        reply(200, {"data": [run], "meta": {"total_pages": 1, "page_number": 1}}),
+        reply(
+            200,
+            {
+                "data": [run],
+                "meta": {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": 1},
+            },
+        ),
     )
 
     assert provider.get_conversation_insights(conversation) == [run]
+    # The SDK defines no paging on this endpoint: none is sent.
+    (request,) = fake.sent("GET", f"/ai/conversations/{conversation}/conversations-insights")
+    assert not request.url.params
 
 
 # ---------------------------------------------------------------------- errors and retries
@@ -900,7 +873,7 @@ def test_rate_limit_honours_retry_after_seconds_then_succeeds(
             {"errors": [{"code": "10011", "title": "Too many requests"}]},
             headers={"Retry-After": "2"},
         ),
-        reply(200, {"data": [], "meta": {"total_pages": 0}}),
+        reply(200, page([])),
     )
 
     assert provider.list_phone_numbers() == []
@@ -994,7 +967,7 @@ def test_a_timeout_then_success_places_the_call_once(
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(200, {"data": [], "meta": {"total_pages": 0}}),
+        reply(200, page([])),
     )
 
     placement = provider.place_call(call_request())
@@ -1035,7 +1008,7 @@ def test_a_timeout_whose_create_reached_telnyx_is_not_sent_again(
                     },
                     listed,
                 ],
-                "meta": {"total_pages": 1},
+                "meta": {"total_pages": 1, "page_number": 1},
             },
         ),
     )
@@ -1053,7 +1026,7 @@ def test_an_unanswered_create_is_looked_up_before_the_next_place_call(
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(200, {"data": [], "meta": {"total_pages": 0}}),
+        reply(200, page([])),
     )
 
     with pytest.raises(ProviderError) as info:
@@ -1070,7 +1043,7 @@ def test_an_unanswered_create_is_looked_up_before_the_next_place_call(
     fake.on(
         "GET",
         f"/ai/assistants/{ASSISTANT_ID}/scheduled_events",
-        reply(200, {"data": [event_json()], "meta": {"total_pages": 1}}),
+        reply(200, page([event_json()])),
     )
 
     placement = provider.place_call(call_request(placed_at=NOW + timedelta(minutes=1)))
@@ -1183,7 +1156,7 @@ def test_from_settings_uses_key_and_base_url(fake: FakeTelnyx) -> None:
     settings = Settings(
         telnyx_api_key=SecretStr(API_KEY), telnyx_base_url="https://api.telnyx.test/v2"
     )
-    fake.on("GET", "/phone_numbers", reply(200, {"data": [], "meta": {"total_pages": 0}}))
+    fake.on("GET", "/phone_numbers", reply(200, page([])))
 
     provider = TelnyxProvider.from_settings(settings, transport=httpx.MockTransport(fake))
     provider.list_phone_numbers()

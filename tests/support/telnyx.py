@@ -1,7 +1,8 @@
 """A fake Telnyx v2 API for ``TelnyxProvider`` tests, served through ``httpx.MockTransport``.
 
 ``FakeTelnyx`` routes ``(method, path)`` to scripted handlers and records every request: the
-wire-format tests in ``tests/mission_server/test_telnyx.py`` script each answer. Requests it
+wire-format tests in ``tests/mission_server/test_telnyx.py`` script each answer, and checks
+each request and answer against the official SDK (``tests.support.telnyx_oracle``). Requests it
 has no route for go to its ``fallback``, by default a Telnyx-style 404. ``TelnyxAccount`` is
 a stateful fallback: an account whose assistants, numbers and calls the API creates and
 changes, for the provider conformance suite.
@@ -19,6 +20,8 @@ from typing import Any
 
 import httpx
 import phonenumbers
+
+from tests.support.telnyx_oracle import checked
 
 API_KEY = "KEY0187A1B2C3D4E5F6_s3cr3tT0k3nValue"
 
@@ -43,7 +46,11 @@ def error(
 
 class FakeTelnyx:
     """Routes (method, path) to handlers; a list of handlers is served in order, the last one
-    repeating. Records every request. Unrouted requests go to ``fallback``."""
+    repeating. Records every request. Unrouted requests go to ``fallback``.
+
+    Every request and every answer is checked against the official SDK
+    (``tests.support.telnyx_oracle``): a request the SDK does not describe, or an answer its
+    response model does not, fails the test with ``OracleViolation``."""
 
     def __init__(self, fallback: Handler = not_found) -> None:
         self.routes: dict[tuple[str, str], list[Handler]] = {}
@@ -59,6 +66,9 @@ class FakeTelnyx:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        return checked(self._answer)(request)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         handlers = self.routes.get((request.method, request.url.path))
         if not handlers:
             return self.fallback(request)
@@ -87,6 +97,47 @@ def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content)
 
 
+# -- answers shaped like the SDK's response models (the oracle checks them) ------------------
+
+
+def phone_number_json(phone_number: str, number_id: str, **overrides: Any) -> dict[str, Any]:
+    """A number as ``GET /phone_numbers`` lists it (``NumbersPhoneNumberDetailed``)."""
+    data: dict[str, Any] = {
+        "id": number_id,
+        "record_type": "phone_number",
+        "phone_number": phone_number,
+        "status": "active",
+        "phone_number_type": "local",
+        "country_iso_alpha2": "US",
+        "created_at": "2026-01-05T10:00:00Z",
+        "purchased_at": "2026-01-05T10:00:00Z",
+        "deletion_lock_enabled": False,
+        "tags": [],
+        "connection_id": None,
+    }
+    data.update(overrides)
+    return data
+
+
+def conversation_json(conversation_id: str, metadata: dict[str, Any], **overrides: Any) -> dict:
+    """A conversation as ``GET /ai/conversations`` lists it (``Conversation``: its metadata
+    values are strings)."""
+    data: dict[str, Any] = {
+        "id": conversation_id,
+        "created_at": "2026-05-07T14:30:15Z",
+        "last_message_at": "2026-05-07T14:32:15Z",
+        "metadata": {k: str(v) for k, v in metadata.items()},
+    }
+    data.update(overrides)
+    return data
+
+
+def page(items: list[Any], *, number: int = 1, total_pages: int | None = None) -> dict[str, Any]:
+    """A page of a list endpoint (``data`` and ``meta``; ``DefaultFlatPaginationMeta``)."""
+    pages = (1 if items else 0) if total_pages is None else total_pages
+    return {"data": items, "meta": {"page_number": number, "total_pages": pages}}
+
+
 # -- a stateful account ------------------------------------------------------------------------
 
 _PATHS: list[tuple[str, re.Pattern[str], str]] = [
@@ -99,10 +150,35 @@ _PATHS: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events", "create_event"),
         ("GET", r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events", "list_events"),
         ("GET", r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events/(?P<eid>[^/]+)", "get_event"),
-        ("GET", r"/phone_numbers", "list_numbers"),
         ("PATCH", r"/phone_numbers/(?P<nid>[^/]+)", "update_number"),
+        (
+            "DELETE",
+            r"/ai/assistants/(?P<aid>[^/]+)/scheduled_events/(?P<eid>[^/]+)",
+            "delete_event",
+        ),
+        ("GET", r"/phone_numbers", "list_numbers"),
+        ("PATCH", r"/phone_numbers/(?P<nid>[^/]+)/messaging", "update_messaging"),
+        ("GET", r"/ai/conversations/insights", "list_templates"),
+        ("POST", r"/ai/conversations/insights", "create_template"),
+        ("PUT", r"/ai/conversations/insights/(?P<tid>[^/]+)", "update_template"),
+        ("DELETE", r"/ai/conversations/insights/(?P<tid>[^/]+)", "delete_template"),
+        ("GET", r"/ai/conversations/insight-groups", "list_groups"),
+        ("POST", r"/ai/conversations/insight-groups", "create_group"),
+        ("GET", r"/ai/conversations/insight-groups/(?P<gid>[^/]+)", "get_group"),
+        ("PUT", r"/ai/conversations/insight-groups/(?P<gid>[^/]+)", "update_group"),
+        (
+            "POST",
+            r"/ai/conversations/insight-groups/(?P<gid>[^/]+)/insights/(?P<tid>[^/]+)/assign",
+            "assign",
+        ),
+        (
+            "DELETE",
+            r"/ai/conversations/insight-groups/(?P<gid>[^/]+)/insights/(?P<tid>[^/]+)/unassign",
+            "unassign",
+        ),
         ("GET", r"/ai/conversations", "list_conversations"),
         ("GET", r"/ai/conversations/(?P<cid>[^/]+)/messages", "list_messages"),
+        ("GET", r"/ai/conversations/(?P<cid>[^/]+)/conversations-insights", "list_insights"),
     )
 ]
 
@@ -131,7 +207,16 @@ class TelnyxAccount:
       account's numbers, is refused with 422.
 
     Calls only move when a test moves them: ``ring`` (dispatched, still ringing) and
-    ``finish`` (the callee's ``answers`` decide the terminal status; default ``completed``).
+    ``finish`` (the callee's ``answers`` decide the terminal status; default ``completed``),
+    or, with ``auto_finish``, by themselves once their dial time has passed on ``clock``.
+
+    Insights are computed as Telnyx does: insight templates and groups are kept
+    (``/ai/conversations/insights``, ``/ai/conversations/insight-groups``), and when an
+    answered call ends, each template of its assistant's group
+    (``insight_settings.insight_group_id``) gets a result in the conversation's
+    ``conversations-insights``: a structured template's the JSON of the callee's
+    ``insight_answers`` for its schema's properties, a free-text one a sentence. A pending
+    event can be deleted (cancelled); one already dispatched answers 409.
     """
 
     def __init__(
@@ -141,20 +226,22 @@ class TelnyxAccount:
         answers: dict[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         call_secs: int = 120,
+        insight_answers: dict[str, dict[str, Any]] | None = None,
+        auto_finish: bool = False,
     ) -> None:
         self.clock = clock
+        self.insight_answers = dict(insight_answers or {})
+        self.auto_finish = auto_finish
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.insight_runs: dict[str, list[dict[str, Any]]] = {}  # conversation -> records
+        #: Numbers' messaging profiles (number id -> profile id), as PATCHed.
+        self.messaging: dict[str, str] = {}
         self.answers = dict(answers or {})
         self.call_secs = call_secs
         self.assistants: dict[str, dict[str, Any]] = {}
         self.numbers: list[dict[str, Any]] = [
-            {
-                "id": str(1293384261075731499 + index),
-                "record_type": "phone_number",
-                "phone_number": number,
-                "status": "active",
-                "connection_id": None,
-                "hd_voice_enabled": index == 0,
-            }
+            phone_number_json(number, str(1293384261075731499 + index), hd_voice_enabled=index == 0)
             for index, number in enumerate(numbers)
         ]
         self.events: dict[str, dict[str, Any]] = {}  # scheduled_event_id -> event
@@ -204,17 +291,18 @@ class TelnyxAccount:
         )
         if answered:
             conversation_id = f"conversation-{number}"
-            self.conversations[conversation_id] = {
-                "id": conversation_id,
-                "name": event["telnyx_end_user_target"],
-                "created_at": _iso(started),
-                "metadata": {
+            self.conversations[conversation_id] = conversation_json(
+                conversation_id,
+                {
                     **event["conversation_metadata"],
                     "assistant_id": event["assistant_id"],
                     "call_control_id": attempt["telnyx_call_control_id"],
                     "telnyx_conversation_channel": event["telnyx_conversation_channel"],
                 },
-            }
+                name=event["telnyx_end_user_target"],
+                created_at=_iso(started),
+                last_message_at=_iso(started + timedelta(seconds=duration or 0)),
+            )
             self.messages[conversation_id] = [
                 {"role": "assistant", "text": "Hello!", "sent_at": _iso(started)},
                 {
@@ -223,11 +311,46 @@ class TelnyxAccount:
                     "sent_at": _iso(started + timedelta(seconds=4)),
                 },
             ]
+            self._compute_insights(event, conversation_id, started + timedelta(seconds=duration))
         return started + timedelta(seconds=(duration or 30) + 60)
+
+    def _compute_insights(self, event: dict[str, Any], conversation_id: str, at: datetime) -> None:
+        assistant = self.assistants.get(event["assistant_id"], {})
+        group_id = (assistant.get("insight_settings") or {}).get("insight_group_id")
+        group = self.groups.get(group_id or "")
+        if group is None:
+            return
+        answers = self.insight_answers.get(event["telnyx_end_user_target"], {})
+        results = []
+        for template_id in group["insight_ids"]:
+            template = self.templates[template_id]
+            schema = template.get("json_schema")
+            if isinstance(schema, dict) and schema.get("properties"):
+                wanted = {k: answers[k] for k in schema["properties"] if k in answers}
+                result = json.dumps(wanted)
+            else:
+                result = "The callee answered and the call ended politely."
+            results.append({"insight_id": template_id, "result": result})
+        self.insight_runs.setdefault(conversation_id, []).append(
+            {
+                "id": f"insight-run-{len(self.insight_runs) + 1}",
+                "status": "completed",
+                "created_at": _iso(at),
+                "conversation_insights": results,
+            }
+        )
 
     # -- the API -----------------------------------------------------------------------------
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.auto_finish:
+            now = self.clock()
+            for event in list(self.events.values()):
+                due = _parse(event["scheduled_at_fixed_datetime"])
+                if event["status"] == "pending" and due <= now:
+                    self.finish(
+                        f"scheduled_event/{event['assistant_id']}/{event['scheduled_event_id']}"
+                    )
         for method, pattern, name in _PATHS:
             match = pattern.match(request.url.path)
             if method == request.method and match:
@@ -328,6 +451,123 @@ class TelnyxAccount:
         if event is None or event["assistant_id"] != aid:
             return error(404, "10005", "Resource not found", f"scheduled event {eid}")
         return httpx.Response(200, json=event)
+
+    def _delete_event(self, request: httpx.Request, aid: str, eid: str) -> httpx.Response:
+        event = self.events.get(eid)
+        if event is None or event["assistant_id"] != aid:
+            return error(404, "10005", "Resource not found", f"scheduled event {eid}")
+        if event["status"] != "pending":
+            return error(409, "10015", "Conflict", "the event was already dispatched")
+        del self.events[eid]
+        return httpx.Response(204)
+
+    def _update_messaging(self, request: httpx.Request, nid: str) -> httpx.Response:
+        number = next((n for n in self.numbers if n["id"] == nid), None)
+        if number is None:
+            return error(404, "10005", "Resource not found", f"phone number {nid}")
+        profile = body_of(request).get("messaging_profile_id")
+        self.messaging[nid] = profile
+        data = {
+            "id": nid,
+            "record_type": "messaging_settings",
+            "phone_number": number["phone_number"],
+            "messaging_profile_id": profile,
+        }
+        return httpx.Response(200, json={"data": data})
+
+    # -- insight templates and groups -------------------------------------------------------
+
+    def _template_or_404(self, tid: str) -> dict[str, Any] | httpx.Response:
+        found = self.templates.get(tid)
+        if found is None:
+            return error(404, "10005", "Resource not found", f"insight {tid}")
+        return found
+
+    def _list_templates(self, request: httpx.Request) -> httpx.Response:
+        return self._page(request, list(self.templates.values()))
+
+    def _create_template(self, request: httpx.Request) -> httpx.Response:
+        body = body_of(request)
+        tid = f"insight-{len(self.templates) + 1:04d}-0000-4000-8000-000000000000"
+        self.templates[tid] = {
+            **body,
+            "id": tid,
+            "created_at": _iso(self.clock()),
+            "insight_type": "custom",
+        }
+        return httpx.Response(200, json={"data": self.templates[tid]})
+
+    def _update_template(self, request: httpx.Request, tid: str) -> httpx.Response:
+        found = self._template_or_404(tid)
+        if isinstance(found, httpx.Response):
+            return found
+        found.update(body_of(request))
+        return httpx.Response(200, json={"data": found})
+
+    def _delete_template(self, request: httpx.Request, tid: str) -> httpx.Response:
+        found = self._template_or_404(tid)
+        if isinstance(found, httpx.Response):
+            return found
+        del self.templates[tid]
+        for group in self.groups.values():
+            if tid in group["insight_ids"]:
+                group["insight_ids"].remove(tid)
+        return httpx.Response(204)
+
+    def _group_json(self, group: dict[str, Any]) -> dict[str, Any]:
+        shown = {k: v for k, v in group.items() if k != "insight_ids"}
+        return {**shown, "insights": [self.templates[t] for t in group["insight_ids"]]}
+
+    def _group_or_404(self, gid: str) -> dict[str, Any] | httpx.Response:
+        found = self.groups.get(gid)
+        if found is None:
+            return error(404, "10005", "Resource not found", f"insight group {gid}")
+        return found
+
+    def _list_groups(self, request: httpx.Request) -> httpx.Response:
+        return self._page(request, [self._group_json(g) for g in self.groups.values()])
+
+    def _create_group(self, request: httpx.Request) -> httpx.Response:
+        body = body_of(request)
+        gid = f"group-{len(self.groups) + 1:04d}-0000-4000-8000-000000000000"
+        self.groups[gid] = {**body, "id": gid, "created_at": _iso(self.clock()), "insight_ids": []}
+        return httpx.Response(200, json={"data": self._group_json(self.groups[gid])})
+
+    def _get_group(self, request: httpx.Request, gid: str) -> httpx.Response:
+        found = self._group_or_404(gid)
+        if isinstance(found, httpx.Response):
+            return found
+        return httpx.Response(200, json={"data": self._group_json(found)})
+
+    def _update_group(self, request: httpx.Request, gid: str) -> httpx.Response:
+        found = self._group_or_404(gid)
+        if isinstance(found, httpx.Response):
+            return found
+        found.update(body_of(request))
+        return httpx.Response(200, json={"data": self._group_json(found)})
+
+    def _assign(self, request: httpx.Request, gid: str, tid: str) -> httpx.Response:
+        group, template = self._group_or_404(gid), self._template_or_404(tid)
+        for found in (group, template):
+            if isinstance(found, httpx.Response):
+                return found
+        assert isinstance(group, dict)
+        if tid not in group["insight_ids"]:
+            group["insight_ids"].append(tid)
+        return httpx.Response(200)
+
+    def _unassign(self, request: httpx.Request, gid: str, tid: str) -> httpx.Response:
+        group = self._group_or_404(gid)
+        if isinstance(group, httpx.Response):
+            return group
+        if tid in group["insight_ids"]:
+            group["insight_ids"].remove(tid)
+        return httpx.Response(200)
+
+    def _list_insights(self, request: httpx.Request, cid: str) -> httpx.Response:
+        records = self.insight_runs.get(cid, [])
+        meta = {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": len(records)}
+        return httpx.Response(200, json={"data": records, "meta": meta})
 
     def _list_numbers(self, request: httpx.Request) -> httpx.Response:
         return self._page(request, self.numbers)

@@ -9,7 +9,9 @@ processes (so they can be killed): ``mission worker`` reaches it as ``TELNYX_BAS
 - Calls end by themselves: a pending event whose dial time has passed is finished (answered)
   when it is next read.
 
-Every request is handled in its own thread; the account is guarded by one lock.
+Every request is handled in its own thread; the account is guarded by one lock. Every request
+and answer is checked against the official SDK (``tests.support.telnyx_oracle``); what breaks
+it is answered 500 and raised when the server stops.
 
 Imported as ``tests.support.telnyx_server``.
 """
@@ -27,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 from tests.support.telnyx import TelnyxAccount
+from tests.support.telnyx_oracle import OracleViolation, checked
 
 #: ``(request, account, forward)`` -> a response instead of the account's, or None to pass.
 #: ``forward(request)`` lets the account handle the request (under its lock) and returns its
@@ -52,6 +55,8 @@ class ServedAccount:
         self.create_delay = create_delay
         self.faults = faults
         self.lock = threading.Lock()
+        #: What the SDK oracle found wrong (``tests.support.telnyx_oracle``); ``stop`` raises.
+        self.violations: list[str] = []
         #: ``"<METHOD> <path>"`` of every request, in order of arrival.
         self.requests: list[str] = []
         self._random = random.Random(seed)
@@ -102,6 +107,15 @@ class ServedAccount:
     def answer(self, request: httpx.Request) -> httpx.Response:
         with self.lock:
             self.requests.append(f"{request.method} {request.url.path}")
+        try:
+            return checked(self._answer)(request)
+        except OracleViolation as exc:
+            # Raised in a server thread, where no test sees it: kept for ``stop`` to raise.
+            with self.lock:
+                self.violations.append(str(exc))
+            return httpx.Response(500, json={"errors": [{"code": "oracle", "detail": "see test"}]})
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         if self.faults is not None:
             faulted = self.faults(request, self.account, self.forward)
             if faulted is not None:
@@ -137,8 +151,12 @@ class ServedAccount:
         return self
 
     def stop(self) -> None:
+        """Stop serving; raise ``OracleViolation`` if a request or answer broke the SDK's
+        description of the endpoint."""
         self._server.shutdown()
         self._server.server_close()
+        if self.violations:
+            raise OracleViolation("\n".join(self.violations))
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from mission_server.mcp.views import (
     conversation_detail,
 )
 from mission_server.net.webhooks import WebhookSender
+from mission_server.services import assistants as assistant_service
 from mission_server.services import extraction
 from mission_server.services import insights as insight_service
 from mission_server.services import webhooks as webhook_delivery
@@ -108,13 +109,16 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     ) -> AssistantInsightSettingsOut:
         """Attach an insight group to an assistant (replacing any previous one): its insights
         are extracted from every later conversation of that assistant."""
-        return insight_service.assign_insight_group(
+        settings = insight_service.assign_insight_group(
             ctx.engine,
             assistant_id,
             insight_group_id,
             webhook_url=webhook_url,
             now=ctx.now(),
         )
+        # The provider's assistant names the group too (on Telnyx, its copy of it).
+        assistant_service.push_assistant(ctx, assistant_id)
+        return settings
 
     def list_prior_conversations(
         target: Annotated[

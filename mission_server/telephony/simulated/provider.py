@@ -234,7 +234,7 @@ class SimulatedProvider:
         outcome = placed.placement.outcome
         return outcome if outcome is not None and now >= outcome.ended_at else None
 
-    def find_attempt(self, idempotency_key: str) -> Placement | None:
+    def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
         """The placement made under this key, or ``None`` if it was never placed."""
         placed = self._find(self._by_key, idempotency_key)
         return None if placed is None else placed.placement

@@ -2,29 +2,35 @@
 (``TelnyxProvider.find_attempt``) and the look-up before a create that may have reached Telnyx
 is sent again.
 
-Search order: first ``GET /ai/conversations`` filtered by
-``metadata->mission_idempotency_key=eq.<key>`` (the call was dispatched; its
-``metadata.assistant_id`` narrows the search), then the scheduled events of the assistants of
-the account, matched on ``conversation_metadata.mission_idempotency_key`` (or, for a create
-this process sent, on the documented create fields).
+The scheduled events of the assistants of the account are listed
+(``GET /ai/assistants/{id}/scheduled_events``, narrowed with ``from_date`` when the caller
+knows when the attempt could first have been created) and matched on
+``conversation_metadata.mission_idempotency_key`` (or, for a create this process sent, on the
+documented create fields). A listed event names its ``conversation_id``; an event that does not
+has its conversation found by the call's ``telnyx_call_control_id``
+(``GET /ai/conversations?metadata->call_control_id=eq.<id>``, a filter the SDK defines; the
+SDK defines none on our own metadata keys).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mission_server.telephony.base import Placement
 from mission_server.telephony.telnyx.client import TelnyxClient, seg
 from mission_server.telephony.telnyx.mapping import (
-    METADATA_IDEMPOTENCY_KEY,
     event_matches,
+    iso,
     placement_from_event,
-    str_or_none,
 )
 
-__all__ = ["AttemptFinder"]
+__all__ = ["SINCE_MARGIN", "AttemptFinder"]
+
+#: ``from_date`` is sent this much before the earliest moment the attempt could exist, so a
+#: clock a little off from Telnyx's never hides it.
+SINCE_MARGIN = timedelta(hours=1)
 
 
 class AttemptFinder:
@@ -41,13 +47,13 @@ class AttemptFinder:
         self._clock = clock
         self._list_assistants = list_assistants
 
-    def conversation_for_key(self, idempotency_key: str) -> dict[str, Any] | None:
-        """The conversation whose metadata carries our idempotency key (PostgREST filter
-        ``metadata->key=eq.value``, as in the reference's memory ``conversation_query``)."""
+    def conversation_for_call(self, call_control_id: str) -> dict[str, Any] | None:
+        """The conversation of a call, by its ``telnyx_call_control_id``
+        (``metadata->call_control_id=eq.<id>``, PostgREST style as the SDK defines it)."""
         body = self._client.request(
             "GET",
             "/ai/conversations",
-            params={f"metadata->{METADATA_IDEMPOTENCY_KEY}": f"eq.{idempotency_key}", "limit": 1},
+            params={"metadata->call_control_id": f"eq.{call_control_id}", "limit": 1},
         )
         conversations = body.get("data") if isinstance(body, dict) else body
         for conversation in conversations or []:
@@ -55,32 +61,19 @@ class AttemptFinder:
                 return conversation
         return None
 
-    def find(self, idempotency_key: str) -> Placement | None:
+    def find(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
         """Find the attempt placed with this idempotency key (crash reconciliation), or None
-        when Telnyx has no record of it. See the module docstring for the search order.
+        when Telnyx has no record of it; ``since`` (the earliest moment it could have been
+        created) narrows the listing with ``from_date``.
 
         Raises:
             ProviderError: Telnyx refused a request or could not be reached.
         """
-        searched: set[str] = set()
-        conversation = self.conversation_for_key(idempotency_key)
-        if conversation is not None:
-            metadata = conversation.get("metadata")
-            assistant_id = metadata.get("assistant_id") if isinstance(metadata, dict) else None
-            if isinstance(assistant_id, str) and assistant_id:
-                found = self.in_assistant(
-                    assistant_id,
-                    idempotency_key,
-                    conversation_id=str_or_none(conversation.get("id")),
-                )
-                if found is not None:
-                    return found
-                searched.add(assistant_id)
         for assistant in self._list_assistants():
             assistant_id = assistant.get("id")
-            if not isinstance(assistant_id, str) or assistant_id in searched:
+            if not isinstance(assistant_id, str) or not assistant_id:
                 continue
-            found = self.in_assistant(assistant_id, idempotency_key)
+            found = self.in_assistant(assistant_id, idempotency_key, since=since)
             if found is not None:
                 return found
         return None
@@ -91,17 +84,18 @@ class AttemptFinder:
         idempotency_key: str,
         *,
         sent: Sequence[Mapping[str, Any]] = (),
-        conversation_id: str | None = None,
+        since: datetime | None = None,
     ) -> Placement | None:
         """The assistant's scheduled event for this key: matched on our key in its
         ``conversation_metadata`` or, when we know the bodies we sent (``sent``), on the
         reference's create fields (channel, both targets and the exact scheduled time), since
         the reference does not say that events echo ``conversation_metadata``."""
         path = f"/ai/assistants/{seg(assistant_id)}/scheduled_events"
-        for event in self._client.paginate(path):
+        params = {"from_date": iso(since - SINCE_MARGIN)} if since is not None else None
+        for event in self._client.paginate(path, params=params):
             if not event_matches(event, idempotency_key, sent):
                 continue
-            found = placement_from_event(event, assistant_id, self._clock(), conversation_id)
+            found = placement_from_event(event, assistant_id, self._clock(), None)
             if found is not None:
                 return found
         return None

@@ -36,7 +36,9 @@ from mission_server.telephony.base import (
     CallOutcome,
     CallRequest,
     CallStatus,
+    InsightTemplateSpec,
     Placement,
+    RemoteInsightGroup,
     TranscriptMessage,
 )
 
@@ -53,6 +55,8 @@ __all__ = [
     "event_matches",
     "failure_summary",
     "idempotency_header",
+    "insight_group_from",
+    "insight_template_body",
     "iso",
     "message_role",
     "outcome_from_event",
@@ -81,7 +85,11 @@ _IDEMPOTENCY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def assistant_body(
-    spec: AssistantSpec, *, default_model: str, enabled_features: Sequence[str]
+    spec: AssistantSpec,
+    *,
+    default_model: str,
+    enabled_features: Sequence[str],
+    messaging_profile_id: str | None = None,
 ) -> dict[str, Any]:
     """The body that creates or replaces an assistant (``POST /ai/assistants[/{id}]``)."""
     body: dict[str, Any] = {
@@ -99,6 +107,8 @@ def assistant_body(
         body["voice_settings"] = {"voice": spec.voice}
     if spec.insight_group_ref:
         body["insight_settings"] = {"insight_group_id": spec.insight_group_ref}
+    if messaging_profile_id:
+        body["messaging_settings"] = {"default_messaging_profile_id": messaging_profile_id}
     return body
 
 
@@ -123,6 +133,32 @@ def scheduled_event_body(request: CallRequest, scheduled_at: datetime) -> dict[s
     if request.channel == "sms_chat":
         body["text"] = request.text
     return body
+
+
+def insight_template_body(spec: InsightTemplateSpec) -> dict[str, Any]:
+    """The body that creates or replaces an insight template (``InsightCreateParams``): a
+    structured insight carries its result's JSON schema, free text none."""
+    body: dict[str, Any] = {"name": spec.name, "instructions": spec.instructions}
+    if spec.json_schema is not None:
+        body["json_schema"] = dict(spec.json_schema)
+    if spec.webhook:
+        body["webhook"] = spec.webhook
+    return body
+
+
+def insight_group_from(group: Mapping[str, Any]) -> RemoteInsightGroup | None:
+    """An ``InsightTemplateGroup`` as we keep it (None without an id)."""
+    ref = group.get("id")
+    if not isinstance(ref, str) or not ref:
+        return None
+    insights = group.get("insights")
+    items = insights if isinstance(insights, list) else []
+    refs = tuple(
+        str(item["id"])
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
+    )
+    return RemoteInsightGroup(ref=ref, name=str(group.get("name") or ""), insight_refs=refs)
 
 
 def call_variables(request: CallRequest) -> dict[str, str]:
@@ -360,10 +396,17 @@ def outcome_from_event(event: Mapping[str, Any], now: datetime) -> CallOutcome |
     ended_at = now
     if attempted_at is not None and duration is not None:
         ended_at = min(now, attempted_at + timedelta(seconds=duration))
+    raw_errors = event.get("errors")
+    errors = tuple(
+        str(e).strip()[:500]
+        for e in (raw_errors if isinstance(raw_errors, list) else [])
+        if str(e).strip()
+    )
     return CallOutcome(
         call_status=cast(CallStatus, terminal),
         ended_at=ended_at,
         call_duration=duration,
         call_control_id=str_or_none(last.get("telnyx_call_control_id")),
         conversation_id=str_or_none(event.get("conversation_id")),
+        errors=errors,
     )

@@ -30,24 +30,31 @@ Endpoints and why
   the call's variables; and the reserved ``telnyx_*`` names, which Telnyx fills itself, are
   never sent as dynamic variables.
 * Outcome: ``GET /ai/assistants/{id}/scheduled_events/{event_id}``; when the event names no
-  ``conversation_id`` (the reference does not list one), the conversation is found by our key
-  in its metadata (``GET /ai/conversations?metadata->mission_idempotency_key=eq.<key>``).
+  ``conversation_id``, the conversation is found by the call's control id
+  (``GET /ai/conversations?metadata->call_control_id=eq.<id>``, a filter the SDK defines).
   Because a ``Placement`` only has one string to remember the call by,
   ``Placement.call_control_id`` holds the handle
   ``scheduled_event/<assistant_id>/<scheduled_event_id>`` until the outcome reports the real
   ``telnyx_call_control_id``.
-* Reconciliation (``find_attempt``): first ``GET /ai/conversations`` filtered by
-  ``metadata->mission_idempotency_key=eq.<key>`` (the call was dispatched; its
-  ``metadata.assistant_id`` narrows the search), then the scheduled events of the assistants of
-  the account, matched on ``conversation_metadata.mission_idempotency_key`` (or, for a create
-  this process sent, on the documented create fields).
+* Cancelling (``cancel_call``): ``DELETE /ai/assistants/{id}/scheduled_events/{event_id}``
+  while the event is pending; one Telnyx already dispatched is left to its outcome.
+* Reconciliation (``find_attempt``): the scheduled events of the assistants of the account
+  (``from_date`` narrows them when the caller says since when the attempt can exist), matched
+  on ``conversation_metadata.mission_idempotency_key`` (or, for a create this process sent, on
+  the documented create fields).
 * Transcripts and insights: ``GET /ai/conversations/{id}/messages`` and
-  ``GET /ai/conversations/{id}/conversations-insights``.
+  ``GET /ai/conversations/{id}/conversations-insights`` (no paging: the SDK defines none).
+* Insight templates and groups (``InsightPlatform``): ``/ai/conversations/insights`` (list,
+  create with an ``Idempotency-Key``, ``PUT`` to update, ``DELETE``) and
+  ``/ai/conversations/insight-groups`` (list, get, create, ``PUT``, and
+  ``/{group_id}/insights/{insight_id}/assign`` / ``unassign``). Our insights are created
+  there so that Telnyx computes them; ``services.insight_sync`` keeps the two in step.
 
 HTTP behaviour lives in ``telephony.telnyx.client`` (over the shared retrying transport,
 ``mission_server.net.retry``) and the translation of Telnyx's JSON in
-``telephony.telnyx.mapping``. Creating an assistant has no idempotency key, so it is retried
-only when Telnyx certainly did not act on it (429, connection failures). The API key is held as
+``telephony.telnyx.mapping``. Creating an assistant carries an ``Idempotency-Key`` (our
+assistant id; the SDK defines the header) but is still retried only when Telnyx certainly did
+not act on it (429, connection failures). The API key is held as
 a ``SecretStr`` and is scrubbed from every message we build, so it never reaches a log record,
 an exception or a repr.
 
@@ -75,18 +82,21 @@ from mission_server.telephony.base import (
     AssistantSpec,
     CallOutcome,
     CallRequest,
+    InsightTemplateSpec,
     NumberInfo,
     Placement,
+    RemoteInsightGroup,
     TranscriptMessage,
 )
 from mission_server.telephony.telnyx.client import DEFAULT_BASE_URL, SENT_MAYBE, TelnyxClient, seg
 from mission_server.telephony.telnyx.lookup import AttemptFinder
 from mission_server.telephony.telnyx.mapping import (
-    METADATA_IDEMPOTENCY_KEY,
     assistant_body,
     ceil_second,
     event_handle,
     idempotency_header,
+    insight_group_from,
+    insight_template_body,
     iso,
     outcome_from_event,
     parse_event_handle,
@@ -143,6 +153,7 @@ class TelnyxProvider:
         default_model: str = DEFAULT_MODEL,
         enabled_features: Sequence[str] = ("telephony",),
         schedule_lead: timedelta = timedelta(seconds=15),
+        messaging_profile_id: str | None = None,
     ) -> None:
         """Build a client. ``max_retries`` counts retries on top of the first attempt;
         ``max_retry_after`` is the longest ``Retry-After`` we wait for before giving up with a
@@ -179,7 +190,15 @@ class TelnyxProvider:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._connection_id = connection_id
         self._default_model = default_model
-        self._enabled_features = list(enabled_features)
+        self._messaging_profile_id = (messaging_profile_id or "").strip() or None
+        features = list(enabled_features)
+        if self._messaging_profile_id and "messaging" not in features:
+            # Any assistant may be asked to send an SMS once SMS can be sent at all.
+            features.append("messaging")
+        self._enabled_features = features
+        # Numbers and assistants already set up for SMS by this process.
+        self._sms_numbers: set[str] = set()
+        self._sms_assistants: set[str] = set()
         self._schedule_lead = schedule_lead
         #: How long after a request's ``placed_at`` the call is dialled, at most: the lead,
         #: and the rounding up to a whole second (``Provider.schedule_lead``).
@@ -225,6 +244,9 @@ class TelnyxProvider:
                 "to use the telnyx provider"
             )
         kwargs.setdefault("base_url", getattr(settings, "telnyx_base_url", DEFAULT_BASE_URL))
+        kwargs.setdefault(
+            "messaging_profile_id", getattr(settings, "telnyx_messaging_profile_id", None)
+        )
         return cls(key if isinstance(key, SecretStr) else SecretStr(str(key)), **kwargs)
 
     def __repr__(self) -> str:
@@ -249,8 +271,19 @@ class TelnyxProvider:
             ProviderError: Telnyx refused the request or could not be reached; a 5xx or read
                 timeout is not retried (the assistant may exist) and is ``retryable=True``.
         """
+        headers = (
+            {"Idempotency-Key": idempotency_header(f"assistant:{spec.idempotency_key}")}
+            if spec.idempotency_key
+            else None
+        )
+        # Still not re-sent after a 5xx or timeout: whether Telnyx keeps the key across
+        # those is not documented, and a second assistant would be a second TeXML app.
         body = self._client.request(
-            "POST", "/ai/assistants", json=self._assistant_body(spec), idempotent=False
+            "POST",
+            "/ai/assistants",
+            json=self._assistant_body(spec),
+            headers=headers,
+            idempotent=False,
         )
         assistant = unwrap(body)
         assistant_id = assistant.get("id")
@@ -278,7 +311,10 @@ class TelnyxProvider:
 
     def _assistant_body(self, spec: AssistantSpec) -> dict[str, Any]:
         return assistant_body(
-            spec, default_model=self._default_model, enabled_features=self._enabled_features
+            spec,
+            default_model=self._default_model,
+            enabled_features=self._enabled_features,
+            messaging_profile_id=self._messaging_profile_id,
         )
 
     def _remember_texml_app(self, assistant: Mapping[str, Any]) -> None:
@@ -374,6 +410,51 @@ class TelnyxProvider:
             json={"connection_id": ""},
             idempotent=True,  # sets one field to one value
         )
+
+    def prepare_sms(self, assistant_ref: str, number: NumberInfo) -> None:
+        """Set the number's messaging profile (``PATCH /phone_numbers/{id}/messaging``,
+        ``TELNYX_MESSAGING_PROFILE_ID``) and make sure the assistant has ``messaging`` among
+        its ``enabled_features`` (an assistant created before the profile was configured is
+        updated); each at most once per process.
+
+        Raises:
+            ConfigurationError: no messaging profile is configured (the message says what to
+                set).
+            ProviderError: Telnyx refused or failed.
+        """
+        profile = self._messaging_profile_id
+        if not profile:
+            raise ConfigurationError(
+                "an SMS on Telnyx is sent with a messaging profile, and none is set: set "
+                "TELNYX_MESSAGING_PROFILE_ID to the id of a messaging profile of the account "
+                "(Telnyx Portal -> Messaging -> Programmable Messaging) and schedule the SMS again"
+            )
+        if number.number_id not in self._sms_numbers:
+            self._client.request(
+                "PATCH",
+                f"/phone_numbers/{seg(number.number_id)}/messaging",
+                json={"messaging_profile_id": profile},
+                idempotent=True,  # sets one field to one value
+            )
+            self._sms_numbers.add(number.number_id)
+        if assistant_ref not in self._sms_assistants:
+            path = f"/ai/assistants/{seg(assistant_ref)}"
+            assistant = unwrap(self._client.request("GET", path))
+            features = assistant.get("enabled_features")
+            current = (
+                [f for f in features if isinstance(f, str)] if isinstance(features, list) else []
+            )
+            if "messaging" not in current:
+                self._client.request(
+                    "POST",
+                    path,
+                    json={
+                        "enabled_features": [*current, "messaging"],
+                        "messaging_settings": {"default_messaging_profile_id": profile},
+                    },
+                    idempotent=True,
+                )
+            self._sms_assistants.add(assistant_ref)
 
     # ------------------------------------------------------------------ calls
 
@@ -529,15 +610,13 @@ class TelnyxProvider:
         outcome = outcome_from_event(event, now)
         if outcome is None or outcome.conversation_id or placement.conversation_id:
             return outcome
-        # The reference documents no conversation id on a scheduled event, only that
-        # ``conversation_metadata`` is "attached to the resulting conversation"
-        # (09_scheduled-events.md), so find the conversation by our key in its metadata.
-        metadata = event.get("conversation_metadata")
-        key = metadata.get(METADATA_IDEMPOTENCY_KEY) if isinstance(metadata, dict) else None
-        if not isinstance(key, str) or not key:
+        # The event names no conversation yet: find it by the call's control id, which
+        # Telnyx puts in the conversation's metadata.
+        call_control_id = outcome.call_control_id
+        if not call_control_id:
             return outcome
         try:
-            conversation = self._finder.conversation_for_key(key)
+            conversation = self._finder.conversation_for_call(call_control_id)
         except ProviderError as exc:
             if exc.retryable:
                 raise
@@ -551,14 +630,53 @@ class TelnyxProvider:
         conversation_id = str_or_none(conversation.get("id")) if conversation else None
         return replace(outcome, conversation_id=conversation_id) if conversation_id else outcome
 
-    def find_attempt(self, idempotency_key: str) -> Placement | None:
+    def cancel_call(self, placement: Placement) -> bool:
+        """Delete the attempt's scheduled event before Telnyx dispatches it
+        (``DELETE /ai/assistants/{id}/scheduled_events/{event_id}``): True when deleted.
+        Telnyx refuses to delete an event it has dispatched; the event is then read, and an
+        event no longer ``pending`` answers False (its outcome is reconciled by polling, not
+        assumed). A handle that is not a scheduled event (the call's control id, known once
+        it was answered) was dispatched: False.
+
+        Raises:
+            ProviderError: Telnyx could not be reached, or refused to delete an event that
+                is still pending (retryable: the caller asks again).
+        """
+        try:
+            assistant_id, event_id = parse_event_handle(placement.call_control_id)
+        except ValidationError:
+            return False
+        path = f"/ai/assistants/{seg(assistant_id)}/scheduled_events/{seg(event_id)}"
+        try:
+            self._client.request("DELETE", path, idempotent=True)
+        except ProviderError as exc:
+            status = exc.status_code
+            if status is None or status >= 500 or status in (408, 425, 429):
+                raise  # not answered: asked again
+            if status == 404:
+                return False  # gone: dispatched and done, or never there; polling tells
+            event = unwrap(self._client.request("GET", path))
+            if event.get("status") in (None, "pending"):
+                raise ProviderError(
+                    f"Telnyx refused to cancel scheduled event {event_id}, which is still "
+                    f"pending: {exc}",
+                    status_code=exc.status_code,
+                    code=exc.code,
+                    detail=exc.detail,
+                    retryable=True,
+                ) from None
+            return False
+        return True
+
+    def find_attempt(self, idempotency_key: str, since: datetime | None = None) -> Placement | None:
         """Find the attempt placed with this idempotency key (crash reconciliation), or None
-        when Telnyx has no record of it. See the module docstring for the search order.
+        when Telnyx has no record of it; ``since`` narrows the search (``from_date``). See the
+        module docstring for the search order.
 
         Raises:
             ProviderError: Telnyx refused a request or could not be reached.
         """
-        return self._finder.find(idempotency_key)
+        return self._finder.find(idempotency_key, since)
 
     # ------------------------------------------------------------------ conversations
 
@@ -581,8 +699,161 @@ class TelnyxProvider:
         Raises:
             ProviderError: Telnyx refused the request or could not be reached.
         """
+        # The SDK defines no paging here: one request, whose ``data`` is every record.
         path = f"/ai/conversations/{seg(conversation_id)}/conversations-insights"
-        return list(self._client.paginate(path))
+        body = self._client.request("GET", path)
+        items = body.get("data") if isinstance(body, dict) else body
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    # ------------------------------------------------------------------ insight templates
+
+    def find_insight_template(self, name: str) -> str | None:
+        """The id of the insight template named exactly ``name``, if any.
+
+        Raises:
+            ProviderError: Telnyx refused a page or could not be reached.
+        """
+        for template in self._client.paginate("/ai/conversations/insights"):
+            if template.get("name") == name and isinstance(template.get("id"), str):
+                return str(template["id"])
+        return None
+
+    def create_insight_template(self, spec: InsightTemplateSpec) -> str:
+        """Create an insight template (``POST /ai/conversations/insights``); its id.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached (a 5xx or timeout is
+                not re-sent: the template may exist, and is looked up by name next time).
+        """
+        body = self._client.request(
+            "POST",
+            "/ai/conversations/insights",
+            json=insight_template_body(spec),
+            headers={"Idempotency-Key": idempotency_header(f"insight:{spec.name}")},
+            idempotent=False,
+        )
+        return self._created_id(body, "insight template")
+
+    def update_insight_template(self, ref: str, spec: InsightTemplateSpec) -> None:
+        """Replace a template (``PUT /ai/conversations/insights/{id}``).
+
+        Raises:
+            ProviderError: Telnyx refused it (404 when it no longer exists).
+        """
+        self._client.request(
+            "PUT",
+            f"/ai/conversations/insights/{seg(ref)}",
+            json=insight_template_body(spec),
+            idempotent=True,
+        )
+
+    def delete_insight_template(self, ref: str) -> None:
+        """Delete a template; one that is already gone (404) is not an error.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        try:
+            self._client.request(
+                "DELETE", f"/ai/conversations/insights/{seg(ref)}", idempotent=True
+            )
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+
+    def find_insight_group(self, name: str) -> RemoteInsightGroup | None:
+        """The insight group named exactly ``name``, with its insights, if any.
+
+        Raises:
+            ProviderError: Telnyx refused a page or could not be reached.
+        """
+        for group in self._client.paginate("/ai/conversations/insight-groups"):
+            if group.get("name") == name:
+                found = insight_group_from(group)
+                if found is not None:
+                    return found
+        return None
+
+    def get_insight_group(self, ref: str) -> RemoteInsightGroup | None:
+        """The insight group with this id, or None when Telnyx no longer has it.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        try:
+            body = self._client.request("GET", f"/ai/conversations/insight-groups/{seg(ref)}")
+        except ProviderError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return insight_group_from(unwrap(body))
+
+    def create_insight_group(self, name: str, webhook: str | None) -> str:
+        """Create an insight group (``POST /ai/conversations/insight-groups``); its id.
+
+        Raises:
+            ProviderError: as ``create_insight_template``.
+        """
+        body: dict[str, Any] = {"name": name}
+        if webhook:
+            body["webhook"] = webhook
+        answer = self._client.request(
+            "POST",
+            "/ai/conversations/insight-groups",
+            json=body,
+            headers={"Idempotency-Key": idempotency_header(f"insight-group:{name}")},
+            idempotent=False,
+        )
+        return self._created_id(answer, "insight group")
+
+    def update_insight_group(self, ref: str, name: str, webhook: str | None) -> None:
+        """Replace a group's name and webhook (``PUT``).
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        body: dict[str, Any] = {"name": name}
+        if webhook:
+            body["webhook"] = webhook
+        self._client.request(
+            "PUT", f"/ai/conversations/insight-groups/{seg(ref)}", json=body, idempotent=True
+        )
+
+    def assign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Add a template to a group (``POST .../insights/{id}/assign``; the same twice has
+        the effect of once).
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        path = (
+            f"/ai/conversations/insight-groups/{seg(group_ref)}/insights/{seg(insight_ref)}/assign"
+        )
+        self._client.request("POST", path, idempotent=True)
+
+    def unassign_insight(self, group_ref: str, insight_ref: str) -> None:
+        """Remove a template from a group (``DELETE .../unassign``); 404 is not an error.
+
+        Raises:
+            ProviderError: Telnyx refused it or could not be reached.
+        """
+        path = (
+            f"/ai/conversations/insight-groups/{seg(group_ref)}/insights/"
+            f"{seg(insight_ref)}/unassign"
+        )
+        try:
+            self._client.request("DELETE", path, idempotent=True)
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+
+    @staticmethod
+    def _created_id(body: Any, what: str) -> str:
+        created = unwrap(body)
+        ref = created.get("id")
+        if not isinstance(ref, str) or not ref:
+            raise ProviderError(f"Telnyx created an {what} but its response has no 'id'")
+        return ref
 
 
 def _forget_oldest(remembered: dict[str, Any], most: int) -> None:
