@@ -107,8 +107,12 @@ def make_extractor(settings: Settings, provider: Provider) -> Extractor:
         )
     if choice is None and telnyx:
         from mission_server.insights.telnyx import TelnyxInsightsExtractor
+        from mission_server.insights.wakeup import INSIGHTS_READY
 
-        return TelnyxInsightsExtractor(provider.get_conversation_insights)
+        # Telnyx's insights webhook ends the wait between polls (mcp.telnyx_webhooks).
+        return TelnyxInsightsExtractor(
+            provider.get_conversation_insights, sleep=INSIGHTS_READY.sleep
+        )
     if choice == "llm" or (choice is None and settings.llm_configured):
         from mission_server.insights.llm import LLMExtractor
 

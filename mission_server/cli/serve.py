@@ -124,11 +124,17 @@ def serve(
         if http:
             import uvicorn
 
+            from mission_server.mcp.telnyx_webhooks import PATH, install_telnyx_webhooks
+
+            # Telnyx's own webhooks, verified by their Ed25519 signature (not the bearer).
+            install_telnyx_webhooks(server, ctx)
             asgi = server.streamable_http_app(host=host, transport_security=security)
             auth_text = "no auth (loopback only)" if no_auth else "bearer token required"
             err_console.print(
                 f"MCP over streamable HTTP at http://{host}:{port}/mcp ({auth_text}); "
-                f"provider {ctx.provider.name}; dispatcher {where}"
+                f"provider {ctx.provider.name}; dispatcher {where}; Telnyx webhooks at "
+                f"http://{host}:{port}{PATH}"
+                + ("" if settings.telnyx_public_key else " (refused: TELNYX_PUBLIC_KEY is not set)")
             )
             from mission_server.mcp.idle import idle_timeout_protocol
 
