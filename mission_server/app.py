@@ -38,6 +38,7 @@ from state.outbox import capture_outbox
 if TYPE_CHECKING:
     from mission_server.engine.mirror import MirrorLoop
     from mission_server.engine.runner import MissionRunner
+    from mission_server.services.mirror import MissionsMirror
 
 log = logging.getLogger("mission_server")
 
@@ -340,15 +341,17 @@ class MissionApp:
         self.start_mirroring()
         return dispatcher
 
-    def start_mirroring(self) -> MirrorLoop | None:
-        """Deliver the Telnyx mirror's outbox from this process (``engine.mirror``), when the
-        mirror is on (``mirror_enabled``); None when it is off."""
+    def start_mirroring(self, missions: MissionsMirror | None = None) -> MirrorLoop | None:
+        """Deliver the Telnyx mirror's outbox from this process (``engine.mirror``) to
+        ``missions`` (default: the Telnyx Missions API of the settings), when the mirror is on
+        (``mirror_enabled``); None when it is off."""
         if self.mirror is not None or not mirror_enabled(self.ctx.settings, self.ctx.provider):
             return self.mirror
         from mission_server.engine.mirror import MirrorLoop
         from mission_server.telephony.telnyx.missions import TelnyxMissions
 
-        missions = TelnyxMissions.from_settings(self.ctx.settings, clock=self.ctx.clock.now)
+        if missions is None:
+            missions = TelnyxMissions.from_settings(self.ctx.settings, clock=self.ctx.clock.now)
         self.mirror = MirrorLoop(self.ctx, missions)
         self.mirror.start()
         log.info("mirroring missions to the Telnyx Missions API (MISSION_TELNYX_SYNC=off to stop)")

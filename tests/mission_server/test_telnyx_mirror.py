@@ -6,6 +6,7 @@ nothing; ``MISSION_TELNYX_SYNC=off`` sends nothing; ``mission sync status`` show
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -286,3 +287,63 @@ def test_mission_sync_status_shows_the_outbox(ctx: Context, tmp_path) -> None:
     assert found["next_attempt_at"] == (T0 + timedelta(seconds=backoff(1))).isoformat(
         timespec="seconds"
     )
+
+
+def test_the_background_loop_of_a_serving_app_delivers_and_stops(tmp_path) -> None:
+    ctx = build_context(
+        SETTINGS,
+        db_url=str(tmp_path / "loop.db"),
+        provider=ScriptedProvider(numbers=[]),
+        clock=VirtualClock(T0),
+    )
+    fake = FakeMissionsApi()
+    app = MissionApp(ctx, runner_mode="inline")
+    try:
+        loop = app.start_mirroring(telnyx_missions(fake, ctx.clock))
+        assert loop is not None and loop.running
+        loop.poll_secs = 0.05
+        run = missions.start_run(ctx, missions.create_mission(ctx, "Quotes").mission_id)
+        missions.update_run(ctx, run.run_id, status="succeeded", result_summary="done")
+        deadline = time.monotonic() + 20
+        while outbox(ctx) != {"delivered": 3} and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert outbox(ctx) == {"delivered": 3}
+        assert fake.run_of(run.run_id)["result_summary"] == "done"
+    finally:
+        app.close()
+    assert app.mirror is None and not loop.running
+
+
+def test_every_mirror_request_and_fake_answer_matches_the_official_sdk(mirrored) -> None:
+    """The SDK (``telnyx`` 4.189, in the test extras) is the oracle: the method, path, query and
+    body of every request of a whole mission — lost answers and look-ups included — fit its
+    params, and the fake's answers fit its response models."""
+    pytest.importorskip("telnyx")
+    from tests.support.telnyx_missions import check_against_sdk
+
+    ctx, runner, fake = mirrored
+    api = telnyx_missions(fake, ctx.clock)
+    run_id = runner.start(catering())
+
+    def telnyx_assistants_then_deliver() -> None:
+        # The run's assistants as if Telnyx had made them, so their links are checked too.
+        with ctx.engine.begin() as conn:
+            conn.execute(
+                update(m.Assistant.__table__).values(
+                    provider="telnyx", provider_ref="assistant-9f1"
+                )
+            )
+        deliver_due(ctx.engine, api, ctx.clock)
+
+    fake.lose_answers = 6  # creates whose answers are lost: looked up, then re-sent
+    drive_virtual(ctx, runner, [run_id], on_sweep=telnyx_assistants_then_deliver)
+    for _ in range(MAX_ATTEMPTS):
+        ctx.clock.advance(backoff(MAX_ATTEMPTS))
+        deliver_due(ctx.engine, api, ctx.clock)
+    assert_mirrored(ctx, fake, run_id)
+    assert fake.agents[fake.run_of(run_id)["run_id"]]
+    methods = {
+        (request.method, request.url.path.rsplit("/", 1)[-1]) for request, _ in fake.exchanges
+    }
+    assert ("GET", "missions") in methods and ("POST", "telnyx-agents") in methods
+    assert check_against_sdk(fake.exchanges) == len(fake.exchanges) > 20

@@ -38,6 +38,8 @@ class FakeMissionsApi:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.agents: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[httpx.Request] = []
+        #: Every request with the answer it got, for ``check_against_sdk``.
+        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
         self.outage = False
         self.lose_answers = 0
         self.failed_requests = 0
@@ -63,6 +65,7 @@ class FakeMissionsApi:
             self.failed_requests += 1
             return _error(503, "service unavailable")
         response = self._route(request)
+        self.exchanges.append((request, response))
         if self.lose_answers and request.method != "GET" and response.status_code < 400:
             self.lose_answers -= 1
             self.failed_requests += 1
@@ -171,3 +174,164 @@ class FakeMissionsApi:
             **body,
         }
         return httpx.Response(201, json={"data": self.runs[rid]})
+
+
+# ---------------------------------------------------------------- the SDK as the oracle
+
+
+def _routes() -> list[tuple[str, str, Any, Any, tuple[str, ...]]]:
+    """(method, path pattern, the SDK's params TypedDict, its response model, path params the
+    TypedDict declares) for every Missions call the mirror makes."""
+    from telnyx.types.ai import (
+        mission_create_params,
+        mission_list_params,
+        mission_response,
+        mission_update_mission_params,
+    )
+    from telnyx.types.ai.mission_data import MissionData
+    from telnyx.types.ai.missions import (
+        mission_run_data,
+        mission_run_response,
+        run_create_params,
+        run_list_params,
+        run_update_params,
+    )
+    from telnyx.types.ai.missions.runs import (
+        event_log_params,
+        event_response,
+        plan_add_steps_to_plan_params,
+        plan_create_params,
+        plan_retrieve_response,
+        plan_step_response,
+        plan_steps_created_response,
+        plan_update_step_params,
+        telnyx_agent_link_params,
+        telnyx_agent_link_response,
+        telnyx_agent_list_response,
+    )
+
+    runs = r"/ai/missions/[^/]+/runs"
+    run = runs + r"/[^/]+"
+    return [
+        (
+            "POST",
+            r"/ai/missions",
+            mission_create_params.MissionCreateParams,
+            mission_response.MissionResponse,
+            (),
+        ),
+        ("GET", r"/ai/missions", mission_list_params.MissionListParams, MissionData, ()),
+        (
+            "PUT",
+            r"/ai/missions/[^/]+",
+            mission_update_mission_params.MissionUpdateMissionParams,
+            mission_response.MissionResponse,
+            (),
+        ),
+        (
+            "POST",
+            runs,
+            run_create_params.RunCreateParams,
+            mission_run_response.MissionRunResponse,
+            (),
+        ),
+        ("GET", runs, run_list_params.RunListParams, mission_run_data.MissionRunData, ()),
+        (
+            "PATCH",
+            run,
+            run_update_params.RunUpdateParams,
+            mission_run_response.MissionRunResponse,
+            ("mission_id",),
+        ),
+        ("GET", run + "/plan", None, plan_retrieve_response.PlanRetrieveResponse, ()),
+        (
+            "POST",
+            run + "/plan",
+            plan_create_params.PlanCreateParams,
+            plan_steps_created_response.PlanStepsCreatedResponse,
+            ("mission_id",),
+        ),
+        (
+            "POST",
+            run + "/plan/steps",
+            plan_add_steps_to_plan_params.PlanAddStepsToPlanParams,
+            plan_steps_created_response.PlanStepsCreatedResponse,
+            ("mission_id",),
+        ),
+        (
+            "PATCH",
+            run + "/plan/steps/[^/]+",
+            plan_update_step_params.PlanUpdateStepParams,
+            plan_step_response.PlanStepResponse,
+            ("mission_id", "run_id"),
+        ),
+        (
+            "POST",
+            run + "/events",
+            event_log_params.EventLogParams,
+            event_response.EventResponse,
+            ("mission_id",),
+        ),
+        (
+            "POST",
+            run + "/telnyx-agents",
+            telnyx_agent_link_params.TelnyxAgentLinkParams,
+            telnyx_agent_link_response.TelnyxAgentLinkResponse,
+            ("mission_id",),
+        ),
+        (
+            "GET",
+            run + "/telnyx-agents",
+            None,
+            telnyx_agent_list_response.TelnyxAgentListResponse,
+            (),
+        ),
+    ]
+
+
+def _wire_names(params: Any) -> dict[str, str]:
+    """Python name → wire name (``PropertyInfo(alias=…)``) of a params TypedDict's keys."""
+    import typing
+
+    names = {}
+    for key, hint in typing.get_type_hints(params, include_extras=True).items():
+        alias = next((getattr(x, "alias", None) for x in getattr(hint, "__metadata__", ())), None)
+        names[key] = alias or key
+    return names
+
+
+def check_against_sdk(exchanges: list[tuple[httpx.Request, httpx.Response]]) -> int:
+    """Every request the mirror sent (method, path, query, body) fits the official SDK's
+    params, and every answer of the fake its response models; how many were checked.
+    Raises AssertionError (or pydantic's ValidationError) naming the request."""
+    from pydantic import TypeAdapter
+
+    routes = _routes()
+    for request, response in exchanges:
+        path = request.url.path.removeprefix("/v2")
+        where = f"{request.method} {path}"
+        route = next(
+            (r for r in routes if r[0] == request.method and re.fullmatch(r[1], path)), None
+        )
+        assert route is not None, f"the SDK has no {where}"
+        _, _, params, model, path_params = route
+        body = json.loads(request.content) if request.content else None
+        query = dict(request.url.params)
+        if request.method == "GET":
+            wire = set(_wire_names(params).values()) if params is not None else set()
+            assert set(query) <= wire, f"{where}: query {sorted(set(query) - wire)} not in the SDK"
+        else:
+            assert not query, f"{where}: the SDK sends no query"
+            assert isinstance(body, dict), f"{where}: no JSON object body"
+            names = _wire_names(params)
+            unknown = set(body) - (set(names.values()) - set(path_params))
+            assert not unknown, f"{where}: body fields {sorted(unknown)} not in the SDK"
+            TypeAdapter(params).validate_python({**body, **{p: "x" for p in path_params}})
+        if response.status_code < 400:
+            answer = response.json()
+            if request.method == "GET" and "meta" in answer:  # a page: each item
+                for item in answer["data"]:
+                    model.model_validate(item)
+            else:
+                model.model_validate(answer)
+    return len(exchanges)
