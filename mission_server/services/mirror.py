@@ -1,13 +1,14 @@
 """The mirror of our missions to the Telnyx Missions API (the Telnyx Portal shows them).
 
-Every mission and run event written while the mirror is on has a row in ``telnyx_outbox``
+Every mission, run event, change of a run's status, result or metadata, and assistant linked
+to a run, written while the mirror is on, has a row in ``telnyx_outbox``
 (``state.outbox.capture_outbox``, same transaction). ``deliver_due`` sends them:
 
-- one lane at a time in order: a run's rows in the order its events were written, each row
-  only once the one before it is delivered (or has failed for good);
-- delivering an event first brings the run's mirror up to date (the mission, the run with its
-  status, result summary, payload and error, its plan steps, its linked assistants), then logs
-  the event, so what Telnyx shows is never behind the event it shows;
+- each lane in order: a run's rows in the order they were written, each row only once the one
+  before it is delivered (or has failed for good);
+- a run's row (an event or a change of the run) first brings the run's mirror up to date (the
+  mission, the run with its status, result summary, payload and error, its plan steps, its
+  linked assistants), then logs the event, so Telnyx never shows an event ahead of its run;
 - every Telnyx id is kept in ``telnyx_mirror_ids`` as soon as Telnyx answers; a create that
   went unanswered is looked up before it is sent again, and events carry an idempotency key;
 - a failure Telnyx may get over (5xx, 429, timeouts) is retried with exponential backoff
@@ -216,12 +217,27 @@ def _ensure_mission(ids: _Ids, mirror: MissionsMirror, mission: dict[str, Any]) 
     )
 
 
-def _sync_run(ids: _Ids, mirror: MissionsMirror, conn: Connection, run_id: str) -> tuple[str, str]:
-    """Bring the run's mirror up to date; its (Telnyx mission id, Telnyx run id)."""
+@dataclass(frozen=True)
+class _RunState:
+    """What the mirror shows of one run, read in one transaction."""
+
+    run: dict[str, Any]
+    mission: dict[str, Any]
+    steps: list[dict[str, Any]]
+    agents: list[tuple[str, str]]
+
+
+def _read_run(conn: Connection, run_id: str) -> _RunState:
     run = _run(conn, run_id)
-    mission = _mission(conn, run["mission_id"])
-    steps = _steps(conn, run_id)
-    agents = _agents(conn, run_id)
+    return _RunState(
+        run, _mission(conn, run["mission_id"]), _steps(conn, run_id), _agents(conn, run_id)
+    )
+
+
+def _sync_run(ids: _Ids, mirror: MissionsMirror, state: _RunState) -> tuple[str, str]:
+    """Bring the run's mirror up to date; its (Telnyx mission id, Telnyx run id)."""
+    run, mission, steps, agents = state.run, state.mission, state.steps, state.agents
+    run_id = run["run_id"]
     mrem = _ensure_mission(ids, mirror, mission)
     rrem = ids.ensure(
         "run",
@@ -281,20 +297,31 @@ def _sync_run(ids: _Ids, mirror: MissionsMirror, conn: Connection, run_id: str) 
 def _deliver(engine: Engine, mirror: MissionsMirror, row: Mapping[str, Any], now: datetime) -> str:
     """Send one outbox row; the Telnyx id it maps to. Raises: ProviderError, _Gone."""
     ids = _Ids(engine, now)
+    # Everything sent is read first, in one read transaction closed before any request.
+    event: dict[str, Any] | None = None
+    mission: dict[str, Any] | None = None
+    state: _RunState | None = None
     with reader(engine).connect() as conn:
         if row["kind"] == "mission":
             mission = _mission(conn, row["ref"])
-            conn.rollback()
-            return _ensure_mission(ids, mirror, mission)
-        event = _one(conn, EVENTS, EVENTS.c.event_id == row["ref"], f"event {row['ref']}")
-        event["payload"] = event.get("payload") or {}
-        mrem, rrem = _sync_run(ids, mirror, conn, event["run_id"])
+        else:
+            if row["kind"] == "event":
+                event = _one(conn, EVENTS, EVENTS.c.event_id == row["ref"], f"event {row['ref']}")
+                event["payload"] = event.get("payload") or {}
+            state = _read_run(conn, event["run_id"] if event is not None else row["ref"])
         conn.rollback()
+    if mission is not None:
+        return _ensure_mission(ids, mirror, mission)
+    assert state is not None
+    mrem, rrem = _sync_run(ids, mirror, state)
+    if event is None:  # a run row: its state is what was to be sent
+        return rrem
+    logged = event
     return ids.ensure(
         "event",
         event["event_id"],
         # Re-sent with the same idempotency key, so never logged twice.
-        create=lambda: mirror.log_event(mrem, rrem, event),
+        create=lambda: mirror.log_event(mrem, rrem, logged),
         find=lambda: None,
     )
 

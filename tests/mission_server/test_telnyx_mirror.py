@@ -52,6 +52,23 @@ def outbox(ctx: Context) -> dict[str, int]:
         return {status: count for status, count in rows}
 
 
+def rows_by_kind(ctx: Context, status: str | None = None) -> dict[str, int]:
+    query = select(OUTBOX.c.kind, func.count()).group_by(OUTBOX.c.kind)
+    if status is not None:
+        query = query.where(OUTBOX.c.status == status)
+    with ctx.engine.connect() as conn:
+        return {kind: count for kind, count in conn.execute(query)}
+
+
+def assert_drained(ctx: Context, run_id: str) -> None:
+    """Every outbox row delivered: the mission's, one per event, and the run's own changes."""
+    assert set(outbox(ctx)) == {"delivered"}
+    kinds = rows_by_kind(ctx)
+    assert kinds["mission"] == 1
+    assert kinds["event"] == len(missions.get_run(ctx, run_id).events)
+    assert kinds["run"] >= 1  # its result and status changes, its linked assistants
+
+
 def assert_mirrored(ctx: Context, fake: FakeMissionsApi, run_id: str) -> None:
     """Everything of the run is at the fake, once, in our order."""
     detail = missions.get_run(ctx, run_id)
@@ -91,7 +108,7 @@ def test_a_catering_mission_reaches_the_telnyx_portal_in_order(mirrored) -> None
     report = deliver_due(ctx.engine, api, ctx.clock)
     assert report.failed == report.retried == 0
     assert_mirrored(ctx, fake, run_id)
-    assert outbox(ctx) == {"delivered": len(missions.get_run(ctx, run_id).events) + 1}
+    assert_drained(ctx, run_id)
     assert all(e["timestamp"] for e in fake.events_of(run_id))
     sent = len(fake.requests)
     assert deliver_due(ctx.engine, api, ctx.clock).delivered == 0
@@ -109,7 +126,8 @@ def test_an_outage_then_lost_answers_lose_and_duplicate_nothing(mirrored) -> Non
     assert missions.get_run(ctx, run_id).status == "succeeded"  # the outage held up no call
     assert fake.failed_requests > 0 and not fake.runs
     status = sync_status(ctx.engine)
-    assert status.delivered == 0 and status.pending == len(missions.get_run(ctx, run_id).events) + 1
+    assert status.delivered == 0 and status.pending == sum(rows_by_kind(ctx).values())
+    assert rows_by_kind(ctx, "pending")["event"] == len(missions.get_run(ctx, run_id).events)
     assert status.last_error is not None and "503" in status.last_error
     assert API_KEY not in status.last_error
     # Telnyx comes back, but the first answers are lost after the writes were made.
@@ -119,7 +137,7 @@ def test_an_outage_then_lost_answers_lose_and_duplicate_nothing(mirrored) -> Non
         ctx.clock.advance(backoff(MAX_ATTEMPTS))
         deliver_due(ctx.engine, api, ctx.clock)
     assert_mirrored(ctx, fake, run_id)
-    assert outbox(ctx) == {"delivered": len(missions.get_run(ctx, run_id).events) + 1}
+    assert_drained(ctx, run_id)
     with ctx.engine.connect() as conn:
         errors = [e for (e,) in conn.execute(select(OUTBOX.c.last_error)) if e]
     assert errors and all(API_KEY not in e for e in errors)
@@ -170,7 +188,7 @@ def test_a_refusal_fails_its_record_at_once_and_the_run_goes_on(ctx: Context) ->
     fake._route = refuse_first_event  # type: ignore[method-assign]
     missions.update_run(ctx, run.run_id, status="succeeded")
     deliver_due(ctx.engine, api, ctx.clock)
-    assert outbox(ctx) == {"failed": 1, "delivered": 2}
+    assert outbox(ctx) == {"failed": 1, "delivered": 3}  # mission, run change, second event
     status = sync_status(ctx.engine)
     assert status.last_error is not None and "422" in status.last_error
     assert API_KEY not in status.last_error
@@ -179,8 +197,29 @@ def test_a_refusal_fails_its_record_at_once_and_the_run_goes_on(ctx: Context) ->
     assert [e["summary"] for e in fake.events_of(run.run_id)] == ours[1:]
     assert requeue_failed(ctx.engine, ctx.now()) == 1
     deliver_due(ctx.engine, api, ctx.clock)
-    assert outbox(ctx) == {"delivered": 3}
+    assert outbox(ctx) == {"delivered": 4}
     assert sorted(e["summary"] for e in fake.events_of(run.run_id)) == sorted(ours)
+
+
+def test_a_late_result_with_no_event_still_reaches_telnyx(ctx: Context) -> None:
+    capture_outbox(ctx.engine)
+    fake = FakeMissionsApi()
+    api = telnyx_missions(fake, ctx.clock)
+    run = missions.start_run(ctx, missions.create_mission(ctx, "Quotes").mission_id)
+    missions.update_run(ctx, run.run_id, status="succeeded")
+    deliver_due(ctx.engine, api, ctx.clock)
+    events = len(fake.events_of(run.run_id))
+    missions.update_run(
+        ctx, run.run_id, result_summary="Lowest quote: $62", result_payload={"v": 62}
+    )
+    assert len(missions.get_run(ctx, run.run_id).events) == events  # no event of its own
+    deliver_due(ctx.engine, api, ctx.clock)
+    mirrored = fake.run_of(run.run_id)
+    assert (mirrored["result_summary"], mirrored["result_payload"]) == (
+        "Lowest quote: $62",
+        {"v": 62},
+    )
+    assert len(fake.events_of(run.run_id)) == events
 
 
 def test_linked_assistants_that_telnyx_knows_are_linked_to_the_run(ctx: Context) -> None:
@@ -305,9 +344,9 @@ def test_the_background_loop_of_a_serving_app_delivers_and_stops(tmp_path) -> No
         run = missions.start_run(ctx, missions.create_mission(ctx, "Quotes").mission_id)
         missions.update_run(ctx, run.run_id, status="succeeded", result_summary="done")
         deadline = time.monotonic() + 20
-        while outbox(ctx) != {"delivered": 3} and time.monotonic() < deadline:
+        while set(outbox(ctx)) != {"delivered"} and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert outbox(ctx) == {"delivered": 3}
+        assert set(outbox(ctx)) == {"delivered"}
         assert fake.run_of(run.run_id)["result_summary"] == "done"
     finally:
         app.close()
