@@ -33,7 +33,7 @@ from mission_server.telephony.telnyx.missions import TelnyxMissions
 from state import models as m
 from state.outbox import capture_outbox
 from tests.conftest import T0
-from tests.support.missionkit import catering
+from tests.support.missionkit import catering, make_ctx
 from tests.support.telnyx_missions import API_KEY, BASE_URL, FakeMissionsApi
 
 SETTINGS = Settings(TELNYX_API_KEY=API_KEY, TELNYX_BASE_URL=BASE_URL)
@@ -386,3 +386,26 @@ def test_every_mirror_request_and_fake_answer_matches_the_official_sdk(mirrored)
     }
     assert ("GET", "missions") in methods and ("POST", "telnyx-agents") in methods
     assert check_against_sdk(fake.exchanges) == len(fake.exchanges) > 20
+
+
+@pytest.mark.postgres
+def test_the_catering_mission_is_mirrored_from_postgresql_through_an_outage(pg_url, tmp_path):
+    ctx = make_ctx(pg_url, tmp_path)
+    runner = MissionRunner(ctx, mode="inline")
+    capture_outbox(ctx.engine)
+    fake = FakeMissionsApi()
+    api = telnyx_missions(fake, ctx.clock)
+    try:
+        fake.lose_answers = 3
+        run_id = runner.start(catering())
+        drive_virtual(
+            ctx, runner, [run_id], on_sweep=lambda: deliver_due(ctx.engine, api, ctx.clock)
+        )
+        for _ in range(MAX_ATTEMPTS):
+            ctx.clock.advance(backoff(MAX_ATTEMPTS))
+            deliver_due(ctx.engine, api, ctx.clock)
+        assert_mirrored(ctx, fake, run_id)
+        assert_drained(ctx, run_id)
+    finally:
+        runner.close()
+        ctx.engine.dispose()
