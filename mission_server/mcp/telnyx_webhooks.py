@@ -2,7 +2,7 @@
 
 Telnyx cannot send our bearer token, so the route is outside it (an MCP custom route); what
 guards it is Telnyx's Ed25519 signature, checked against ``TELNYX_PUBLIC_KEY`` with a 300 s
-timestamp tolerance on the service clock (``telephony.telnyx.webhooks``). Anything unsigned,
+timestamp tolerance on the context's wall clock (``telephony.telnyx.webhooks``). Anything unsigned,
 badly signed or stale is answered 401 and changes nothing. A verified body goes to
 ``services.telnyx_events`` (wake the dispatcher or the extraction).
 """
@@ -38,7 +38,10 @@ def telnyx_webhook_handler(ctx: Context) -> Any:
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": "body too large"}, status_code=413)
         try:
-            verify_signature(body, request.headers, ctx.settings.telnyx_public_key, ctx.now())
+            # Telnyx signs with real time: the wall clock, whatever the service clock is.
+            verify_signature(
+                body, request.headers, ctx.settings.telnyx_public_key, ctx.wall_clock.now()
+            )
         except WebhookRefused as refused:
             log.warning("refused a Telnyx webhook: %s", refused)
             return JSONResponse({"error": f"not a verified Telnyx webhook: {refused}"}, 401)

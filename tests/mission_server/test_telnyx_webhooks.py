@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -51,6 +52,7 @@ def webhook(event_type: str, **payload: Any) -> bytes:
 @pytest.fixture
 def served(ctx: Context) -> tuple[Context, TestClient, list[datetime]]:
     ctx.settings = Settings(TELNYX_PUBLIC_KEY=PUBLIC)
+    ctx.wall_clock = ctx.clock  # the tolerance is checked on the wall clock: pinned here
     woken: list[datetime] = []
     ctx.wakeups.append(woken.append)
     now = ctx.now()
@@ -177,3 +179,25 @@ def test_mcp_itself_still_needs_the_bearer_token(served) -> None:
     _, client, _ = served
     answer = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert answer.status_code == 401
+
+
+@pytest.mark.slow
+def test_mission_serve_http_answers_telnyx_webhooks_without_the_bearer(tmp_path) -> None:
+    from tests.mission_server.test_server_transports import free_port, http_server, server_env
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{PATH}"
+    env = server_env(MISSION_HTTP_TOKEN=TOKEN, TELNYX_PUBLIC_KEY=PUBLIC)
+    body = webhook("call.conversation_insights.generated", call_control_id=CALL_CONTROL_ID)
+    with http_server(tmp_path, port, env) as log:
+        now = datetime.now(UTC)  # the server checks Telnyx's timestamp on the wall clock
+        good = httpx.post(url, content=body, headers=signed(body, now), timeout=30)
+        unsigned = httpx.post(url, content=body, timeout=30)
+        forged = httpx.post(
+            url, content=body, headers=signed(body, now, Ed25519PrivateKey.generate()), timeout=30
+        )
+        server_log = log.read_text()
+    assert good.status_code == 200, good.text
+    assert good.json()["extraction_woken"] is True
+    assert unsigned.status_code == forged.status_code == 401
+    assert f"Telnyx webhooks at http://127.0.0.1:{port}{PATH}" in server_log
