@@ -119,6 +119,8 @@ def serve(
         )
         if not no_dispatcher:
             app.start_dispatching(poll_secs)
+        else:
+            app.start_mirroring()  # the Telnyx Portal mirror, when on (workers deliver it too)
         ctx = app.ctx
         where = "in this process" if not no_dispatcher else "external (mission worker)"
         if http:

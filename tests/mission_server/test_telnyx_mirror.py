@@ -249,8 +249,12 @@ def test_linked_assistants_that_telnyx_knows_are_linked_to_the_run(ctx: Context)
             )
     missions.update_run(ctx, run.run_id, status="succeeded")
     deliver_due(ctx.engine, api, ctx.clock)
-    [link] = fake.agents[fake.run_of(run.run_id)["run_id"]]
+    remote = fake.run_of(run.run_id)
+    [link] = fake.agents[remote["run_id"]]
     assert link["telnyx_agent_id"] == "assistant-9f1"
+    # Linked already (Telnyx answers 409): that is what was asked, not an error.
+    api.link_agent(remote["mission_id"], remote["run_id"], "assistant-9f1")
+    assert len(fake.agents[remote["run_id"]]) == 1
 
 
 def test_sync_off_writes_no_outbox_and_sends_nothing(tmp_path) -> None:

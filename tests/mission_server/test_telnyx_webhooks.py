@@ -201,3 +201,54 @@ def test_mission_serve_http_answers_telnyx_webhooks_without_the_bearer(tmp_path)
     assert good.json()["extraction_woken"] is True
     assert unsigned.status_code == forged.status_code == 401
     assert f"Telnyx webhooks at http://127.0.0.1:{port}{PATH}" in server_log
+
+
+def test_the_telnyx_extractor_waits_between_polls_on_the_insights_webhook(monkeypatch) -> None:
+    """Between polls the extractor sleeps on ``INSIGHTS_READY``, so the webhook's wake ends
+    the wait (shown above); polling is still how it reads the results."""
+    from mission_server.app import make_extractor
+    from mission_server.insights import wakeup
+    from mission_server.insights.base import InsightDefinition
+    from mission_server.telephony.telnyx.provider import TelnyxProvider
+    from tests.support.telnyx import FakeTelnyx, reply
+
+    class Recorded(wakeup.Wakeup):
+        def __init__(self) -> None:
+            super().__init__()
+            self.waits: list[float] = []
+
+        def sleep(self, seconds: float) -> None:
+            self.waits.append(seconds)  # returns at once, as after a wake
+
+    recorded = Recorded()
+    monkeypatch.setattr(wakeup, "INSIGHTS_READY", recorded)
+    fake = FakeTelnyx()
+    path = "/ai/conversations/conv-1/conversations-insights"
+    record = {"id": "r1", "created_at": "2026-03-10T15:00:00Z"}
+    fake.on(
+        "GET",
+        path,
+        reply(200, {"data": [record | {"status": "in_progress", "conversation_insights": []}]}),
+        reply(
+            200,
+            {
+                "data": [
+                    record
+                    | {
+                        "status": "completed",
+                        "conversation_insights": [{"insight_id": "i1", "result": "Yes, $62."}],
+                    }
+                ]
+            },
+        ),
+    )
+    provider = TelnyxProvider(SecretStr("KEY-never-logged"), transport=httpx.MockTransport(fake))
+    try:
+        extractor = make_extractor(Settings(), provider)
+        result = extractor.extract(
+            InsightDefinition("i1", "Quote", "What was quoted?"), [], conversation_id="conv-1"
+        )
+    finally:
+        provider.close()
+    assert (result.status, result.result) == ("completed", "Yes, $62.")
+    assert len(recorded.waits) == 1  # one wait, on the webhook's wakeup, between the two polls

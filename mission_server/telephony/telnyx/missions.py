@@ -152,11 +152,16 @@ class TelnyxMissions:
         return {str(a.get("telnyx_agent_id")) for a in items if isinstance(a, dict)}
 
     def link_agent(self, mission_remote: str, run_remote: str, telnyx_agent_id: str) -> None:
-        self._call(
-            "POST",
-            self._agents(mission_remote, run_remote),
-            {"telnyx_agent_id": telnyx_agent_id},
-        )
+        """Link the agent to the run; one already linked (HTTP 409) is what was asked."""
+        try:
+            self._call(
+                "POST",
+                self._agents(mission_remote, run_remote),
+                {"telnyx_agent_id": telnyx_agent_id},
+            )
+        except ProviderError as exc:
+            if exc.status_code != 409:
+                raise
 
     def log_event(self, mission_remote: str, run_remote: str, event: Mapping[str, Any]) -> str:
         path = f"{self._runs(mission_remote)}/{seg(run_remote)}/events"
