@@ -53,7 +53,10 @@ ASSISTANTS = m.Assistant.__table__
 MAX_ATTEMPTS = 12
 BACKOFF_BASE_SECS = 5.0
 BACKOFF_MAX_SECS = 900.0
-LEASE_SECS = 120.0
+#: How long claimed rows stay leased to one process (a batch is claimed at once).
+LEASE_SECS = 300.0
+#: Lane heads claimed at once (each the head of its own lane, so their order is free).
+CLAIM_BATCH = 10
 _ERROR_CHARS = 500
 
 
@@ -117,7 +120,7 @@ class _Ids:
         self.now = now
 
     def get(self, kind: str, local: str) -> Mapping[str, Any] | None:
-        with self.engine.connect() as conn:
+        with reader(self.engine).connect() as conn:
             row = conn.execute(
                 select(IDS).where(IDS.c.kind == kind, IDS.c.local_id == local)
             ).first()
@@ -143,17 +146,19 @@ class _Ids:
         created_state: Any = None,
         state: Any = None,
         send_update: Callable[[str], None] | None = None,
+        idempotent: bool = False,
     ) -> str:
         """The Telnyx id of ``local``, created if need be (looked up first when an earlier
-        create went unanswered); then ``state`` is sent with ``send_update`` unless it is what
-        was sent last."""
+        create went unanswered; an ``idempotent`` create is simply sent again); then ``state``
+        is sent with ``send_update`` unless it is what was sent last."""
         entry = self.get(kind, local)
         remote = entry["remote_id"] if entry is not None else None
         sent = entry["sent"] if entry is not None else None
         if remote is None:
             found = find() if entry is not None else None
             if found is None:
-                self.put(kind, local, None, None)  # under way: look it up if unanswered
+                if not idempotent:
+                    self.put(kind, local, None, None)  # under way: look it up if unanswered
                 found = create()
                 sent = _digest(created_state) if created_state is not None else None
             remote = found
@@ -316,18 +321,17 @@ def _deliver(engine: Engine, mirror: MissionsMirror, row: Mapping[str, Any], now
     mrem, rrem = _sync_run(ids, mirror, state)
     if event is None:  # a run row: its state is what was to be sent
         return rrem
-    logged = event
-    return ids.ensure(
-        "event",
-        event["event_id"],
-        # Re-sent with the same idempotency key, so never logged twice.
-        create=lambda: mirror.log_event(mrem, rrem, logged),
-        find=lambda: None,
-    )
+    entry = ids.get("event", event["event_id"])
+    if entry is not None and entry["remote_id"]:
+        return entry["remote_id"]
+    # Re-sent with the same idempotency key, so never logged twice; its id map row is written
+    # with the outbox row's delivery (``_finish``).
+    return mirror.log_event(mrem, rrem, event)
 
 
-def _claim(engine: Engine, now: datetime, owner: str) -> dict[str, Any] | None:
-    """The oldest due row that heads its lane, leased to ``owner``; None when none is due."""
+def _claim(engine: Engine, now: datetime, owner: str, batch: int) -> list[dict[str, Any]]:
+    """Up to ``batch`` due rows that head their lanes, oldest first, leased to ``owner`` (a
+    row another process leased first is left to it); none when none is due."""
     heads = (
         select(func.min(OUTBOX.c.id))
         .where(OUTBOX.c.status == "pending")
@@ -335,29 +339,49 @@ def _claim(engine: Engine, now: datetime, owner: str) -> dict[str, Any] | None:
         .scalar_subquery()
     )
     free = or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now)
-    for _ in range(5):  # another process may take the row first
-        with engine.begin() as conn:
-            candidates = conn.execute(
-                select(OUTBOX)
-                .where(OUTBOX.c.id.in_(heads), OUTBOX.c.next_attempt_at <= now, free)
-                .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
-                .limit(1)
-            ).first()
-            if candidates is None:
-                return None
-            taken = conn.execute(
+    with engine.begin() as conn:
+        candidates = conn.execute(
+            select(OUTBOX)
+            .where(OUTBOX.c.id.in_(heads), OUTBOX.c.next_attempt_at <= now, free)
+            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
+            .limit(batch)
+        ).all()
+        taken = []
+        for row in candidates:
+            leased = conn.execute(
                 update(OUTBOX)
-                .where(OUTBOX.c.id == candidates.id, OUTBOX.c.status == "pending", free)
+                .where(OUTBOX.c.id == row.id, OUTBOX.c.status == "pending", free)
                 .values(lease_until=now + timedelta(seconds=LEASE_SECS))
             ).rowcount
-        if taken == 1:
-            return dict(candidates._mapping)
-    return None
+            if leased == 1:
+                taken.append(dict(row._mapping))
+    return taken
 
 
-def _finish(engine: Engine, row_id: int, **values: Any) -> None:
+def _finish(
+    engine: Engine, row_id: int, *, mapped: dict[str, Any] | None = None, **values: Any
+) -> None:
+    """Record the row's outcome (and, for a delivered event, its id map row), leaseless."""
     with engine.begin() as conn:
         conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(lease_until=None, **values))
+        if mapped is not None:
+            conn.execute(
+                IDS.delete().where(
+                    IDS.c.kind == mapped["kind"], IDS.c.local_id == mapped["local_id"]
+                )
+            )
+            conn.execute(IDS.insert().values(**mapped))
+
+
+def _release(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Give back the leases of claimed rows this pass did not get to."""
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r["id"] for r in rows]), OUTBOX.c.status == "pending")
+                .values(lease_until=None)
+            )
 
 
 def deliver_due(
@@ -370,11 +394,14 @@ def deliver_due(
 ) -> DeliveryReport:
     """Deliver due outbox rows, lane heads first, until none is due (or ``limit`` rows)."""
     report = DeliveryReport()
+    claimed: list[dict[str, Any]] = []
     for _ in range(limit):
         now = clock.now()
-        row = _claim(engine, now, owner)
-        if row is None:
-            break
+        if not claimed:
+            claimed = _claim(engine, now, owner, min(CLAIM_BATCH, limit))
+            if not claimed:
+                break
+        row = claimed.pop(0)
         try:
             remote = _deliver(engine, mirror, row, now)
         except _Gone as gone:
@@ -402,15 +429,23 @@ def deliver_due(
                 _finish(engine, row["id"], attempts=attempts, last_error=error, status="failed")
                 report.failed += 1
             continue
+        mapped = (
+            {"kind": "event", "local_id": row["ref"], "remote_id": remote, "sent": None}
+            | {"updated_at": now}
+            if row["kind"] == "event"
+            else None
+        )
         _finish(
             engine,
             row["id"],
+            mapped=mapped,
             status="delivered",
             attempts=row["attempts"] + 1,
             remote_id=remote,
             delivered_at=now,
         )
         report.delivered += 1
+    _release(engine, claimed)
     return report
 
 
