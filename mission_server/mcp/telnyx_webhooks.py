@@ -34,6 +34,9 @@ def telnyx_webhook_handler(ctx: Context) -> Any:
     async def handle(request: Request) -> Response:
         import anyio.to_thread
 
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "body too large"}, status_code=413)
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": "body too large"}, status_code=413)

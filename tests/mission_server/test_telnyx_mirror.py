@@ -413,3 +413,20 @@ def test_the_catering_mission_is_mirrored_from_postgresql_through_an_outage(pg_u
     finally:
         runner.close()
         ctx.engine.dispose()
+
+
+def test_a_pass_cut_short_gives_back_the_rows_it_did_not_get_to(ctx: Context) -> None:
+    capture_outbox(ctx.engine)
+    fake = FakeMissionsApi()
+    api = telnyx_missions(fake, ctx.clock)
+    mission = missions.create_mission(ctx, "Quotes")
+    for _ in range(3):
+        missions.start_run(ctx, mission.mission_id)  # three lanes, claimed together
+    assert deliver_due(ctx.engine, api, ctx.clock, limit=1).delivered == 1
+    with ctx.engine.connect() as conn:
+        leased = conn.execute(
+            select(func.count()).where(OUTBOX.c.lease_until.is_not(None))
+        ).scalar()
+    assert leased == 0  # another process (or the next pass) may take them at once
+    assert deliver_due(ctx.engine, api, ctx.clock).delivered == 3
+    assert set(outbox(ctx)) == {"delivered"} and len(fake.runs) == 3
