@@ -445,7 +445,8 @@ class MirrorOutbox(TableModel, table=True):
 
 class MirrorId(TableModel, table=True):
     """Our id → the Telnyx id of the same record (``kind`` mission, run, step, agent, event;
-    a step is ``<run_id>/<step_id>``, an agent link ``<run_id>/<assistant_id>``).
+    a step is ``<run_id>/<step_id>``, an agent link ``<run_id>/<assistant_id>``); kinds
+    ``run_status`` and ``step_status`` keep in ``sent`` the status Telnyx was last sent.
     ``remote_id`` is None while a create may have reached Telnyx without an answer (it is
     looked up before anything is sent again); ``sent`` is a digest of the fields last sent, so
     an unchanged record is not sent twice."""

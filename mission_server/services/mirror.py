@@ -69,7 +69,14 @@ class MissionsMirror(Protocol):
     def find_mission(self, mission: Mapping[str, Any]) -> str | None: ...
     def create_run(self, mission_remote: str, run: Mapping[str, Any]) -> str: ...
     def find_run(self, mission_remote: str, run: Mapping[str, Any]) -> str | None: ...
-    def update_run(self, mission_remote: str, run_remote: str, run: Mapping[str, Any]) -> None: ...
+    def update_run(
+        self,
+        mission_remote: str,
+        run_remote: str,
+        run: Mapping[str, Any],
+        *,
+        with_status: bool = True,
+    ) -> None: ...
     def plan_step_ids(self, mission_remote: str, run_remote: str) -> set[str]: ...
     def add_steps(
         self,
@@ -80,7 +87,12 @@ class MissionsMirror(Protocol):
         first: bool,
     ) -> None: ...
     def update_step(
-        self, mission_remote: str, run_remote: str, step: Mapping[str, Any]
+        self,
+        mission_remote: str,
+        run_remote: str,
+        step: Mapping[str, Any],
+        *,
+        with_status: bool = True,
     ) -> None: ...
     def linked_agents(self, mission_remote: str, run_remote: str) -> set[str]: ...
     def link_agent(self, mission_remote: str, run_remote: str, telnyx_agent_id: str) -> None: ...
@@ -244,13 +256,22 @@ def _sync_run(ids: _Ids, mirror: MissionsMirror, state: _RunState) -> tuple[str,
     run, mission, steps, agents = state.run, state.mission, state.steps, state.agents
     run_id = run["run_id"]
     mrem = _ensure_mission(ids, mirror, mission)
+    # A status is sent only when it changed: Telnyx's is not set again to what it is.
+    status_sent = (ids.get("run_status", run_id) or {}).get("sent")
+
+    def send_run(remote: str) -> None:
+        changed = run["status"] != status_sent
+        mirror.update_run(mrem, remote, run, with_status=changed)
+        if changed:
+            ids.put("run_status", run_id, None, run["status"])
+
     rrem = ids.ensure(
         "run",
         run_id,
         create=lambda: mirror.create_run(mrem, run),
         find=lambda: mirror.find_run(mrem, run),
         state=mm.run_update_body(run),
-        send_update=lambda remote: mirror.update_run(mrem, remote, run),
+        send_update=lambda remote: send_run(remote),
     )
 
     # The plan: new steps in one request (the plan itself, the first time), then each step
@@ -277,12 +298,16 @@ def _sync_run(ids: _Ids, mirror: MissionsMirror, state: _RunState) -> tuple[str,
         mirror.add_steps(mrem, rrem, new, first=first)
         for s in new:
             ids.put("step", f"{run_id}/{s['step_id']}", s["step_id"], as_created(s))
+            ids.put("step_status", f"{run_id}/{s['step_id']}", None, "pending")
     for s in steps:
         local = f"{run_id}/{s['step_id']}"
         body = _digest(mm.step_update_body(s))
         if body != (ids.get("step", local) or {}).get("sent"):
-            mirror.update_step(mrem, rrem, s)
+            changed = s["status"] != (ids.get("step_status", local) or {}).get("sent")
+            mirror.update_step(mrem, rrem, s, with_status=changed)
             ids.put("step", local, s["step_id"], body)
+            if changed:
+                ids.put("step_status", local, None, s["status"])
     # Linked assistants.
     pending = [
         (a, t) for a, t in agents if not (ids.get("agent", f"{run_id}/{a}") or {}).get("remote_id")

@@ -101,6 +101,8 @@ class FakeMissionsApi:
         rest = match[3] or ""
         rid = run["run_id"]
         if rest == "" and method == "PATCH":
+            if "status" in body and run["status"] in {"succeeded", "failed", "cancelled"}:
+                return _error(422, f"the run is {run['status']}: its status cannot change")
             run.update(body, updated_at=_now())
             if body.get("status") in {"succeeded", "failed", "cancelled"}:
                 run["finished_at"] = _now()
@@ -122,6 +124,8 @@ class FakeMissionsApi:
             step = next((s for s in self.plans.get(rid, []) if s["step_id"] == match[1]), None)
             if step is None:
                 return _error(404, "step not found")
+            if "status" in body and step["status"] == body["status"]:
+                return _error(422, f"the step is {step['status']} already")
             step.update(body)
             if body.get("status") == "in_progress":
                 step.setdefault("started_at", _now())

@@ -90,9 +90,13 @@ def run_metadata(run: Mapping[str, Any]) -> dict[str, Any]:
     return {**(run.get("metadata") or {}), **{k: v for k, v in local.items() if v is not None}}
 
 
-def run_update_body(run: Mapping[str, Any]) -> dict[str, Any]:
+def run_update_body(run: Mapping[str, Any], *, with_status: bool = True) -> dict[str, Any]:
+    """The run's ``PATCH``; without ``status`` when Telnyx has it already (a finished run's
+    status is not sent again with a late result)."""
     body = _mapped("run", run)
     body["metadata"] = run_metadata(run)
+    if not with_status:
+        body.pop("status", None)
     return body
 
 
@@ -102,8 +106,11 @@ def step_create_body(step: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def step_update_body(step: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": step["status"], "metadata": dict(step.get("metadata") or {})}
+def step_update_body(step: Mapping[str, Any], *, with_status: bool = True) -> dict[str, Any]:
+    body = {"status": step["status"], "metadata": dict(step.get("metadata") or {})}
+    if not with_status:
+        del body["status"]
+    return body
 
 
 def event_body(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -111,9 +111,16 @@ class TelnyxMissions:
                 return str(item.get("run_id"))
         return None
 
-    def update_run(self, mission_remote: str, run_remote: str, run: Mapping[str, Any]) -> None:
+    def update_run(
+        self,
+        mission_remote: str,
+        run_remote: str,
+        run: Mapping[str, Any],
+        *,
+        with_status: bool = True,
+    ) -> None:
         path = f"{self._runs(mission_remote)}/{seg(run_remote)}"
-        self._call("PATCH", path, mm.run_update_body(run))
+        self._call("PATCH", path, mm.run_update_body(run, with_status=with_status))
 
     # ----------------------------------------------------------------- plan
 
@@ -137,9 +144,16 @@ class TelnyxMissions:
         path = self._plan(mission_remote, run_remote) + ("" if first else "/steps")
         self._call("POST", path, {"steps": [mm.step_create_body(s) for s in steps]})
 
-    def update_step(self, mission_remote: str, run_remote: str, step: Mapping[str, Any]) -> None:
+    def update_step(
+        self,
+        mission_remote: str,
+        run_remote: str,
+        step: Mapping[str, Any],
+        *,
+        with_status: bool = True,
+    ) -> None:
         path = f"{self._plan(mission_remote, run_remote)}/steps/{seg(step['step_id'])}"
-        self._call("PATCH", path, mm.step_update_body(step))
+        self._call("PATCH", path, mm.step_update_body(step, with_status=with_status))
 
     # ----------------------------------------------------------------- agents, events
 
