@@ -8,8 +8,10 @@ differs:
   ``metadata`` gains ``local_mission_id`` (finds a create that went unanswered).
 - run: created with ``input`` and ``metadata`` (+ ``local_run_id``, and ``local_created_at``:
   Telnyx runs have no ``created_at``); status, result summary, payload, error and metadata
-  follow by ``PATCH``. Telnyx sets ``started_at``/``finished_at`` itself.
-- step: keeps our ``step_id``; created pending, status and metadata follow by ``PATCH``;
+  follow by ``PATCH``, the status only when it changed. Telnyx sets ``started_at`` and
+  ``finished_at`` itself.
+- step: keeps our ``step_id``; created pending, status (when it changed) and metadata follow
+  by ``PATCH``;
   Telnyx sets ``completed_at`` itself (ours is ``finished_at``).
 - event: Telnyx stamps ``timestamp`` on receipt, so ours goes in
   ``payload.local.created_at`` with ``payload.local.event_id``; the event id is the
