@@ -33,9 +33,12 @@ from mission_server.settings import Settings, load_settings
 from mission_server.telephony.base import Provider
 from state import models as m
 from state.db import make_engine, upgrade
+from state.outbox import capture_outbox
 
 if TYPE_CHECKING:
+    from mission_server.engine.mirror import MirrorLoop
     from mission_server.engine.runner import MissionRunner
+    from mission_server.services.mirror import MissionsMirror
 
 log = logging.getLogger("mission_server")
 
@@ -107,14 +110,19 @@ def make_extractor(
         )
     if choice is None and telnyx:
         from mission_server.insights.telnyx import TelnyxInsightsExtractor
+        from mission_server.insights.wakeup import INSIGHTS_READY
 
+        # Telnyx's insights webhook ends the wait between polls (mcp.telnyx_webhooks).
         if engine is None:
-            return TelnyxInsightsExtractor(provider.get_conversation_insights)
+            return TelnyxInsightsExtractor(
+                provider.get_conversation_insights, sleep=INSIGHTS_READY.sleep
+            )
         from mission_server.services.insight_sync import remote_insight_id
 
         # Results are read by the Telnyx id of each insight's template (telnyx_ids).
         return TelnyxInsightsExtractor(
             provider.get_conversation_insights,
+            sleep=INSIGHTS_READY.sleep,
             remote_id=lambda insight_id: remote_insight_id(engine, insight_id),
         )
     if choice == "llm" or (choice is None and settings.llm_configured):
@@ -128,6 +136,18 @@ def make_extractor(
     from mission_server.insights.offline import OfflineExtractor
 
     return OfflineExtractor()
+
+
+def mirror_enabled(settings: Settings, provider: Provider) -> bool:
+    """Whether records are mirrored to the Telnyx Missions API: a Telnyx key is set, the
+    calls are not simulated, and ``MISSION_TELNYX_SYNC`` is not off."""
+    key = settings.telnyx_api_key
+    return (
+        bool(settings.telnyx_sync)
+        and key is not None
+        and bool(key.get_secret_value().strip())
+        and provider.name != "simulated"
+    )
 
 
 def latest_recorded_time(engine: Engine) -> datetime | None:
@@ -233,6 +253,9 @@ def build_context(
                 SimTime(engine, clock).attach(begin)
         else:
             clock = SystemClock()
+    if mirror_enabled(settings, provider):
+        # Every mission and event written from here on has its mirror row (same transaction).
+        capture_outbox(engine)
     return Context(
         engine=engine,
         clock=clock,
@@ -264,6 +287,7 @@ class MissionApp:
         self._runner: MissionRunner | None = None
         self._lock = threading.Lock()
         self.trigger: RealtimeTrigger | None = None
+        self.mirror: MirrorLoop | None = None
         install_listeners(ctx, background=background_extraction)
 
     @classmethod
@@ -325,7 +349,24 @@ class MissionApp:
             heartbeat=simulated.heartbeat if simulated is not None else None,
         )
         self.trigger.start()
+        self.start_mirroring()
         return dispatcher
+
+    def start_mirroring(self, missions: MissionsMirror | None = None) -> MirrorLoop | None:
+        """Deliver the Telnyx mirror's outbox from this process (``engine.mirror``) to
+        ``missions`` (default: the Telnyx Missions API of the settings), when the mirror is on
+        (``mirror_enabled``); None when it is off."""
+        if self.mirror is not None or not mirror_enabled(self.ctx.settings, self.ctx.provider):
+            return self.mirror
+        from mission_server.engine.mirror import MirrorLoop
+        from mission_server.telephony.telnyx.missions import TelnyxMissions
+
+        if missions is None:
+            missions = TelnyxMissions.from_settings(self.ctx.settings, clock=self.ctx.clock.now)
+        self.mirror = MirrorLoop(self.ctx, missions)
+        self.mirror.start()
+        log.info("mirroring missions to the Telnyx Missions API (MISSION_TELNYX_SYNC=off to stop)")
+        return self.mirror
 
     @property
     def dispatching(self) -> bool:
@@ -336,6 +377,12 @@ class MissionApp:
         database: in that order, so nothing in flight loses its record."""
         if self.trigger is not None:
             self.trigger.stop()
+        if self.mirror is not None:
+            self.mirror.stop()
+            close = getattr(self.mirror.mirror, "close", None)
+            if close is not None:
+                close()
+            self.mirror = None
         shutdown_listeners(self.ctx)
         with self._lock:
             runner, self._runner = self._runner, None

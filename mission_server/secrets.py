@@ -14,7 +14,9 @@ Where it is applied, one choke point per boundary:
   no table (runs, events, deliveries, …) can hold a secret;
 * user-facing errors: ``cli.common.fail`` and ``mcp.errors.describe_error``; MCP results
   (``mcp.errors.as_tool``); upstream error messages (``net.retry.HttpClient.scrub``);
-* webhook bodies (``services.webhooks``), before they are signed.
+* webhook bodies (``services.webhooks``), before they are signed;
+* the Telnyx Portal mirror (``services.mirror``): its outbox holds ids only, what it sends is
+  read from the (scrubbed) records, and the errors it keeps are scrubbed again.
 
 This module imports nothing of ours, so every layer may use it.
 """

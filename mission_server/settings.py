@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     #: What reads finished conversations: simulated (the rehearsal's ground truth), offline
     #: (the transcript text reader) or llm. Default: see ``app.make_extractor``.
     extractor: str | None = Field(default=None, alias="MISSION_EXTRACTOR")
+    #: Mirror missions, runs, plans and events to the Telnyx Missions API (the Portal) whenever
+    #: Telnyx places the calls; ``MISSION_TELNYX_SYNC=off`` opts out.
+    telnyx_sync: bool = Field(default=True, alias="MISSION_TELNYX_SYNC")
+    #: The base64 Ed25519 public key Telnyx signs its webhooks with (``/telnyx/webhooks``).
+    telnyx_public_key: str | None = Field(default=None, alias="TELNYX_PUBLIC_KEY")
 
     def model_post_init(self, context: object, /) -> None:
         # Every configured secret is known to the one scrubber (mission_server.secrets).

@@ -419,3 +419,58 @@ class TelnyxId(TableModel, table=True):
     fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _ts(False)
     updated_at: datetime = _ts(False)
+
+
+# --------------------------------------------------------------------------- the Telnyx mirror
+# The outbox of the mirror of our missions to the Telnyx Missions API (migration 0007). Rows hold
+# only ids: what is sent is read from the records when it is delivered, so nothing here can
+# hold a secret, and nothing is sent that the records do not say.
+
+
+class MirrorOutbox(TableModel, table=True):
+    """One record to mirror: a mission (``kind`` mission, ``ref`` its id) or a run event
+    (``kind`` event, ``ref`` its event id; delivering it also brings the run, its plan and its
+    linked assistants up to date first). Written in the transaction that wrote the record.
+
+    ``lane`` orders delivery: the rows of one lane (a run's id, or ``mission:<id>``) go out in
+    ``id`` order, one at a time. ``status`` pending → delivered | failed; ``next_attempt_at``
+    is when a pending row may next be tried (the service clock), ``lease_until`` keeps two
+    processes from sending one row at once.
+    """
+
+    __tablename__ = "telnyx_outbox"
+    __table_args__ = (
+        Index("ix_telnyx_outbox_lane", "lane", "status", "id"),
+        Index("ix_telnyx_outbox_status", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    lane: str = Field(max_length=80)
+    kind: str = Field(max_length=16)
+    ref: str = Field(max_length=64)
+    run_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts(False)
+    lease_until: datetime | None = _ts()
+    last_error: str | None = _text()
+    remote_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts(False)
+    delivered_at: datetime | None = _ts()
+
+
+class MirrorId(TableModel, table=True):
+    """Our id → the Telnyx id of the same record (``kind`` mission, run, step, agent, event;
+    a step is ``<run_id>/<step_id>``, an agent link ``<run_id>/<assistant_id>``); kinds
+    ``run_status`` and ``step_status`` keep in ``sent`` the status Telnyx was last sent.
+    ``remote_id`` is None while a create may have reached Telnyx without an answer (it is
+    looked up before anything is sent again); ``sent`` is a digest of the fields last sent, so
+    an unchanged record is not sent twice."""
+
+    __tablename__ = "telnyx_mirror_ids"
+
+    kind: str = Field(primary_key=True, max_length=16)
+    local_id: str = Field(primary_key=True, max_length=200)
+    remote_id: str | None = Field(default=None, max_length=200)
+    sent: str | None = Field(default=None, max_length=64)
+    updated_at: datetime = _ts(False)

@@ -36,6 +36,7 @@ from mission_server.cli.insights import insights_app
 from mission_server.cli.run import approve as approve_command
 from mission_server.cli.run import run as run_command
 from mission_server.cli.serve import serve
+from mission_server.cli.sync import sync_app
 from mission_server.cli.ui import ui
 
 app = typer.Typer(
@@ -349,6 +350,7 @@ app.command("ui")(ui)
 app.command("run")(run_command)
 app.command("approve")(approve_command)
 app.add_typer(insights_app, name="insights")
+app.add_typer(sync_app, name="sync")
 
 
 def main() -> None:  # pragma: no cover - console entry

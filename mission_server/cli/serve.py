@@ -159,18 +159,26 @@ def serve(
         )
         if not no_dispatcher:
             app.start_dispatching(poll_secs)
+        else:
+            app.start_mirroring()  # the Telnyx Portal mirror, when on (workers deliver it too)
         ctx = app.ctx
         where = "in this process" if not no_dispatcher else "external (mission worker)"
         if http:
             import uvicorn
 
+            from mission_server.mcp.telnyx_webhooks import PATH, install_telnyx_webhooks
+
             assert security is not None  # http: check_http_options gave it
+            # Telnyx's own webhooks, verified by their Ed25519 signature (not the bearer).
+            install_telnyx_webhooks(server, ctx)
             asgi = http_app(server, ctx, host, security, None if no_auth else settings.http_token)
             auth_text = "no auth (loopback only)" if no_auth else "bearer token required"
             err_console.print(
                 f"MCP over streamable HTTP at http://{host}:{port}/mcp ({auth_text}); "
                 f"run pages at http://{host}:{port}/; "
-                f"provider {ctx.provider.name}; dispatcher {where}"
+                f"provider {ctx.provider.name}; dispatcher {where}; Telnyx webhooks at "
+                f"http://{host}:{port}{PATH}"
+                + ("" if settings.telnyx_public_key else " (refused: TELNYX_PUBLIC_KEY is not set)")
             )
             from mission_server.mcp.idle import idle_timeout_protocol
 
