@@ -225,10 +225,17 @@ def test_the_telnyx_extractor_waits_between_polls_on_the_insights_webhook(monkey
     fake = FakeTelnyx()
     path = "/ai/conversations/conv-1/conversations-insights"
     record = {"id": "r1", "created_at": "2026-03-10T15:00:00Z"}
+    meta = {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": 1}
     fake.on(
         "GET",
         path,
-        reply(200, {"data": [record | {"status": "in_progress", "conversation_insights": []}]}),
+        reply(
+            200,
+            {
+                "data": [record | {"status": "in_progress", "conversation_insights": []}],
+                "meta": meta,
+            },
+        ),
         reply(
             200,
             {
@@ -238,7 +245,8 @@ def test_the_telnyx_extractor_waits_between_polls_on_the_insights_webhook(monkey
                         "status": "completed",
                         "conversation_insights": [{"insight_id": "i1", "result": "Yes, $62."}],
                     }
-                ]
+                ],
+                "meta": meta,
             },
         ),
     )
