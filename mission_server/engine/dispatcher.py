@@ -146,6 +146,12 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_secs or ctx.settings.lease_secs)
         self.poll = timedelta(seconds=poll_secs)
         self._postgres = is_postgres(ctx.engine)
+        pace = ctx.settings.calls_per_second
+        #: The account's limits on calls, enforced in the claim across every worker.
+        self.limits = queue.DialLimits(
+            max_calls=ctx.settings.concurrent_calls_limit(ctx.provider.name),
+            interval_secs=1.0 / pace if pace else None,
+        )
         #: Seconds one row of a batch took to act on, smoothed over batches (by the clock);
         #: None until a batch has been timed.
         self._secs_per_row: float | None = None
@@ -187,7 +193,7 @@ class Dispatcher:
 
     def next_due(self) -> datetime | None:
         """The earliest time any unheld, unfinished row needs attention (``queue.next_due``)."""
-        return queue.next_due(self.engine)
+        return queue.next_due(self.engine, self.limits, self.ctx.now())
 
     # ------------------------------------------------------------------ claim
 
@@ -211,6 +217,7 @@ class Dispatcher:
             lease_until=max(now, self.ctx.now()) + self.lease,
             batch_size=self.claim_size(),
             postgres=self._postgres,
+            limits=self.limits,
         )
 
     def _timed(self, rows: int, started: datetime) -> None:
@@ -335,6 +342,10 @@ class Dispatcher:
                 item.run_events.append(records.deferred_event(row, moved, reason))
             return item
 
+        caller = lookups.caller_for(row)
+        if caller != row["telnyx_agent_target"]:
+            row = {**row, "telnyx_agent_target": caller}
+            item.row = row
         request = self._request(row, attempt_number, key, now, lookups)
         if run is not None and not lookups.take_budget(self.engine, run):
             # The run may have changed since the batch read it (cancelled, paused): the

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -36,6 +37,7 @@ RUNS = m.Run.__table__
 CONVERSATIONS = m.Conversation.__table__
 MESSAGES = m.Message.__table__
 RUN_EVENTS = m.Event.__table__
+PACING = m.DialPacing.__table__
 
 #: Claimed columns that hold timestamps (SQLite hands them back naive).
 _TIMESTAMPS = (
@@ -72,11 +74,51 @@ def claim(
     lease_until: datetime,
     batch_size: int,
     postgres: bool,
+    limits: DialLimits | None = None,
 ) -> list[dict[str, Any]]:
     """Lease up to ``batch_size`` rows due at ``now`` to ``worker_id`` until ``lease_until``
     (reckoned from the clock's time at the claim, not from when a long sweep began: a lease
     already expired when it is written would let a second worker place the row too); the
-    rows, by due time."""
+    rows, by due time.
+
+    With ``limits`` (the account's concurrent calls and dial pace), a call still to be dialled
+    is claimed only while a line is free and its dial slot has come: the claim locks the one
+    ``dial_pacing`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+    already excludes every other writer), counts the calls in progress and the calls leased
+    for dialling, and takes the pace slots in the same transaction. Rows left behind stay
+    pending, untouched: no attempt is charged."""
+    with engine.begin() as conn:
+        if limits is None or not limits.active:
+            rows = _take(conn, _due(now, batch_size, postgres), worker_id, lease_until)
+        else:
+            rows = _claim_limited(conn, worker_id, now, lease_until, batch_size, postgres, limits)
+    for row in rows:
+        for key in _TIMESTAMPS:
+            if row.get(key) is not None:
+                row[key] = as_utc(row[key])
+    rows.sort(key=lambda r: r["due_at"])
+    return rows
+
+
+@dataclass(frozen=True)
+class DialLimits:
+    """The account's limits on calls (``Settings``): at most ``max_calls`` in progress at
+    once, and one dial every ``interval_secs``; None is no limit."""
+
+    max_calls: int | None = None
+    interval_secs: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.max_calls is not None or self.interval_secs is not None
+
+
+#: A phone call still to be dialled: the rows the limits hold back.
+_TO_DIAL = (EVENTS.c.status == "pending") & (EVENTS.c.telnyx_conversation_channel == "phone_call")
+
+
+def _due(now: datetime, limit: int, postgres: bool, *where: Any) -> Any:
+    """The ids of up to ``limit`` unheld, unleased rows due at ``now``, by due time."""
     due = (
         select(EVENTS.c.scheduled_event_id)
         .where(
@@ -84,12 +126,18 @@ def claim(
             EVENTS.c.hold_reason.is_(None),
             EVENTS.c.due_at <= now,
             (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
+            *where,
         )
         .order_by(EVENTS.c.due_at)
-        .limit(batch_size)
+        .limit(limit)
     )
     if postgres:
         due = due.with_for_update(skip_locked=True)
+    return due
+
+
+def _take(conn: Any, due: Any, worker_id: str, lease_until: datetime) -> list[dict[str, Any]]:
+    """Lease the rows ``due`` selects to ``worker_id``; the rows as they now are."""
     statement = (
         update(EVENTS)
         .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
@@ -102,33 +150,114 @@ def claim(
         )
         .returning(*EVENTS.c)
     )
-    with engine.begin() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(statement)]
-    for row in rows:
-        for key in _TIMESTAMPS:
-            if row.get(key) is not None:
-                row[key] = as_utc(row[key])
-    rows.sort(key=lambda r: r["due_at"])
-    return rows
+    return [dict(r._mapping) for r in conn.execute(statement)]
 
 
-def next_due(engine: Engine) -> datetime | None:
+def _claim_limited(
+    conn: Any,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+    batch_size: int,
+    postgres: bool,
+    limits: DialLimits,
+) -> list[dict[str, Any]]:
+    next_dial = _lock_pacing(conn)
+    # Calls in progress and texts are never held back.
+    rows = _take(conn, _due(now, batch_size, postgres, ~_TO_DIAL), worker_id, lease_until)
+    room = batch_size - len(rows)
+    if limits.max_calls is not None:
+        room = min(room, limits.max_calls - _lines_in_use(conn, now))
+    if limits.interval_secs is not None and next_dial is not None and next_dial > now:
+        room = 0
+    if limits.interval_secs is not None:
+        # One dial per slot, and slots do not pile up while nothing is dialled: a paced
+        # claim takes at most one call to dial.
+        room = min(room, 1)
+    if room <= 0:
+        return rows
+    dialled = _take(conn, _due(now, room, postgres, _TO_DIAL), worker_id, lease_until)
+    if dialled and limits.interval_secs is not None:
+        start = now if next_dial is None else max(as_utc(next_dial) or now, now)
+        slot = start + timedelta(seconds=limits.interval_secs * len(dialled))
+        conn.execute(update(PACING).where(PACING.c.pacing_id == 1).values(next_dial_at=slot))
+    return rows + dialled
+
+
+def _lock_pacing(conn: Any) -> datetime | None:
+    """Lock the ``dial_pacing`` row (creating it the first time) for this transaction; the
+    next dial slot it holds."""
+    query = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1).with_for_update()
+    found = conn.execute(query).first()
+    if found is None:
+        conn.execute(_insert_missing_pacing(conn))
+        found = conn.execute(query).first()
+    return as_utc(found[0]) if found is not None else None
+
+
+def _insert_missing_pacing(conn: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(PACING).values(pacing_id=1).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(PACING).values(pacing_id=1).on_conflict_do_nothing()
+
+
+def _lines_in_use(conn: Any, now: datetime) -> int:
+    """Phone calls in progress, and calls leased for dialling (a claim may be placing them)."""
+    leased = EVENTS.c.lease_owner.is_not(None) & (EVENTS.c.lease_expires_at > now)
+    in_use = (EVENTS.c.telnyx_conversation_channel == "phone_call") & (
+        (EVENTS.c.status == "in_progress") | ((EVENTS.c.status == "pending") & leased)
+    )
+    query = select(func.count()).select_from(EVENTS).where(in_use)
+    return int(conn.execute(query).scalar_one())
+
+
+def next_due(
+    engine: Engine, limits: DialLimits | None = None, now: datetime | None = None
+) -> datetime | None:
     """The earliest time any unheld, unfinished row needs attention: its due time, or the end
     of its lease when another worker holds it past that (a row leased by a live or dead worker
-    cannot be claimed before the lease ends)."""
+    cannot be claimed before the lease ends).
+
+    With ``limits``, a call waiting to be dialled needs attention at its dial slot at the
+    earliest, and while every line is in use (at ``now``) only when a lease held for dialling
+    ends; the calls in progress, which free the lines, are looked at as ever."""
     lease_end = EVENTS.c.lease_expires_at
     attention = case(
         (lease_end.is_not(None) & (lease_end > EVENTS.c.due_at), lease_end),
         else_=EVENTS.c.due_at,
     )
-    query = select(func.min(attention)).where(
-        EVENTS.c.status.in_(("pending", "in_progress")), EVENTS.c.hold_reason.is_(None)
+    unfinished = (
+        EVENTS.c.status.in_(("pending", "in_progress")),
+        EVENTS.c.hold_reason.is_(None),
     )
     with reader(engine).connect() as conn:
-        value = conn.execute(query).scalar()
-    if value is None:
-        return None
-    return as_utc(value)
+        if limits is None or not limits.active:
+            return as_utc(conn.execute(select(func.min(attention)).where(*unfinished)).scalar())
+        now = now or datetime.now(UTC)
+        found = [conn.execute(select(func.min(attention)).where(*unfinished, ~_TO_DIAL)).scalar()]
+        if limits.max_calls is not None and _lines_in_use(conn, now) >= limits.max_calls:
+            held = select(func.min(lease_end)).where(
+                *unfinished, _TO_DIAL, EVENTS.c.lease_owner.is_not(None)
+            )
+            found.append(conn.execute(held).scalar())
+        else:
+            waiting = as_utc(
+                conn.execute(select(func.min(attention)).where(*unfinished, _TO_DIAL)).scalar()
+            )
+            if waiting is not None and limits.interval_secs is not None:
+                slot = conn.execute(
+                    select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1)
+                ).scalar()
+                slot = as_utc(slot)
+                if slot is not None and slot > waiting:
+                    waiting = slot
+            found.append(waiting)
+    moments = [as_utc(v) for v in found if v is not None]
+    return min(t for t in moments if t is not None) if moments else None
 
 
 def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: datetime) -> None:
@@ -192,6 +321,7 @@ def _event_values(item: Recordable, now: datetime) -> dict[str, Any]:
     row = item.row
     values = {
         "status": row["status"],
+        "telnyx_agent_target": row["telnyx_agent_target"],
         "due_at": row["due_at"],
         "scheduled_at_fixed_datetime": row["scheduled_at_fixed_datetime"],
         "current_attempt": row["current_attempt"],
