@@ -11,11 +11,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mission_server.defaults import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
 from mission_server.secrets import SCRUBBER
 
+__all__ = ["DEFAULT_HTTP_HOST", "DEFAULT_HTTP_PORT", "Settings", "load_settings"]
+
 PACKAGED_WORLD = Path(__file__).with_name("data") / "world.yaml"
-DEFAULT_HTTP_HOST = "127.0.0.1"
-DEFAULT_HTTP_PORT = 8765
 #: A new Telnyx account's limit of concurrent calls (more after verification).
 TELNYX_DEFAULT_CONCURRENT_CALLS = 2
 
