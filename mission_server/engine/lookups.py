@@ -33,11 +33,12 @@ class Lookups:
     lines: Counter[str] = field(default_factory=Counter)
 
     def caller_for(self, row: dict[str, Any]) -> str:
-        """The number to dial ``row`` from: its own when fixed (or its assistant has no other),
-        else the assistant's number with the fewest calls in progress (its own on a tie). The
-        choice is counted as a call in progress."""
+        """The number to dial ``row`` from: its own when fixed, for a text, or when its
+        assistant has no other; else the assistant's number with the fewest calls in progress
+        (its own on a tie). The choice is counted as a call in progress."""
         own = row["telnyx_agent_target"]
-        choices = [] if row["caller_fixed"] else self.numbers.get(row["assistant_id"], [])
+        spread = not row["caller_fixed"] and row["telnyx_conversation_channel"] == "phone_call"
+        choices = self.numbers.get(row["assistant_id"], []) if spread else []
         chosen = own
         if choices:
             ordered = ([own] if own in choices else []) + [n for n in choices if n != own]

@@ -18,18 +18,32 @@ The ``scheduled_events`` table is the outbox and the source of truth:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
 from state import models as m
 from state.db import reader
+from state.types import UTCDateTime
 
 EVENTS = m.ScheduledEvent.__table__
 ATTEMPTS = m.CallAttempt.__table__
@@ -39,21 +53,14 @@ MESSAGES = m.Message.__table__
 RUN_EVENTS = m.Event.__table__
 PACING = m.DialPacing.__table__
 
-#: Claimed columns that hold timestamps (SQLite hands them back naive).
-_TIMESTAMPS = (
-    "due_at",
-    "scheduled_at_fixed_datetime",
-    "in_flight_placed_at",
-    "requested_at",
-    "created_at",
-)
-
 
 class Recordable(Protocol):
     """What the act phase decided for one claimed row (``dispatcher._Work``)."""
 
     @property
     def row(self) -> Mapping[str, Any]: ...
+    @property
+    def claimed(self) -> Mapping[str, Any]: ...
     @property
     def values(self) -> Mapping[str, Any]: ...
     @property
@@ -92,10 +99,6 @@ def claim(
             rows = _take(conn, _due(now, batch_size, postgres), worker_id, lease_until)
         else:
             rows = _claim_limited(conn, worker_id, now, lease_until, batch_size, postgres, limits)
-    for row in rows:
-        for key in _TIMESTAMPS:
-            if row.get(key) is not None:
-                row[key] = as_utc(row[key])
     rows.sort(key=lambda r: r["due_at"])
     return rows
 
@@ -148,9 +151,43 @@ def _take(conn: Any, due: Any, worker_id: str, lease_until: datetime) -> list[di
             lease_owner=worker_id,
             lease_expires_at=lease_until,
         )
-        .returning(*EVENTS.c)
+        .returning(*_RETURNED)
     )
-    return [dict(r._mapping) for r in conn.execute(statement)]
+    result = conn.execute(statement)
+    return [_decoded(dict(zip(_NAMES, row, strict=True))) for row in result]
+
+
+# The claimed rows are read with the driver's own values for the JSON, timestamp and boolean
+# columns (SQLAlchemy's result processors cost more than the rest of a claim), then decoded
+# here: JSON text, SQLite's timestamp text and 0/1, or what PostgreSQL's driver already made.
+_JSON = {c.name for c in EVENTS.c if isinstance(c.type, JSON)}
+_BOOLS = {c.name for c in EVENTS.c if isinstance(c.type, Boolean)}
+_STAMPS = {c.name for c in EVENTS.c if isinstance(c.type, UTCDateTime)}
+_RETURNED = [
+    type_coerce(c, String()).label(c.name) if c.name in _JSON | _BOOLS | _STAMPS else c
+    for c in EVENTS.c
+]
+_NAMES = [c.name for c in EVENTS.c]
+#: JSON text most rows hold, decoded without the parser (a fresh object each time).
+_EMPTY: dict[str, Any] = {"{}": dict, "[]": list, "null": lambda: None}
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _JSON:
+        value = row[name]
+        if isinstance(value, str):
+            empty = _EMPTY.get(value)
+            row[name] = empty() if empty is not None else json.loads(value)
+    for name in _STAMPS:
+        value = row[name]
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        row[name] = as_utc(value)
+    for name in _BOOLS:
+        value = row[name]
+        if value is not None:
+            row[name] = bool(value)
+    return row
 
 
 def _claim_limited(
@@ -284,9 +321,15 @@ def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: date
         if i.row["run_id"]
         for kind, summary, payload in i.run_events
     ]
-    held = [u["b_id"] for u in updates if u["hold_reason"]]
+    held = [u["b_id"] for u in updates if u.get("hold_reason")]
+    # One executemany per set of changed columns (a batch has a few): only what changed is
+    # written, and every row's lease is released.
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in updates:
+        groups.setdefault(tuple(sorted(values)), []).append(values)
     with engine.begin() as conn:
-        conn.execute(_release(worker_id), updates)
+        for columns, group in groups.items():
+            conn.execute(_release(worker_id, columns), group)
         if held:
             # A run resumed or approved after this batch read it has already released its
             # calls; the holds just written must not outlive that (nothing would ever
@@ -315,38 +358,49 @@ def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: date
             conn.execute(insert(RUN_EVENTS), run_events)
 
 
+#: The columns the act phase may change.
+_WRITTEN = (
+    "status",
+    "telnyx_agent_target",
+    "due_at",
+    "scheduled_at_fixed_datetime",
+    "current_attempt",
+    "in_flight_call_control_id",
+    "in_flight_placed_at",
+    "in_flight_context",
+    "conversation_id",
+    "call_status",
+    "errors",
+    "deferrals",
+    "hold_reason",
+    "recovered",
+)
+
+
 def _event_values(item: Recordable, now: datetime) -> dict[str, Any]:
-    """The parameter set of one row's ``_release`` update: the claimed row with the act
-    phase's changes."""
-    row = item.row
-    values = {
-        "status": row["status"],
-        "telnyx_agent_target": row["telnyx_agent_target"],
-        "due_at": row["due_at"],
-        "scheduled_at_fixed_datetime": row["scheduled_at_fixed_datetime"],
-        "current_attempt": row["current_attempt"],
-        "in_flight_call_control_id": row["in_flight_call_control_id"],
-        "in_flight_placed_at": row["in_flight_placed_at"],
-        "in_flight_context": row["in_flight_context"],
-        "conversation_id": row["conversation_id"],
-        "call_status": row["call_status"],
-        "errors": row["errors"],
-        "deferrals": row["deferrals"],
-        "hold_reason": row["hold_reason"],
-        "recovered": row["recovered"],
-    }
+    """The parameter set of one row's ``_release`` update: the columns of ``_WRITTEN`` in
+    which the act phase's row differs from the row as claimed."""
+    row, claimed = item.row, item.claimed
+    values = {name: row[name] for name in _WRITTEN}
     values.update(item.values)
-    values.update({"b_id": row["scheduled_event_id"], "updated_at": now})
-    return values
+    changed = {
+        name: value
+        for name, value in values.items()
+        if name not in claimed or claimed[name] != value
+    }
+    changed.update({"b_id": row["scheduled_event_id"], "updated_at": now})
+    return changed
 
 
-def _release(worker_id: str) -> Any:
-    """Write one row's results and release its lease, where ``worker_id`` still holds it."""
+@lru_cache(maxsize=64)
+def _release(worker_id: str, columns: tuple[str, ...]) -> Any:
+    """Write one row's ``columns`` and release its lease, where ``worker_id`` still holds
+    it."""
+    del columns  # part of the cache key: the SET columns come from the parameter sets' keys
     return (
         update(EVENTS)
         .where(EVENTS.c.scheduled_event_id == bindparam("b_id"))
         .where(EVENTS.c.lease_owner == worker_id)
-        # The other SET columns come from the keys of the parameter sets.
         .values(lease_owner=None, lease_expires_at=None)
     )
 
