@@ -172,12 +172,29 @@ _NAMES = [c.name for c in EVENTS.c]
 _EMPTY: dict[str, Any] = {"{}": dict, "[]": list, "null": lambda: None}
 
 
+#: Columns the act phase only reads, which a campaign's rows share: decoded once per distinct
+#: text, and handed out shared (the zones as a tuple). Never change them in place.
+_SHARED = {"timezones", "calling_window"}
+_decoded_shared: dict[str, Any] = {}
+
+
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     for name in _JSON:
         value = row[name]
-        if isinstance(value, str):
-            empty = _EMPTY.get(value)
-            row[name] = empty() if empty is not None else json.loads(value)
+        if not isinstance(value, str):
+            continue
+        if name in _SHARED:
+            found = _decoded_shared.get(value)
+            if found is None:
+                found = json.loads(value)
+                if isinstance(found, list):
+                    found = tuple(found)
+                if len(_decoded_shared) < 10_000:
+                    _decoded_shared[value] = found
+            row[name] = found
+            continue
+        empty = _EMPTY.get(value)
+        row[name] = empty() if empty is not None else json.loads(value)
     for name in _STAMPS:
         value = row[name]
         if isinstance(value, str):
