@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
-
-from pydantic import BaseModel
 
 __all__ = ["MASK", "SCRUBBER", "Scrubber", "install_logging", "scrub", "scrub_data"]
 
@@ -91,12 +90,19 @@ class Scrubber:
             return [self.scrub_data(v) for v in data]  # type: ignore[misc]
         if isinstance(data, tuple):
             return tuple(self.scrub_data(v) for v in data)  # type: ignore[misc]
-        if isinstance(data, BaseModel):
+        if _is_model(data):
             update = {
                 name: self.scrub_data(getattr(data, name)) for name in type(data).model_fields
             }
             return data.model_copy(update=update)
         return data
+
+
+def _is_model(data: Any) -> bool:
+    """``data`` is a pydantic model. Pydantic is not imported for this: a process that has
+    not loaded it (``mission --help``) holds no model."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(data, pydantic.BaseModel)
 
 
 #: The process's scrubber; ``Settings`` registers its secrets here.

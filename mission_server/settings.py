@@ -11,11 +11,14 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mission_server.defaults import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
 from mission_server.secrets import SCRUBBER
 
+__all__ = ["DEFAULT_HTTP_HOST", "DEFAULT_HTTP_PORT", "Settings", "load_settings"]
+
 PACKAGED_WORLD = Path(__file__).with_name("data") / "world.yaml"
-DEFAULT_HTTP_HOST = "127.0.0.1"
-DEFAULT_HTTP_PORT = 8765
+#: A new Telnyx account's limit of concurrent calls (more after verification).
+TELNYX_DEFAULT_CONCURRENT_CALLS = 2
 
 
 class Settings(BaseSettings):
@@ -42,6 +45,13 @@ class Settings(BaseSettings):
     sim_speed: float = Field(default=60.0, gt=0, alias="MISSION_SIM_SPEED")
     worker_id: str | None = Field(default=None, alias="MISSION_WORKER_ID")
     lease_secs: float = Field(default=60.0, gt=0, alias="MISSION_LEASE_SECS")
+    #: Calls in progress at once across every worker on the database (the account's channel
+    #: limit). Unset: ``TELNYX_DEFAULT_CONCURRENT_CALLS`` on Telnyx, no limit in simulation.
+    max_concurrent_calls: int | None = Field(
+        default=None, ge=1, alias="MISSION_MAX_CONCURRENT_CALLS"
+    )
+    #: Calls started per second across every worker on the database. Unset: no pace.
+    calls_per_second: float | None = Field(default=None, gt=0, alias="MISSION_CALLS_PER_SECOND")
     #: ``serve --http`` closes a connection with no request in progress for this long.
     http_idle_secs: float = Field(default=15.0, gt=0, alias="MISSION_HTTP_IDLE_SECS")
     #: What reads finished conversations: simulated (the rehearsal's ground truth), offline
@@ -65,6 +75,13 @@ class Settings(BaseSettings):
     @cached_property
     def world_path(self) -> Path:
         return self.sim_world or PACKAGED_WORLD
+
+    def concurrent_calls_limit(self, provider: str) -> int | None:
+        """How many calls may be in progress at once with ``provider`` (its ``name``): the
+        setting, else 2 on Telnyx; None is no limit."""
+        if self.max_concurrent_calls is not None:
+            return self.max_concurrent_calls
+        return TELNYX_DEFAULT_CONCURRENT_CALLS if provider == "telnyx" else None
 
     @property
     def llm_configured(self) -> bool:

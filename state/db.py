@@ -11,14 +11,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
-from sqlmodel import Session, SQLModel, create_engine
+
+if TYPE_CHECKING:
+    # SQLModel (and pydantic under it) loads where sessions are used: `mission db upgrade`
+    # does without.
+    from sqlmodel import Session
 
 from state.errors import DatabaseUnavailable, StateError
 
@@ -124,6 +128,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     """Create every table directly from the models (tests, scratch databases)."""
+    from sqlmodel import SQLModel
+
     import state.models  # noqa: F401  (registers the tables)
 
     SQLModel.metadata.create_all(engine)
@@ -160,6 +166,8 @@ def is_postgres(engine: Engine) -> bool:
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error, so a failed request
     leaves nothing half-written."""
+    from sqlmodel import Session
+
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session

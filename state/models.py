@@ -228,6 +228,11 @@ class ScheduledEvent(TableModel, table=True):
     # lease, or a create went unanswered): it is looked up before it is placed. Cleared once
     # the provider has been asked.
     recovered: bool = Field(default=False)
+    # The caller asked for this ``telnyx_agent_target``: it is kept. Otherwise the dispatcher
+    # may dial from any of the assistant's numbers, the one with the fewest calls in progress.
+    caller_fixed: bool = Field(
+        default=False, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
     # Dispatcher lease.
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = _ts()
@@ -474,3 +479,15 @@ class MirrorId(TableModel, table=True):
     remote_id: str | None = Field(default=None, max_length=200)
     sent: str | None = Field(default=None, max_length=64)
     updated_at: datetime = _ts(False)
+
+
+class DialPacing(TableModel, table=True):
+    """The account's dial pacing, shared by every dispatcher on the database (one row,
+    ``pacing_id`` 1): the earliest moment the next call may be claimed for dialling
+    (``MISSION_CALLS_PER_SECOND``). The claim locks this row, so it also serialises the
+    concurrent-calls count of ``MISSION_MAX_CONCURRENT_CALLS``."""
+
+    __tablename__ = "dial_pacing"
+
+    pacing_id: int = Field(default=1, sa_column=Column(Integer, primary_key=True))
+    next_dial_at: datetime | None = _ts()

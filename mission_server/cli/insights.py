@@ -22,21 +22,20 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from mission_server.cli.common import CursorOption, DbOption, LimitOption, more_pages, user_errors
-from mission_server.clock import SystemClock
 from mission_server.errors import ValidationError
-from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
-from mission_server.insights.schema import compile_schema, parse_definition, validate_result
-from mission_server.services.insight_schemas import WebhookDeliveryOut
-from mission_server.telephony.base import TranscriptMessage
+
+if TYPE_CHECKING:
+    # Imported where used: `mission --help` and the other commands do not load them.
+    from mission_server.insights.base import ExtractionResult, Extractor, InsightDefinition
+    from mission_server.services.insight_schemas import WebhookDeliveryOut
+    from mission_server.telephony.base import TranscriptMessage
 
 __all__ = ["insights_app", "load_definition", "load_transcript"]
 
@@ -56,6 +55,10 @@ def load_definition(path: Path) -> InsightDefinition:
         ValidationError: the file cannot be read or parsed, or the definition is invalid
             (the field is named).
     """
+    import yaml
+
+    from mission_server.insights.schema import parse_definition
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -78,6 +81,9 @@ def load_transcript(path: Path) -> list[TranscriptMessage]:
         ValidationError: unreadable file, a line without an ``assistant:``/``user:`` prefix
             (named by line number), a JSON entry without a known role or text, or no turns.
     """
+    from mission_server.clock import SystemClock
+    from mission_server.telephony.base import TranscriptMessage
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -144,6 +150,8 @@ def _extractor(use_llm: bool) -> Extractor:
 def _report(
     definition: InsightDefinition, result: ExtractionResult, extractor: str
 ) -> dict[str, Any]:
+    from mission_server.insights.schema import validate_result
+
     problems = validate_result(definition, result.result) if result.status == "completed" else []
     valid = result.status == "completed" and not problems
     return {
@@ -162,6 +170,8 @@ def _report(
 
 
 def _show(console: Console, definition: InsightDefinition, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     colour = "green" if report["valid"] else "red"
     console.print(
         f"[bold]{definition.name}[/bold] ({report['extractor']} extractor): "
@@ -222,6 +232,8 @@ def schema_command(
     insight_file: Annotated[Path, typer.Argument(help="Insight definition (YAML or JSON).")],
 ) -> None:
     """Print the JSON Schema (draft 2020-12) that the insight's results must match."""
+    from mission_server.insights.schema import compile_schema
+
     with user_errors():
         definition = load_definition(insight_file)
     typer.echo(json.dumps(compile_schema(definition), indent=2, ensure_ascii=False))

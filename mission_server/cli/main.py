@@ -14,7 +14,6 @@ import threading
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mission_server.cli.common import (
     CursorOption,
@@ -244,6 +243,8 @@ def dnc_list(
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])
         return
+    from rich.table import Table
+
     table = Table("target", "reason", "added")
     for entry in entries:
         table.add_row(entry.target, entry.reason or "", str(entry.created_at or ""))

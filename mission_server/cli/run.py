@@ -26,9 +26,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
-from rich.table import Table
 
 from mission_server.cli.common import (
     DbOption,
@@ -139,6 +137,8 @@ class Progress:
                 self._show_plan()
 
     def _show_plan(self) -> None:
+        from rich.table import Table
+
         from mission_server.services import plans
 
         self._plan_shown = True
@@ -275,6 +275,8 @@ def _print_accuracy(accuracy: Any) -> None:
 
 
 def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
+    from rich.markdown import Markdown
+
     from mission_server.services import missions
 
     detail = missions.get_run(ctx, run_id)

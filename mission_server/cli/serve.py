@@ -25,9 +25,10 @@ from mission_server.cli.common import (
     user_errors,
 )
 
-# Not server_http: importing the MCP SDK would slow every other `mission` command down.
-from mission_server.settings import DEFAULT_HTTP_HOST as DEFAULT_HOST
-from mission_server.settings import DEFAULT_HTTP_PORT as DEFAULT_PORT
+# Not server_http (the MCP SDK) nor settings (pydantic): they would slow every other `mission`
+# command down, `mission --help` included.
+from mission_server.defaults import DEFAULT_HTTP_HOST as DEFAULT_HOST
+from mission_server.defaults import DEFAULT_HTTP_PORT as DEFAULT_PORT
 
 log = logging.getLogger("mission_server.serve")
 

@@ -121,6 +121,12 @@ class _Work:
     finished: CallFinished | None = None
     #: The row's run is finished (cancelled): a call in flight is reconciled, never retried.
     run_finished: bool = False
+    #: The row as claimed (``row`` is replaced as the act phase goes): what the record phase
+    #: compares with, to write only what changed.
+    claimed: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.claimed = self.row
 
 
 def _retry_policy(row: dict[str, Any]) -> RetryPolicy:
@@ -155,9 +161,16 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_secs or ctx.settings.lease_secs)
         self.poll = timedelta(seconds=poll_secs)
         self._postgres = is_postgres(ctx.engine)
+        pace = ctx.settings.calls_per_second
+        #: The account's limits on calls, enforced in the claim across every worker.
+        self.limits = queue.DialLimits(
+            max_calls=ctx.settings.concurrent_calls_limit(ctx.provider.name),
+            interval_secs=1.0 / pace if pace else None,
+        )
         #: Seconds one row of a batch took to act on, smoothed over batches (by the clock);
         #: None until a batch has been timed.
         self._secs_per_row: float | None = None
+        self._windows: dict[str, CallingWindow] = {}
 
     @property
     def engine(self) -> Engine:
@@ -196,7 +209,7 @@ class Dispatcher:
 
     def next_due(self) -> datetime | None:
         """The earliest time any unheld, unfinished row needs attention (``queue.next_due``)."""
-        return queue.next_due(self.engine)
+        return queue.next_due(self.engine, self.limits, self.ctx.now())
 
     # ------------------------------------------------------------------ claim
 
@@ -220,7 +233,22 @@ class Dispatcher:
             lease_until=max(now, self.ctx.now()) + self.lease,
             batch_size=self.claim_size(),
             postgres=self._postgres,
+            limits=self.limits,
         )
+
+    def _window(self, data: dict[str, Any] | None) -> CallingWindow:
+        """``CallingWindow.from_dict(data)``, read once per distinct window (a campaign's
+        calls share one)."""
+        try:
+            key = repr(sorted(data.items())) if isinstance(data, dict) else repr(data)
+        except TypeError:
+            return CallingWindow.from_dict(data)
+        window = self._windows.get(key)
+        if window is None:
+            window = CallingWindow.from_dict(data)
+            if len(self._windows) < 1000:
+                self._windows[key] = window
+        return window
 
     def _timed(self, rows: int, started: datetime) -> None:
         """Fold one batch's pace (``rows`` acted on since ``started``) into ``_secs_per_row``."""
@@ -326,7 +354,7 @@ class Dispatcher:
         # batch takes a while) until the provider dials, its schedule lead later. A row with
         # no zones (written before every target needed one) fails here, saying so.
         zones = list(row["timezones"] or [])
-        window = CallingWindow.from_dict(row["calling_window"])
+        window = self._window(row["calling_window"])
         lead = self.ctx.provider.schedule_lead
         now = max(now, self.ctx.now())
         if not is_inside(now, zones, window, lead):
@@ -344,6 +372,10 @@ class Dispatcher:
                 item.run_events.append(records.deferred_event(row, moved, reason))
             return item
 
+        caller = lookups.caller_for(row)
+        if caller != row["telnyx_agent_target"]:
+            row = {**row, "telnyx_agent_target": caller}
+            item.row = row
         request = self._request(row, attempt_number, key, now, lookups)
         if run is not None and not lookups.take_budget(self.engine, run):
             # The run may have changed since the batch read it (cancelled, paused): the
@@ -664,7 +696,7 @@ class Dispatcher:
         if isinstance(decision, Retry):
             retry_at = decision.at
             zones = list(row["timezones"] or [])
-            window = CallingWindow.from_dict(row["calling_window"])
+            window = self._window(row["calling_window"])
             moved, reason = defer_for_calling_hours(
                 retry_at, zones, window, self.ctx.provider.schedule_lead
             )

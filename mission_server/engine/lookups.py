@@ -5,13 +5,14 @@ be placed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from mission_server.engine.queue import RUNS
+from mission_server.engine.queue import EVENTS, RUNS
 from mission_server.insights.schema import parse_parameters
 from mission_server.telephony.base import AskedField
 from state import models as m
@@ -26,6 +27,24 @@ class Lookups:
     do_not_call: set[str]
     #: Per insight group: the fields its insights ask for (``CallRequest.asks``).
     asks: dict[str, tuple[AskedField, ...]]
+    #: Per assistant of a call whose caller number is not fixed: its numbers, in order.
+    numbers: dict[str, list[str]] = field(default_factory=dict)
+    #: Calls in progress per caller number (of ``numbers``), counting this batch's.
+    lines: Counter[str] = field(default_factory=Counter)
+
+    def caller_for(self, row: dict[str, Any]) -> str:
+        """The number to dial ``row`` from: its own when fixed, for a text, or when its
+        assistant has no other; else the assistant's number with the fewest calls in progress
+        (its own on a tie). The choice is counted as a call in progress."""
+        own = row["telnyx_agent_target"]
+        spread = not row["caller_fixed"] and row["telnyx_conversation_channel"] == "phone_call"
+        choices = self.numbers.get(row["assistant_id"], []) if spread else []
+        chosen = own
+        if choices:
+            ordered = ([own] if own in choices else []) + [n for n in choices if n != own]
+            chosen = min(ordered, key=lambda number: self.lines[number])
+        self.lines[chosen] += 1
+        return chosen
 
     def asks_of(self, assistant: dict[str, Any]) -> tuple[AskedField, ...]:
         group = assistant.get("insight_group_id")
@@ -58,7 +77,22 @@ class Lookups:
             )
             groups = {a["insight_group_id"] for a in assistants.values() if a["insight_group_id"]}
             asks = _asks(conn, groups) if groups else {}
-        return cls(assistants=assistants, runs=runs, do_not_call=blocked, asks=asks)
+            spread = {
+                r["assistant_id"]
+                for r in rows
+                if r["status"] == "pending"
+                and not r["caller_fixed"]
+                and r["telnyx_conversation_channel"] == "phone_call"
+            }
+            numbers, lines = _numbers(conn, spread) if spread else ({}, Counter())
+        return cls(
+            assistants=assistants,
+            runs=runs,
+            do_not_call=blocked,
+            asks=asks,
+            numbers=numbers,
+            lines=lines,
+        )
 
     def take_budget(self, engine: Engine, run: dict[str, Any]) -> bool:
         """Count one call against the run's budget; False when it is used up, or when the run
@@ -87,6 +121,29 @@ class Lookups:
         fresh = dict(row._mapping)
         self.runs[run["run_id"]] = fresh
         return fresh
+
+
+def _numbers(conn: Any, assistant_ids: set[str]) -> tuple[dict[str, list[str]], Counter[str]]:
+    """The numbers of these assistants, and the calls in progress from each."""
+    phones = m.PhoneNumber.__table__
+    query = (
+        select(phones.c.assistant_id, phones.c.phone_number)
+        .where(phones.c.assistant_id.in_(assistant_ids))
+        .order_by(phones.c.assistant_id, phones.c.hd_voice.desc(), phones.c.phone_number)
+    )
+    numbers: dict[str, list[str]] = {}
+    for assistant_id, number in conn.execute(query):
+        numbers.setdefault(assistant_id, []).append(number)
+    held = [n for found in numbers.values() if len(found) > 1 for n in found]
+    lines: Counter[str] = Counter()
+    if held:
+        busy = (
+            select(EVENTS.c.telnyx_agent_target, func.count())
+            .where(EVENTS.c.status == "in_progress", EVENTS.c.telnyx_agent_target.in_(held))
+            .group_by(EVENTS.c.telnyx_agent_target)
+        )
+        lines.update({number: count for number, count in conn.execute(busy)})
+    return numbers, lines
 
 
 def _asks(conn: Any, groups: set[str]) -> dict[str, tuple[AskedField, ...]]:

@@ -18,17 +18,32 @@ The ``scheduled_events`` table is the outbox and the source of truth:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
 from state import models as m
 from state.db import reader
+from state.types import UTCDateTime
 
 EVENTS = m.ScheduledEvent.__table__
 ATTEMPTS = m.CallAttempt.__table__
@@ -36,15 +51,7 @@ RUNS = m.Run.__table__
 CONVERSATIONS = m.Conversation.__table__
 MESSAGES = m.Message.__table__
 RUN_EVENTS = m.Event.__table__
-
-#: Claimed columns that hold timestamps (SQLite hands them back naive).
-_TIMESTAMPS = (
-    "due_at",
-    "scheduled_at_fixed_datetime",
-    "in_flight_placed_at",
-    "requested_at",
-    "created_at",
-)
+PACING = m.DialPacing.__table__
 
 
 class Recordable(Protocol):
@@ -52,6 +59,8 @@ class Recordable(Protocol):
 
     @property
     def row(self) -> Mapping[str, Any]: ...
+    @property
+    def claimed(self) -> Mapping[str, Any]: ...
     @property
     def values(self) -> Mapping[str, Any]: ...
     @property
@@ -72,11 +81,47 @@ def claim(
     lease_until: datetime,
     batch_size: int,
     postgres: bool,
+    limits: DialLimits | None = None,
 ) -> list[dict[str, Any]]:
     """Lease up to ``batch_size`` rows due at ``now`` to ``worker_id`` until ``lease_until``
     (reckoned from the clock's time at the claim, not from when a long sweep began: a lease
     already expired when it is written would let a second worker place the row too); the
-    rows, by due time."""
+    rows, by due time.
+
+    With ``limits`` (the account's concurrent calls and dial pace), a call still to be dialled
+    is claimed only while a line is free and its dial slot has come: the claim locks the one
+    ``dial_pacing`` row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+    already excludes every other writer), counts the calls in progress and the calls leased
+    for dialling, and takes the pace slots in the same transaction. Rows left behind stay
+    pending, untouched: no attempt is charged."""
+    with engine.begin() as conn:
+        if limits is None or not limits.active:
+            rows = _take(conn, _due(now, batch_size, postgres), worker_id, lease_until)
+        else:
+            rows = _claim_limited(conn, worker_id, now, lease_until, batch_size, postgres, limits)
+    rows.sort(key=lambda r: r["due_at"])
+    return rows
+
+
+@dataclass(frozen=True)
+class DialLimits:
+    """The account's limits on calls (``Settings``): at most ``max_calls`` in progress at
+    once, and one dial every ``interval_secs``; None is no limit."""
+
+    max_calls: int | None = None
+    interval_secs: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.max_calls is not None or self.interval_secs is not None
+
+
+#: A phone call still to be dialled: the rows the limits hold back.
+_TO_DIAL = (EVENTS.c.status == "pending") & (EVENTS.c.telnyx_conversation_channel == "phone_call")
+
+
+def _due(now: datetime, limit: int, postgres: bool, *where: Any) -> Any:
+    """The ids of up to ``limit`` unheld, unleased rows due at ``now``, by due time."""
     due = (
         select(EVENTS.c.scheduled_event_id)
         .where(
@@ -84,12 +129,18 @@ def claim(
             EVENTS.c.hold_reason.is_(None),
             EVENTS.c.due_at <= now,
             (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
+            *where,
         )
         .order_by(EVENTS.c.due_at)
-        .limit(batch_size)
+        .limit(limit)
     )
     if postgres:
         due = due.with_for_update(skip_locked=True)
+    return due
+
+
+def _take(conn: Any, due: Any, worker_id: str, lease_until: datetime) -> list[dict[str, Any]]:
+    """Lease the rows ``due`` selects to ``worker_id``; the rows as they now are."""
     statement = (
         update(EVENTS)
         .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
@@ -100,35 +151,167 @@ def claim(
             lease_owner=worker_id,
             lease_expires_at=lease_until,
         )
-        .returning(*EVENTS.c)
+        .returning(*_RETURNED)
     )
-    with engine.begin() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(statement)]
-    for row in rows:
-        for key in _TIMESTAMPS:
-            if row.get(key) is not None:
-                row[key] = as_utc(row[key])
-    rows.sort(key=lambda r: r["due_at"])
-    return rows
+    result = conn.execute(statement)
+    return [_decoded(dict(zip(_NAMES, row, strict=True))) for row in result]
 
 
-def next_due(engine: Engine) -> datetime | None:
+# The claimed rows are read with the driver's own values for the JSON, timestamp and boolean
+# columns (SQLAlchemy's result processors cost more than the rest of a claim), then decoded
+# here: JSON text, SQLite's timestamp text and 0/1, or what PostgreSQL's driver already made.
+_JSON = {c.name for c in EVENTS.c if isinstance(c.type, JSON)}
+_BOOLS = {c.name for c in EVENTS.c if isinstance(c.type, Boolean)}
+_STAMPS = {c.name for c in EVENTS.c if isinstance(c.type, UTCDateTime)}
+_RETURNED = [
+    type_coerce(c, String()).label(c.name) if c.name in _JSON | _BOOLS | _STAMPS else c
+    for c in EVENTS.c
+]
+_NAMES = [c.name for c in EVENTS.c]
+#: JSON text most rows hold, decoded without the parser (a fresh object each time).
+_EMPTY: dict[str, Any] = {"{}": dict, "[]": list, "null": lambda: None}
+
+
+#: Columns the act phase only reads, which a campaign's rows share: decoded once per distinct
+#: text, and handed out shared (the zones as a tuple). Never change them in place.
+_SHARED = {"timezones", "calling_window"}
+_decoded_shared: dict[str, Any] = {}
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _JSON:
+        value = row[name]
+        if not isinstance(value, str):
+            continue
+        if name in _SHARED:
+            found = _decoded_shared.get(value)
+            if found is None:
+                found = json.loads(value)
+                if isinstance(found, list):
+                    found = tuple(found)
+                if len(_decoded_shared) < 10_000:
+                    _decoded_shared[value] = found
+            row[name] = found
+            continue
+        empty = _EMPTY.get(value)
+        row[name] = empty() if empty is not None else json.loads(value)
+    for name in _STAMPS:
+        value = row[name]
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        row[name] = as_utc(value)
+    for name in _BOOLS:
+        value = row[name]
+        if value is not None:
+            row[name] = bool(value)
+    return row
+
+
+def _claim_limited(
+    conn: Any,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+    batch_size: int,
+    postgres: bool,
+    limits: DialLimits,
+) -> list[dict[str, Any]]:
+    next_dial = _lock_pacing(conn)
+    # Calls in progress and texts are never held back.
+    rows = _take(conn, _due(now, batch_size, postgres, ~_TO_DIAL), worker_id, lease_until)
+    room = batch_size - len(rows)
+    if limits.max_calls is not None:
+        room = min(room, limits.max_calls - _lines_in_use(conn, now))
+    if limits.interval_secs is not None and next_dial is not None and next_dial > now:
+        room = 0
+    if limits.interval_secs is not None:
+        # One dial per slot, and slots do not pile up while nothing is dialled: a paced
+        # claim takes at most one call to dial.
+        room = min(room, 1)
+    if room <= 0:
+        return rows
+    dialled = _take(conn, _due(now, room, postgres, _TO_DIAL), worker_id, lease_until)
+    if dialled and limits.interval_secs is not None:
+        start = now if next_dial is None else max(as_utc(next_dial) or now, now)
+        slot = start + timedelta(seconds=limits.interval_secs * len(dialled))
+        conn.execute(update(PACING).where(PACING.c.pacing_id == 1).values(next_dial_at=slot))
+    return rows + dialled
+
+
+def _lock_pacing(conn: Any) -> datetime | None:
+    """Lock the ``dial_pacing`` row (creating it the first time) for this transaction; the
+    next dial slot it holds."""
+    query = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1).with_for_update()
+    found = conn.execute(query).first()
+    if found is None:
+        conn.execute(_insert_missing_pacing(conn))
+        found = conn.execute(query).first()
+    return as_utc(found[0]) if found is not None else None
+
+
+def _insert_missing_pacing(conn: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(PACING).values(pacing_id=1).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(PACING).values(pacing_id=1).on_conflict_do_nothing()
+
+
+def _lines_in_use(conn: Any, now: datetime) -> int:
+    """Phone calls in progress, and calls leased for dialling (a claim may be placing them)."""
+    leased = EVENTS.c.lease_owner.is_not(None) & (EVENTS.c.lease_expires_at > now)
+    in_use = (EVENTS.c.telnyx_conversation_channel == "phone_call") & (
+        (EVENTS.c.status == "in_progress") | ((EVENTS.c.status == "pending") & leased)
+    )
+    query = select(func.count()).select_from(EVENTS).where(in_use)
+    return int(conn.execute(query).scalar_one())
+
+
+def next_due(
+    engine: Engine, limits: DialLimits | None = None, now: datetime | None = None
+) -> datetime | None:
     """The earliest time any unheld, unfinished row needs attention: its due time, or the end
     of its lease when another worker holds it past that (a row leased by a live or dead worker
-    cannot be claimed before the lease ends)."""
+    cannot be claimed before the lease ends).
+
+    With ``limits``, a call waiting to be dialled needs attention at its dial slot at the
+    earliest, and while every line is in use (at ``now``) only when a lease held for dialling
+    ends; the calls in progress, which free the lines, are looked at as ever."""
     lease_end = EVENTS.c.lease_expires_at
     attention = case(
         (lease_end.is_not(None) & (lease_end > EVENTS.c.due_at), lease_end),
         else_=EVENTS.c.due_at,
     )
-    query = select(func.min(attention)).where(
-        EVENTS.c.status.in_(("pending", "in_progress")), EVENTS.c.hold_reason.is_(None)
+    unfinished = (
+        EVENTS.c.status.in_(("pending", "in_progress")),
+        EVENTS.c.hold_reason.is_(None),
     )
     with reader(engine).connect() as conn:
-        value = conn.execute(query).scalar()
-    if value is None:
-        return None
-    return as_utc(value)
+        if limits is None or not limits.active:
+            return as_utc(conn.execute(select(func.min(attention)).where(*unfinished)).scalar())
+        now = now or datetime.now(UTC)
+        found = [conn.execute(select(func.min(attention)).where(*unfinished, ~_TO_DIAL)).scalar()]
+        if limits.max_calls is not None and _lines_in_use(conn, now) >= limits.max_calls:
+            held = select(func.min(lease_end)).where(
+                *unfinished, _TO_DIAL, EVENTS.c.lease_owner.is_not(None)
+            )
+            found.append(conn.execute(held).scalar())
+        else:
+            waiting = as_utc(
+                conn.execute(select(func.min(attention)).where(*unfinished, _TO_DIAL)).scalar()
+            )
+            if waiting is not None and limits.interval_secs is not None:
+                slot = conn.execute(
+                    select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1)
+                ).scalar()
+                slot = as_utc(slot)
+                if slot is not None and slot > waiting:
+                    waiting = slot
+            found.append(waiting)
+    moments = [as_utc(v) for v in found if v is not None]
+    return min(t for t in moments if t is not None) if moments else None
 
 
 def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: datetime) -> None:
@@ -155,9 +338,15 @@ def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: date
         if i.row["run_id"]
         for kind, summary, payload in i.run_events
     ]
-    held = [u["b_id"] for u in updates if u["hold_reason"]]
+    held = [u["b_id"] for u in updates if u.get("hold_reason")]
+    # One executemany per set of changed columns (a batch has a few): only what changed is
+    # written, and every row's lease is released.
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in updates:
+        groups.setdefault(tuple(sorted(values)), []).append(values)
     with engine.begin() as conn:
-        conn.execute(_release(worker_id), updates)
+        for columns, group in groups.items():
+            conn.execute(_release(worker_id, columns), group)
         if held:
             # A run resumed or approved after this batch read it has already released its
             # calls; the holds just written must not outlive that (nothing would ever
@@ -186,37 +375,49 @@ def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: date
             conn.execute(insert(RUN_EVENTS), run_events)
 
 
+#: The columns the act phase may change.
+_WRITTEN = (
+    "status",
+    "telnyx_agent_target",
+    "due_at",
+    "scheduled_at_fixed_datetime",
+    "current_attempt",
+    "in_flight_call_control_id",
+    "in_flight_placed_at",
+    "in_flight_context",
+    "conversation_id",
+    "call_status",
+    "errors",
+    "deferrals",
+    "hold_reason",
+    "recovered",
+)
+
+
 def _event_values(item: Recordable, now: datetime) -> dict[str, Any]:
-    """The parameter set of one row's ``_release`` update: the claimed row with the act
-    phase's changes."""
-    row = item.row
-    values = {
-        "status": row["status"],
-        "due_at": row["due_at"],
-        "scheduled_at_fixed_datetime": row["scheduled_at_fixed_datetime"],
-        "current_attempt": row["current_attempt"],
-        "in_flight_call_control_id": row["in_flight_call_control_id"],
-        "in_flight_placed_at": row["in_flight_placed_at"],
-        "in_flight_context": row["in_flight_context"],
-        "conversation_id": row["conversation_id"],
-        "call_status": row["call_status"],
-        "errors": row["errors"],
-        "deferrals": row["deferrals"],
-        "hold_reason": row["hold_reason"],
-        "recovered": row["recovered"],
-    }
+    """The parameter set of one row's ``_release`` update: the columns of ``_WRITTEN`` in
+    which the act phase's row differs from the row as claimed."""
+    row, claimed = item.row, item.claimed
+    values = {name: row[name] for name in _WRITTEN}
     values.update(item.values)
-    values.update({"b_id": row["scheduled_event_id"], "updated_at": now})
-    return values
+    changed = {
+        name: value
+        for name, value in values.items()
+        if name not in claimed or claimed[name] != value
+    }
+    changed.update({"b_id": row["scheduled_event_id"], "updated_at": now})
+    return changed
 
 
-def _release(worker_id: str) -> Any:
-    """Write one row's results and release its lease, where ``worker_id`` still holds it."""
+@lru_cache(maxsize=64)
+def _release(worker_id: str, columns: tuple[str, ...]) -> Any:
+    """Write one row's ``columns`` and release its lease, where ``worker_id`` still holds
+    it."""
+    del columns  # part of the cache key: the SET columns come from the parameter sets' keys
     return (
         update(EVENTS)
         .where(EVENTS.c.scheduled_event_id == bindparam("b_id"))
         .where(EVENTS.c.lease_owner == worker_id)
-        # The other SET columns come from the keys of the parameter sets.
         .values(lease_owner=None, lease_expires_at=None)
     )
 

@@ -312,6 +312,7 @@ def create_scheduled_event(
             telnyx_conversation_channel=channel,
             telnyx_end_user_target=target,
             telnyx_agent_target=agent_target,
+            caller_fixed=given_from is not None,
             scheduled_at_fixed_datetime=due,
             requested_at=requested,
             due_at=due,

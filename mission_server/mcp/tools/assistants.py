@@ -147,8 +147,9 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         phone_number: Annotated[
             str | None,
             Field(
-                description="E.164 number of the account; omitted: a free one is picked "
-                "(an assistant that already has one keeps it)."
+                description="E.164 number of the account, added to the assistant's numbers "
+                "(a campaign spreads over them); omitted: a free one is picked (an assistant "
+                "that already has one keeps it)."
             ),
         ] = None,
         run_id: Annotated[

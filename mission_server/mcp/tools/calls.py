@@ -84,7 +84,10 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         scheduled_at: ScheduledAt = None,
         from_number: Annotated[
             str | None,
-            Field(description="Caller ID; omitted: the assistant's assigned number."),
+            Field(
+                description="Caller ID, kept for every attempt; omitted: whichever of the "
+                "assistant's numbers has the fewest calls in progress when the call goes out."
+            ),
         ] = None,
         dynamic_variables: DynamicVariablesArg = None,
         conversation_metadata: MetadataArg = None,
