@@ -113,5 +113,6 @@ async def test_the_skill_teaches_a_new_key_per_attempt_and_number_release() -> N
 
     assert 'idempotency_key="<run_id>:<step_id>"' not in text  # the key that replays a failure
     assert "<run_id>:<step_id>:2" in text
-    assert "poll `get_run` every 10 seconds" in text.replace("Poll", "poll")
+    # Waiting on a run: wait_for_run, again while it timed out (no blind polling loop).
+    assert "`wait_for_run`" in text and "`timed_out`" in text
     assert "`release_phone_number`" in text and "`keep_number: true`" in text

@@ -87,7 +87,13 @@ class _Placed:
         raw = entry.get("outcome")
         outcome = None
         if raw is not None:
-            outcome = CallOutcome(**{**raw, "ended_at": datetime.fromisoformat(raw["ended_at"])})
+            outcome = CallOutcome(
+                **{
+                    **raw,
+                    "ended_at": datetime.fromisoformat(raw["ended_at"]),
+                    "errors": tuple(raw.get("errors") or ()),  # a JSON list in the ledger
+                }
+            )
         placement = Placement(
             call_control_id=entry["call_control_id"],
             placed_at=datetime.fromisoformat(entry["placed_at"]),

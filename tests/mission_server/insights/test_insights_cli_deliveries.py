@@ -149,6 +149,6 @@ def test_unknown_ids_and_bad_options_exit_2(db: str, migrated: Engine) -> None:
     assert ghost.exit_code == 2 and "conversation 'ghost' not found" in ghost.output
     bad_limit = runner.invoke(mission_app, ["insights", "deliveries", "--limit", "0", "--db", db])
     assert bad_limit.exit_code == 2
-    assert "limit must be an integer between 1 and 500, got 0" in bad_limit.output
+    assert "limit must be between 1 and 500, got 0" in bad_limit.output
     empty = runner.invoke(mission_app, ["insights", "deliveries", "--json", "--db", db])
     assert empty.exit_code == 0 and json.loads(empty.stdout) == []
