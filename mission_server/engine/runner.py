@@ -61,7 +61,7 @@ from planner.errors import LLMError, SpecError
 from planner.graph import PlannerContext, build_graph
 from planner.llm import LLM
 from planner.request import spec_from_request_text
-from planner.spec import MissionSpec, parse_spec
+from planner.spec import MissionSpec, parse_spec, spec_header
 from state import models as m
 from state import repo
 from state.db import session_scope
@@ -229,18 +229,23 @@ class MissionRunner:
             description=None,
             metadata={"strategy": resolved.strategy if resolved else None},
         )
+        # The run's input holds the spec without its targets (its size does not grow with
+        # the mission); the targets are stored beside it, one record each.
         run_input = {
-            "spec": resolved.model_dump(mode="json") if resolved is not None else None,
+            "spec": spec_header(resolved) if resolved is not None else None,
+            "targets": len(resolved.targets) if resolved is not None else None,
             "request": request,
             "require_approval": require_approval,
         }
         run_id = self.ops.start_run(
             mission_id,
             input=run_input,
-            metadata={PLANNER_KEY: {"graph": "mission", "version": 1, **(metadata or {})}},
+            metadata={PLANNER_KEY: {"graph": "mission", "version": 2, **(metadata or {})}},
             call_budget=resolved.call_budget if resolved is not None else None,
             require_approval=approval,
         )
+        if resolved is not None:
+            self.ops.save_targets(run_id, list(resolved.targets))
         self._known[run_id] = True
         log.info("run %s of mission %s started", run_id, mission_id)
         self._submit(run_id, None)
@@ -471,8 +476,6 @@ class MissionRunner:
             "spec": data.get("spec"),
             "request": data.get("request"),
             "require_approval": data.get("require_approval"),
-            "calls": {},
-            "outcomes": {},
         }
 
 

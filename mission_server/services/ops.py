@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlmodel import select
+from sqlalchemy import func, insert, update
+from sqlmodel import col, select
 
 from mission_server.domain.calling_hours import CallingWindow
 from mission_server.domain.targets import normalise_target, timezones_for_target
@@ -32,8 +33,17 @@ from mission_server.services import (
 from mission_server.services.context import Context
 from mission_server.services.do_not_call import is_do_not_call
 from planner.errors import OperationFailed, SpecError
-from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
-from planner.spec import MissionSpec
+from planner.ops import (
+    AttemptInfo,
+    CallRequest,
+    CallResult,
+    EventType,
+    PlanStepSpec,
+    Progress,
+    RunTarget,
+    StepStatus,
+)
+from planner.spec import MissionSpec, Target
 from state import models as m
 from state import repo
 from state.db import session_scope
@@ -467,6 +477,197 @@ class ServiceOps:
             transcript=transcript,
             cost_basis="simulated" if self.ctx.provider.name == "simulated" else "provider",
         )
+
+    # ------------------------------------------------------------------ targets
+
+    def save_targets(self, run_id: str, targets: list[Target]) -> None:
+        """Store the run's targets in one transaction, unless it already has them.
+        Raises: NotFound."""
+        with session_scope(self.ctx.engine) as session:
+            repo.load_run(session, run_id)
+            stored = session.exec(
+                select(func.count()).select_from(m.RunTarget).where(m.RunTarget.run_id == run_id)
+            ).one()
+            if stored:
+                return
+            rows = [
+                {
+                    "run_id": run_id,
+                    "position": index,
+                    "name": target.name,
+                    "phone": target.phone,
+                    "target": target.model_dump(mode="json", exclude={"name", "phone"}),
+                    "state": "new",
+                }
+                for index, target in enumerate(targets)
+            ]
+            if rows:
+                session.exec(insert(m.RunTarget), params=rows)
+
+    def count_targets(self, run_id: str) -> int:
+        with session_scope(self.ctx.engine) as session:
+            return int(
+                session.exec(
+                    select(func.count())
+                    .select_from(m.RunTarget)
+                    .where(m.RunTarget.run_id == run_id)
+                ).one()
+            )
+
+    @staticmethod
+    def _run_target(row: Any) -> RunTarget:
+        target = Target.model_validate({"name": row.name, "phone": row.phone, **(row.target or {})})
+        return RunTarget(
+            position=row.position,
+            target=target,
+            step_id=row.step_id,
+            scheduled_event_id=row.scheduled_event_id,
+            memo=row.memo,
+        )
+
+    def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
+        with session_scope(self.ctx.engine) as session:
+            rows = session.exec(
+                select(m.RunTarget)
+                .where(
+                    m.RunTarget.run_id == run_id,
+                    col(m.RunTarget.position) >= start,
+                    col(m.RunTarget.position) < stop,
+                )
+                .order_by(col(m.RunTarget.position))
+            ).all()
+            return [self._run_target(r) for r in rows]
+
+    def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
+        rows = [
+            {"run_id": run_id, "position": index, "step_id": step_id}
+            for index, step_id in enumerate(step_ids)
+        ]
+        if not rows:
+            return
+        with session_scope(self.ctx.engine) as session:
+            session.exec(update(m.RunTarget), params=rows)
+
+    def schedule_calls(
+        self, run_id: str, *, assistant_id: str, calls: list[CallRequest]
+    ) -> list[str | OperationFailed]:
+        """Schedule each call (``schedule_call``) and note the scheduled ones on their
+        targets in one transaction. Raises: NotFound."""
+        results: list[str | OperationFailed] = []
+        noted: list[dict[str, Any]] = []
+        for call in calls:
+            try:
+                event_id = self.schedule_call(
+                    run_id,
+                    assistant_id=assistant_id,
+                    step_id=call.step_id,
+                    to=call.to,
+                    timezone=call.timezone,
+                    dynamic_variables=call.dynamic_variables,
+                    conversation_metadata=call.conversation_metadata,
+                    max_retries_client_errors=call.max_retries_client_errors,
+                    retry_interval_secs=call.retry_interval_secs,
+                    calling_window=call.calling_window,
+                    idempotency_key=call.idempotency_key,
+                )
+            except OperationFailed as exc:
+                results.append(exc)
+                continue
+            results.append(event_id)
+            noted.append(
+                {
+                    "run_id": run_id,
+                    "position": call.position,
+                    "scheduled_event_id": event_id,
+                    "memo": call.memo,
+                    "state": "scheduled",
+                }
+            )
+        if noted:
+            with session_scope(self.ctx.engine) as session:
+                # A target whose outcome is already recorded (a node run again) stays so.
+                recorded = set(
+                    session.exec(
+                        select(m.RunTarget.position).where(
+                            m.RunTarget.run_id == run_id,
+                            m.RunTarget.state == "recorded",
+                            col(m.RunTarget.position).in_([n["position"] for n in noted]),
+                        )
+                    ).all()
+                )
+                fresh = [n for n in noted if n["position"] not in recorded]
+                if fresh:
+                    session.exec(update(m.RunTarget), params=fresh)
+        return results
+
+    def ready_calls(self, run_id: str, limit: int) -> Progress:
+        """Outstanding targets (a call scheduled, no outcome) whose call is terminal and whose
+        insights have settled, found with one query over the outstanding targets."""
+        with session_scope(self.ctx.engine) as session:
+            outstanding = int(
+                session.exec(
+                    select(func.count())
+                    .select_from(m.RunTarget)
+                    .where(m.RunTarget.run_id == run_id, m.RunTarget.state == "scheduled")
+                ).one()
+            )
+            if not outstanding:
+                return Progress((), 0)
+            rows = session.exec(
+                select(m.RunTarget, m.ScheduledEvent.conversation_id)
+                .join(
+                    m.ScheduledEvent,
+                    col(m.ScheduledEvent.scheduled_event_id) == col(m.RunTarget.scheduled_event_id),
+                )
+                .where(
+                    m.RunTarget.run_id == run_id,
+                    m.RunTarget.state == "scheduled",
+                    col(m.ScheduledEvent.status).in_(tuple(TERMINAL_EVENT)),
+                )
+                .order_by(col(m.RunTarget.position))
+            ).all()
+            candidates = [(self._run_target(r), conversation) for r, conversation in rows]
+        ready: list[RunTarget] = []
+        for entry, conversation in candidates:
+            if len(ready) >= limit:
+                break
+            if conversation is not None:
+                status = self._insights(conversation)[0]
+                if status not in _INSIGHT_DONE and status is not None:
+                    continue
+            ready.append(entry)
+        return Progress(tuple(ready), outstanding)
+
+    def record_outcomes(self, run_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
+        if not outcomes:
+            return
+        rows = [
+            {"run_id": run_id, "position": position, "outcome": outcome, "state": "recorded"}
+            for position, outcome in outcomes.items()
+        ]
+        with session_scope(self.ctx.engine) as session:
+            session.exec(update(m.RunTarget), params=rows)
+
+    def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
+        with session_scope(self.ctx.engine) as session:
+            rows = session.exec(
+                select(m.RunTarget.outcome)
+                .where(m.RunTarget.run_id == run_id, m.RunTarget.state == "recorded")
+                .order_by(col(m.RunTarget.position))
+            ).all()
+            return [dict(r) for r in rows if r]
+
+    def update_steps(
+        self, run_id: str, moves: list[tuple[str, StepStatus, dict[str, Any] | None]]
+    ) -> None:
+        for step_id, status, metadata in moves:
+            self.update_step(run_id, step_id, status, metadata)
+
+    def skip_open_steps(self, run_id: str, *, keep: str | None = None) -> None:
+        """Every unfinished step skipped (one step event each). Raises: NotFound."""
+        for step in plans.get_plan(self.ctx, run_id):
+            if step.step_id != keep and step.status not in _FINAL_STEP:
+                plans.update_plan_step(self.ctx, run_id, step.step_id, "skipped")
 
     def settle_insights(self, run_id: str) -> int:
         """Extract the insights of the run's finished calls that have none or were left

@@ -12,7 +12,15 @@ from langgraph.types import Command
 
 from planner.errors import OperationFailed
 from planner.graph import PlannerContext, build_graph
-from planner.ops import AttemptInfo, CallResult, MissionOps, PlanStepSpec
+from planner.ops import (
+    AttemptInfo,
+    CallRequest,
+    CallResult,
+    MissionOps,
+    PlanStepSpec,
+    Progress,
+    RunTarget,
+)
 from planner.spec import MissionSpec, load_spec
 
 CATERING = load_spec(Path(__file__).resolve().parents[2] / "examples" / "catering.yaml")
@@ -33,6 +41,8 @@ class FakeOps:
         self.completed: list[dict[str, Any]] = []
         self.fail_number: str | None = None
         self.crash_on_complete = 0
+        self.targets: list[RunTarget] = []
+        self.outcomes: dict[int, dict[str, Any]] = {}
 
     def check_spec(self, spec: MissionSpec) -> MissionSpec:
         targets = [t.model_copy(update={"phone": t.phone.replace(" ", "")}) for t in spec.targets]
@@ -100,6 +110,66 @@ class FakeOps:
             insights={"initial_price_per_person": initial, "final_price_per_person": final},
             ready=True,
         )
+
+    # The targets, as the records would hold them.
+
+    def save_targets(self, run_id: str, targets: list) -> None:
+        if not self.targets:
+            self.targets = [RunTarget(i, t) for i, t in enumerate(targets)]
+
+    def count_targets(self, run_id: str) -> int:
+        return len(self.targets)
+
+    def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
+        return self.targets[start:stop]
+
+    def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
+        self.targets = [
+            RunTarget(t.position, t.target, step_id=s)
+            for t, s in zip(self.targets, step_ids, strict=True)
+        ]
+
+    def schedule_calls(self, run_id: str, *, assistant_id: str, calls: list[CallRequest]):
+        results: list = []
+        for call in calls:
+            try:
+                event_id = self.schedule_call(
+                    run_id, idempotency_key=call.idempotency_key, to=call.to
+                )
+            except OperationFailed as exc:
+                results.append(exc)
+                continue
+            results.append(event_id)
+            old = self.targets[call.position]
+            self.targets[call.position] = RunTarget(
+                old.position, old.target, old.step_id, event_id, call.memo
+            )
+        return results
+
+    def ready_calls(self, run_id: str, limit: int) -> Progress:
+        out = [
+            t
+            for t in self.targets
+            if t.scheduled_event_id is not None and t.position not in self.outcomes
+        ]
+        ready = [t for t in out if self.results[t.scheduled_event_id].ready][:limit]
+        return Progress(tuple(ready), len(out))
+
+    def record_outcomes(self, run_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
+        json.dumps(outcomes)
+        self.outcomes.update(outcomes)
+
+    def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
+        return [self.outcomes[k] for k in sorted(self.outcomes)]
+
+    def update_steps(self, run_id: str, moves) -> None:
+        for step_id, status, metadata in moves:
+            self.update_step(run_id, step_id, status, metadata)
+
+    def skip_open_steps(self, run_id: str, *, keep: str | None = None) -> None:
+        for step_id in self.steps:
+            if step_id != keep:
+                self.update_step(run_id, step_id, "skipped")
 
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
         return self.results[scheduled_event_id]
