@@ -172,9 +172,11 @@ class MissionRunner:
         require_approval: bool | None = None,
         *,
         metadata: dict[str, Any] | None = None,
+        checked: bool = False,
     ) -> str:
         """Validate, create the mission and run, and queue the planner; return the run id at
         once. In ``thread`` mode a worker advances it; in ``inline`` mode ``drain()`` does.
+        ``checked``: ``spec`` is a ``MissionSpec`` that ``ops.check_spec`` already returned.
 
         ``spec`` is a spec (mapping, or YAML/JSON text); ``request`` natural language, read by
         the LLM when one is configured, else deterministically (targets with phone numbers).
@@ -206,7 +208,10 @@ class MissionRunner:
                             "text); a file name is not read, pass the file's contents",
                             text,
                         )
-                resolved = self.ops.check_spec(parse_spec(spec))
+                if checked and isinstance(spec, MissionSpec):
+                    resolved = spec
+                else:
+                    resolved = self.ops.check_spec(parse_spec(spec))
             elif self.llm is None:
                 resolved = self.ops.check_spec(spec_from_request_text(request or ""))
         except SpecError as exc:

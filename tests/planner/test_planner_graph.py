@@ -317,3 +317,51 @@ def test_a_request_without_an_llm_fails_the_run():
     )
     assert ops.completed[-1]["status"] == "failed"
     assert "needs an LLM or a spec" in ops.completed[-1]["error"]
+
+
+def checkpoint_sizes(tmp_path: Path, count: int) -> list[int]:
+    """Run a parallel survey of ``count`` targets to the end, its calls finishing ten at a
+    time, on the SQLite checkpointer; return the size of every checkpoint written."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    targets = [{"name": f"Venue {i:04d}", "phone": f"+1312555{i:04d}"} for i in range(count)]
+    spec = CATERING.model_copy(
+        update={
+            "strategy": "parallel",
+            "targets": [CATERING.targets[0].model_validate(t) for t in targets],
+        }
+    )
+    ops = FakeOps()
+    conn = sqlite3.connect(str(tmp_path / f"checkpoints-{count}.db"), check_same_thread=False)
+    graph = build_graph().compile(checkpointer=SqliteSaver(conn))
+    config = {"configurable": {"thread_id": "r1"}}
+    context = PlannerContext(ops=ops)
+    first = {"run_id": "r1", "mission_id": "m1", "spec": None, "request": None}
+    ops.save_targets("r1", list(spec.targets))  # as the runner stores them at start
+    from planner.spec import spec_header
+
+    graph.invoke({**first, "spec": spec_header(spec)}, config, context=context)
+    numbers = [c["to"] for c in ops.scheduled.values()]
+    assert len(numbers) == count
+    for start in range(0, count, 10):
+        for number in numbers[start : start + 10]:
+            PRICES.setdefault(number, (60, 60))
+            ops.finish(number)
+        graph.invoke(Command(resume={"kind": "wake"}), config, context=context)
+    assert ops.completed[-1]["status"] == "succeeded"
+    sizes = [
+        r[0] for r in conn.execute("select length(checkpoint) + length(metadata) from checkpoints")
+    ]
+    conn.close()
+    return sizes
+
+
+def test_a_checkpoint_does_not_grow_with_the_number_of_targets(tmp_path):
+    small = checkpoint_sizes(tmp_path, 50)
+    large = checkpoint_sizes(tmp_path, 500)
+    # Ten times the targets: more steps, but no checkpoint larger than the small run's
+    # largest (a few bytes for longer counters aside).
+    assert len(large) > 5 * len(small)
+    assert max(large) <= max(small) + 64
