@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from sqlalchemy import func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from mission_server.domain.calling_hours import CallingWindow
@@ -551,34 +552,42 @@ class ServiceOps:
     def schedule_calls(
         self, run_id: str, *, assistant_id: str, calls: list[CallRequest]
     ) -> list[str | OperationFailed]:
-        """Schedule each call (``schedule_call``) and note the scheduled ones on their
-        targets in one transaction. Raises: NotFound."""
+        """Schedule the calls in one transaction (``scheduling.create_scheduled_events``, the
+        rules of ``schedule_call`` for each) and note the scheduled ones on their targets.
+        Raises: NotFound."""
         results: list[str | OperationFailed] = []
         noted: list[dict[str, Any]] = []
-        for call in calls:
-            try:
-                event_id = self.schedule_call(
-                    run_id,
-                    assistant_id=assistant_id,
-                    step_id=call.step_id,
-                    to=call.to,
-                    timezone=call.timezone,
-                    dynamic_variables=call.dynamic_variables,
-                    conversation_metadata=call.conversation_metadata,
-                    max_retries_client_errors=call.max_retries_client_errors,
-                    retry_interval_secs=call.retry_interval_secs,
-                    calling_window=call.calling_window,
-                    idempotency_key=call.idempotency_key,
-                )
-            except OperationFailed as exc:
-                results.append(exc)
+        outs = scheduling.create_scheduled_events(
+            self.ctx,
+            [
+                {
+                    "assistant_id": assistant_id,
+                    "channel": "phone_call",
+                    "to": call.to,
+                    "dynamic_variables": call.dynamic_variables,
+                    "conversation_metadata": call.conversation_metadata,
+                    "max_retries_client_errors": call.max_retries_client_errors,
+                    "retry_interval_secs": call.retry_interval_secs,
+                    "run_id": run_id,
+                    "step_id": call.step_id,
+                    "idempotency_key": call.idempotency_key,
+                    "timezone": call.timezone,
+                    "calling_window": call.calling_window,
+                }
+                for call in calls
+            ],
+        )
+        for call, out in zip(calls, outs, strict=True):
+            if isinstance(out, MissionError):
+                code = self._refusal_code(out, run_id, call.to)
+                results.append(OperationFailed(str(out), code=code))
                 continue
-            results.append(event_id)
+            results.append(out.scheduled_event_id)
             noted.append(
                 {
                     "run_id": run_id,
                     "position": call.position,
-                    "scheduled_event_id": event_id,
+                    "scheduled_event_id": out.scheduled_event_id,
                     "memo": call.memo,
                     "state": "scheduled",
                 }
@@ -613,29 +622,55 @@ class ServiceOps:
             )
             if not outstanding:
                 return Progress((), 0)
-            rows = session.exec(
-                select(m.RunTarget, m.ScheduledEvent.conversation_id)
-                .join(
-                    m.ScheduledEvent,
-                    col(m.ScheduledEvent.scheduled_event_id) == col(m.RunTarget.scheduled_event_id),
+            rows = (
+                session.connection()
+                .execute(
+                    sa_select(
+                        col(m.RunTarget.position),
+                        col(m.RunTarget.name),
+                        col(m.RunTarget.phone),
+                        col(m.RunTarget.target),
+                        col(m.RunTarget.step_id),
+                        col(m.RunTarget.scheduled_event_id),
+                        col(m.RunTarget.memo),
+                        col(m.ScheduledEvent.conversation_id),
+                    )
+                    .join(
+                        m.ScheduledEvent,
+                        col(m.ScheduledEvent.scheduled_event_id)
+                        == col(m.RunTarget.scheduled_event_id),
+                    )
+                    .where(
+                        col(m.RunTarget.run_id) == run_id,
+                        col(m.RunTarget.state) == "scheduled",
+                        col(m.ScheduledEvent.status).in_(tuple(TERMINAL_EVENT)),
+                    )
+                    .order_by(col(m.RunTarget.position))
                 )
-                .where(
-                    m.RunTarget.run_id == run_id,
-                    m.RunTarget.state == "scheduled",
-                    col(m.ScheduledEvent.status).in_(tuple(TERMINAL_EVENT)),
-                )
-                .order_by(col(m.RunTarget.position))
-            ).all()
-            candidates = [(self._run_target(r), conversation) for r, conversation in rows]
+                .all()
+            )
+            conversations = [r.conversation_id for r in rows if r.conversation_id is not None]
+            statuses: dict[str, set[str]] = {}
+            for start in range(0, len(conversations), 500):
+                for conversation, status in session.exec(
+                    select(m.InsightResult.conversation_id, m.InsightResult.status).where(
+                        col(m.InsightResult.conversation_id).in_(conversations[start : start + 500])
+                    )
+                ):
+                    statuses.setdefault(conversation, set()).add(status)
         ready: list[RunTarget] = []
-        for entry, conversation in candidates:
+        for row in rows:
+            conversation = row.conversation_id
             if len(ready) >= limit:
                 break
             if conversation is not None:
-                status = self._insights(conversation)[0]
-                if status not in _INSIGHT_DONE and status is not None:
-                    continue
-            ready.append(entry)
+                settled = statuses.get(conversation)
+                if not settled or not settled <= _INSIGHT_DONE:
+                    # Not extracted yet (or half-done): the full rule, extracting on demand.
+                    status = self._insights(conversation)[0]
+                    if status not in _INSIGHT_DONE and status is not None:
+                        continue
+            ready.append(self._run_target(row))
         return Progress(tuple(ready), outstanding)
 
     def record_outcomes(self, run_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
@@ -660,14 +695,19 @@ class ServiceOps:
     def update_steps(
         self, run_id: str, moves: list[tuple[str, StepStatus, dict[str, Any] | None]]
     ) -> None:
-        for step_id, status, metadata in moves:
-            self.update_step(run_id, step_id, status, metadata)
+        """One transaction; a step already finished stays as it finished (a node run
+        again). Raises: NotFound, IllegalTransition, ValidationError."""
+        plans.update_plan_steps(self.ctx, run_id, list(moves), keep_finished=True)
 
     def skip_open_steps(self, run_id: str, *, keep: str | None = None) -> None:
-        """Every unfinished step skipped (one step event each). Raises: NotFound."""
-        for step in plans.get_plan(self.ctx, run_id):
-            if step.step_id != keep and step.status not in _FINAL_STEP:
-                plans.update_plan_step(self.ctx, run_id, step.step_id, "skipped")
+        """Every unfinished step skipped (one step event each), in one transaction.
+        Raises: NotFound."""
+        moves: list[tuple[str, str, dict[str, Any] | None]] = [
+            (step.step_id, "skipped", None)
+            for step in plans.get_plan(self.ctx, run_id)
+            if step.step_id != keep and step.status not in _FINAL_STEP
+        ]
+        plans.update_plan_steps(self.ctx, run_id, moves, keep_finished=True)
 
     def settle_insights(self, run_id: str) -> int:
         """Extract the insights of the run's finished calls that have none or were left
