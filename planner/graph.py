@@ -398,6 +398,7 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
     results = ops.schedule_calls(run_id, assistant_id=state["assistant_id"], calls=requests)
     refused: dict[int, dict[str, Any]] = {}
     failed_moves: list[tuple[str, Any, dict[str, Any] | None]] = []
+    events: list[dict[str, Any]] = []
     for entry, result in zip(entries, results, strict=True):
         if not isinstance(result, OperationFailed):
             continue
@@ -406,14 +407,16 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
         )
         refused[entry.position] = outcome
         failed_moves.append((entry.step_id or "", "failed", {"error": str(result)}))
-        ops.log_event(
-            run_id,
-            "error",
-            describe_outcome(outcome, spec),
-            step_id=entry.step_id,
-            idempotency_key=f"{run_id}:outcome:{entry.position}",
+        events.append(
+            {
+                "type": "error",
+                "summary": describe_outcome(outcome, spec),
+                "step_id": entry.step_id,
+                "idempotency_key": f"{run_id}:outcome:{entry.position}",
+            }
         )
     if refused:
+        ops.log_events(run_id, events)
         ops.update_steps(run_id, failed_moves)
         ops.record_outcomes(run_id, refused)
     return {"cursor": stop, "outstanding": len(entries) - len(refused)}
@@ -455,21 +458,24 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
     best = state.get("best")
     outcomes: dict[int, dict[str, Any]] = {}
     moves: list[tuple[str, Any, dict[str, Any] | None]] = []
-    for entry in state.get("ready") or []:
+    ready = state.get("ready") or []
+    results = ops.get_call_results([entry["scheduled_event_id"] for entry in ready])
+    events: list[dict[str, Any]] = []
+    for entry, result in zip(ready, results, strict=True):
         index = entry["position"]
         step = entry["step_id"]
-        result = ops.get_call_result(entry["scheduled_event_id"])
         target = Target.model_construct(name=entry["name"], phone=entry["phone"])
         outcome = build_outcome(spec, index, result, offered=entry["offered"], target=target)
         outcomes[index] = outcome
         usable = is_usable(outcome, spec)
-        ops.log_event(
-            run_id,
-            "tool_result" if usable else "error",
-            describe_outcome(outcome, spec),
-            step_id=step,
-            payload={"outcome": outcome},
-            idempotency_key=f"{run_id}:outcome:{index}",
+        events.append(
+            {
+                "type": "tool_result" if usable else "error",
+                "summary": describe_outcome(outcome, spec),
+                "step_id": step,
+                "payload": {"outcome": outcome},
+                "idempotency_key": f"{run_id}:outcome:{index}",
+            }
         )
         moves.append(
             (
@@ -491,6 +497,7 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
             and is_better(outcome["final_value"], best["value"] if best else None, leverage)
         ):
             best = {"index": index, "name": outcome["name"], "value": outcome["final_value"]}
+    ops.log_events(run_id, events)
     ops.update_steps(run_id, moves)
     ops.record_outcomes(run_id, outcomes)
     if (

@@ -302,6 +302,15 @@ class MissionOps(Protocol):
         """Every recorded outcome of the run, by position."""
         ...
 
+    def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
+        """``get_call_result`` of each call, in order, read together."""
+        ...
+
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """``log_event`` for each event (a mapping of its arguments: ``type``, ``summary``,
+        ``step_id``, ``payload``, ``idempotency_key``), written together."""
+        ...
+
     def update_steps(
         self, run_id: str, moves: list[tuple[str, StepStatus, dict[str, Any] | None]]
     ) -> None:

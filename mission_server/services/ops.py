@@ -33,6 +33,7 @@ from mission_server.services import (
 )
 from mission_server.services.context import Context
 from mission_server.services.do_not_call import is_do_not_call
+from mission_server.services.schemas import ScheduledEventOut
 from planner.errors import OperationFailed, SpecError
 from planner.ops import (
     AttemptInfo,
@@ -431,6 +432,84 @@ class ServiceOps:
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
         """The call's state, attempts and structured insight. Raises: NotFound."""
         event = scheduling.get_scheduled_event(self.ctx, scheduled_event_id)
+        name, transcript = None, None
+        if event.conversation_id is not None:
+            try:
+                conversation = conversations.get_conversation(self.ctx, event.conversation_id)
+            except NotFound:
+                conversation = None
+            if conversation is not None:
+                name = conversation.name
+                transcript = tuple((msg.role, msg.text) for msg in conversation.messages)
+        insight = None
+        if event.status in TERMINAL_EVENT and event.conversation_id is not None:
+            insight = self._insights(event.conversation_id)
+        return self._call_result(event, name, transcript, insight)
+
+    def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
+        """``get_call_result`` of each call, read in one session (a batch of calls to
+        record costs a few queries, not a few per call). Raises: NotFound."""
+        if not scheduled_event_ids:
+            return []
+        with session_scope(self.ctx.engine) as session:
+            rows = {
+                r.scheduled_event_id: r
+                for r in session.exec(
+                    select(m.ScheduledEvent).where(
+                        col(m.ScheduledEvent.scheduled_event_id).in_(scheduled_event_ids)
+                    )
+                )
+            }
+            missing = [i for i in scheduled_event_ids if i not in rows]
+            if missing:
+                raise NotFound("scheduled event", missing[0])
+            attempts = repo.attempts_by_event(session, list(rows))
+            events = {i: ScheduledEventOut.of(r, attempts.get(i, [])) for i, r in rows.items()}
+            ids = [e.conversation_id for e in events.values() if e.conversation_id is not None]
+            names: dict[str, str | None] = {}
+            messages: dict[str, list[tuple[str, str]]] = {}
+            if ids:
+                for row in session.exec(
+                    select(m.Conversation).where(col(m.Conversation.conversation_id).in_(ids))
+                ):
+                    names[row.conversation_id] = row.name
+                    messages[row.conversation_id] = []
+                for message in session.exec(
+                    select(m.Message)
+                    .where(col(m.Message.conversation_id).in_(ids))
+                    .order_by(col(m.Message.conversation_id), col(m.Message.seq))
+                ):
+                    messages[message.conversation_id].append((message.role, message.text))
+            results = extraction.conversation_results(session, ids)
+        out: list[CallResult] = []
+        for event_id in scheduled_event_ids:
+            event = events[event_id]
+            conversation = event.conversation_id
+            insight = None
+            if event.status in TERMINAL_EVENT and conversation is not None:
+                settled = results.get(conversation) or []
+                if settled and all(r.status in _INSIGHT_DONE for r in settled):
+                    insight = _insight_of(settled)
+                else:
+                    insight = self._insights(conversation)
+            known = conversation is not None and conversation in names
+            out.append(
+                self._call_result(
+                    event,
+                    names.get(conversation) if known and conversation else None,
+                    tuple(messages[conversation]) if known and conversation else None,
+                    insight,
+                )
+            )
+        return out
+
+    def _call_result(
+        self,
+        event: ScheduledEventOut,
+        name: str | None,
+        transcript: tuple[tuple[str, str], ...] | None,
+        insight: tuple[str | None, dict[str, Any] | None, str | None] | None,
+    ) -> CallResult:
         attempts = tuple(
             AttemptInfo(
                 attempt_number=a.attempt_number,
@@ -446,23 +525,13 @@ class ServiceOps:
             for e in event.errors
         )
         codes = tuple(str(e["code"]) for e in event.errors if isinstance(e, dict) and e.get("code"))
-        name, transcript = None, None
-        if event.conversation_id is not None:
-            try:
-                conversation = conversations.get_conversation(self.ctx, event.conversation_id)
-            except NotFound:
-                conversation = None
-            if conversation is not None:
-                name = conversation.name
-                transcript = tuple((msg.role, msg.text) for msg in conversation.messages)
         terminal = event.status in TERMINAL_EVENT
-        status, insights, error = None, None, None
+        status, insights, error = insight if insight is not None else (None, None, None)
         ready = terminal
         if terminal and event.conversation_id is not None:
-            status, insights, error = self._insights(event.conversation_id)
             ready = status in _INSIGHT_DONE or status is None
         return CallResult(
-            scheduled_event_id=scheduled_event_id,
+            scheduled_event_id=event.scheduled_event_id,
             status=event.status,
             call_status=event.call_status,
             conversation_id=event.conversation_id,
@@ -692,6 +761,11 @@ class ServiceOps:
             ).all()
             return [dict(r) for r in rows if r]
 
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """Append events in one transaction (idempotent on each key). Raises: NotFound,
+        ValidationError."""
+        plans.log_events(self.ctx, run_id, events)
+
     def update_steps(
         self, run_id: str, moves: list[tuple[str, StepStatus, dict[str, Any] | None]]
     ) -> None:
@@ -738,8 +812,13 @@ class ServiceOps:
             return None, None, None  # nothing will ever extract them
         if not results or any(r.status not in _INSIGHT_DONE for r in results):
             return "pending", None, None
-        for result in results:
-            if result.status == "completed" and isinstance(result.result, dict):
-                return "completed", dict(result.result), None
-        failed = next((r for r in results if r.status == "failed"), results[0])
-        return "failed", None, failed.error or "no structured insight was extracted"
+        return _insight_of(results)
+
+
+def _insight_of(results: list[Any]) -> tuple[str | None, dict[str, Any] | None, str | None]:
+    """(status, structured result, error) of a conversation's settled insight results."""
+    for result in results:
+        if result.status == "completed" and isinstance(result.result, dict):
+            return "completed", dict(result.result), None
+    failed = next((r for r in results if r.status == "failed"), results[0])
+    return "failed", None, failed.error or "no structured insight was extracted"

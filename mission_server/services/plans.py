@@ -321,6 +321,66 @@ def log_event(
     return EventOut.of(event)
 
 
+def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
+    """``log_event`` for each event (``type``, ``summary``, optionally ``step_id``,
+    ``payload``, ``idempotency_key``), in one transaction; an idempotency key already in the
+    log (or earlier in the batch) writes nothing. Returns how many were written.
+
+    Raises:
+        NotFound, ValidationError.
+    """
+    checked: list[dict[str, Any]] = []
+    for event in events:
+        require_choice(event["type"], "type", EVENT_TYPES)
+        key = event.get("idempotency_key")
+        checked.append(
+            {
+                "type": event["type"],
+                "summary": require_text(event["summary"], "summary", max_length=5000),
+                "step_id": event.get("step_id"),
+                "payload": require_mapping(event.get("payload"), "payload"),
+                "idempotency_key": None if key is None else require_text(key, "idempotency_key"),
+            }
+        )
+    if not checked:
+        return 0
+    now = ctx.now()
+    written = 0
+    with session_scope(ctx.engine) as session:
+        load_run(session, run_id)
+        keys = [e["idempotency_key"] for e in checked if e["idempotency_key"] is not None]
+        seen: set[str] = set()
+        for start in range(0, len(keys), 500):
+            seen.update(
+                k
+                for k in session.exec(
+                    select(m.Event.idempotency_key).where(
+                        m.Event.run_id == run_id,
+                        col(m.Event.idempotency_key).in_(keys[start : start + 500]),
+                    )
+                )
+                if k is not None
+            )
+        for event in checked:
+            key = event["idempotency_key"]
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            append_event(
+                session,
+                run_id,
+                event["type"],
+                event["summary"],
+                now,
+                step_id=event["step_id"],
+                payload=event["payload"],
+                idempotency_key=key,
+            )
+            written += 1
+    return written
+
+
 def _event_by_key(session: Session, run_id: str, key: str) -> m.Event | None:
     return session.exec(
         select(m.Event).where(m.Event.run_id == run_id, m.Event.idempotency_key == key)

@@ -162,6 +162,20 @@ class FakeOps:
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
         return [self.outcomes[k] for k in sorted(self.outcomes)]
 
+    def get_call_results(self, ids: list[str]) -> list[CallResult]:
+        return [self.get_call_result(i) for i in ids]
+
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.log_event(
+                run_id,
+                event["type"],
+                event["summary"],
+                step_id=event.get("step_id"),
+                payload=event.get("payload"),
+                idempotency_key=event.get("idempotency_key"),
+            )
+
     def update_steps(self, run_id: str, moves) -> None:
         for step_id, status, metadata in moves:
             self.update_step(run_id, step_id, status, metadata)
