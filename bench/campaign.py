@@ -59,7 +59,7 @@ def _area_codes(needed: int) -> list[str]:
     for code in range(201, 990):
         probe = phonenumbers.parse(f"+1{code}2000000", None)
         zones = set(pn_timezone.time_zones_for_number(probe))
-        if len(zones) == 1 and zones <= ZONES:
+        if len(zones) == 1 and zones <= ZONES and code != 312:  # 312: the caller IDs
             codes.append(str(code))
         if len(codes) * 100 >= needed:
             return codes
