@@ -6,17 +6,25 @@
 * ``intake`` resolves the spec (a request goes through the optional LLM); ``plan`` creates the
   plan steps. ``approval`` is an ``interrupt()`` when the run requires approval: nothing is
   scheduled before a person resumes it (rejection ends the run, already cancelled).
-* ``dispatch`` schedules the next call (``sequential_leverage``) or every call (``parallel``)
-  with the run's current variables; ``wait`` is an ``interrupt()`` that the service resumes
-  when a call is terminal and its insights are extracted; ``record`` turns each finished call
-  into the target's outcome and, in sequential mode, carries the best value so far into the
-  run variables for the next call.
+* ``dispatch`` schedules the next call (``sequential_leverage``) or the next batch of
+  ``BATCH`` calls (``parallel``, back to ``dispatch`` until every target's call is scheduled)
+  with the run's current variables, all of a batch in one ``MissionOps.schedule_calls``;
+  ``wait`` asks the records which calls are ready (``ready_calls``) and is an ``interrupt()``
+  that the service resumes when a call is terminal and its insights are extracted; ``record``
+  turns each ready call into the target's outcome, stored in the records
+  (``record_outcomes``), and, in sequential mode, carries the best value so far into the run
+  variables for the next call.
 * ``compile`` writes the result summary and payload and finishes the run.
 
 Every node may run again from its start (after ``interrupt()`` and after a crash), so each is
 idempotent: creations go through idempotent ``MissionOps`` methods, calls are scheduled with
 idempotency keys derived from the run and the target, events with idempotency keys, and
 ``wait`` re-reads the calls' state instead of trusting the resume value.
+
+Scale: the checkpointed state holds the spec without its targets and a few counters, never
+a per-target list; the targets, their calls and outcomes live in the records, and a step
+reads at most ``BATCH`` of them. Only ``plan`` (once) and ``compile`` (once) read every
+target.
 
 Size: about 540 lines, one module on purpose: the nodes are short and each reads the state the
 node before it wrote, so the graph reads top to bottom in the order it runs.
