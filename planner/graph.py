@@ -424,9 +424,7 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
             }
         )
     if refused:
-        ops.log_events(run_id, events)
-        ops.update_steps(run_id, failed_moves)
-        ops.record_outcomes(run_id, refused)
+        ops.record_outcomes(run_id, refused, events=events, moves=failed_moves)
     return {"cursor": stop, "outstanding": len(entries) - len(refused)}
 
 
@@ -505,9 +503,7 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
             and is_better(outcome["final_value"], best["value"] if best else None, leverage)
         ):
             best = {"index": index, "name": outcome["name"], "value": outcome["final_value"]}
-    ops.log_events(run_id, events)
-    ops.update_steps(run_id, moves)
-    ops.record_outcomes(run_id, outcomes)
+    ops.record_outcomes(run_id, outcomes, events=events, moves=moves)
     if (
         leverage is not None
         and spec.strategy == "sequential_leverage"

@@ -294,8 +294,17 @@ class MissionOps(Protocol):
         """The targets whose call is ready to record, and how many are still outstanding."""
         ...
 
-    def record_outcomes(self, run_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
-        """Store each target's outcome (by position); it is no longer outstanding."""
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: dict[int, dict[str, Any]],
+        *,
+        events: list[dict[str, Any]] | None = None,
+        moves: list[tuple[str, StepStatus, dict[str, Any] | None]] | None = None,
+    ) -> None:
+        """Store each target's outcome (by position; it is no longer outstanding), with the
+        ``events`` to log (as ``log_events``) and the step ``moves`` (as ``update_steps``)
+        that go with them, all written together."""
         ...
 
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:

@@ -742,15 +742,32 @@ class ServiceOps:
             ready.append(self._run_target(row))
         return Progress(tuple(ready), outstanding)
 
-    def record_outcomes(self, run_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
-        if not outcomes:
-            return
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: dict[int, dict[str, Any]],
+        *,
+        events: list[dict[str, Any]] | None = None,
+        moves: list[tuple[str, StepStatus, dict[str, Any] | None]] | None = None,
+    ) -> None:
+        """The outcomes, their events and step moves in one transaction (a step already
+        finished stays so; an event key already logged writes nothing). Raises: NotFound,
+        ValidationError."""
+        checked_events = plans.check_events(events or [])
+        checked_moves = plans.check_step_moves(list(moves or []))
         rows = [
             {"run_id": run_id, "position": position, "outcome": outcome, "state": "recorded"}
             for position, outcome in outcomes.items()
         ]
+        if not rows and not checked_events and not checked_moves:
+            return
+        now = self.ctx.now()
         with session_scope(self.ctx.engine) as session:
-            session.exec(update(m.RunTarget), params=rows)
+            repo.load_run(session, run_id)
+            plans.append_events(session, run_id, checked_events, now)
+            plans.move_steps(session, run_id, checked_moves, now, keep_finished=True)
+            if rows:
+                session.exec(update(m.RunTarget), params=rows)
 
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
         with session_scope(self.ctx.engine) as session:

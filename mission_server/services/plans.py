@@ -199,32 +199,59 @@ def update_plan_steps(
     Raises:
         NotFound, IllegalTransition, ValidationError.
     """
+    checked = check_step_moves(moves)
+    if not checked:
+        return
+    with session_scope(ctx.engine) as session:
+        move_steps(session, run_id, checked, ctx.now(), keep_finished=keep_finished)
+
+
+def check_step_moves(
+    moves: list[tuple[str, str, dict[str, Any] | None]],
+) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """The moves validated (status, metadata), before anything is written.
+
+    Raises:
+        ValidationError.
+    """
     checked = []
     for step_id, status, metadata in moves:
         require_choice(status, "status", STEP_STATUSES)
         meta = require_mapping(metadata, "metadata") if metadata is not None else None
         checked.append((step_id, status, meta))
+    return checked
+
+
+def move_steps(
+    session: Session,
+    run_id: str,
+    checked: list[tuple[str, str, dict[str, Any] | None]],
+    now: Any,
+    *,
+    keep_finished: bool = False,
+) -> None:
+    """Apply moves checked by ``check_step_moves`` in the caller's session.
+
+    Raises:
+        NotFound, IllegalTransition.
+    """
     if not checked:
         return
-    now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        ids = sorted({step_id for step_id, _, _ in checked})
-        rows = {
-            s.step_id: s
-            for s in session.exec(
-                select(m.PlanStep).where(
-                    m.PlanStep.run_id == run_id, col(m.PlanStep.step_id).in_(ids)
-                )
-            )
-        }
-        for step_id, status, meta in checked:
-            step = rows.get(step_id)
-            if step is None:
-                load_run(session, run_id)
-                raise NotFound("plan step", f"{run_id}/{step_id}")
-            if keep_finished and step.status in _FINISHED:
-                continue
-            _move_step(session, step, status, meta, now)
+    ids = sorted({step_id for step_id, _, _ in checked})
+    rows = {
+        s.step_id: s
+        for s in session.exec(
+            select(m.PlanStep).where(m.PlanStep.run_id == run_id, col(m.PlanStep.step_id).in_(ids))
+        )
+    }
+    for step_id, status, meta in checked:
+        step = rows.get(step_id)
+        if step is None:
+            load_run(session, run_id)
+            raise NotFound("plan step", f"{run_id}/{step_id}")
+        if keep_finished and step.status in _FINISHED:
+            continue
+        _move_step(session, step, status, meta, now)
 
 
 _FINISHED = frozenset({"completed", "skipped", "failed"})
@@ -329,6 +356,16 @@ def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
     Raises:
         NotFound, ValidationError.
     """
+    checked = check_events(events)
+    if not checked:
+        return 0
+    with session_scope(ctx.engine) as session:
+        load_run(session, run_id)
+        return append_events(session, run_id, checked, ctx.now())
+
+
+def check_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events validated, before anything is written. Raises: ValidationError."""
     checked: list[dict[str, Any]] = []
     for event in events:
         require_choice(event["type"], "type", EVENT_TYPES)
@@ -342,42 +379,43 @@ def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
                 "idempotency_key": None if key is None else require_text(key, "idempotency_key"),
             }
         )
-    if not checked:
-        return 0
-    now = ctx.now()
-    written = 0
-    with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
-        keys = [e["idempotency_key"] for e in checked if e["idempotency_key"] is not None]
-        seen: set[str] = set()
-        for start in range(0, len(keys), 500):
-            seen.update(
-                k
-                for k in session.exec(
-                    select(m.Event.idempotency_key).where(
-                        m.Event.run_id == run_id,
-                        col(m.Event.idempotency_key).in_(keys[start : start + 500]),
-                    )
+    return checked
+
+
+def append_events(session: Session, run_id: str, checked: list[dict[str, Any]], now: Any) -> int:
+    """Append events checked by ``check_events`` in the caller's session, skipping the
+    idempotency keys already logged; return how many were written."""
+    keys = [e["idempotency_key"] for e in checked if e["idempotency_key"] is not None]
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        seen.update(
+            k
+            for k in session.exec(
+                select(m.Event.idempotency_key).where(
+                    m.Event.run_id == run_id,
+                    col(m.Event.idempotency_key).in_(keys[start : start + 500]),
                 )
-                if k is not None
             )
-        for event in checked:
-            key = event["idempotency_key"]
-            if key is not None:
-                if key in seen:
-                    continue
-                seen.add(key)
-            append_event(
-                session,
-                run_id,
-                event["type"],
-                event["summary"],
-                now,
-                step_id=event["step_id"],
-                payload=event["payload"],
-                idempotency_key=key,
-            )
-            written += 1
+            if k is not None
+        )
+    written = 0
+    for event in checked:
+        key = event["idempotency_key"]
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        append_event(
+            session,
+            run_id,
+            event["type"],
+            event["summary"],
+            now,
+            step_id=event["step_id"],
+            payload=event["payload"],
+            idempotency_key=key,
+        )
+        written += 1
     return written
 
 

@@ -155,8 +155,10 @@ class FakeOps:
         ready = [t for t in out if self.results[t.scheduled_event_id].ready][:limit]
         return Progress(tuple(ready), len(out))
 
-    def record_outcomes(self, run_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
+    def record_outcomes(self, run_id: str, outcomes, *, events=None, moves=None) -> None:
         json.dumps(outcomes)
+        self.log_events(run_id, events or [])
+        self.update_steps(run_id, moves or [])
         self.outcomes.update(outcomes)
 
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
