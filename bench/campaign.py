@@ -159,7 +159,7 @@ def run_planner(count: int) -> dict[str, Any]:
     run_id = runner.start(spec)
     statuses = drive_virtual(ctx, runner, [run_id])
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    payload = service.get_run(ctx, run_id).result_payload or {}
+    payload = service.get_run_record(ctx, run_id).result_payload or {}
     totals = payload.get("totals", {})
     runner.close()
     ctx.engine.dispose()

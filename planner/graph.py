@@ -23,8 +23,8 @@ idempotency keys derived from the run and the target, events with idempotency ke
 
 Scale: the checkpointed state holds the spec without its targets and a few counters, never
 a per-target list; the targets, their calls and outcomes live in the records, and a step
-reads at most ``BATCH`` of them. Only ``plan`` (once) and ``compile`` (once) read every
-target.
+reads at most ``BATCH`` of them (``RECORD_BATCH`` when recording). Only ``plan`` (once) and
+``compile`` (once) read every target.
 
 Size: about 540 lines, one module on purpose: the nodes are short and each reads the state the
 node before it wrote, so the graph reads top to bottom in the order it runs.
@@ -55,13 +55,16 @@ from planner.result import (
 )
 from planner.spec import MissionSpec, Target, parse_header, parse_spec, spec_header
 
-__all__ = ["BATCH", "MissionState", "PlannerContext", "build_graph", "plan_steps"]
+__all__ = ["BATCH", "RECORD_BATCH", "MissionState", "PlannerContext", "build_graph", "plan_steps"]
 
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 
-#: How many calls one ``dispatch`` step schedules, and one ``record`` step records: a step's
-#: cost is bounded by it, whatever the number of targets.
+#: How many calls one ``dispatch`` step schedules: a step's cost is bounded by it, whatever
+#: the number of targets.
 BATCH = 200
+#: How many finished calls one ``record`` step records (``wait`` keeps them in the state for
+#: ``record``, so this bounds the checkpoint too).
+RECORD_BATCH = 100
 
 
 class MissionState(TypedDict):
@@ -70,7 +73,8 @@ class MissionState(TypedDict):
     Its size does not depend on the number of targets: ``spec`` is the spec *header* (the
     spec without its targets, ``planner.spec.spec_header``) once ``intake`` has run; the
     targets, their calls and their outcomes live in the records (``MissionOps.load_targets``,
-    ``ready_calls``, ``record_outcomes``), and ``ready`` holds at most ``BATCH`` entries.
+    ``ready_calls``, ``record_outcomes``), and ``ready`` holds at most ``RECORD_BATCH``
+    entries.
 
     The graph's input may carry a whole spec (``spec`` with its targets, which ``intake``
     stores through ``save_targets``), a header whose targets are already stored, or a
@@ -432,7 +436,7 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
     """Wait for outstanding calls: an ``interrupt()`` resumed when one is terminal and its
     insights are extracted. The resume value is not trusted; the records are re-read."""
     ops = _ops(runtime)
-    progress = ops.ready_calls(state["run_id"], BATCH)
+    progress = ops.ready_calls(state["run_id"], RECORD_BATCH)
     if progress.ready:
         ready = [
             {
