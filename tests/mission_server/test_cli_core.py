@@ -18,7 +18,7 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     db = tmp_path / "cli.db"
     result = runner.invoke(app, ["db", "upgrade", "--db", str(db)])
     assert result.exit_code == 0, result.output
-    assert "revision 0005" in result.output
+    assert "revision 0006" in result.output
     assert db.exists()
 
 

@@ -247,5 +247,5 @@ def test_a_run_recorded_before_the_wall_clock_was_kept_lists_its_service_time(tm
     [run] = json.loads(invoke("runs", "list", "--db", str(path), "--json").stdout)
     assert run["recorded_at"] is None and run["created_at"] == "2026-01-05T10:00:00Z"
     engine = make_engine(str(path))
-    assert current_revision(engine) == "0005"  # upgraded to head on open
+    assert current_revision(engine) == "0006"  # upgraded to head on open
     engine.dispose()
