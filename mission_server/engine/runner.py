@@ -43,6 +43,7 @@ import yaml
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from mission_server.engine.dispatcher import Dispatcher
@@ -51,7 +52,7 @@ from mission_server.engine.listeners import install_listeners
 from mission_server.engine.pool import DaemonPool
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.net.openai import OpenAICompatibleLLM
-from mission_server.services import missions, plans
+from mission_server.services import missions
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.ops import ServiceOps
 from mission_server.services.schemas import RunOut
@@ -498,9 +499,13 @@ def run_statuses(ctx: Context, run_ids: Iterable[str]) -> dict[str, str]:
 
 
 def latest_activity(ctx: Context, run_id: str) -> datetime | None:
-    """The time of the run's last recorded event (where a resumed virtual clock starts)."""
-    events = plans.list_events(ctx, run_id, limit=5000)
-    return max((e.created_at for e in events), default=None)
+    """The time of the run's last recorded event (where a resumed virtual clock starts),
+    however many events the run has."""
+    with session_scope(ctx.engine) as session:
+        repo.load_run(session, run_id)
+        return session.exec(
+            select(func.max(m.Event.created_at)).where(m.Event.run_id == run_id)
+        ).one()
 
 
 def drive_virtual(
