@@ -6,17 +6,25 @@
 * ``intake`` resolves the spec (a request goes through the optional LLM); ``plan`` creates the
   plan steps. ``approval`` is an ``interrupt()`` when the run requires approval: nothing is
   scheduled before a person resumes it (rejection ends the run, already cancelled).
-* ``dispatch`` schedules the next call (``sequential_leverage``) or every call (``parallel``)
-  with the run's current variables; ``wait`` is an ``interrupt()`` that the service resumes
-  when a call is terminal and its insights are extracted; ``record`` turns each finished call
-  into the target's outcome and, in sequential mode, carries the best value so far into the
-  run variables for the next call.
+* ``dispatch`` schedules the next call (``sequential_leverage``) or the next batch of
+  ``BATCH`` calls (``parallel``, back to ``dispatch`` until every target's call is scheduled)
+  with the run's current variables, all of a batch in one ``MissionOps.schedule_calls``;
+  ``wait`` asks the records which calls are ready (``ready_calls``) and is an ``interrupt()``
+  that the service resumes when a call is terminal and its insights are extracted; ``record``
+  turns each ready call into the target's outcome, stored in the records
+  (``record_outcomes``), and, in sequential mode, carries the best value so far into the run
+  variables for the next call.
 * ``compile`` writes the result summary and payload and finishes the run.
 
 Every node may run again from its start (after ``interrupt()`` and after a crash), so each is
 idempotent: creations go through idempotent ``MissionOps`` methods, calls are scheduled with
 idempotency keys derived from the run and the target, events with idempotency keys, and
 ``wait`` re-reads the calls' state instead of trusting the resume value.
+
+Scale: the checkpointed state holds the spec without its targets and a few counters, never
+a per-target list; the targets, their calls and outcomes live in the records, and a step
+reads at most ``BATCH`` of them (``RECORD_BATCH`` when recording). Only ``plan`` (once) and
+``compile`` (once) read every target.
 
 Size: about 540 lines, one module on purpose: the nodes are short and each reads the state the
 node before it wrote, so the graph reads top to bottom in the order it runs.
@@ -26,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -34,7 +42,7 @@ from langgraph.types import interrupt
 
 from planner.errors import LLMError, OperationFailed, SpecError
 from planner.llm import LLM, spec_from_request
-from planner.ops import MissionOps, PlanStepSpec
+from planner.ops import CallRequest, MissionOps, PlanStepSpec, RunTarget
 from planner.result import (
     build_outcome,
     compile_result,
@@ -45,25 +53,32 @@ from planner.result import (
     not_called_outcome,
     variable_value,
 )
-from planner.spec import MissionSpec, parse_spec
+from planner.spec import MissionSpec, Target, parse_header, parse_spec, spec_header
 
-__all__ = ["MissionState", "PlannerContext", "build_graph", "plan_steps"]
+__all__ = ["BATCH", "RECORD_BATCH", "MissionState", "PlannerContext", "build_graph", "plan_steps"]
 
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 
-
-def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    return {**(left or {}), **(right or {})}
+#: How many calls one ``dispatch`` step schedules: a step's cost is bounded by it, whatever
+#: the number of targets.
+BATCH = 200
+#: How many finished calls one ``record`` step records (``wait`` keeps them in the state for
+#: ``record``, so this bounds the checkpoint too).
+RECORD_BATCH = 100
 
 
 class MissionState(TypedDict):
     """The checkpointed state of one run (thread id = run id).
 
-    Required keys are the ones the nodes index directly: ``run_id``, ``mission_id`` and
-    ``spec`` come with the graph's input; ``steps`` (written by ``plan``), ``assistant_id``
-    (``setup``) and ``calls`` (``dispatch``) are written before any node that indexes them
-    runs. The code that may run earlier (``_fail``, ``_stopped``, ``compile``) reads them
-    with ``.get``, as it does every ``NotRequired`` key.
+    Its size does not depend on the number of targets: ``spec`` is the spec *header* (the
+    spec without its targets, ``planner.spec.spec_header``) once ``intake`` has run; the
+    targets, their calls and their outcomes live in the records (``MissionOps.load_targets``,
+    ``ready_calls``, ``record_outcomes``), and ``ready`` holds at most ``RECORD_BATCH``
+    entries.
+
+    The graph's input may carry a whole spec (``spec`` with its targets, which ``intake``
+    stores through ``save_targets``), a header whose targets are already stored, or a
+    ``request`` and no spec.
     """
 
     run_id: str
@@ -71,15 +86,15 @@ class MissionState(TypedDict):
     spec: dict[str, Any] | None
     request: NotRequired[str | None]
     require_approval: NotRequired[bool | None]
-    steps: dict[str, Any]
+    target_count: NotRequired[int]
+    steps: dict[str, str]
     assistant_id: str
     insight_group_id: NotRequired[str | None]
     from_number: NotRequired[str]
     cursor: NotRequired[int]
-    calls: Annotated[dict[str, dict[str, Any]], _merge]
-    outcomes: NotRequired[Annotated[dict[str, dict[str, Any]], _merge]]
+    outstanding: NotRequired[int]
     best: NotRequired[dict[str, Any] | None]
-    ready: NotRequired[list[str]]
+    ready: NotRequired[list[dict[str, Any]]]
     finished: NotRequired[bool]
     final_status: NotRequired[str]
 
@@ -101,9 +116,12 @@ def _slug(text: str) -> str:
     return slug[:60].strip("-") or "target"
 
 
-def plan_steps(spec: MissionSpec, require_approval: bool) -> tuple[list[PlanStepSpec], dict]:
+def plan_steps(
+    spec: MissionSpec, require_approval: bool, targets: list[Target] | None = None
+) -> tuple[list[PlanStepSpec], dict[str, Any]]:
     """The plan of a spec and the step ids of each role (approval, assistant, number, one
-    per target, compile)."""
+    per target, compile). ``targets`` defaults to the spec's own."""
+    targets = spec.targets if targets is None else targets
     steps: list[PlanStepSpec] = []
     ids: dict[str, Any] = {}
     if require_approval:
@@ -123,7 +141,7 @@ def plan_steps(spec: MissionSpec, require_approval: bool) -> tuple[list[PlanStep
     label = spec.leverage.label.lower() if spec.leverage else "result"
     used: set[str] = set(ids.values())
     target_ids: list[str] = []
-    for index, target in enumerate(spec.targets):
+    for index, target in enumerate(targets):
         base = f"call-{_slug(target.name)}"
         step_id, n = base, 2
         while step_id in used:
@@ -155,13 +173,21 @@ def _ops(runtime: Runtime[PlannerContext]) -> MissionOps:
     return runtime.context.ops
 
 
+_HEADERS: dict[str, MissionSpec] = {}
+
+
 def _spec(state: MissionState) -> MissionSpec:
-    return parse_spec(state["spec"])
-
-
-def _all_step_ids(steps: dict[str, Any]) -> list[str]:
-    ids = [steps[k] for k in ("approval", "assistant", "number") if k in steps]
-    return [*ids, *steps.get("targets", []), steps["compile"]]
+    """The spec header of the state, parsed (cached per header text: a step does not
+    re-validate what the step before it validated)."""
+    data = state["spec"] or {}
+    key = repr(sorted(data.items()))
+    spec = _HEADERS.get(key)
+    if spec is None:
+        spec = parse_header(data)
+        if len(_HEADERS) > 256:
+            _HEADERS.clear()
+        _HEADERS[key] = spec
+    return spec
 
 
 def _fail(
@@ -169,12 +195,10 @@ def _fail(
 ) -> dict[str, Any]:
     """End the run as failed: the failing step is marked, the rest skipped."""
     run_id = state["run_id"]
-    steps = state.get("steps") or {}
     if step is not None:
         ops.update_step(run_id, step, "failed", {"error": reason})
-    for step_id in _all_step_ids(steps) if steps else []:
-        if step_id != step:
-            ops.update_step(run_id, step_id, "skipped")
+    if state.get("steps"):
+        ops.skip_open_steps(run_id, keep=step)
     ops.log_event(
         run_id,
         "error",
@@ -194,8 +218,8 @@ def _stopped(ops: MissionOps, state: MissionState) -> dict[str, Any] | None:
     """If someone finished the run from outside (cancelled it), stop quietly."""
     status = ops.run_status(state["run_id"])
     if status in TERMINAL_RUN:
-        for step_id in _all_step_ids(state.get("steps") or {}):
-            ops.update_step(state["run_id"], step_id, "skipped")
+        if state.get("steps"):
+            ops.skip_open_steps(state["run_id"])
         return {"finished": True, "final_status": status}
     return None
 
@@ -204,41 +228,58 @@ def _stopped(ops: MissionOps, state: MissionState) -> dict[str, Any] | None:
 
 
 def intake(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
-    """Resolve the spec: given, or read from the request by the LLM."""
+    """Resolve the spec: given (with its targets, or as a header whose targets are already
+    stored), or read from the request by the LLM. The targets go to the records; the state
+    keeps the header."""
     ops = _ops(runtime)
-    if state.get("spec") is not None:
-        spec = ops.check_spec(parse_spec(state["spec"]))
+    run_id = state["run_id"]
+    given = state.get("spec")
+    if given is not None and not given.get("targets"):
+        spec = parse_header(given)
+        count = ops.count_targets(run_id)
+        if count == 0:
+            return _fail(ops, state, "the run has no targets stored")
     else:
-        llm = runtime.context.llm
-        request = state.get("request") or ""
-        if llm is None:
-            return _fail(ops, state, "a request in natural language needs an LLM or a spec")
-        try:
-            spec = spec_from_request(llm, request, ops.check_spec)
-        except (LLMError, SpecError) as exc:
-            return _fail(ops, state, f"could not turn the request into a mission spec: {exc}")
+        if given is not None:
+            spec = ops.check_spec(parse_spec(given))
+        else:
+            llm = runtime.context.llm
+            request = state.get("request") or ""
+            if llm is None:
+                return _fail(ops, state, "a request in natural language needs an LLM or a spec")
+            try:
+                spec = spec_from_request(llm, request, ops.check_spec)
+            except (LLMError, SpecError) as exc:
+                return _fail(ops, state, f"could not turn the request into a mission spec: {exc}")
+        ops.save_targets(run_id, list(spec.targets))
+        count = len(spec.targets)
     require = state.get("require_approval")
     return {
-        "spec": spec.model_dump(mode="json"),
+        "spec": spec_header(spec),
+        "target_count": count,
         "require_approval": spec.require_approval if require is None else bool(require),
     }
 
 
 def plan(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
-    """Create the plan steps and log the mission's shape."""
+    """Create the plan steps and log the mission's shape (the one step that reads every
+    target, once)."""
     ops = _ops(runtime)
     spec = _spec(state)
     run_id = state["run_id"]
-    steps, ids = plan_steps(spec, bool(state.get("require_approval")))
+    count = state.get("target_count", 0)
+    targets = [t.target for t in ops.load_targets(run_id, 0, count)]
+    steps, ids = plan_steps(spec, bool(state.get("require_approval")), targets)
     ops.log_event(
         run_id,
         "custom",
-        f"Mission “{spec.name}”: {len(spec.targets)} target(s), strategy {spec.strategy}",
-        payload={"spec": state["spec"]},
+        f"Mission “{spec.name}”: {count} target(s), strategy {spec.strategy}",
+        payload={"spec": state["spec"], "targets": count},
         idempotency_key=f"{run_id}:intake",
     )
     ops.create_plan(run_id, steps)
-    return {"steps": ids, "cursor": 0, "best": None, "ready": []}
+    ops.set_target_steps(run_id, ids.pop("targets"))
+    return {"steps": ids, "cursor": 0, "best": None, "ready": [], "outstanding": 0}
 
 
 def approval(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
@@ -256,9 +297,7 @@ def approval(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
         ops.update_step(run_id, step, "completed", {"note": note} if note else None)
         return {}
     ops.update_step(run_id, step, "failed", {"note": note or "approval refused"})
-    for step_id in _all_step_ids(state["steps"]):
-        if step_id != step:
-            ops.update_step(run_id, step_id, "skipped")
+    ops.skip_open_steps(run_id, keep=step)
     ops.log_event(
         run_id,
         "custom",
@@ -316,8 +355,38 @@ def assign(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
     return {"from_number": number}
 
 
+def _call_request(
+    spec: MissionSpec, run_id: str, entry: RunTarget, offered: dict[str, Any] | None
+) -> CallRequest:
+    target = entry.target
+    variables: dict[str, Any] = {"target_name": target.name, **target.variables}
+    if target.notes:
+        variables["target_notes"] = target.notes
+    role = "call"
+    if spec.strategy == "sequential_leverage":
+        role = "baseline quote" if offered is None else "negotiation"
+    return CallRequest(
+        position=entry.position,
+        step_id=entry.step_id or "",
+        to=target.phone,
+        timezone=target.timezone,
+        dynamic_variables=variables,
+        conversation_metadata={
+            "conversation_name": f"{target.name} — {role}",
+            "run_id": run_id,
+            "target": target.name,
+        },
+        max_retries_client_errors=spec.retry.max_retries_client_errors,
+        retry_interval_secs=spec.retry.retry_interval_secs,
+        calling_window=spec.calling_window.as_dict() if spec.calling_window else None,
+        idempotency_key=f"{run_id}:call:{entry.position}",
+        memo={"offered": offered},
+    )
+
+
 def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
-    """Schedule the next call (sequential) or all calls (parallel)."""
+    """Schedule the next call (sequential) or the next batch of calls (parallel; the graph
+    comes back here until every target's call is scheduled)."""
     ops = _ops(runtime)
     stopped = _stopped(ops, state)
     if stopped:
@@ -326,80 +395,68 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
     run_id = state["run_id"]
     cursor = state.get("cursor", 0)
     sequential = spec.strategy == "sequential_leverage"
-    indices = [cursor] if sequential else list(range(cursor, len(spec.targets)))
+    stop = min(cursor + (1 if sequential else BATCH), state.get("target_count", 0))
+    entries = ops.load_targets(run_id, cursor, stop)
     best = state.get("best") if sequential else None
-    calls: dict[str, dict[str, Any]] = {}
-    outcomes: dict[str, dict[str, Any]] = {}
-    for index in indices:
-        target = spec.targets[index]
-        step = state["steps"]["targets"][index]
-        offered = {"name": best["name"], "value": best["value"]} if best else None
-        ops.update_step(run_id, step, "in_progress", {"leverage": offered} if offered else None)
-        variables: dict[str, Any] = {"target_name": target.name, **target.variables}
-        if target.notes:
-            variables["target_notes"] = target.notes
-        role = "call"
-        if sequential:
-            role = "baseline quote" if offered is None else "negotiation"
-        try:
-            event_id = ops.schedule_call(
-                run_id,
-                assistant_id=state["assistant_id"],
-                step_id=step,
-                to=target.phone,
-                timezone=target.timezone,
-                dynamic_variables=variables,
-                conversation_metadata={
-                    "conversation_name": f"{target.name} — {role}",
-                    "run_id": run_id,
-                    "target": target.name,
-                },
-                max_retries_client_errors=spec.retry.max_retries_client_errors,
-                retry_interval_secs=spec.retry.retry_interval_secs,
-                calling_window=spec.calling_window.as_dict() if spec.calling_window else None,
-                idempotency_key=f"{run_id}:call:{index}",
-            )
-        except OperationFailed as exc:
-            outcome = not_called_outcome(spec, index, str(exc), code=exc.code)
-            outcomes[str(index)] = outcome
-            ops.update_step(run_id, step, "failed", {"error": str(exc)})
-            ops.log_event(
-                run_id,
-                "error",
-                describe_outcome(outcome, spec),
-                step_id=step,
-                idempotency_key=f"{run_id}:outcome:{index}",
-            )
+    offered = {"name": best["name"], "value": best["value"]} if best else None
+    ops.update_steps(
+        run_id,
+        [
+            (e.step_id or "", "in_progress", {"leverage": offered} if offered else None)
+            for e in entries
+        ],
+    )
+    requests = [_call_request(spec, run_id, e, offered) for e in entries]
+    results = ops.schedule_calls(run_id, assistant_id=state["assistant_id"], calls=requests)
+    refused: dict[int, dict[str, Any]] = {}
+    failed_moves: list[tuple[str, Any, dict[str, Any] | None]] = []
+    events: list[dict[str, Any]] = []
+    for entry, result in zip(entries, results, strict=True):
+        if not isinstance(result, OperationFailed):
             continue
-        calls[str(index)] = {"scheduled_event_id": event_id, "offered": offered}
-    return {"calls": calls, "outcomes": outcomes, "cursor": indices[-1] + 1}
+        outcome = not_called_outcome(
+            spec, entry.position, str(result), code=result.code, target=entry.target
+        )
+        refused[entry.position] = outcome
+        failed_moves.append((entry.step_id or "", "failed", {"error": str(result)}))
+        events.append(
+            {
+                "type": "error",
+                "summary": describe_outcome(outcome, spec),
+                "step_id": entry.step_id,
+                "idempotency_key": f"{run_id}:outcome:{entry.position}",
+            }
+        )
+    if refused:
+        ops.record_outcomes(run_id, refused, events=events, moves=failed_moves)
+    return {"cursor": stop, "outstanding": len(entries) - len(refused)}
 
 
 def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
     """Wait for outstanding calls: an ``interrupt()`` resumed when one is terminal and its
-    insights are extracted. The resume value is not trusted; the calls are re-read."""
+    insights are extracted. The resume value is not trusted; the records are re-read."""
     ops = _ops(runtime)
-    outcomes = state.get("outcomes") or {}
-    pending = {k: c for k, c in (state.get("calls") or {}).items() if k not in outcomes}
-    if not pending:
-        return {"ready": []}
-    ready = sorted(
-        (k for k, c in pending.items() if ops.get_call_result(c["scheduled_event_id"]).ready),
-        key=int,
-    )
-    if ready:
-        return {"ready": ready}
+    progress = ops.ready_calls(state["run_id"], RECORD_BATCH)
+    if progress.ready:
+        ready = [
+            {
+                "position": r.position,
+                "scheduled_event_id": r.scheduled_event_id,
+                "step_id": r.step_id,
+                "offered": (r.memo or {}).get("offered"),
+                "name": r.target.name,
+                "phone": r.target.phone,
+            }
+            for r in progress.ready
+        ]
+        return {"ready": ready, "outstanding": progress.outstanding}
+    if not progress.outstanding:
+        return {"ready": [], "outstanding": 0}
     if ops.run_status(state["run_id"]) in TERMINAL_RUN:
         # Cancelled with calls still queued: they will never finish, so stop waiting.
         return _stopped(ops, state) or {}
-    interrupt(
-        {
-            "kind": "calls",
-            "run_id": state["run_id"],
-            "waiting_for": sorted(c["scheduled_event_id"] for c in pending.values()),
-        }
-    )
-    return {"ready": []}
+    interrupt({"kind": "calls", "run_id": state["run_id"], "waiting_for": progress.outstanding})
+    return {"ready": [], "outstanding": progress.outstanding}
 
 
 def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
@@ -409,35 +466,40 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
     run_id = state["run_id"]
     leverage = spec.leverage
     best = state.get("best")
-    outcomes: dict[str, dict[str, Any]] = {}
-    for key in state.get("ready") or []:
-        index = int(key)
-        call = state["calls"][key]
-        step = state["steps"]["targets"][index]
-        result = ops.get_call_result(call["scheduled_event_id"])
-        outcome = build_outcome(spec, index, result, offered=call["offered"])
-        outcomes[key] = outcome
+    outcomes: dict[int, dict[str, Any]] = {}
+    moves: list[tuple[str, Any, dict[str, Any] | None]] = []
+    ready = state.get("ready") or []
+    results = ops.get_call_results([entry["scheduled_event_id"] for entry in ready])
+    events: list[dict[str, Any]] = []
+    for entry, result in zip(ready, results, strict=True):
+        index = entry["position"]
+        step = entry["step_id"]
+        target = Target.model_construct(name=entry["name"], phone=entry["phone"])
+        outcome = build_outcome(spec, index, result, offered=entry["offered"], target=target)
+        outcomes[index] = outcome
         usable = is_usable(outcome, spec)
-        ops.log_event(
-            run_id,
-            "tool_result" if usable else "error",
-            describe_outcome(outcome, spec),
-            step_id=step,
-            payload={"outcome": outcome},
-            idempotency_key=f"{run_id}:outcome:{index}",
-        )
-        ops.update_step(
-            run_id,
-            step,
-            "completed" if usable else "failed",
+        events.append(
             {
-                "status": outcome["status"],
-                "outcome": outcome["outcome"],
-                "reason": outcome["reason"],
-                "attempts": outcome["attempts"],
-                "final_value": outcome["final_value"],
-                "conversation_id": outcome["conversation_id"],
-            },
+                "type": "tool_result" if usable else "error",
+                "summary": describe_outcome(outcome, spec),
+                "step_id": step,
+                "payload": {"outcome": outcome},
+                "idempotency_key": f"{run_id}:outcome:{index}",
+            }
+        )
+        moves.append(
+            (
+                step,
+                "completed" if usable else "failed",
+                {
+                    "status": outcome["status"],
+                    "outcome": outcome["outcome"],
+                    "reason": outcome["reason"],
+                    "attempts": outcome["attempts"],
+                    "final_value": outcome["final_value"],
+                    "conversation_id": outcome["conversation_id"],
+                },
+            )
         )
         if (
             leverage is not None
@@ -445,6 +507,7 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
             and is_better(outcome["final_value"], best["value"] if best else None, leverage)
         ):
             best = {"index": index, "name": outcome["name"], "value": outcome["final_value"]}
+    ops.record_outcomes(run_id, outcomes, events=events, moves=moves)
     if (
         leverage is not None
         and spec.strategy == "sequential_leverage"
@@ -464,18 +527,28 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
             payload={"variables": variables},
             idempotency_key=f"{run_id}:leverage:{best['index']}",
         )
-    return {"outcomes": outcomes, "best": best, "ready": []}
+    return {
+        "best": best,
+        "ready": [],
+        "outstanding": max(0, state.get("outstanding", 0) - len(outcomes)),
+    }
 
 
 def compile_node(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
-    """Compare, recommend, write the result and finish the run."""
+    """Compare, recommend, write the result and finish the run (reads every outcome, once)."""
     ops = _ops(runtime)
     spec = _spec(state)
     run_id = state["run_id"]
     step = state["steps"]["compile"]
     ops.update_step(run_id, step, "in_progress")
-    outcomes = list((state.get("outcomes") or {}).values())
-    result = compile_result(spec, outcomes, run_id=run_id, run_status=ops.run_status(run_id))
+    outcomes = ops.load_outcomes(run_id)
+    result = compile_result(
+        spec,
+        outcomes,
+        run_id=run_id,
+        run_status=ops.run_status(run_id),
+        target_count=state.get("target_count"),
+    )
     ops.update_step(
         run_id,
         step,
@@ -496,18 +569,32 @@ def compile_node(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[
 # --------------------------------------------------------------------------- routing
 
 
-def _next(state: MissionState) -> str:
+def _more_to_dispatch(state: MissionState) -> bool:
+    return state.get("cursor", 0) < state.get("target_count", 0)
+
+
+def _parallel(state: MissionState) -> bool:
+    return (state.get("spec") or {}).get("strategy") == "parallel"
+
+
+def _after_calls(state: MissionState) -> str:
+    """After ``dispatch`` or ``record``: a parallel mission schedules its next batch first;
+    otherwise ``wait`` reads from the records what is outstanding."""
+    if state.get("finished"):
+        return END
+    if _parallel(state) and _more_to_dispatch(state):
+        return "dispatch"
+    return "wait"
+
+
+def _after_wait(state: MissionState) -> str:
     if state.get("finished"):
         return END
     if state.get("ready"):
         return "record"
-    outcomes = state.get("outcomes") or {}
-    if any(k not in outcomes for k in state.get("calls") or {}):
+    if state.get("outstanding", 0) > 0:
         return "wait"
-    spec = state.get("spec") or {}
-    if state.get("cursor", 0) < len(spec.get("targets", [])):
-        return "dispatch"
-    return "compile"
+    return "dispatch" if _more_to_dispatch(state) else "compile"
 
 
 def _or_end(next_node: str):  # type: ignore[no-untyped-def]
@@ -536,8 +623,8 @@ def build_graph() -> StateGraph[MissionState, PlannerContext]:
     graph.add_conditional_edges("approval", _or_end("setup"), ["setup", END])
     graph.add_conditional_edges("setup", _or_end("assign"), ["assign", END])
     graph.add_conditional_edges("assign", _or_end("dispatch"), ["dispatch", END])
-    targets = ["record", "wait", "dispatch", "compile", END]
-    for node in ("dispatch", "wait", "record"):
-        graph.add_conditional_edges(node, _next, targets)
+    graph.add_conditional_edges("dispatch", _after_calls, ["dispatch", "wait", END])
+    graph.add_conditional_edges("record", _after_calls, ["dispatch", "wait", END])
+    graph.add_conditional_edges("wait", _after_wait, ["record", "wait", "dispatch", "compile", END])
     graph.add_edge("compile", END)
     return graph

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from planner.spec import MissionSpec
+from planner.errors import OperationFailed
+from planner.spec import MissionSpec, Target
 
 StepStatus = Literal["pending", "in_progress", "completed", "skipped", "failed"]
 EventType = Literal["custom", "tool_call", "tool_result", "message", "error"]
@@ -78,6 +79,45 @@ class CallResult:
     @property
     def voicemail(self) -> bool:
         return bool(self.attempts) and self.attempts[-1].voicemail
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """One target of a run as the records hold it: its place in the spec, its plan step, the
+    call placed for it (if any) and what the planner noted about that call (``memo``)."""
+
+    position: int
+    target: Target
+    step_id: str | None = None
+    scheduled_event_id: str | None = None
+    memo: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One call of a batch (``MissionOps.schedule_calls``), for the target at ``position``."""
+
+    position: int
+    step_id: str
+    to: str
+    timezone: str | None
+    dynamic_variables: dict[str, Any]
+    conversation_metadata: dict[str, Any]
+    max_retries_client_errors: int
+    retry_interval_secs: int | None
+    calling_window: dict[str, Any] | None
+    idempotency_key: str
+    memo: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The run's calls as ``MissionOps.ready_calls`` sees them: up to ``limit`` targets whose
+    call is ready to record (terminal, insights settled), oldest position first, and how many
+    scheduled calls have no outcome recorded yet (``ready`` included)."""
+
+    ready: tuple[RunTarget, ...]
+    outstanding: int
 
 
 @runtime_checkable
@@ -217,6 +257,77 @@ class MissionOps(Protocol):
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
         """The call's status, attempts and extracted insights (extracting them first if the
         call ended without them, e.g. after a crash)."""
+        ...
+
+    # -------------------------------------------------------------- targets, in the records
+    #
+    # The planner's checkpointed state never holds the targets, their calls or outcomes:
+    # these methods keep them in the records, so a checkpoint and a step cost the same for
+    # ten targets as for ten thousand.
+
+    def save_targets(self, run_id: str, targets: list[Target]) -> None:
+        """Store the run's targets (positions 0, 1, …). Idempotent: a run that already has
+        its targets keeps them."""
+        ...
+
+    def count_targets(self, run_id: str) -> int:
+        """How many targets the run has."""
+        ...
+
+    def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
+        """The targets at positions ``start`` ≤ position < ``stop``, in order."""
+        ...
+
+    def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
+        """Link each target (by position) to its plan step."""
+        ...
+
+    def schedule_calls(
+        self, run_id: str, *, assistant_id: str, calls: list[CallRequest]
+    ) -> list[str | OperationFailed]:
+        """Schedule a batch of calls (as ``schedule_call`` each, idempotent on each key) and
+        note each scheduled one on its target with its ``memo``; return, in order, the
+        scheduled event id or the refusal of each."""
+        ...
+
+    def ready_calls(self, run_id: str, limit: int) -> Progress:
+        """The targets whose call is ready to record, and how many are still outstanding."""
+        ...
+
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: dict[int, dict[str, Any]],
+        *,
+        events: list[dict[str, Any]] | None = None,
+        moves: list[tuple[str, StepStatus, dict[str, Any] | None]] | None = None,
+    ) -> None:
+        """Store each target's outcome (by position; it is no longer outstanding), with the
+        ``events`` to log (as ``log_events``) and the step ``moves`` (as ``update_steps``)
+        that go with them, all written together."""
+        ...
+
+    def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
+        """Every recorded outcome of the run, by position."""
+        ...
+
+    def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
+        """``get_call_result`` of each call, in order, read together."""
+        ...
+
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """``log_event`` for each event (a mapping of its arguments: ``type``, ``summary``,
+        ``step_id``, ``payload``, ``idempotency_key``), written together."""
+        ...
+
+    def update_steps(
+        self, run_id: str, moves: list[tuple[str, StepStatus, dict[str, Any] | None]]
+    ) -> None:
+        """``update_step`` for each ``(step_id, status, metadata)``, in order."""
+        ...
+
+    def skip_open_steps(self, run_id: str, *, keep: str | None = None) -> None:
+        """Mark every step of the plan that has not finished skipped (except ``keep``)."""
         ...
 
     def complete_run(

@@ -22,12 +22,13 @@ not_called, cancelled).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from planner.ops import CallResult
-from planner.spec import Leverage, MissionSpec
+from planner.spec import Leverage, MissionSpec, Target
 
 USABLE = "completed"
 
@@ -108,8 +109,8 @@ def _attempts_text(statuses: list[str]) -> str:
     return f"{_plural(len(statuses), 'attempt')} ({', '.join(statuses)})"
 
 
-def _blank(spec: MissionSpec, index: int) -> dict[str, Any]:
-    target = spec.targets[index]
+def _blank(spec: MissionSpec, index: int, target: Target | None = None) -> dict[str, Any]:
+    target = spec.targets[index] if target is None else target
     return {
         "index": index,
         "name": target.name,
@@ -190,16 +191,18 @@ def build_outcome(
     result: CallResult,
     *,
     offered: dict[str, Any] | None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     """Turn one finished call into the target's outcome record.
 
     ``offered`` is the leverage the call carried (``{"name", "value"}``), None for a call
-    placed without leverage.
+    placed without leverage. ``target`` is the target at ``index`` (default: the spec's own;
+    the planner passes it, its spec header has no targets).
     """
     leverage = spec.leverage
     statuses = [a.call_status for a in result.attempts]
     costs = [a.cost for a in result.attempts if a.cost is not None]
-    outcome = _blank(spec, index)
+    outcome = _blank(spec, index, target)
     outcome.update(
         {
             "attempts": len(statuses),
@@ -320,7 +323,12 @@ def _leverage_note(
 
 
 def not_called_outcome(
-    spec: MissionSpec, index: int, reason: str, *, code: str | None = None
+    spec: MissionSpec,
+    index: int,
+    reason: str,
+    *,
+    code: str | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     """The outcome of a target whose call a guardrail refused (``code`` names the rule)."""
     why = {
@@ -328,7 +336,7 @@ def not_called_outcome(
         "run_finished": "the run was cancelled or finished first",
         "no_calling_hours": "outside every calling window",
     }.get(code or "")
-    outcome = _blank(spec, index)
+    outcome = _blank(spec, index, target)
     text = f"{why} ({reason})" if why == "outside every calling window" else (why or reason)
     outcome.update({"reason": text, "notes": f"Not called: {text}", "error": reason})
     return outcome
@@ -436,12 +444,14 @@ def _count(ordered: list[dict[str, Any]], kind: str) -> int:
     return sum(1 for o in ordered if o["outcome"] == kind)
 
 
-def _totals(spec: MissionSpec, ordered: list[dict[str, Any]]) -> dict[str, Any]:
+def _totals(
+    spec: MissionSpec, ordered: list[dict[str, Any]], target_count: int | None
+) -> dict[str, Any]:
     costs = [o["cost"] for o in ordered if o["cost"] is not None]
     unknown = any(o["cost"] is None for o in ordered)
     bases = sorted({o["cost_basis"] for o in ordered if o["attempts"] and o["cost_basis"]})
     return {
-        "targets": len(spec.targets),
+        "targets": len(spec.targets) if target_count is None else target_count,
         "reached": sum(
             1 for o in ordered if o["outcome"] in ("usable", "unreadable", "declined", "call_back")
         ),
@@ -474,15 +484,21 @@ def compile_result(
     *,
     run_id: str | None = None,
     run_status: str | None = None,
+    target_count: int | None = None,
 ) -> CompiledResult:
     """The run's ``result_summary`` (markdown) and ``result_payload``, and whether it
     succeeded: it does when at least one target gave a usable result. ``run_status`` is the
-    run's status as it stands (a run cancelled meanwhile is headed as cancelled)."""
+    run's status as it stands (a run cancelled meanwhile is headed as cancelled);
+    ``target_count`` the number of targets (default: the spec's).
+
+    A large mission's payload lists the first targets that fit in ``PAYLOAD_BUDGET`` bytes
+    (``listed`` says how many of how many), and its summary the first ``SUMMARY_ROWS``; every
+    target's outcome is in its plan step and the run's event log."""
     leverage = spec.leverage
     ordered = sorted(outcomes, key=lambda o: o["index"])
     usable = [o for o in ordered if is_usable(o, spec)]
     recommendation = _recommendation(spec, usable, leverage) if leverage is not None else None
-    totals = _totals(spec, ordered)
+    totals = _totals(spec, ordered, target_count)
     payload: dict[str, Any] = {
         "mission": spec.name,
         "strategy": spec.strategy,
@@ -492,16 +508,48 @@ def compile_result(
     }
     if run_id is not None:
         payload["run_id"] = run_id
+    _fit(payload, totals["targets"])
     status: Literal["succeeded", "failed"] = "succeeded" if usable else "failed"
     shown = run_status if run_status in ("cancelled",) else status
     summary = _summary(spec, ordered, recommendation, totals, shown)
     if usable:
         return CompiledResult("succeeded", summary, payload, None)
     reasons = "; ".join(
-        f"{o['name']}: {OUTCOME_LABELS[o['outcome']]} — {o['reason']}" for o in ordered
+        f"{o['name']}: {OUTCOME_LABELS[o['outcome']]} — {o['reason']}"
+        for o in ordered[:ERROR_TARGETS]
     )
+    if len(ordered) > ERROR_TARGETS:
+        reasons += f"; … ({len(ordered) - ERROR_TARGETS} more targets)"
     error = f"no usable answer from any target ({reasons})"
     return CompiledResult("failed", summary, payload, error)
+
+
+#: The most bytes (as JSON) a result payload may take (the service stores at most 16 KiB).
+PAYLOAD_BUDGET = 14_000
+#: The most target rows a summary table shows, and targets named in each list of a summary.
+SUMMARY_ROWS = 50
+SUMMARY_NAMED = 20
+#: The most targets whose reasons a failed run's error names.
+ERROR_TARGETS = 10
+_ALL_OUTCOMES = "every target's outcome is in its plan step (get_plan) and the run's events"
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())
+
+
+def _fit(payload: dict[str, Any], count: int) -> None:
+    """Cut the payload's target lists so that it fits in ``PAYLOAD_BUDGET``."""
+    if _size(payload) <= PAYLOAD_BUDGET:
+        return
+    targets = payload["targets"]
+    payload["totals"]["per_target"] = []
+    payload["listed"] = {"targets": len(targets), "of": count, "note": _ALL_OUTCOMES}
+    keep = len(targets)
+    while keep > 0 and _size(payload) > PAYLOAD_BUDGET:
+        keep = keep // 2 if _size(payload) > 2 * PAYLOAD_BUDGET else keep - max(1, keep // 10)
+        payload["targets"] = targets[:keep]
+        payload["listed"]["targets"] = keep
 
 
 def _payload_target(outcome: dict[str, Any]) -> dict[str, Any]:
@@ -638,7 +686,7 @@ def _summary(
             lines.append(f"| Target | {label} | Notes |")
             lines.append("|---|---|---|")
         first_usable = next((o for o in ordered if o["outcome"] == "usable"), None)
-        for o in ordered:
+        for o in ordered[:SUMMARY_ROWS]:
             is_baseline = baseline is not None and first_usable is not None and o is first_usable
             usable = o["outcome"] == "usable"
             notes = o["notes"] if usable else f"{OUTCOME_LABELS[o['outcome']]}: {o['reason']}"
@@ -654,7 +702,7 @@ def _summary(
         fields = [f.name for f in spec.extract]
         lines.append("| Target | Outcome | " + " | ".join(fields) + " | Notes |")
         lines.append("|---|---|" + "---|" * len(fields) + "---|")
-        for o in ordered:
+        for o in ordered[:SUMMARY_ROWS]:
             usable = o["outcome"] == "usable"
             values = [_cell(o["extracted"].get(f)) if usable else "—" for f in fields]
             lines.append(
@@ -662,6 +710,9 @@ def _summary(
                 + " | ".join(values)
                 + f" | {_cell(o['reason'])} |"
             )
+    if len(ordered) > SUMMARY_ROWS:
+        lines.append("")
+        lines.append(f"… and {len(ordered) - SUMMARY_ROWS} more targets; {_ALL_OUTCOMES}.")
     lines.append("")
     if leverage is not None:
         lines.append(_recommendation_line(spec, recommendation, leverage))
@@ -674,9 +725,11 @@ def _summary(
     for kind in ("unreadable", "declined", "call_back", "unreachable", "not_called"):
         group = [o for o in missed if o["outcome"] == kind]
         if group:
-            lines.append("")
-            lines.append(
-                f"**{OUTCOME_LABELS[kind].capitalize()}:** "
-                + "; ".join(f"{o['name']} ({o['phone']}): {o['reason']}" for o in group)
+            named = "; ".join(
+                f"{o['name']} ({o['phone']}): {o['reason']}" for o in group[:SUMMARY_NAMED]
             )
+            if len(group) > SUMMARY_NAMED:
+                named += f"; … ({len(group) - SUMMARY_NAMED} more)"
+            lines.append("")
+            lines.append(f"**{OUTCOME_LABELS[kind].capitalize()}:** {named}")
     return "\n".join(lines) + "\n"

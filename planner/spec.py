@@ -9,9 +9,10 @@ implementation of each.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from planner.types import INSIGHT_PARAMETER_TYPES as PARAMETER_TYPES
 from planner.types import InsightParameterType as ParameterType
 
 __all__ = [
+    "MAX_TARGETS",
     "PARAMETER_TYPES",
     "AssistantConfig",
     "ExtractField",
@@ -34,11 +36,16 @@ __all__ = [
     "RetryPolicy",
     "Target",
     "load_spec",
+    "parse_header",
     "parse_spec",
+    "read_targets_file",
+    "spec_header",
     "spec_json_schema",
 ]
 
 Strategy = Literal["sequential_leverage", "parallel"]
+#: The most targets one mission may have (batch calling elsewhere stops at 10,000 recipients).
+MAX_TARGETS = 10_000
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 Scalar = str | int | float | bool
 
@@ -209,7 +216,9 @@ class MissionSpec(_Model):
     objective: str = Field(max_length=20_000)
     strategy: Strategy = "sequential_leverage"
     assistant: AssistantConfig
-    targets: list[Target] = Field(min_length=1, max_length=500)
+    #: At least one (checked in ``_consistent``: a spec *header*, the spec without its
+    #: targets that the planner checkpoints, has none), at most ``MAX_TARGETS``.
+    targets: list[Target] = Field(default_factory=list, max_length=MAX_TARGETS)
     #: A list of fields, or a mapping from each name to the rest of its field.
     extract: list[ExtractField] = Field(min_length=1, max_length=50)
     leverage: Leverage | None = None
@@ -232,7 +241,9 @@ class MissionSpec(_Model):
         return _extract_list(value) if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
-    def _consistent(self) -> MissionSpec:
+    def _consistent(self, info: pydantic.ValidationInfo) -> MissionSpec:
+        if not self.targets and not (info.context or {}).get("header"):
+            raise SpecError("targets", "must have at least 1 item", show_value=False)
         names = [f.name for f in self.extract]
         for index, name in enumerate(names):
             if name in names[:index]:
@@ -318,14 +329,153 @@ def parse_spec(data: Any) -> MissionSpec:
             "must be a mapping with name, objective, assistant, targets, extract",
             type(data).__name__,
         )
+    if "targets_file" in data:
+        raise SpecError(
+            "targets_file",
+            "is only read from a spec file (mission run SPEC_FILE, or --targets FILE); "
+            "list the targets under targets here",
+            show_value=False,
+        )
     try:
         return MissionSpec.model_validate(dict(data))
     except pydantic.ValidationError as exc:
         raise _translate(exc) from None
 
 
-def load_spec(path: str | Path) -> MissionSpec:
+def spec_header(spec: MissionSpec) -> dict[str, Any]:
+    """The spec without its targets, as JSON: what the planner keeps in its checkpointed
+    state (its size does not depend on the number of targets; the targets live in the
+    records)."""
+    return spec.model_dump(mode="json", exclude={"targets"})
+
+
+def parse_header(data: Mapping[str, Any]) -> MissionSpec:
+    """Validate a spec header (``spec_header``): a ``MissionSpec`` whose ``targets`` is empty.
+
+    Raises:
+        SpecError: as ``parse_spec``.
+    """
+    try:
+        return MissionSpec.model_validate({**data, "targets": []}, context={"header": True})
+    except pydantic.ValidationError as exc:
+        raise _translate(exc) from None
+
+
+#: CSV columns that are a target's own fields; every other column is one of its variables.
+_PHONE_COLUMNS = ("phone", "to")
+_TARGET_COLUMNS = ("name", "timezone", "notes")
+
+
+def read_targets_file(
+    path: str | Path, field: str = "targets_file"
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Read targets from a CSV file with a header row: a ``phone`` (or ``to``) column, a
+    ``name`` column, optionally ``timezone`` and ``notes``; every other column is a per-target
+    variable (``{{column}}`` in the assistant's instructions). Blank cells are left out, blank
+    lines skipped. Returns the targets and the row (line number in the file, the header being
+    row 1) of each.
+
+    Raises:
+        SpecError: the file cannot be read, has no header or no phone/name column, has more
+            than ``MAX_TARGETS`` rows, or a row is invalid; a bad row is named by its row and
+            column.
+    """
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        rule = f"must be a readable file ({exc.strerror or exc})"
+        raise SpecError(field, rule, str(path)) from None
+    rows: list[tuple[int, list[str]]] = []
+    with handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    rows.append((reader.line_num, row))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SpecError(field, f"must be a CSV file in UTF-8 ({exc})", str(path)) from None
+    if len(rows) > MAX_TARGETS:
+        raise SpecError(field, f"must have at most {MAX_TARGETS} targets", len(rows))
+    if not header or not any(h.strip() for h in header):
+        raise SpecError(field, "must start with a header row (phone, name, …)", str(path))
+    columns = [h.strip() for h in header]
+    lowered = [c.lower() for c in columns]
+    phone_column = next((c for c in _PHONE_COLUMNS if c in lowered), None)
+    if phone_column is None or "name" not in lowered:
+        raise SpecError(
+            field,
+            "must have a phone (or to) column and a name column in its header row",
+            ", ".join(columns),
+        )
+    for index, column in enumerate(lowered):
+        where = f"{field} row 1, column {columns[index] or index + 1}"
+        if column in lowered[:index]:
+            raise SpecError(where, "must be unique", columns[index])
+        if column not in (*_PHONE_COLUMNS, *_TARGET_COLUMNS) and not _VARIABLE.match(column):
+            raise SpecError(
+                where,
+                "must be a variable name (a letter or '_' then letters, digits or '_')",
+                columns[index],
+            )
+    targets: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for line, row in rows:
+        if len(row) > len(columns):
+            raise SpecError(
+                f"{field} row {line}",
+                f"must have at most {len(columns)} cells (the header's columns)",
+                len(row),
+            )
+        target: dict[str, Any] = {}
+        variables: dict[str, Any] = {}
+        for column, name, cell in zip(columns, lowered, row, strict=False):
+            cell = cell.strip()
+            if not cell:
+                continue
+            if name in _PHONE_COLUMNS:
+                target["phone"] = cell
+            elif name in _TARGET_COLUMNS:
+                target[name] = cell
+            else:
+                variables[column] = cell
+        for required, column in (("phone", phone_column), ("name", "name")):
+            if required not in target:
+                where = f"{field} row {line}, column {column}"
+                raise SpecError(where, "is required", show_value=False)
+        if variables:
+            target["variables"] = variables
+        targets.append(target)
+        lines.append(line)
+    return targets, lines
+
+
+def _row_error(exc: SpecError, lines: list[int]) -> SpecError:
+    """``targets[5].phone …`` as ``targets_file row 7, column phone …``."""
+    found = re.match(r"^targets\[(\d+)\](?:\.(\w+))?(?:\.(\w+))?", exc.field)
+    if found is None or int(found.group(1)) >= len(lines):
+        return exc
+    row = lines[int(found.group(1))]
+    column = found.group(2) or ""
+    if column == "variables" and found.group(3):
+        column = found.group(3)
+    where = f"targets_file row {row}" + (f", column {column}" if column else "")
+    return SpecError(where, exc.rule, exc.value, show_value=exc.show_value)
+
+
+def load_spec(
+    path: str | Path,
+    targets_file: str | Path | None = None,
+    *,
+    check: Callable[[MissionSpec], MissionSpec] | None = None,
+) -> MissionSpec:
     """Read and validate a spec file (YAML, or JSON, which is YAML too).
+
+    ``targets_file:`` in the spec (relative to the spec file), or ``targets_file`` here (which
+    replaces the spec's targets), is a CSV file of targets (``read_targets_file``). ``check``
+    (the service's ``MissionOps.check_spec``) is applied to the result, so that a target it
+    refuses is named by its row and column in the CSV file.
 
     Raises:
         SpecError: the file cannot be read, is not valid YAML/JSON, or a field is invalid.
@@ -344,12 +494,39 @@ def load_spec(path: str | Path) -> MissionSpec:
         problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or "syntax error"
         rule = f"must be valid YAML or JSON ({problem}{where})"
         raise SpecError("spec", rule, str(path)) from None
-    return parse_spec(data if data is not None else {})
+    data = data if data is not None else {}
+    lines: list[int] | None = None
+    if isinstance(data, dict) and (targets_file is not None or "targets_file" in data):
+        data = dict(data)
+        named = data.pop("targets_file", None)
+        if targets_file is not None:
+            source = Path(targets_file)
+            data.pop("targets", None)
+        else:
+            if not isinstance(named, str) or not named.strip():
+                raise SpecError("targets_file", "must be the path of a CSV file", named)
+            if "targets" in data:
+                raise SpecError(
+                    "targets_file", "must not be given with targets (give one of them)", named
+                )
+            source = path.parent / named.strip()
+        data["targets"], lines = read_targets_file(source)
+    try:
+        spec = parse_spec(data)
+        return check(spec) if check is not None else spec
+    except SpecError as exc:
+        if lines is None:
+            raise
+        raise _row_error(exc, lines) from None
 
 
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema of a spec (what the LLM is asked to produce)."""
-    return MissionSpec.model_json_schema()
+    schema = MissionSpec.model_json_schema()
+    # A spec needs targets (only the planner's header, never written by anyone, has none).
+    schema["required"] = [*schema.get("required", []), "targets"]
+    schema["properties"]["targets"]["minItems"] = 1
+    return schema
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -385,6 +562,13 @@ def _translate(exc: pydantic.ValidationError) -> SpecError:
         return SpecError(field, str(cause), value)
     if kind == "literal_error":
         return SpecError(field, f"must be one of {ctx.get('expected')}", value)
+    if kind == "too_long":
+        count = ctx.get("max_length")
+        actual = ctx.get("actual_length")
+        noun = "targets" if field == "targets" else "items"
+        if actual is None:
+            return SpecError(field, f"must have at most {count} {noun}", show_value=False)
+        return SpecError(field, f"must have at most {count} {noun}", actual)
     if kind == "too_short":
         count = ctx.get("min_length", 1)
         return SpecError(field, f"must have at least {count} item{'s' * (count != 1)}", value)

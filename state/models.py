@@ -106,6 +106,30 @@ class PlanStep(TableModel, table=True):
     finished_at: datetime | None = _ts()
 
 
+class RunTarget(TableModel, table=True):
+    """One target of a planner run: who to call, the call placed for it and its outcome.
+
+    The planner's checkpointed state holds none of this (its size must not grow with the
+    mission); it reads the rows it needs. ``state``: ``new`` (not scheduled yet),
+    ``scheduled`` (a call is out), ``recorded`` (the outcome is written). ``memo`` is what
+    the planner keeps about the call (the leverage it carried).
+    """
+
+    __tablename__ = "run_targets"
+    __table_args__ = (Index("ix_run_targets_run_state", "run_id", "state", "position"),)
+
+    run_id: str = Field(foreign_key="runs.run_id", primary_key=True, max_length=64)
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    name: str = Field(max_length=200)
+    phone: str = Field(max_length=200)
+    target: dict[str, Any] | None = _json({})
+    step_id: str | None = Field(default=None, max_length=100)
+    state: str = Field(default="new", max_length=16)
+    scheduled_event_id: str | None = Field(default=None, max_length=64)
+    memo: dict[str, Any] | None = _json(None)
+    outcome: dict[str, Any] | None = _json(None)
+
+
 class Event(TableModel, table=True):
     __tablename__ = "events"
     __table_args__ = (

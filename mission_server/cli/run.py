@@ -330,6 +330,16 @@ def run(
         str | None,
         typer.Option("--resume", help="Continue an interrupted run from its last checkpoint."),
     ] = None,
+    targets: Annotated[
+        Path | None,
+        typer.Option(
+            "--targets",
+            help="A CSV file of targets, replacing the spec's: a header row with phone (or "
+            "to) and name, optionally timezone and notes; every other column is a per-target "
+            "variable. At most 10,000 rows.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     """Run a mission: plan it, create the assistant, place the calls, compile the result."""
@@ -342,14 +352,18 @@ def run(
     if (spec_or_request is None) == (resume is None):
         raise fail("give a spec file or request, or --resume RUN_ID (not both)")
     spec = request = None
+    spec_file: Path | None = None
     if spec_or_request is not None:
         candidate = Path(spec_or_request)
         looks_like_file = candidate.suffix.lower() in (".yaml", ".yml", ".json")
         if candidate.is_file() or looks_like_file:
+            spec_file = candidate
             with user_errors():
-                spec = load_spec(candidate).model_dump(mode="json")
+                spec = load_spec(candidate, targets).model_dump(mode="json")
         else:
             request = spec_or_request
+    if targets is not None and spec_file is None:
+        raise fail("--targets needs a spec file (mission run SPEC_FILE --targets FILE)")
     if resume is not None:
         resume = _full_run_id(db, resume)
     with user_errors(ValueError):
@@ -367,8 +381,17 @@ def run(
             runner.resume(run_id)
             _err.print(f"resuming run [cyan]{run_id}[/]")
         else:
+            started_with: Any = spec
+            if spec_file is not None:
+                # Checked by the service here, so that a refused target of a CSV file is
+                # named by its row and column.
+                started_with = load_spec(spec_file, targets, check=runner.ops.check_spec)
             run_id = runner.start(
-                spec, request, True if require_approval else None, metadata={"cli": cli}
+                started_with,
+                request,
+                True if require_approval else None,
+                metadata={"cli": cli},
+                checked=spec_file is not None,
             )
             _err.print(f"run [cyan]{run_id}[/] started")
         progress = Progress(ctx, run_id, enabled=True)

@@ -43,6 +43,7 @@ import yaml
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from mission_server.engine.dispatcher import Dispatcher
@@ -51,7 +52,7 @@ from mission_server.engine.listeners import install_listeners
 from mission_server.engine.pool import DaemonPool
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.net.openai import OpenAICompatibleLLM
-from mission_server.services import missions, plans
+from mission_server.services import missions
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.ops import ServiceOps
 from mission_server.services.schemas import RunOut
@@ -61,7 +62,7 @@ from planner.errors import LLMError, SpecError
 from planner.graph import PlannerContext, build_graph
 from planner.llm import LLM
 from planner.request import spec_from_request_text
-from planner.spec import MissionSpec, parse_spec
+from planner.spec import MissionSpec, parse_spec, spec_header
 from state import models as m
 from state import repo
 from state.db import session_scope
@@ -172,9 +173,11 @@ class MissionRunner:
         require_approval: bool | None = None,
         *,
         metadata: dict[str, Any] | None = None,
+        checked: bool = False,
     ) -> str:
         """Validate, create the mission and run, and queue the planner; return the run id at
         once. In ``thread`` mode a worker advances it; in ``inline`` mode ``drain()`` does.
+        ``checked``: ``spec`` is a ``MissionSpec`` that ``ops.check_spec`` already returned.
 
         ``spec`` is a spec (mapping, or YAML/JSON text); ``request`` natural language, read by
         the LLM when one is configured, else deterministically (targets with phone numbers).
@@ -206,7 +209,10 @@ class MissionRunner:
                             "text); a file name is not read, pass the file's contents",
                             text,
                         )
-                resolved = self.ops.check_spec(parse_spec(spec))
+                if checked and isinstance(spec, MissionSpec):
+                    resolved = spec
+                else:
+                    resolved = self.ops.check_spec(parse_spec(spec))
             elif self.llm is None:
                 resolved = self.ops.check_spec(spec_from_request_text(request or ""))
         except SpecError as exc:
@@ -229,18 +235,23 @@ class MissionRunner:
             description=None,
             metadata={"strategy": resolved.strategy if resolved else None},
         )
+        # The run's input holds the spec without its targets (its size does not grow with
+        # the mission); the targets are stored beside it, one record each.
         run_input = {
-            "spec": resolved.model_dump(mode="json") if resolved is not None else None,
+            "spec": spec_header(resolved) if resolved is not None else None,
+            "targets": len(resolved.targets) if resolved is not None else None,
             "request": request,
             "require_approval": require_approval,
         }
         run_id = self.ops.start_run(
             mission_id,
             input=run_input,
-            metadata={PLANNER_KEY: {"graph": "mission", "version": 1, **(metadata or {})}},
+            metadata={PLANNER_KEY: {"graph": "mission", "version": 2, **(metadata or {})}},
             call_budget=resolved.call_budget if resolved is not None else None,
             require_approval=approval,
         )
+        if resolved is not None:
+            self.ops.save_targets(run_id, list(resolved.targets))
         self._known[run_id] = True
         log.info("run %s of mission %s started", run_id, mission_id)
         self._submit(run_id, None)
@@ -471,8 +482,6 @@ class MissionRunner:
             "spec": data.get("spec"),
             "request": data.get("request"),
             "require_approval": data.get("require_approval"),
-            "calls": {},
-            "outcomes": {},
         }
 
 
@@ -490,9 +499,13 @@ def run_statuses(ctx: Context, run_ids: Iterable[str]) -> dict[str, str]:
 
 
 def latest_activity(ctx: Context, run_id: str) -> datetime | None:
-    """The time of the run's last recorded event (where a resumed virtual clock starts)."""
-    events = plans.all_events(ctx, run_id)
-    return max((e.created_at for e in events), default=None)
+    """The time of the run's last recorded event (where a resumed virtual clock starts),
+    however many events the run has."""
+    with session_scope(ctx.engine) as session:
+        repo.load_run(session, run_id)
+        return session.exec(
+            select(func.max(m.Event.created_at)).where(m.Event.run_id == run_id)
+        ).one()
 
 
 def drive_virtual(

@@ -289,6 +289,14 @@ def get_conversation_insights(engine: Engine, conversation_id: str) -> list[Insi
         return _results_of(session, [conversation_id]).get(conversation_id, [])
 
 
+def conversation_results(
+    session: Session, conversation_ids: Sequence[str]
+) -> dict[str, list[InsightResultOut]]:
+    """The stored insight results of many conversations, read in one query (``session`` is
+    the caller's)."""
+    return _results_of(session, conversation_ids)
+
+
 def _results_of(
     session: Session, conversation_ids: Sequence[str], insight_ids: Sequence[str] | None = None
 ) -> dict[str, list[InsightResultOut]]:

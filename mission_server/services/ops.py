@@ -13,7 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlmodel import select
+from sqlalchemy import func, insert, update
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
 
 from mission_server.domain.calling_hours import CallingWindow
 from mission_server.domain.targets import normalise_target, timezones_for_target
@@ -32,9 +34,19 @@ from mission_server.services import (
 from mission_server.services.context import Context
 from mission_server.services.do_not_call import is_do_not_call
 from mission_server.services.paging import MAX_LIMIT, every
+from mission_server.services.schemas import ScheduledEventOut
 from planner.errors import OperationFailed, SpecError
-from planner.ops import AttemptInfo, CallResult, EventType, PlanStepSpec, StepStatus
-from planner.spec import MissionSpec
+from planner.ops import (
+    AttemptInfo,
+    CallRequest,
+    CallResult,
+    EventType,
+    PlanStepSpec,
+    Progress,
+    RunTarget,
+    StepStatus,
+)
+from planner.spec import MissionSpec, Target
 from state import models as m
 from state import repo
 from state.db import session_scope
@@ -426,6 +438,84 @@ class ServiceOps:
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
         """The call's state, attempts and structured insight. Raises: NotFound."""
         event = scheduling.get_scheduled_event(self.ctx, scheduled_event_id)
+        name, transcript = None, None
+        if event.conversation_id is not None:
+            try:
+                conversation = conversations.get_conversation(self.ctx, event.conversation_id)
+            except NotFound:
+                conversation = None
+            if conversation is not None:
+                name = conversation.name
+                transcript = tuple((msg.role, msg.text) for msg in conversation.messages)
+        insight = None
+        if event.status in TERMINAL_EVENT and event.conversation_id is not None:
+            insight = self._insights(event.conversation_id)
+        return self._call_result(event, name, transcript, insight)
+
+    def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
+        """``get_call_result`` of each call, read in one session (a batch of calls to
+        record costs a few queries, not a few per call). Raises: NotFound."""
+        if not scheduled_event_ids:
+            return []
+        with session_scope(self.ctx.engine) as session:
+            rows = {
+                r.scheduled_event_id: r
+                for r in session.exec(
+                    select(m.ScheduledEvent).where(
+                        col(m.ScheduledEvent.scheduled_event_id).in_(scheduled_event_ids)
+                    )
+                )
+            }
+            missing = [i for i in scheduled_event_ids if i not in rows]
+            if missing:
+                raise NotFound("scheduled event", missing[0])
+            attempts = repo.attempts_by_event(session, list(rows))
+            events = {i: ScheduledEventOut.of(r, attempts.get(i, [])) for i, r in rows.items()}
+            ids = [e.conversation_id for e in events.values() if e.conversation_id is not None]
+            names: dict[str, str | None] = {}
+            messages: dict[str, list[tuple[str, str]]] = {}
+            if ids:
+                for row in session.exec(
+                    select(m.Conversation).where(col(m.Conversation.conversation_id).in_(ids))
+                ):
+                    names[row.conversation_id] = row.name
+                    messages[row.conversation_id] = []
+                for message in session.exec(
+                    select(m.Message)
+                    .where(col(m.Message.conversation_id).in_(ids))
+                    .order_by(col(m.Message.conversation_id), col(m.Message.seq))
+                ):
+                    messages[message.conversation_id].append((message.role, message.text))
+            results = extraction.conversation_results(session, ids)
+        out: list[CallResult] = []
+        for event_id in scheduled_event_ids:
+            event = events[event_id]
+            conversation = event.conversation_id
+            insight = None
+            if event.status in TERMINAL_EVENT and conversation is not None:
+                settled = results.get(conversation) or []
+                if settled and all(r.status in _INSIGHT_DONE for r in settled):
+                    insight = _insight_of(settled)
+                else:
+                    insight = self._insights(conversation)
+            known = conversation is not None and conversation in names
+            out.append(
+                self._call_result(
+                    event,
+                    names.get(conversation) if known and conversation else None,
+                    tuple(messages[conversation]) if known and conversation else None,
+                    insight,
+                )
+            )
+        return out
+
+    def _call_result(
+        self,
+        event: ScheduledEventOut,
+        name: str | None,
+        transcript: tuple[tuple[str, str], ...] | None,
+        insight: tuple[str | None, dict[str, Any] | None, str | None] | None,
+    ) -> CallResult:
         attempts = tuple(
             AttemptInfo(
                 attempt_number=a.attempt_number,
@@ -441,23 +531,13 @@ class ServiceOps:
             for e in event.errors
         )
         codes = tuple(str(e["code"]) for e in event.errors if isinstance(e, dict) and e.get("code"))
-        name, transcript = None, None
-        if event.conversation_id is not None:
-            try:
-                conversation = conversations.get_conversation(self.ctx, event.conversation_id)
-            except NotFound:
-                conversation = None
-            if conversation is not None:
-                name = conversation.name
-                transcript = tuple((msg.role, msg.text) for msg in conversation.messages)
         terminal = event.status in TERMINAL_EVENT
-        status, insights, error = None, None, None
+        status, insights, error = insight if insight is not None else (None, None, None)
         ready = terminal
         if terminal and event.conversation_id is not None:
-            status, insights, error = self._insights(event.conversation_id)
             ready = status in _INSIGHT_DONE or status is None
         return CallResult(
-            scheduled_event_id=scheduled_event_id,
+            scheduled_event_id=event.scheduled_event_id,
             status=event.status,
             call_status=event.call_status,
             conversation_id=event.conversation_id,
@@ -473,6 +553,258 @@ class ServiceOps:
             transcript=transcript,
             cost_basis="simulated" if self.ctx.provider.name == "simulated" else "provider",
         )
+
+    # ------------------------------------------------------------------ targets
+
+    def save_targets(self, run_id: str, targets: list[Target]) -> None:
+        """Store the run's targets in one transaction, unless it already has them.
+        Raises: NotFound."""
+        with session_scope(self.ctx.engine) as session:
+            repo.load_run(session, run_id)
+            stored = session.exec(
+                select(func.count()).select_from(m.RunTarget).where(m.RunTarget.run_id == run_id)
+            ).one()
+            if stored:
+                return
+            rows = [
+                {
+                    "run_id": run_id,
+                    "position": index,
+                    "name": target.name,
+                    "phone": target.phone,
+                    "target": target.model_dump(mode="json", exclude={"name", "phone"}),
+                    "state": "new",
+                }
+                for index, target in enumerate(targets)
+            ]
+            if rows:
+                session.exec(insert(m.RunTarget), params=rows)
+
+    def count_targets(self, run_id: str) -> int:
+        with session_scope(self.ctx.engine) as session:
+            return int(
+                session.exec(
+                    select(func.count())
+                    .select_from(m.RunTarget)
+                    .where(m.RunTarget.run_id == run_id)
+                ).one()
+            )
+
+    @staticmethod
+    def _run_target(row: Any) -> RunTarget:
+        target = Target.model_validate({"name": row.name, "phone": row.phone, **(row.target or {})})
+        return RunTarget(
+            position=row.position,
+            target=target,
+            step_id=row.step_id,
+            scheduled_event_id=row.scheduled_event_id,
+            memo=row.memo,
+        )
+
+    def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
+        with session_scope(self.ctx.engine) as session:
+            rows = session.exec(
+                select(m.RunTarget)
+                .where(
+                    m.RunTarget.run_id == run_id,
+                    col(m.RunTarget.position) >= start,
+                    col(m.RunTarget.position) < stop,
+                )
+                .order_by(col(m.RunTarget.position))
+            ).all()
+            return [self._run_target(r) for r in rows]
+
+    def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
+        rows = [
+            {"run_id": run_id, "position": index, "step_id": step_id}
+            for index, step_id in enumerate(step_ids)
+        ]
+        if not rows:
+            return
+        with session_scope(self.ctx.engine) as session:
+            session.exec(update(m.RunTarget), params=rows)
+
+    def schedule_calls(
+        self, run_id: str, *, assistant_id: str, calls: list[CallRequest]
+    ) -> list[str | OperationFailed]:
+        """Schedule the calls in one transaction (``scheduling.create_scheduled_events``, the
+        rules of ``schedule_call`` for each) and note the scheduled ones on their targets.
+        Raises: NotFound."""
+        results: list[str | OperationFailed] = []
+        noted: list[dict[str, Any]] = []
+        outs = scheduling.create_scheduled_events(
+            self.ctx,
+            [
+                {
+                    "assistant_id": assistant_id,
+                    "channel": "phone_call",
+                    "to": call.to,
+                    "dynamic_variables": call.dynamic_variables,
+                    "conversation_metadata": call.conversation_metadata,
+                    "max_retries_client_errors": call.max_retries_client_errors,
+                    "retry_interval_secs": call.retry_interval_secs,
+                    "run_id": run_id,
+                    "step_id": call.step_id,
+                    "idempotency_key": call.idempotency_key,
+                    "timezone": call.timezone,
+                    "calling_window": call.calling_window,
+                }
+                for call in calls
+            ],
+        )
+        for call, out in zip(calls, outs, strict=True):
+            if isinstance(out, MissionError):
+                code = self._refusal_code(out, run_id, call.to)
+                results.append(OperationFailed(str(out), code=code))
+                continue
+            results.append(out.scheduled_event_id)
+            noted.append(
+                {
+                    "run_id": run_id,
+                    "position": call.position,
+                    "scheduled_event_id": out.scheduled_event_id,
+                    "memo": call.memo,
+                    "state": "scheduled",
+                }
+            )
+        if noted:
+            with session_scope(self.ctx.engine) as session:
+                # A target whose outcome is already recorded (a node run again) stays so.
+                recorded = set(
+                    session.exec(
+                        select(m.RunTarget.position).where(
+                            m.RunTarget.run_id == run_id,
+                            m.RunTarget.state == "recorded",
+                            col(m.RunTarget.position).in_([n["position"] for n in noted]),
+                        )
+                    ).all()
+                )
+                fresh = [n for n in noted if n["position"] not in recorded]
+                if fresh:
+                    session.exec(update(m.RunTarget), params=fresh)
+        return results
+
+    def ready_calls(self, run_id: str, limit: int) -> Progress:
+        """Outstanding targets (a call scheduled, no outcome) whose call is terminal and whose
+        insights have settled, found with one query over the outstanding targets."""
+        with session_scope(self.ctx.engine) as session:
+            outstanding = int(
+                session.exec(
+                    select(func.count())
+                    .select_from(m.RunTarget)
+                    .where(m.RunTarget.run_id == run_id, m.RunTarget.state == "scheduled")
+                ).one()
+            )
+            if not outstanding:
+                return Progress((), 0)
+            rows = (
+                session.connection()
+                .execute(
+                    sa_select(
+                        col(m.RunTarget.position),
+                        col(m.RunTarget.name),
+                        col(m.RunTarget.phone),
+                        col(m.RunTarget.target),
+                        col(m.RunTarget.step_id),
+                        col(m.RunTarget.scheduled_event_id),
+                        col(m.RunTarget.memo),
+                        col(m.ScheduledEvent.conversation_id),
+                    )
+                    .join(
+                        m.ScheduledEvent,
+                        col(m.ScheduledEvent.scheduled_event_id)
+                        == col(m.RunTarget.scheduled_event_id),
+                    )
+                    .where(
+                        col(m.RunTarget.run_id) == run_id,
+                        col(m.RunTarget.state) == "scheduled",
+                        col(m.ScheduledEvent.status).in_(tuple(TERMINAL_EVENT)),
+                    )
+                    .order_by(col(m.RunTarget.position))
+                )
+                .all()
+            )
+            conversations = [r.conversation_id for r in rows if r.conversation_id is not None]
+            statuses: dict[str, set[str]] = {}
+            for start in range(0, len(conversations), 500):
+                for conversation, status in session.exec(
+                    select(m.InsightResult.conversation_id, m.InsightResult.status).where(
+                        col(m.InsightResult.conversation_id).in_(conversations[start : start + 500])
+                    )
+                ):
+                    statuses.setdefault(conversation, set()).add(status)
+        ready: list[RunTarget] = []
+        for row in rows:
+            conversation = row.conversation_id
+            if len(ready) >= limit:
+                break
+            if conversation is not None:
+                settled = statuses.get(conversation)
+                if not settled or not settled <= _INSIGHT_DONE:
+                    # Not extracted yet (or half-done): the full rule, extracting on demand.
+                    status = self._insights(conversation)[0]
+                    if status not in _INSIGHT_DONE and status is not None:
+                        continue
+            ready.append(self._run_target(row))
+        return Progress(tuple(ready), outstanding)
+
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: dict[int, dict[str, Any]],
+        *,
+        events: list[dict[str, Any]] | None = None,
+        moves: list[tuple[str, StepStatus, dict[str, Any] | None]] | None = None,
+    ) -> None:
+        """The outcomes, their events and step moves in one transaction (a step already
+        finished stays so; an event key already logged writes nothing). Raises: NotFound,
+        ValidationError."""
+        checked_events = plans.check_events(events or [])
+        checked_moves = plans.check_step_moves(list(moves or []))
+        rows = [
+            {"run_id": run_id, "position": position, "outcome": outcome, "state": "recorded"}
+            for position, outcome in outcomes.items()
+        ]
+        if not rows and not checked_events and not checked_moves:
+            return
+        now = self.ctx.now()
+        with session_scope(self.ctx.engine) as session:
+            repo.load_run(session, run_id)
+            plans.append_events(session, run_id, checked_events, now)
+            plans.move_steps(session, run_id, checked_moves, now, keep_finished=True)
+            if rows:
+                session.exec(update(m.RunTarget), params=rows)
+
+    def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
+        with session_scope(self.ctx.engine) as session:
+            rows = session.exec(
+                select(m.RunTarget.outcome)
+                .where(m.RunTarget.run_id == run_id, m.RunTarget.state == "recorded")
+                .order_by(col(m.RunTarget.position))
+            ).all()
+            return [dict(r) for r in rows if r]
+
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """Append events in one transaction (idempotent on each key). Raises: NotFound,
+        ValidationError."""
+        plans.log_events(self.ctx, run_id, events)
+
+    def update_steps(
+        self, run_id: str, moves: list[tuple[str, StepStatus, dict[str, Any] | None]]
+    ) -> None:
+        """One transaction; a step already finished stays as it finished (a node run
+        again). Raises: NotFound, IllegalTransition, ValidationError."""
+        plans.update_plan_steps(self.ctx, run_id, list(moves), keep_finished=True)
+
+    def skip_open_steps(self, run_id: str, *, keep: str | None = None) -> None:
+        """Every unfinished step skipped (one step event each), in one transaction.
+        Raises: NotFound."""
+        moves: list[tuple[str, str, dict[str, Any] | None]] = [
+            (step.step_id, "skipped", None)
+            for step in plans.get_plan(self.ctx, run_id)
+            if step.step_id != keep and step.status not in _FINAL_STEP
+        ]
+        plans.update_plan_steps(self.ctx, run_id, moves, keep_finished=True)
 
     def settle_insights(self, run_id: str) -> int:
         """Extract the insights of the run's finished calls that have none or were left
@@ -503,8 +835,13 @@ class ServiceOps:
             return None, None, None  # nothing will ever extract them
         if not results or any(r.status not in _INSIGHT_DONE for r in results):
             return "pending", None, None
-        for result in results:
-            if result.status == "completed" and isinstance(result.result, dict):
-                return "completed", dict(result.result), None
-        failed = next((r for r in results if r.status == "failed"), results[0])
-        return "failed", None, failed.error or "no structured insight was extracted"
+        return _insight_of(results)
+
+
+def _insight_of(results: list[Any]) -> tuple[str | None, dict[str, Any] | None, str | None]:
+    """(status, structured result, error) of a conversation's settled insight results."""
+    for result in results:
+        if result.status == "completed" and isinstance(result.result, dict):
+            return "completed", dict(result.result), None
+    failed = next((r for r in results if r.status == "failed"), results[0])
+    return "failed", None, failed.error or "no structured insight was extracted"

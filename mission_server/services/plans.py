@@ -6,6 +6,7 @@ anything, and writes in one transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel
@@ -82,7 +83,7 @@ def create_plan(
         raise ValidationError("steps", "must be a non-empty list of steps", steps)
     parsed = [_validate_step(s, i) for i, s in enumerate(steps)]
     ids = [s.step_id for s in parsed]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicates:
         raise ValidationError("steps", "must have unique step_id values", duplicates)
     now = ctx.now()
@@ -180,28 +181,106 @@ def update_plan_step(
         if step is None:
             load_run(session, run_id)
             raise NotFound("plan step", f"{run_id}/{step_id}")
-        check_transition("plan step", step_id, STEP_TRANSITIONS, step.status, status)
-        changed = step.status != status
-        step.status = status
-        if status == "in_progress" and step.started_at is None:
-            step.started_at = now
-        if status in {"completed", "failed", "skipped"}:
-            step.finished_at = now
-        if meta is not None:
-            step.meta = {**(step.meta or {}), **meta}
-        step.updated_at = now
-        session.add(step)
-        if changed:
-            append_event(
-                session,
-                run_id,
-                _STEP_EVENT.get(status, "custom"),
-                f"Step {step_id} {status.replace('_', ' ')}: {step.description}",
-                now,
-                step_id=step_id,
-                payload={"status": status, **({"metadata": meta} if meta else {})},
-            )
+        _move_step(session, step, status, meta, now)
     return PlanStepOut.of(step)
+
+
+def update_plan_steps(
+    ctx: Context,
+    run_id: str,
+    moves: list[tuple[str, str, dict[str, Any] | None]],
+    *,
+    keep_finished: bool = False,
+) -> None:
+    """``update_plan_step`` for each ``(step_id, status, metadata)``, in one transaction (all
+    or nothing). ``keep_finished``: a step already completed, skipped or failed is left as it
+    is instead of being an illegal move.
+
+    Raises:
+        NotFound, IllegalTransition, ValidationError.
+    """
+    checked = check_step_moves(moves)
+    if not checked:
+        return
+    with session_scope(ctx.engine) as session:
+        move_steps(session, run_id, checked, ctx.now(), keep_finished=keep_finished)
+
+
+def check_step_moves(
+    moves: list[tuple[str, str, dict[str, Any] | None]],
+) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """The moves validated (status, metadata), before anything is written.
+
+    Raises:
+        ValidationError.
+    """
+    checked = []
+    for step_id, status, metadata in moves:
+        require_choice(status, "status", STEP_STATUSES)
+        meta = require_mapping(metadata, "metadata") if metadata is not None else None
+        checked.append((step_id, status, meta))
+    return checked
+
+
+def move_steps(
+    session: Session,
+    run_id: str,
+    checked: list[tuple[str, str, dict[str, Any] | None]],
+    now: Any,
+    *,
+    keep_finished: bool = False,
+) -> None:
+    """Apply moves checked by ``check_step_moves`` in the caller's session.
+
+    Raises:
+        NotFound, IllegalTransition.
+    """
+    if not checked:
+        return
+    ids = sorted({step_id for step_id, _, _ in checked})
+    rows = {
+        s.step_id: s
+        for s in session.exec(
+            select(m.PlanStep).where(m.PlanStep.run_id == run_id, col(m.PlanStep.step_id).in_(ids))
+        )
+    }
+    for step_id, status, meta in checked:
+        step = rows.get(step_id)
+        if step is None:
+            load_run(session, run_id)
+            raise NotFound("plan step", f"{run_id}/{step_id}")
+        if keep_finished and step.status in _FINISHED:
+            continue
+        _move_step(session, step, status, meta, now)
+
+
+_FINISHED = frozenset({"completed", "skipped", "failed"})
+
+
+def _move_step(
+    session: Session, step: m.PlanStep, status: str, meta: dict[str, Any] | None, now: Any
+) -> None:
+    check_transition("plan step", step.step_id, STEP_TRANSITIONS, step.status, status)
+    changed = step.status != status
+    step.status = status
+    if status == "in_progress" and step.started_at is None:
+        step.started_at = now
+    if status in {"completed", "failed", "skipped"}:
+        step.finished_at = now
+    if meta is not None:
+        step.meta = {**(step.meta or {}), **meta}
+    step.updated_at = now
+    session.add(step)
+    if changed:
+        append_event(
+            session,
+            step.run_id,
+            _STEP_EVENT.get(status, "custom"),
+            f"Step {step.step_id} {status.replace('_', ' ')}: {step.description}",
+            now,
+            step_id=step.step_id,
+            payload={"status": status, **({"metadata": meta} if meta else {})},
+        )
 
 
 def get_plan(ctx: Context, run_id: str) -> list[PlanStepOut]:
@@ -267,6 +346,77 @@ def log_event(
                 raise
             return EventOut.of(existing)
     return EventOut.of(event)
+
+
+def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
+    """``log_event`` for each event (``type``, ``summary``, optionally ``step_id``,
+    ``payload``, ``idempotency_key``), in one transaction; an idempotency key already in the
+    log (or earlier in the batch) writes nothing. Returns how many were written.
+
+    Raises:
+        NotFound, ValidationError.
+    """
+    checked = check_events(events)
+    if not checked:
+        return 0
+    with session_scope(ctx.engine) as session:
+        load_run(session, run_id)
+        return append_events(session, run_id, checked, ctx.now())
+
+
+def check_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events validated, before anything is written. Raises: ValidationError."""
+    checked: list[dict[str, Any]] = []
+    for event in events:
+        require_choice(event["type"], "type", EVENT_TYPES)
+        key = event.get("idempotency_key")
+        checked.append(
+            {
+                "type": event["type"],
+                "summary": require_text(event["summary"], "summary", max_length=5000),
+                "step_id": event.get("step_id"),
+                "payload": require_mapping(event.get("payload"), "payload"),
+                "idempotency_key": None if key is None else require_text(key, "idempotency_key"),
+            }
+        )
+    return checked
+
+
+def append_events(session: Session, run_id: str, checked: list[dict[str, Any]], now: Any) -> int:
+    """Append events checked by ``check_events`` in the caller's session, skipping the
+    idempotency keys already logged; return how many were written."""
+    keys = [e["idempotency_key"] for e in checked if e["idempotency_key"] is not None]
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        seen.update(
+            k
+            for k in session.exec(
+                select(m.Event.idempotency_key).where(
+                    m.Event.run_id == run_id,
+                    col(m.Event.idempotency_key).in_(keys[start : start + 500]),
+                )
+            )
+            if k is not None
+        )
+    written = 0
+    for event in checked:
+        key = event["idempotency_key"]
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        append_event(
+            session,
+            run_id,
+            event["type"],
+            event["summary"],
+            now,
+            step_id=event["step_id"],
+            payload=event["payload"],
+            idempotency_key=key,
+        )
+        written += 1
+    return written
 
 
 def _event_by_key(session: Session, run_id: str, key: str) -> m.Event | None:

@@ -33,7 +33,7 @@ from mission_server.domain.validation import (
     require_mapping,
     require_text,
 )
-from mission_server.errors import ConflictError, GuardrailError, ValidationError
+from mission_server.errors import ConflictError, GuardrailError, MissionError, ValidationError
 from mission_server.services.context import CallFinished, Context
 from mission_server.services.do_not_call import is_do_not_call
 from mission_server.services.paging import MAX_LIMIT, Keyset, Page, every, page_limit
@@ -193,6 +193,88 @@ def create_scheduled_event(
         ValidationError, NotFound (assistant, run, step), ConflictError, GuardrailError
         (do-not-call list, finished run).
     """
+    with session_scope(ctx.engine) as session:
+        out, wake_at = _create_event(
+            ctx,
+            session,
+            assistant_id=assistant_id,
+            channel=channel,
+            to=to,
+            from_number=from_number,
+            scheduled_at=scheduled_at,
+            text=text,
+            dynamic_variables=dynamic_variables,
+            conversation_metadata=conversation_metadata,
+            max_retries_client_errors=max_retries_client_errors,
+            retry_interval_secs=retry_interval_secs,
+            run_id=run_id,
+            step_id=step_id,
+            idempotency_key=idempotency_key,
+            timezone=timezone,
+            calling_window=calling_window,
+        )
+    if wake_at is not None:
+        ctx.wake(wake_at)
+    return out
+
+
+def create_scheduled_events(
+    ctx: Context, requests: list[dict[str, Any]]
+) -> list[ScheduledEventOut | MissionError]:
+    """Schedule many calls in one transaction: each request is what ``create_scheduled_event``
+    takes, with the same rules; return, in order, each event or the error that refused it
+    (a refused request writes nothing, the others are still scheduled). Should two writers
+    race on an idempotency key, the batch is redone one request at a time.
+    """
+    results: list[ScheduledEventOut | MissionError] = []
+    wakes: list[datetime] = []
+    try:
+        with session_scope(ctx.engine) as session:
+            for request in requests:
+                try:
+                    out, wake_at = _create_event(ctx, session, batch=True, **request)
+                except MissionError as exc:
+                    results.append(exc)
+                    continue
+                results.append(out)
+                if wake_at is not None:
+                    wakes.append(wake_at)
+    except IntegrityError:
+        results = []
+        for request in requests:
+            try:
+                results.append(create_scheduled_event(ctx, **request))
+            except MissionError as exc:
+                results.append(exc)
+        return results
+    if wakes:
+        ctx.wake(min(wakes))
+    return results
+
+
+def _create_event(
+    ctx: Context,
+    session: Session,
+    *,
+    assistant_id: str,
+    channel: str,
+    to: str,
+    from_number: str | None = None,
+    scheduled_at: datetime | str | None = None,
+    text: str | None = None,
+    dynamic_variables: dict[str, Any] | None = None,
+    conversation_metadata: dict[str, Any] | None = None,
+    max_retries_client_errors: int | None = None,
+    retry_interval_secs: int | None = None,
+    run_id: str | None = None,
+    step_id: str | None = None,
+    idempotency_key: str | None = None,
+    timezone: str | None = None,
+    calling_window: dict[str, Any] | None = None,
+    batch: bool = False,
+) -> tuple[ScheduledEventOut, datetime | None]:
+    """The body of ``create_scheduled_event`` in a session the caller holds; returns the
+    event and when to wake the dispatcher (None when held). Raises as it does."""
     require_choice(channel, "telnyx_conversation_channel", CHANNELS)
     target = normalise_target(to, "to")
     retries, interval = validate_retry_policy(
@@ -212,158 +294,156 @@ def create_scheduled_event(
     asked_for = _parse_scheduled_at(scheduled_at)
     now = ctx.now()
 
-    with session_scope(ctx.engine) as session:
-        if idempotency_key is not None:
-            existing = session.exec(
-                select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == idempotency_key)
-            ).first()
-            if existing is not None:
-                return _same_request_or_conflict(
-                    session,
-                    existing,
-                    {
-                        "assistant_id": assistant_id,
-                        "telnyx_conversation_channel": channel,
-                        "to": target,
-                        "from_number": given_from,
-                        "scheduled_at": asked_for,
-                        "text": text,
-                        "dynamic_variables": variables,
-                        "conversation_metadata": metadata,
-                        "max_retries_client_errors": retries,
-                        "retry_interval_secs": interval,
-                        "run_id": run_id,
-                        "step_id": step_id,
-                        "timezone": zones,
-                        "calling_window": window.to_dict(),
-                    },
-                )
-        if asked_for is None:
-            requested = now
-        else:
-            requested = asked_for
-            if requested <= now:
-                raise ValidationError(
-                    "scheduled_at",
-                    f"must be in the future (server time is {now.isoformat()})",
-                    requested.isoformat(),
-                )
-            if requested > now + MAX_SCHEDULE_AHEAD:
-                raise ValidationError(
-                    "scheduled_at",
-                    f"must be at most {MAX_SCHEDULE_AHEAD.days} days ahead "
-                    f"(server time is {now.isoformat()})",
-                    requested.isoformat(),
-                )
-        due, reason = defer_for_calling_hours(requested, zones, window, ctx.provider.schedule_lead)
-        assistant = load_assistant(session, assistant_id)
-        if given_from is None:
-            number = session.exec(
-                select(m.PhoneNumber)
-                .where(m.PhoneNumber.assistant_id == assistant_id)
-                .order_by(col(m.PhoneNumber.hd_voice).desc())
-            ).first()
-            if number is None:
-                raise ValidationError(
-                    "from_number",
-                    f"is required: assistant {assistant.name!r} has no phone "
-                    "number; call assign_phone_number first",
-                    None,
-                )
-            agent_target = number.phone_number
-        else:
-            agent_target = given_from
-            number = session.get(m.PhoneNumber, agent_target)
-            if number is None or number.assistant_id != assistant_id:
-                raise ValidationError(
-                    "from_number", "must be a number assigned to this assistant", agent_target
-                )
-        if channel == "sms_chat" and isinstance(ctx.provider, SmsPlatform):
-            # Refused here, at scheduling time, when the account cannot send SMS.
-            ctx.provider.prepare_sms(
-                assistant.provider_ref or assistant.assistant_id,
-                NumberInfo(
-                    phone_number=number.phone_number,
-                    number_id=number.number_id,
-                    hd_voice=number.hd_voice,
-                ),
-            )
-        hold = None
-        if run_id is not None:
-            run = load_run(session, run_id)
-            refuse_finished_run(run_id, run.status, "schedule calls")
-            hold = hold_reason(run.status, run.approval_required, run.approved_at)
-            if (
-                step_id is not None
-                and session.exec(
-                    select(m.PlanStep).where(
-                        m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id
-                    )
-                ).first()
-                is None
-            ):
-                raise ValidationError("step_id", "must name a step of the run's plan", step_id)
-        if is_do_not_call(session, target):
-            raise GuardrailError(f"{target} is on the do-not-call list; it will not be contacted")
-        row = m.ScheduledEvent(
-            assistant_id=assistant_id,
-            run_id=run_id,
-            step_id=step_id,
-            telnyx_conversation_channel=channel,
-            telnyx_end_user_target=target,
-            telnyx_agent_target=agent_target,
-            caller_fixed=given_from is not None,
-            scheduled_at_fixed_datetime=due,
-            requested_at=requested,
-            due_at=due,
-            text=text,
-            dynamic_variables=variables,
-            conversation_metadata=metadata,
-            max_retries_client_errors=retries,
-            retry_interval_secs=interval,
-            status="pending",
-            errors=[],
-            idempotency_key=idempotency_key,
-            timezones=zones,
-            calling_window=window.to_dict(),
-            hold_reason=hold,
-            deferrals=[deferral_record(requested, due, reason, now)] if reason else [],
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        if run_id is not None:
-            summary = f"{'Call' if channel == 'phone_call' else 'SMS'} to {target} scheduled"
-            summary += f" for {due.isoformat()}"
-            if reason:
-                summary += f" (moved from {requested.isoformat()}: {reason})"
-            if hold:
-                summary += f"; held: {hold.replace('_', ' ')}"
-            append_event(
+    if idempotency_key is not None:
+        existing = session.exec(
+            select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == idempotency_key)
+        ).first()
+        if existing is not None:
+            same = _same_request_or_conflict(
                 session,
-                run_id,
-                "tool_result",
-                summary,
-                now,
-                step_id=step_id,
-                payload={
-                    "scheduled_event_id": row.scheduled_event_id,
+                existing,
+                {
+                    "assistant_id": assistant_id,
+                    "telnyx_conversation_channel": channel,
                     "to": target,
-                    "scheduled_at_fixed_datetime": due.isoformat(),
-                    "deferred": bool(reason),
+                    "from_number": given_from,
+                    "scheduled_at": asked_for,
+                    "text": text,
+                    "dynamic_variables": variables,
+                    "conversation_metadata": metadata,
+                    "max_retries_client_errors": retries,
+                    "retry_interval_secs": interval,
+                    "run_id": run_id,
+                    "step_id": step_id,
+                    "timezone": zones,
+                    "calling_window": window.to_dict(),
                 },
             )
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raise ConflictError(
-                f"idempotency_key {idempotency_key!r} was used concurrently; retry the request"
-            ) from None
-        out = ScheduledEventOut.of(row, [])
-    if hold is None:
-        ctx.wake(due)
-    return out
+            return same, None
+    if asked_for is None:
+        requested = now
+    else:
+        requested = asked_for
+        if requested <= now:
+            raise ValidationError(
+                "scheduled_at",
+                f"must be in the future (server time is {now.isoformat()})",
+                requested.isoformat(),
+            )
+        if requested > now + MAX_SCHEDULE_AHEAD:
+            raise ValidationError(
+                "scheduled_at",
+                f"must be at most {MAX_SCHEDULE_AHEAD.days} days ahead "
+                f"(server time is {now.isoformat()})",
+                requested.isoformat(),
+            )
+    due, reason = defer_for_calling_hours(requested, zones, window, ctx.provider.schedule_lead)
+    assistant = load_assistant(session, assistant_id)
+    if given_from is None:
+        number = session.exec(
+            select(m.PhoneNumber)
+            .where(m.PhoneNumber.assistant_id == assistant_id)
+            .order_by(col(m.PhoneNumber.hd_voice).desc())
+        ).first()
+        if number is None:
+            raise ValidationError(
+                "from_number",
+                f"is required: assistant {assistant.name!r} has no phone "
+                "number; call assign_phone_number first",
+                None,
+            )
+        agent_target = number.phone_number
+    else:
+        agent_target = given_from
+        number = session.get(m.PhoneNumber, agent_target)
+        if number is None or number.assistant_id != assistant_id:
+            raise ValidationError(
+                "from_number", "must be a number assigned to this assistant", agent_target
+            )
+    if channel == "sms_chat" and isinstance(ctx.provider, SmsPlatform):
+        # Refused here, at scheduling time, when the account cannot send SMS.
+        ctx.provider.prepare_sms(
+            assistant.provider_ref or assistant.assistant_id,
+            NumberInfo(
+                phone_number=number.phone_number,
+                number_id=number.number_id,
+                hd_voice=number.hd_voice,
+            ),
+        )
+    hold = None
+    if run_id is not None:
+        run = load_run(session, run_id)
+        refuse_finished_run(run_id, run.status, "schedule calls")
+        hold = hold_reason(run.status, run.approval_required, run.approved_at)
+        if (
+            step_id is not None
+            and session.exec(
+                select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
+            ).first()
+            is None
+        ):
+            raise ValidationError("step_id", "must name a step of the run's plan", step_id)
+    if is_do_not_call(session, target):
+        raise GuardrailError(f"{target} is on the do-not-call list; it will not be contacted")
+    row = m.ScheduledEvent(
+        assistant_id=assistant_id,
+        run_id=run_id,
+        step_id=step_id,
+        telnyx_conversation_channel=channel,
+        telnyx_end_user_target=target,
+        telnyx_agent_target=agent_target,
+        caller_fixed=given_from is not None,
+        scheduled_at_fixed_datetime=due,
+        requested_at=requested,
+        due_at=due,
+        text=text,
+        dynamic_variables=variables,
+        conversation_metadata=metadata,
+        max_retries_client_errors=retries,
+        retry_interval_secs=interval,
+        status="pending",
+        errors=[],
+        idempotency_key=idempotency_key,
+        timezones=zones,
+        calling_window=window.to_dict(),
+        hold_reason=hold,
+        deferrals=[deferral_record(requested, due, reason, now)] if reason else [],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    if run_id is not None:
+        summary = f"{'Call' if channel == 'phone_call' else 'SMS'} to {target} scheduled"
+        summary += f" for {due.isoformat()}"
+        if reason:
+            summary += f" (moved from {requested.isoformat()}: {reason})"
+        if hold:
+            summary += f"; held: {hold.replace('_', ' ')}"
+        append_event(
+            session,
+            run_id,
+            "tool_result",
+            summary,
+            now,
+            step_id=step_id,
+            payload={
+                "scheduled_event_id": row.scheduled_event_id,
+                "to": target,
+                "scheduled_at_fixed_datetime": due.isoformat(),
+                "deferred": bool(reason),
+            },
+        )
+    try:
+        session.flush()
+    except IntegrityError:
+        if batch:
+            raise
+        session.rollback()
+        raise ConflictError(
+            f"idempotency_key {idempotency_key!r} was used concurrently; retry the request"
+        ) from None
+    out = ScheduledEventOut.of(row, [])
+    return out, (due if hold is None else None)
 
 
 def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:

@@ -51,6 +51,53 @@ def normalised(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+VENUES = str(EXAMPLES / "venue-availability.yaml")
+
+
+def test_targets_from_a_csv_file_are_called_with_their_columns_as_variables(tmp_path):
+    csv_path = tmp_path / "venues.csv"
+    csv_path.write_text(
+        "name,phone,guest_count\n"
+        "The Riverside Loft,+13125550111,60\n"
+        "Wicker Park Hall,+13125550112,80\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "m.db"
+    result = invoke("run", VENUES, "--targets", str(csv_path), "--json", "--db", str(db))
+    assert result.exit_code == 0, result.stderr
+    detail = json.loads(result.stdout)
+    assert [t["name"] for t in detail["result_payload"]["targets"]] == [
+        "The Riverside Loft",
+        "Wicker Park Hall",
+    ]
+    with sqlite3.connect(db) as conn:
+        variables = [
+            json.loads(r[0])
+            for r in conn.execute(
+                "select dynamic_variables from scheduled_events order by telnyx_end_user_target"
+            )
+        ]
+    assert [(v["target_name"], v["guest_count"]) for v in variables] == [
+        ("The Riverside Loft", "60"),
+        ("Wicker Park Hall", "80"),
+    ]
+
+
+def test_a_csv_with_a_bad_phone_in_row_7_is_refused_naming_row_7_and_nothing_is_created(
+    tmp_path,
+):
+    rows = [f"Venue {i},+1312555011{i}" for i in range(1, 6)]
+    csv_path = tmp_path / "venues.csv"
+    csv_path.write_text("name,phone\n" + "\n".join([*rows, "Bad Venue,+1555"]) + "\n")
+    db = tmp_path / "m.db"
+    result = invoke("run", VENUES, "--targets", str(csv_path), "--db", str(db))
+    assert result.exit_code != 0
+    message = " ".join(result.stderr.split())
+    assert "targets_file row 7, column phone must be" in message
+    assert "'+1555'" in message
+    assert run_ids(db) == []
+
+
 def test_run_json_prints_only_the_final_run_detail(tmp_path):
     result = invoke("run", CATERING, "--json", "--db", str(tmp_path / "m.db"), "--world", WORLD)
     assert result.exit_code == 0, result.stderr

@@ -379,3 +379,26 @@ def test_a_call_leased_by_a_dead_worker_is_taken_over_after_its_lease(sim):
     detail = run_to_end(ctx, runner, run_id)
     assert detail.status == "succeeded"
     assert len(ctx.provider.placements) == 4
+
+
+def test_a_mission_of_600_targets_keeps_them_in_the_records_and_dispatches_in_batches(sim):
+    """Above the old 500-target limit: the run's input and the planner's state stay small,
+    every target is stored, planned and scheduled (batches of 200, none twice)."""
+    ctx, runner = sim
+    spec = load_spec(EXAMPLES / "venue-availability.yaml").model_dump(mode="json")
+    codes = ("630", "708", "847", "224", "331", "779")  # Chicago area: calling hours open
+    spec["targets"] = [
+        {"name": f"Venue {i:03d}", "phone": f"+1{codes[i // 100]}55501{i % 100:02d}"}
+        for i in range(600)
+    ]
+    run_id = runner.start(spec)
+    runner.drain()
+    detail = missions.get_run_record(ctx, run_id)
+    assert "targets" not in detail.input["spec"] and detail.input["targets"] == 600
+    assert runner.ops.count_targets(run_id) == 600
+    assert len(scheduling.list_scheduled_events(ctx, run_id=run_id, limit=5000)) == 600
+    state = runner.graph.get_state({"configurable": {"thread_id": run_id}}).values
+    assert state["target_count"] == 600 and state["cursor"] == 600
+    assert not any(isinstance(v, list | dict) and len(v) > 50 for v in state.values())
+    runner.drain()  # woken again: nothing is scheduled twice
+    assert len(scheduling.list_scheduled_events(ctx, run_id=run_id, limit=5000)) == 600

@@ -12,7 +12,15 @@ from langgraph.types import Command
 
 from planner.errors import OperationFailed
 from planner.graph import PlannerContext, build_graph
-from planner.ops import AttemptInfo, CallResult, MissionOps, PlanStepSpec
+from planner.ops import (
+    AttemptInfo,
+    CallRequest,
+    CallResult,
+    MissionOps,
+    PlanStepSpec,
+    Progress,
+    RunTarget,
+)
 from planner.spec import MissionSpec, load_spec
 
 CATERING = load_spec(Path(__file__).resolve().parents[2] / "examples" / "catering.yaml")
@@ -33,6 +41,8 @@ class FakeOps:
         self.completed: list[dict[str, Any]] = []
         self.fail_number: str | None = None
         self.crash_on_complete = 0
+        self.targets: list[RunTarget] = []
+        self.outcomes: dict[int, dict[str, Any]] = {}
 
     def check_spec(self, spec: MissionSpec) -> MissionSpec:
         targets = [t.model_copy(update={"phone": t.phone.replace(" ", "")}) for t in spec.targets]
@@ -100,6 +110,82 @@ class FakeOps:
             insights={"initial_price_per_person": initial, "final_price_per_person": final},
             ready=True,
         )
+
+    # The targets, as the records would hold them.
+
+    def save_targets(self, run_id: str, targets: list) -> None:
+        if not self.targets:
+            self.targets = [RunTarget(i, t) for i, t in enumerate(targets)]
+
+    def count_targets(self, run_id: str) -> int:
+        return len(self.targets)
+
+    def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
+        return self.targets[start:stop]
+
+    def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
+        self.targets = [
+            RunTarget(t.position, t.target, step_id=s)
+            for t, s in zip(self.targets, step_ids, strict=True)
+        ]
+
+    def schedule_calls(self, run_id: str, *, assistant_id: str, calls: list[CallRequest]):
+        results: list = []
+        for call in calls:
+            try:
+                event_id = self.schedule_call(
+                    run_id, idempotency_key=call.idempotency_key, to=call.to
+                )
+            except OperationFailed as exc:
+                results.append(exc)
+                continue
+            results.append(event_id)
+            old = self.targets[call.position]
+            self.targets[call.position] = RunTarget(
+                old.position, old.target, old.step_id, event_id, call.memo
+            )
+        return results
+
+    def ready_calls(self, run_id: str, limit: int) -> Progress:
+        out = [
+            t
+            for t in self.targets
+            if t.scheduled_event_id is not None and t.position not in self.outcomes
+        ]
+        ready = [t for t in out if self.results[t.scheduled_event_id].ready][:limit]
+        return Progress(tuple(ready), len(out))
+
+    def record_outcomes(self, run_id: str, outcomes, *, events=None, moves=None) -> None:
+        json.dumps(outcomes)
+        self.log_events(run_id, events or [])
+        self.update_steps(run_id, moves or [])
+        self.outcomes.update(outcomes)
+
+    def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
+        return [self.outcomes[k] for k in sorted(self.outcomes)]
+
+    def get_call_results(self, ids: list[str]) -> list[CallResult]:
+        return [self.get_call_result(i) for i in ids]
+
+    def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.log_event(
+                run_id,
+                event["type"],
+                event["summary"],
+                step_id=event.get("step_id"),
+                payload=event.get("payload"),
+                idempotency_key=event.get("idempotency_key"),
+            )
+
+    def update_steps(self, run_id: str, moves) -> None:
+        for step_id, status, metadata in moves:
+            self.update_step(run_id, step_id, status, metadata)
+
+    def skip_open_steps(self, run_id: str, *, keep: str | None = None) -> None:
+        for step_id in self.steps:
+            if step_id != keep:
+                self.update_step(run_id, step_id, "skipped")
 
     def get_call_result(self, scheduled_event_id: str) -> CallResult:
         return self.results[scheduled_event_id]
@@ -247,3 +333,51 @@ def test_a_request_without_an_llm_fails_the_run():
     )
     assert ops.completed[-1]["status"] == "failed"
     assert "needs an LLM or a spec" in ops.completed[-1]["error"]
+
+
+def checkpoint_sizes(tmp_path: Path, count: int) -> list[int]:
+    """Run a parallel survey of ``count`` targets to the end, its calls finishing ten at a
+    time, on the SQLite checkpointer; return the size of every checkpoint written."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    targets = [{"name": f"Venue {i:04d}", "phone": f"+1312555{i:04d}"} for i in range(count)]
+    spec = CATERING.model_copy(
+        update={
+            "strategy": "parallel",
+            "targets": [CATERING.targets[0].model_validate(t) for t in targets],
+        }
+    )
+    ops = FakeOps()
+    conn = sqlite3.connect(str(tmp_path / f"checkpoints-{count}.db"), check_same_thread=False)
+    graph = build_graph().compile(checkpointer=SqliteSaver(conn))
+    config = {"configurable": {"thread_id": "r1"}}
+    context = PlannerContext(ops=ops)
+    first = {"run_id": "r1", "mission_id": "m1", "spec": None, "request": None}
+    ops.save_targets("r1", list(spec.targets))  # as the runner stores them at start
+    from planner.spec import spec_header
+
+    graph.invoke({**first, "spec": spec_header(spec)}, config, context=context)
+    numbers = [c["to"] for c in ops.scheduled.values()]
+    assert len(numbers) == count
+    for start in range(0, count, 10):
+        for number in numbers[start : start + 10]:
+            PRICES.setdefault(number, (60, 60))
+            ops.finish(number)
+        graph.invoke(Command(resume={"kind": "wake"}), config, context=context)
+    assert ops.completed[-1]["status"] == "succeeded"
+    sizes = [
+        r[0] for r in conn.execute("select length(checkpoint) + length(metadata) from checkpoints")
+    ]
+    conn.close()
+    return sizes
+
+
+def test_a_checkpoint_does_not_grow_with_the_number_of_targets(tmp_path):
+    small = checkpoint_sizes(tmp_path, 50)
+    large = checkpoint_sizes(tmp_path, 500)
+    # Ten times the targets: more steps, but no checkpoint larger than the small run's
+    # largest (a few bytes for longer counters aside).
+    assert len(large) > 5 * len(small)
+    assert max(large) <= max(small) + 64

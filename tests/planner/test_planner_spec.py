@@ -237,4 +237,89 @@ def test_the_readme_spec_table_lists_every_spec_field():
         for row in rows
         for name in row.split("|")[1].replace("`", " ").replace(",", " ").split()
     }
-    assert documented == set(MissionSpec.model_fields)
+    # targets_file is read by load_spec (from a spec file) into targets.
+    assert documented == set(MissionSpec.model_fields) | {"targets_file"}
+
+
+# --------------------------------------------------------------------------- campaign size
+
+
+def test_a_spec_of_10000_targets_is_taken_and_12000_refused_without_echoing_the_list():
+    many = [{"name": f"Venue {i}", "phone": f"+1312555{i:04d}"} for i in range(12_000)]
+    assert len(parse_spec(minimal(targets=many[:10_000])).targets) == 10_000
+    with pytest.raises(SpecError) as caught:
+        parse_spec(minimal(targets=many))
+    assert str(caught.value) == "targets must have at most 10000 targets, got 12000"
+
+
+def test_a_spec_without_targets_is_refused():
+    with pytest.raises(SpecError, match=r"^targets must have at least 1 item$"):
+        parse_spec(minimal(targets=[]))
+
+
+def write_csv(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def spec_file(tmp_path: Path, **changes) -> Path:
+    data = minimal(**changes)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_targets_file_gives_targets_and_their_variables_from_columns(tmp_path):
+    write_csv(
+        tmp_path / "venues.csv",
+        "name,phone,timezone,guest_count,contact",
+        "Lakefront Catering,+13125550101,America/Chicago,50,Ann",
+        "",
+        "Chicago Grill Co,+13125550102,,60,",
+    )
+    data = minimal(targets_file="venues.csv")
+    del data["targets"]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    spec = load_spec(path)
+    assert [(t.name, t.phone, t.timezone) for t in spec.targets] == [
+        ("Lakefront Catering", "+13125550101", "America/Chicago"),
+        ("Chicago Grill Co", "+13125550102", None),
+    ]
+    assert spec.targets[0].variables == {"guest_count": "50", "contact": "Ann"}
+    assert spec.targets[1].variables == {"guest_count": "60"}
+
+
+def test_a_targets_file_given_separately_replaces_the_spec_targets(tmp_path):
+    csv_path = write_csv(tmp_path / "t.csv", "to,name", "+13125550109,Only One")
+    spec = load_spec(spec_file(tmp_path), csv_path)
+    assert [(t.name, t.phone) for t in spec.targets] == [("Only One", "+13125550109")]
+
+
+def test_a_bad_row_of_a_targets_file_is_named_by_row_and_column(tmp_path):
+    write_csv(tmp_path / "t.csv", "phone,name,guest count", "+13125550101,A,1")
+    with pytest.raises(SpecError, match=r"^targets_file row 1, column guest count must be a var"):
+        load_spec(spec_file(tmp_path), tmp_path / "t.csv")
+    write_csv(tmp_path / "t.csv", "phone,name", "+13125550101,A", ",B")
+    with pytest.raises(SpecError, match=r"^targets_file row 3, column phone is required$"):
+        load_spec(spec_file(tmp_path), tmp_path / "t.csv")
+    long_name = "x" * 201
+    write_csv(tmp_path / "t.csv", "phone,name", "+13125550101,A", f"+13125550102,{long_name}")
+    with pytest.raises(SpecError, match=r"^targets_file row 3, column name "):
+        load_spec(spec_file(tmp_path), tmp_path / "t.csv")
+
+
+def test_a_targets_file_is_refused_with_targets_or_outside_a_spec_file(tmp_path):
+    write_csv(tmp_path / "t.csv", "phone,name", "+13125550101,A")
+    with pytest.raises(SpecError, match=r"^targets_file must not be given with targets"):
+        load_spec(spec_file(tmp_path, targets_file="t.csv"))
+    with pytest.raises(SpecError, match=r"^targets_file is only read from a spec file"):
+        parse_spec(minimal(targets_file="t.csv"))
+    with pytest.raises(SpecError, match=r"^targets_file must have a phone"):
+        load_spec(spec_file(tmp_path), write_csv(tmp_path / "u.csv", "number,name", "1,A"))
+    with pytest.raises(SpecError, match=r"^targets_file must be a readable file"):
+        load_spec(spec_file(tmp_path), tmp_path / "missing.csv")
+    rows = [f"+1312555{i:04d},V{i}" for i in range(10_001)]
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec_file(tmp_path), write_csv(tmp_path / "big.csv", "phone,name", *rows))
+    assert str(caught.value) == "targets_file must have at most 10000 targets, got 10001"

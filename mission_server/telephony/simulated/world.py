@@ -8,6 +8,7 @@ mapping that is already parsed. See ``mission_server/data/world.yaml`` for an an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -544,7 +545,12 @@ class World(_Model):
             target = normalise_target(number)
         except ValidationError:
             return None
-        return next((b for b in self.businesses if b.phone == target), None)
+        return self._by_phone.get(target)
+
+    @functools.cached_property
+    def _by_phone(self) -> dict[str, Business]:
+        # The phones are unique (``_unique_numbers``): a lookup, not a scan of the world.
+        return {b.phone: b for b in self.businesses}
 
 
 def load_world(path: str | Path) -> World:
