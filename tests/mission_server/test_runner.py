@@ -18,10 +18,21 @@ from mission_server.engine.runner import (
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.services import assistants, missions, scheduling
 from mission_server.services.context import Context
+from mission_server.services.paging import every
 from planner.spec import load_spec
 from state import models as m
 from state.db import session_scope
 from tests.support.missionkit import EXAMPLES, catering, make_ctx
+
+
+def all_calls(ctx: Context, run_id: str) -> list[Any]:
+    """Every scheduled call of the run, page after page."""
+    return every(
+        lambda cursor: scheduling.list_scheduled_events(
+            ctx, run_id=run_id, limit=500, cursor=cursor
+        )
+    )
+
 
 LAKEFRONT, GRILL, PRAIRIE, WINDY = (
     "+13125550101",
@@ -396,9 +407,9 @@ def test_a_mission_of_600_targets_keeps_them_in_the_records_and_dispatches_in_ba
     detail = missions.get_run_record(ctx, run_id)
     assert "targets" not in detail.input["spec"] and detail.input["targets"] == 600
     assert runner.ops.count_targets(run_id) == 600
-    assert len(scheduling.list_scheduled_events(ctx, run_id=run_id, limit=5000)) == 600
+    assert len(all_calls(ctx, run_id)) == 600
     state = runner.graph.get_state({"configurable": {"thread_id": run_id}}).values
     assert state["target_count"] == 600 and state["cursor"] == 600
     assert not any(isinstance(v, list | dict) and len(v) > 50 for v in state.values())
     runner.drain()  # woken again: nothing is scheduled twice
-    assert len(scheduling.list_scheduled_events(ctx, run_id=run_id, limit=5000)) == 600
+    assert len(all_calls(ctx, run_id)) == 600
