@@ -397,7 +397,11 @@ def test_serve_simulate_restarted_mid_call_finishes_the_run(stop, tmp_path):
                 status = conn.execute(select(runs.c.status).where(runs.c.run_id == run_id))
                 return status.scalar() in {"succeeded", "failed", "cancelled"}
 
-        wait_until("the run to finish", finished, 120, every=0.5)
+        try:
+            wait_until("the run to finish", finished, 120, every=0.5)
+        except AssertionError as exc:  # say what the servers were doing
+            logs = "\n".join(f"--- {s.log.name}\n{s.text()[-4000:]}" for s in servers)
+            raise AssertionError(f"{exc}\n{logs}") from None
         with engine.connect() as conn:
             run = dict(conn.execute(select(runs).where(runs.c.run_id == run_id)).one()._mapping)
         final = rows(engine)

@@ -380,4 +380,6 @@ def test_a_checkpoint_does_not_grow_with_the_number_of_targets(tmp_path):
     # Ten times the targets: more steps, but no checkpoint larger than the small run's
     # largest (a few bytes for longer counters aside).
     assert len(large) > 5 * len(small)
-    assert max(large) <= max(small) + 64
+    # Ten times the targets adds at most a few digits and ids of varying length: under 1 KB,
+    # where state that held the targets would grow by tens of kilobytes.
+    assert max(large) <= max(small) + 1024
