@@ -28,11 +28,16 @@ from mission_server.services.missions import (
     _target_names,
     get_run,
 )
-from mission_server.services.schemas import AssistantOut, EventOut, OutModel, PlanStepOut
+from mission_server.services.schemas import (
+    AssistantOut,
+    EventOut,
+    OutModel,
+    PlanStepOut,
+    awaiting_approval,
+)
 from state import models as m
 from state.db import reader
 from state.errors import NotFound
-from state.transitions import TERMINAL_RUN
 
 #: How many plan steps and calls the compact view names one by one (the counts cover all).
 BRIEF_LIMIT = 25
@@ -266,9 +271,7 @@ def brief(ctx: Context, run_id: str) -> RunBrief:
         mission_id=run.mission_id,
         mission_name=run.mission_name,
         status=run.status,
-        awaiting_approval=bool(
-            run.approval_required and run.approved_at is None and run.status not in TERMINAL_RUN
-        ),
+        awaiting_approval=awaiting_approval(run),
         error=run.error,
         created_at=run.created_at,
         started_at=run.started_at,

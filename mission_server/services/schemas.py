@@ -48,6 +48,13 @@ class MissionOut(_Out):
         )
 
 
+def awaiting_approval(run: Any) -> bool:
+    """The run requires approval, has none yet and is not finished (a run row, ORM or Core)."""
+    return bool(
+        run.approval_required and run.approved_at is None and run.status not in TERMINAL_RUN
+    )
+
+
 class RunOut(_Out):
     run_id: str
     mission_id: str
@@ -92,9 +99,7 @@ class RunOut(_Out):
             calls_placed=row.calls_placed,
             approval_required=row.approval_required,
             approved_at=row.approved_at,
-            awaiting_approval=bool(
-                row.approval_required and row.approved_at is None and row.status not in TERMINAL_RUN
-            ),
+            awaiting_approval=awaiting_approval(row),
             created_at=row.created_at,
             recorded_at=row.recorded_at,
             started_at=row.started_at,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -241,11 +242,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         Sends progress notifications while waiting. If timeout_secs passes first it returns
         the current state with timed_out=true; call it again to keep waiting.
         """
-        wait = DEFAULT_WAIT_SECS if timeout_secs is None else timeout_secs
-        if not 0 <= wait <= MAX_WAIT_SECS:
-            raise ValidationError(
-                "timeout_secs", f"must be between 0 and {MAX_WAIT_SECS:g} seconds", timeout_secs
-            )
+        wait = wait_secs(timeout_secs)
         # Insights are extracted where calls are dispatched; a worker is configured like this
         # server, so our own extractor says whether results will come.
         extracting = ctx.extractor is not None
@@ -276,6 +273,36 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
     tools.add(wait_for_call, title="Wait for call", read_only=True)
 
 
+def wait_secs(timeout_secs: float | None) -> float:
+    """A wait tool's timeout_secs: the default when omitted.
+
+    Raises:
+        ValidationError: outside 0..MAX_WAIT_SECS.
+    """
+    wait = DEFAULT_WAIT_SECS if timeout_secs is None else timeout_secs
+    if not 0 <= wait <= MAX_WAIT_SECS:
+        raise ValidationError(
+            "timeout_secs", f"must be between 0 and {MAX_WAIT_SECS:g} seconds", timeout_secs
+        )
+    return wait
+
+
+def progress_reporter(
+    mcp_ctx: MCPContext, started: float, wait: float
+) -> Callable[[str], Awaitable[None]]:
+    """How a wait tool reports progress: a notification when the message changes, and a
+    heartbeat every PROGRESS_HEARTBEAT_SECS while it does not."""
+    last: dict[str, Any] = {"message": None, "sent": 0.0}
+
+    async def progress(message: str) -> None:
+        now = time.monotonic()
+        if message != last["message"] or now - last["sent"] >= PROGRESS_HEARTBEAT_SECS:
+            await mcp_ctx.report_progress(round(now - started, 3), wait, message)
+            last.update(message=message, sent=now)
+
+    return progress
+
+
 def _progress_message(event: ScheduledEventOut) -> str:
     attempts = len(event.call_attempts)
     budget = 1 + event.max_retries_client_errors
@@ -304,13 +331,7 @@ async def _wait_for_call(
     def read() -> ScheduledEventOut:
         return scheduling_service.get_scheduled_event(ctx, scheduled_event_id)
 
-    last: dict[str, Any] = {"message": None, "sent": 0.0}
-
-    async def progress(message: str) -> None:
-        now = time.monotonic()
-        if message != last["message"] or now - last["sent"] >= PROGRESS_HEARTBEAT_SECS:
-            await mcp_ctx.report_progress(round(now - started, 3), wait, message)
-            last.update(message=message, sent=now)
+    progress = progress_reporter(mcp_ctx, started, wait)
 
     event = await anyio.to_thread.run_sync(read)
     while True:

@@ -11,7 +11,6 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context as MCPContext
 from pydantic import Field
 
-from mission_server.errors import ValidationError
 from mission_server.mcp.models import (
     RunList,
     RunVariables,
@@ -22,7 +21,8 @@ from mission_server.mcp.registrar import ToolRegistrar
 from mission_server.mcp.tools.calls import (
     DEFAULT_WAIT_SECS,
     MAX_WAIT_SECS,
-    PROGRESS_HEARTBEAT_SECS,
+    progress_reporter,
+    wait_secs,
 )
 from mission_server.services import missions as mission_service
 from mission_server.services import plans, run_view
@@ -247,11 +247,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         timed_out=true; call it again to keep waiting. Use after run_mission instead of
         polling get_run.
         """
-        wait = DEFAULT_WAIT_SECS if timeout_secs is None else timeout_secs
-        if not 0 <= wait <= MAX_WAIT_SECS:
-            raise ValidationError(
-                "timeout_secs", f"must be between 0 and {MAX_WAIT_SECS:g} seconds", timeout_secs
-            )
+        wait = wait_secs(timeout_secs)
         return await _wait_for_run(ctx, mcp_ctx, run_id, wait, poll_secs)
 
     tools.add(wait_for_run, title="Wait for run", read_only=True)
@@ -281,18 +277,15 @@ async def _wait_for_run(
 ) -> RunWaitResult:
     started = time.monotonic()
     deadline = started + wait
-    last: dict[str, Any] = {"message": None, "sent": 0.0}
+    progress = progress_reporter(mcp_ctx, started, wait)
 
     def done(run: RunBrief) -> bool:
         return run.status in TERMINAL_RUN or run.awaiting_approval
 
     run = await anyio.to_thread.run_sync(run_view.brief, ctx, run_id)
     while True:
-        message = _progress_message(run)
+        await progress(_progress_message(run))
         now = time.monotonic()
-        if message != last["message"] or now - last["sent"] >= PROGRESS_HEARTBEAT_SECS:
-            await mcp_ctx.report_progress(round(now - started, 3), wait, message)
-            last.update(message=message, sent=now)
         if done(run) or now >= deadline:
             break
         await anyio.sleep(min(poll_secs, max(0.0, deadline - now)))
