@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -119,12 +119,20 @@ def site(tmp_path_factory, browser) -> Iterator[Site]:
         ctx.engine.dispose()
 
 
+def _wait(browser: WebDriver) -> WebDriverWait:
+    """A wait that looks again when the page swapped the element it was reading (a navigation
+    or a live update between find_element and .text)."""
+    return WebDriverWait(
+        browser, WAIT_SECS, ignored_exceptions=(StaleElementReferenceException,)
+    )
+
+
 def _sign_in(browser: WebDriver, base: str) -> None:
     browser.get(base + "/")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    WebDriverWait(browser, WAIT_SECS).until(
+    _wait(browser).until(
         lambda b: b.find_element(By.TAG_NAME, "h1").text == "Missions"
     )
 
@@ -167,7 +175,7 @@ def test_the_run_page_shows_the_plan_the_timeline_the_retry_and_the_recommendati
         By.CSS_SELECTOR, f"[data-mission-id='{site.catering['mission_id']}']"
     )
     mission.find_element(By.CSS_SELECTOR, ".run-link").click()
-    WebDriverWait(browser, WAIT_SECS).until(lambda b: "/runs/" in b.current_url)
+    _wait(browser).until(lambda b: "/runs/" in b.current_url)
 
     steps = browser.find_elements(By.CSS_SELECTOR, "#plan li.step")
     assert len(steps) == 6
@@ -209,7 +217,7 @@ def test_a_conversation_page_shows_the_transcript_with_the_injected_best_quote(b
     console_errors(browser)  # only this test's pages count
     browser.get(f"{site.base}/runs/{run_id}")
     browser.find_element(By.LINK_TEXT, "Chicago Grill Co — negotiation").click()
-    WebDriverWait(browser, WAIT_SECS).until(lambda b: "/conversations/" in b.current_url)
+    _wait(browser).until(lambda b: "/conversations/" in b.current_url)
 
     turns = texts(browser, "#transcript .turn .said")
     assert len(turns) == 8
@@ -250,7 +258,7 @@ def test_a_run_in_progress_updates_itself_without_a_reload(browser, site):
     assert browser.find_element(By.ID, "run-status").text == "running"
     browser.execute_script("window.__sameDocument = true")
     missions.update_run(site.ctx, run.run_id, status="succeeded", result_summary="All *done*.")
-    WebDriverWait(browser, WAIT_SECS).until(
+    _wait(browser).until(
         lambda b: b.find_element(By.ID, "run-status").text == "succeeded"
     )
     assert browser.execute_script("return window.__sameDocument === true")
