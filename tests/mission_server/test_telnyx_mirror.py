@@ -34,62 +34,24 @@ from state import models as m
 from state.outbox import capture_outbox
 from tests.conftest import T0
 from tests.support.missionkit import catering, make_ctx
-from tests.support.telnyx_missions import API_KEY, BASE_URL, FakeMissionsApi
+from tests.support.telnyx_missions import (
+    API_KEY,
+    BASE_URL,
+    OUTBOX,
+    FakeMissionsApi,
+    assert_drained,
+    assert_mirrored,
+    outbox,
+    rows_by_kind,
+)
 
 SETTINGS = Settings(TELNYX_API_KEY=API_KEY, TELNYX_BASE_URL=BASE_URL)
-OUTBOX = m.MirrorOutbox.__table__
 
 
 def telnyx_missions(fake: FakeMissionsApi, clock: Any) -> TelnyxMissions:
     return TelnyxMissions.from_settings(
         SETTINGS, transport=httpx.MockTransport(fake), clock=clock.now
     )
-
-
-def outbox(ctx: Context) -> dict[str, int]:
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(select(OUTBOX.c.status, func.count()).group_by(OUTBOX.c.status))
-        return {status: count for status, count in rows}
-
-
-def rows_by_kind(ctx: Context, status: str | None = None) -> dict[str, int]:
-    query = select(OUTBOX.c.kind, func.count()).group_by(OUTBOX.c.kind)
-    if status is not None:
-        query = query.where(OUTBOX.c.status == status)
-    with ctx.engine.connect() as conn:
-        return {kind: count for kind, count in conn.execute(query)}
-
-
-def assert_drained(ctx: Context, run_id: str) -> None:
-    """Every outbox row delivered: the mission's, one per event, and the run's own changes."""
-    assert set(outbox(ctx)) == {"delivered"}
-    kinds = rows_by_kind(ctx)
-    assert kinds["mission"] == 1
-    assert kinds["event"] == len(missions.get_run(ctx, run_id).events)
-    assert kinds["run"] >= 1  # its result and status changes, its linked assistants
-
-
-def assert_mirrored(ctx: Context, fake: FakeMissionsApi, run_id: str) -> None:
-    """Everything of the run is at the fake, once, in our order."""
-    detail = missions.get_run(ctx, run_id)
-    [mission] = fake.missions.values()
-    assert mission["execution_mode"] == "external"
-    assert mission["name"] == detail.mission_name
-    assert mission["metadata"]["local_mission_id"] == detail.mission_id
-    run = fake.run_of(run_id)
-    assert run["mission_id"] == mission["mission_id"]
-    assert run["status"] == detail.status == "succeeded"
-    assert run["result_summary"] == detail.result_summary
-    assert run["result_payload"] == json.loads(json.dumps(detail.result_payload))
-    assert [(s["step_id"], s["status"]) for s in fake.plan_of(run_id)] == [
-        (s.step_id, s.status) for s in detail.plan
-    ]
-    ours = [(e.type, e.summary, e.event_id) for e in detail.events]
-    theirs = [
-        (e["type"], e["summary"], e["payload"]["local"]["event_id"]) for e in fake.events_of(run_id)
-    ]
-    assert theirs == ours  # every event, once, in the order we wrote them
-    assert len(fake.runs) == 1
 
 
 @pytest.fixture

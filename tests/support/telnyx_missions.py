@@ -17,9 +17,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
+
+from mission_server.services import missions as missions_service
+from mission_server.services.context import Context
+from state import models as m
 
 API_KEY = "KEY0187A1B2C3D4E5F6_m1rr0rS3cr3tValue"
 BASE_URL = "https://api.telnyx.test/v2"
+OUTBOX = m.MirrorOutbox.__table__
 
 
 def _now() -> str:
@@ -31,7 +37,8 @@ def _error(status: int, detail: str) -> httpx.Response:
 
 
 class FakeMissionsApi:
-    def __init__(self) -> None:
+    def __init__(self, api_key: str = API_KEY) -> None:
+        self.api_key = api_key
         self.missions: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, list[dict[str, Any]]] = {}
@@ -60,7 +67,7 @@ class FakeMissionsApi:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        assert request.headers["authorization"] == f"Bearer {self.api_key}"
         if self.outage:
             self.failed_requests += 1
             return _error(503, "service unavailable")
@@ -291,6 +298,55 @@ def _routes() -> list[tuple[str, str, Any, Any, tuple[str, ...]]]:
             (),
         ),
     ]
+
+
+# ---------------------------------------------------------------- assertions on a mirrored run
+
+
+def outbox(ctx: Context) -> dict[str, int]:
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(OUTBOX.c.status, func.count()).group_by(OUTBOX.c.status))
+        return {status: count for status, count in rows}
+
+
+def rows_by_kind(ctx: Context, status: str | None = None) -> dict[str, int]:
+    query = select(OUTBOX.c.kind, func.count()).group_by(OUTBOX.c.kind)
+    if status is not None:
+        query = query.where(OUTBOX.c.status == status)
+    with ctx.engine.connect() as conn:
+        return {kind: count for kind, count in conn.execute(query)}
+
+
+def assert_drained(ctx: Context, run_id: str) -> None:
+    """Every outbox row delivered: the mission's, one per event, and the run's own changes."""
+    assert set(outbox(ctx)) == {"delivered"}
+    kinds = rows_by_kind(ctx)
+    assert kinds["mission"] == 1
+    assert kinds["event"] == len(missions_service.get_run(ctx, run_id).events)
+    assert kinds["run"] >= 1  # its result and status changes, its linked assistants
+
+
+def assert_mirrored(ctx: Context, fake: FakeMissionsApi, run_id: str) -> None:
+    """Everything of the run is at the fake, once, in our order."""
+    detail = missions_service.get_run(ctx, run_id)
+    [mission] = fake.missions.values()
+    assert mission["execution_mode"] == "external"
+    assert mission["name"] == detail.mission_name
+    assert mission["metadata"]["local_mission_id"] == detail.mission_id
+    run = fake.run_of(run_id)
+    assert run["mission_id"] == mission["mission_id"]
+    assert run["status"] == detail.status == "succeeded"
+    assert run["result_summary"] == detail.result_summary
+    assert run["result_payload"] == json.loads(json.dumps(detail.result_payload))
+    assert [(s["step_id"], s["status"]) for s in fake.plan_of(run_id)] == [
+        (s.step_id, s.status) for s in detail.plan
+    ]
+    ours = [(e.type, e.summary, e.event_id) for e in detail.events]
+    theirs = [
+        (e["type"], e["summary"], e["payload"]["local"]["event_id"]) for e in fake.events_of(run_id)
+    ]
+    assert theirs == ours  # every event, once, in the order we wrote them
+    assert len(fake.runs) == 1
 
 
 def _wire_names(params: Any) -> dict[str, str]:
