@@ -154,6 +154,16 @@ def test_an_unknown_number_rings_out(sim: SimulatedProvider) -> None:
     assert outcome.conversation_id is None and messages == []
     assert outcome.cost == 0
     assert timedelta(seconds=25) <= outcome.ended_at - T0 <= timedelta(seconds=35)
+    # Said, so that rehearsing one's own numbers does not just look like nobody answered.
+    (reason,) = outcome.errors
+    assert f"{NOBODY} is not a business in the simulated world" in reason
+    assert "--world" in reason
+
+
+def test_a_business_that_does_not_answer_gives_no_reason() -> None:
+    sim = SimulatedProvider(world(businesses=[business(answers="no-answer")]))
+    outcome, _ = call(sim, request("+13125550161"))
+    assert outcome.call_status == "no-answer" and outcome.errors == ()
 
 
 def test_voicemail_is_a_completed_call_with_greeting_and_message(sim: SimulatedProvider) -> None:

@@ -59,6 +59,13 @@ __all__ = ["SimulatedProvider"]
 log = logging.getLogger(__name__)
 
 
+#: The simulator's reason for an attempt to a number that is no business of its world.
+NOT_IN_WORLD = (
+    "{target} is not a business in the simulated world, so nobody answers it; add it to a "
+    "world file (--world or MISSION_SIM_WORLD) to rehearse this call"
+)
+
+
 class SimulatedProvider:
     """A ``Provider`` whose calls reach the businesses of a ``World``.
 
@@ -364,6 +371,8 @@ class SimulatedProvider:
                 ended_at=ended,
                 call_control_id=ids.call_control_id,
                 cost=0.0,
+                # Said so, or a rehearsal of one's own numbers just looks like nobody answered.
+                errors=() if business is not None else (NOT_IN_WORLD.format(target=target),),
             )
             placement = Placement(ids.call_control_id, start, None, outcome)
             return _Placed(request.idempotency_key, target, "phone_call", placement, [])
