@@ -122,9 +122,7 @@ def site(tmp_path_factory, browser) -> Iterator[Site]:
 def _wait(browser: WebDriver) -> WebDriverWait:
     """A wait that looks again when the page swapped the element it was reading (a navigation
     or a live update between find_element and .text)."""
-    return WebDriverWait(
-        browser, WAIT_SECS, ignored_exceptions=(StaleElementReferenceException,)
-    )
+    return WebDriverWait(browser, WAIT_SECS, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def _sign_in(browser: WebDriver, base: str) -> None:
@@ -132,9 +130,7 @@ def _sign_in(browser: WebDriver, base: str) -> None:
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    _wait(browser).until(
-        lambda b: b.find_element(By.TAG_NAME, "h1").text == "Missions"
-    )
+    _wait(browser).until(lambda b: b.find_element(By.TAG_NAME, "h1").text == "Missions")
 
 
 def console_errors(browser: WebDriver) -> list[str]:
@@ -258,8 +254,6 @@ def test_a_run_in_progress_updates_itself_without_a_reload(browser, site):
     assert browser.find_element(By.ID, "run-status").text == "running"
     browser.execute_script("window.__sameDocument = true")
     missions.update_run(site.ctx, run.run_id, status="succeeded", result_summary="All *done*.")
-    _wait(browser).until(
-        lambda b: b.find_element(By.ID, "run-status").text == "succeeded"
-    )
+    _wait(browser).until(lambda b: b.find_element(By.ID, "run-status").text == "succeeded")
     assert browser.execute_script("return window.__sameDocument === true")
     assert "All done." in browser.find_element(By.ID, "summary").text
