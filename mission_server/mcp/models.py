@@ -40,17 +40,14 @@ class PlanStepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     step_id: str = Field(
-        description="Slug unique within the run: lowercase letters, digits, '-', '_' or '.', "
-        "e.g. 'call-lakefront'."
+        description="Slug unique in the run: a-z, 0-9, '-', '_' or '.', e.g. 'call-lakefront'."
     )
-    description: str = Field(description="What the step does, one line.")
+    description: str = Field(description="One line.")
     sequence: int | None = Field(
-        default=None, description="Order of the step (0..100000); omitted: after the last step."
+        default=None, description="Order, 0..100000; omitted: after the last step."
     )
-    parent_step_id: str | None = Field(
-        default=None, description="step_id of the parent step, for sub-steps."
-    )
-    metadata: dict[str, Any] | None = Field(default=None, description="Free-form key/values.")
+    parent_step_id: str | None = Field(default=None, description="For sub-steps.")
+    metadata: dict[str, Any] | None = None
 
 
 class MissionDetail(MissionOut):
@@ -92,10 +89,9 @@ class ScheduledCallList(OutModel):
 
 class RunVariables(OutModel):
     run_id: str
-    variables: dict[str, Any] = Field(
-        description="Interim values every later dispatch of the run's calls receives as "
-        "dynamic variables (per-call dynamic_variables still win)."
-    )
+    #: Interim values every later dispatch of the run's calls receives as dynamic variables
+    #: (per-call dynamic_variables still win): set_run_variables says so.
+    variables: dict[str, Any]
 
 
 class ConversationDetail(ConversationOut):
@@ -113,18 +109,14 @@ class CallWaitResult(ScheduledEventOut):
     """A scheduled call after waiting: the event (reference field names) plus what the agent
     needs next — the transcript and the insight results of its conversation."""
 
-    terminal: bool = Field(description="True when status is completed, failed or cancelled.")
-    timed_out: bool = Field(
-        description="True when the wait ended before the event was terminal; call "
-        "wait_for_call again to keep waiting."
-    )
-    waited_secs: float = Field(description="Wall-clock seconds this call waited.")
-    server_time: datetime = Field(description="Server time (simulated time in simulation).")
-    calling_hours_note: str | None = Field(
-        default=None,
-        description="When and why calling hours moved the call, in one sentence; null when "
-        "the call was never moved.",
-    )
+    # What each field means the tool's description says (terminal: completed, failed or
+    # cancelled; timed_out: call again to keep waiting; waited_secs: wall clock).
+    terminal: bool
+    timed_out: bool
+    waited_secs: float
+    server_time: datetime
+    #: When and why calling hours moved the call, in one sentence; absent when never moved.
+    calling_hours_note: str | None = None
     transcript: list[MessageOut] = Field(default_factory=list)
     insights: list[InsightResultOut] = Field(default_factory=list)
 
@@ -134,39 +126,35 @@ class RunWaitResult(RunBrief):
     the wait ended."""
 
     result_payload: dict[str, Any] | None = None
-    terminal: bool = Field(description="True when status is succeeded, failed or cancelled.")
-    awaiting_approval_stop: bool = Field(
-        description="True when the wait ended because the run needs approve_run."
-    )
-    timed_out: bool = Field(
-        description="True when timeout_secs passed first; call wait_for_run again to keep waiting."
-    )
-    waited_secs: float = Field(description="Wall-clock seconds this call waited.")
-    server_time: datetime = Field(description="Server time (simulated time in simulation).")
+    # As in CallWaitResult, the tool's description says what these mean.
+    terminal: bool
+    awaiting_approval_stop: bool = Field(description="The run waits for approve_run.")
+    timed_out: bool
+    waited_secs: float
+    server_time: datetime
 
 
 class ServerStatus(OutModel):
     """What an agent needs to know about this server before scheduling anything."""
 
     provider: str = Field(description="'simulated' (no real calls), 'telnyx' (REAL calls), …")
-    real_calls: bool = Field(description="True when calls reach real phones.")
+    real_calls: bool
     server_time: datetime = Field(
-        description="The server's current time; scheduled_at values are in this time. In "
-        "simulation it is simulated time."
+        description="scheduled_at values are in this time (simulated in simulation)."
     )
     clock: str = Field(description="'system', 'accelerated' (simulation) or 'virtual'.")
     sim_speed: float | None = Field(
-        default=None, description="Simulated seconds per wall second; null outside simulation."
+        default=None, description="Simulated seconds per wall second (simulation only)."
     )
-    database: str = Field(description="'sqlite' or 'postgresql'.")
+    database: str  # 'sqlite' or 'postgresql'
     extractor: str | None = Field(
         default=None,
-        description="What reads finished conversations: 'simulated' (a rehearsal's ground "
-        "truth), 'offline' (the text reader), 'llm' or 'telnyx'.",
+        description="Reads finished calls: 'simulated' (a rehearsal's ground truth), "
+        "'offline' (text reader), 'llm' or 'telnyx'.",
     )
     dispatcher_running: bool = Field(
-        description="True when this process places due calls; false means `mission worker` "
-        "processes must run, or calls stay pending."
+        description="This process places due calls; if false, `mission worker` processes "
+        "must run or calls stay pending."
     )
     version: str
 
@@ -176,8 +164,7 @@ class WebhookDeliveryList(OutModel):
 
     deliveries: list[WebhookDeliveryOut] = Field(
         default_factory=list,
-        description="delivered=false means no attempt got a 2xx answer; attempts[].error says "
-        "why (e.g. 'HTTP 500', a connection error, or MISSION_WEBHOOK_SECRET not set).",
+        description="delivered=false: no attempt got a 2xx; attempts[].error says why.",
     )
     next_cursor: str | None = next_cursor_field()
 
@@ -185,8 +172,6 @@ class WebhookDeliveryList(OutModel):
 class PriorConversationList(OutModel):
     """Past conversations with one end user and their insight results: an assistant's memory."""
 
-    target: str = Field(description="The end-user target as matched (E.164 or SIP URI).")
-    conversations: list[PriorConversationOut] = Field(
-        default_factory=list, description="Newest first."
-    )
+    target: str = Field(description="As matched: E.164 or SIP URI.")
+    conversations: list[PriorConversationOut] = Field(default_factory=list)  # newest first
     next_cursor: str | None = next_cursor_field()

@@ -6,7 +6,9 @@ on every optional one. In an output schema neither says anything a client can us
 field of a result is always present, and the name is the title. They are a third of
 ``tools/list``. ``slim`` drops them (in input schemas only the ``null`` defaults, which the
 ``required`` list already says) and keeps every type, format, enum, bound, ``required`` list
-and description.
+and field description. A model's docstring (the result's, and every ``$defs`` entry's) goes
+too: it is written for developers, and the tool's or the field's description says what an
+agent needs.
 
 No ``type`` lists (``["string", "null"]``): they are legal JSON Schema but do not map onto
 single-``type`` dialects (Gemini's function declarations, OpenAPI 3.0), and MCP Inspector's
@@ -52,6 +54,8 @@ def slim(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
     ``output``: the schema of a tool result, where no default says anything (every field is
     always present); in an input schema only ``null`` defaults go.
     """
+    if output:  # the result model's docstring: the tool's description says it
+        schema.pop("description", None)
     _slim(schema, output=output)
     return schema
 
@@ -61,7 +65,7 @@ def _slim(node: Any, *, output: bool, model: bool = False) -> None:
         return
     if isinstance(node.get("title"), str):
         del node["title"]
-    if output and model:  # a model's docstring: written for developers, the tool says it
+    if model:  # a model's docstring: written for developers, the tool (or field) says it
         node.pop("description", None)
     if isinstance(node.get("properties"), dict):
         required = set(node.get("required") or [])

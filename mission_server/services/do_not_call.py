@@ -28,9 +28,9 @@ def is_do_not_call(session: Session, target: str) -> bool:
 class DoNotCallEntry(OutModel):
     """One entry of the do-not-call list."""
 
-    target: str = Field(description="The number in E.164 form, or the SIP URI.")
-    reason: str | None = Field(default=None, description="Why it must not be contacted.")
-    created_at: datetime | None = Field(default=None, description="When it was added (UTC).")
+    target: str = Field(description="E.164 or SIP URI.")
+    reason: str | None = None
+    created_at: datetime | None = None
 
     @classmethod
     def of(cls, row: m.DoNotCall) -> DoNotCallEntry:

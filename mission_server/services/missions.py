@@ -208,9 +208,8 @@ def start_run(
 class RunCallOut(ScheduledEventOut):
     """A scheduled call of the run, named by its target."""
 
-    target_name: str | None = Field(
-        default=None, description="The target's name where the run knows it (a spec's targets)."
-    )
+    #: The target's name where the run knows it (a spec's targets).
+    target_name: str | None = None
 
 
 class RunConversationOut(ConversationOut):

@@ -54,10 +54,11 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 #: The description of every ``next_cursor`` output field.
-NEXT_CURSOR_DOC = "The next page's cursor (same filters); null on the last page."
-#: The description of every ``cursor`` and ``limit`` argument.
-CURSOR_DOC = "The previous page's next_cursor; omitted: the first page."
-LIMIT_DOC = f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT})."
+NEXT_CURSOR_DOC = "null on the last page."
+#: The description of every ``cursor`` and ``limit`` argument (``cursor`` omitted: the first
+#: page, as its name says).
+CURSOR_DOC = "A previous page's next_cursor, same filters."
+LIMIT_DOC = f"Page size, 1..{MAX_LIMIT}, default {DEFAULT_LIMIT}."
 
 #: The kinds a key column may have, as the cursor stores them.
 KeyKind = type[datetime] | type[str] | type[int]

@@ -49,12 +49,10 @@ DETAIL_LEVELS = ("compact", "full")
 class RunProgress(OutModel):
     """Counts over the whole run."""
 
-    steps: dict[str, int] = Field(description="Plan steps by status, e.g. {'completed': 5}.")
-    calls: dict[str, int] = Field(
-        description="Scheduled calls and SMS by status, e.g. {'completed': 2, 'pending': 1}."
-    )
-    attempts: int = Field(description="Call attempts placed so far (retries included).")
-    answered: int = Field(description="Conversations held: calls that were answered.")
+    steps: dict[str, int] = Field(description="Plan steps per status.")
+    calls: dict[str, int] = Field(description="Calls and SMS per status.")
+    attempts: int = Field(description="Call attempts placed, retries included.")
+    answered: int = Field(description="Calls answered.")
 
 
 class StepBrief(OutModel):
@@ -65,13 +63,11 @@ class StepBrief(OutModel):
 class CallBrief(OutModel):
     scheduled_event_id: str
     target_name: str | None = None
-    to: str = Field(description="The recipient (telnyx_end_user_target).")
+    to: str  # telnyx_end_user_target
     status: str
     call_status: str | None = None
     attempts: int
-    next_at: datetime | None = Field(
-        default=None, description="When it is due (pending calls only), in server time."
-    )
+    next_at: datetime | None = Field(default=None, description="Due time (pending calls only).")
     conversation_id: str | None = None
 
 
@@ -82,31 +78,28 @@ class RunBrief(OutModel):
     mission_id: str
     mission_name: str
     status: str
-    awaiting_approval: bool = Field(
-        description="The run needs approve_run before any call of it is placed."
-    )
+    awaiting_approval: bool = Field(description="No call is placed until approve_run.")
     error: str | None = None
-    created_at: datetime = Field(description="Service clock (simulated time in a rehearsal).")
+    created_at: datetime  # service clock, like every time but recorded_at
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime
-    variables: dict[str, Any] = Field(description="Interim values, e.g. best_quote.")
+    variables: dict[str, Any]  # interim values, e.g. best_quote (the tool says it)
     result_summary: str | None = None
     progress: RunProgress
     # compact only
     steps: list[StepBrief] | None = Field(
-        default=None, description=f"Compact: each plan step's status (the first {BRIEF_LIMIT})."
+        default=None, description=f"Compact view: the first {BRIEF_LIMIT}."
     )
     calls: list[CallBrief] | None = Field(
-        default=None,
-        description=f"Compact: one line per call, in time order (the first {BRIEF_LIMIT}).",
+        default=None, description=f"Compact view: the first {BRIEF_LIMIT}, in time order."
     )
 
 
 class RunView(RunBrief):
     """A run: the compact fields always, the full ones with ``detail='full'``."""
 
-    detail: RunDetailLevel = Field(description="Which view this is: 'compact' or 'full'.")
+    detail: RunDetailLevel  # which view this is
     # full only: every field of the run detail
     input: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -115,7 +108,7 @@ class RunView(RunBrief):
     calls_placed: int | None = None
     approval_required: bool | None = None
     approved_at: datetime | None = None
-    recorded_at: datetime | None = Field(default=None, description="Wall clock.")
+    recorded_at: datetime | None = Field(default=None, description="Wall clock, not server time.")
     plan: list[PlanStepOut] | None = None
     assistants: list[AssistantOut] | None = None
     scheduled_calls: list[RunCallOut] | None = None

@@ -70,15 +70,12 @@ class RunOut(_Out):
     approval_required: bool = False
     approved_at: datetime | None = None
     awaiting_approval: bool = Field(
-        default=False,
-        description="No call of the run is placed until approve_run (its status stays, e.g. "
-        "running).",
+        default=False, description="No call is placed until approve_run."
     )
-    created_at: datetime = Field(description="Service clock (simulated time in a rehearsal).")
-    recorded_at: datetime | None = Field(
-        default=None,
-        description="Wall clock; absent on runs recorded before it was kept.",
-    )
+    #: Service clock (simulated time in a rehearsal), like every time but ``recorded_at``.
+    created_at: datetime
+    #: Absent on runs recorded before it was kept (an optional field says so).
+    recorded_at: datetime | None = Field(default=None, description="Wall clock, not server time.")
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime
@@ -270,10 +267,8 @@ class ScheduledEventOut(_Out):
     call_status: str | None = None
     conversation_id: str | None = None
     call_attempts: list[CallAttemptOut] = Field(default_factory=list)
-    errors: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="What went wrong on each failed attempt or delivery, oldest first.",
-    )
+    #: What went wrong on each failed attempt or delivery.
+    errors: list[dict[str, Any]] = Field(default_factory=list, description="Oldest first.")
     idempotency_key: str | None = None
     timezones: list[str] = Field(default_factory=list)
     calling_window: dict[str, Any] | None = None
