@@ -49,45 +49,50 @@ INSIGHT_GRACE_SECS = 30.0
 ScheduledAt = Annotated[
     str | None,
     Field(
-        description="ISO-8601 with offset, in server time (see server_status), e.g. "
-        "'2026-03-10T15:00:00Z'; must be in the future. Omitted: as soon as the recipient's "
-        "calling window allows. A time outside calling hours is moved to the next opening (the "
-        "result's deferrals say when and why)."
+        description="ISO-8601 with offset, in server time, in the future, e.g. "
+        "'2026-03-10T15:00:00Z'. Omitted: as soon as calling hours allow. A time outside them "
+        "moves to the next opening (the result's deferrals say why)."
     ),
 ]
-RunIdArg = Annotated[str | None, Field(description="The run this call belongs to (recommended).")]
-StepIdArg = Annotated[str | None, Field(description="The plan step this call carries out.")]
+RunIdArg = Annotated[str | None, Field(description="Its run (recommended).")]
+StepIdArg = Annotated[str | None, Field(description="Its plan step.")]
 IdempotencyKeyArg = Annotated[
     str | None,
     Field(
-        description="Makes retries of this request safe: the same key and request return "
-        "the first scheduled event unchanged (even after its time has passed); the same key "
-        "with different arguments is an error naming the field that differs."
+        description="Makes retries safe: the same key and arguments return the first event "
+        "unchanged (even past its time); other arguments with it are an error."
     ),
 ]
 DynamicVariablesArg = Annotated[
     dict[str, Any] | None,
     Field(
-        description="Per-call values for the assistant's placeholders (win over run "
-        "variables and assistant defaults), e.g. {'business_name': 'Chicago Grill Co'}."
+        description="This call's placeholder values; they win over run variables and the "
+        "assistant's defaults."
     ),
 ]
 MetadataArg = Annotated[
     dict[str, Any] | None,
-    Field(description="Key/values attached to the resulting conversation."),
+    Field(description="Attached to the conversation."),
+]
+TimezoneArg = Annotated[
+    str | None,
+    Field(
+        description="Recipient's IANA zone, e.g. 'America/Chicago'. Required for SIP URIs and "
+        "numbers of no known zone; else it narrows calling hours, never widens them."
+    ),
 ]
 
 
 def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
     def schedule_call(
-        assistant_id: Annotated[str, Field(description="The assistant that will call.")],
-        to: Annotated[str, Field(description="Recipient, E.164 (e.g. '+13125550101') or SIP URI.")],
+        assistant_id: str,
+        to: Annotated[str, Field(description="E.164 (e.g. '+13125550101') or SIP URI.")],
         scheduled_at: ScheduledAt = None,
         from_number: Annotated[
             str | None,
             Field(
-                description="Caller ID, kept for every attempt; omitted: whichever of the "
-                "assistant's numbers has the fewest calls in progress when the call goes out."
+                description="Caller ID for every attempt; omitted: the assistant's least busy "
+                "number when the call goes out."
             ),
         ] = None,
         dynamic_variables: DynamicVariablesArg = None,
@@ -96,36 +101,25 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
             int | None,
             Field(
                 strict=True,
-                description="Retries after the first attempt on busy, no-answer, failed or "
-                "canceled, 0..10 (default 0).",
+                description="Retries on busy, no-answer, failed or canceled, 0..10 (default 0).",
             ),
         ] = None,
         retry_interval_secs: Annotated[
             int | None,
             Field(
                 strict=True,
-                description="Seconds between attempts, 60..86400; required when "
-                "max_retries_client_errors > 0, rejected otherwise.",
+                description="60..86400; required if max_retries_client_errors > 0, else refused.",
             ),
         ] = None,
         run_id: RunIdArg = None,
         step_id: StepIdArg = None,
         idempotency_key: IdempotencyKeyArg = None,
-        timezone: Annotated[
-            str | None,
-            Field(
-                description="Recipient's IANA timezone, e.g. 'America/Chicago'. Required "
-                "for SIP URIs and numbers with no known zone; otherwise it narrows the "
-                "calling window (kept in the number's zones and this one), never widens it."
-            ),
-        ] = None,
+        timezone: TimezoneArg = None,
     ) -> ScheduledEventOut:
-        """Schedule an outbound AI phone call inside the recipient's legal calling hours, with
-        an optional retry budget.
+        """Schedule an outbound AI phone call within the recipient's legal calling hours, with
+        optional retries. Run variables are read when the call is placed, not now.
 
-        Run variables (set_run_variables) are read when the call is placed, not now. Returns
-        the scheduled event (scheduled_event_id, scheduled_at_fixed_datetime, status
-        'pending', deferrals if calling hours moved it). Then wait_for_call.
+        Returns the scheduled event ('pending'); then wait_for_call.
         """
         return scheduling_service.create_scheduled_event(
             ctx,
@@ -145,11 +139,9 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         )
 
     def schedule_sms(
-        assistant_id: Annotated[str, Field(description="The assistant that sends it.")],
-        to: Annotated[str, Field(description="Recipient, E.164.")],
-        text: Annotated[
-            str, Field(description="Message body (placeholders allowed), up to 1600 chars.")
-        ],
+        assistant_id: str,
+        to: Annotated[str, Field(description="E.164.")],
+        text: Annotated[str, Field(description="Placeholders allowed; up to 1600 chars.")],
         scheduled_at: ScheduledAt = None,
         from_number: Annotated[
             str | None, Field(description="Sender; omitted: the assistant's number.")
@@ -159,15 +151,9 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         run_id: RunIdArg = None,
         step_id: StepIdArg = None,
         idempotency_key: IdempotencyKeyArg = None,
-        timezone: Annotated[
-            str | None,
-            Field(
-                description="Recipient's IANA timezone. Required for SIP URIs and numbers "
-                "with no known zone; otherwise it narrows the window, never widens it."
-            ),
-        ] = None,
+        timezone: TimezoneArg = None,
     ) -> ScheduledEventOut:
-        """Schedule an SMS from the assistant's number (no retries: they are phone-call only).
+        """Schedule an SMS from the assistant's number (no retries: phone calls only).
         Returns the scheduled event."""
         return scheduling_service.create_scheduled_event(
             ctx,
@@ -185,62 +171,50 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
             timezone=timezone,
         )
 
-    def get_scheduled_call(
-        scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
-    ) -> ScheduledEventOut:
-        """Get a scheduled call or SMS now, without waiting: status (pending, in_progress,
-        completed, failed, cancelled), call_status, call_attempts, errors, deferrals."""
+    def get_scheduled_call(scheduled_event_id: str) -> ScheduledEventOut:
+        """Get a scheduled call or SMS now, without waiting (wait_for_call waits)."""
         return scheduling_service.get_scheduled_event(ctx, scheduled_event_id)
 
     def list_scheduled_calls(
         run_id: Annotated[str | None, Field(description="Only calls of this run.")] = None,
-        status: Annotated[
-            EventStatus | None,
-            Field(description="pending, in_progress, completed, failed or cancelled."),
-        ] = None,
+        status: EventStatus | None = None,
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> ScheduledCallList:
-        """List scheduled calls and SMS in the order they were scheduled (oldest first), one
-        page at a time; each shows when it is due (scheduled_at_fixed_datetime).
+        """List scheduled calls and SMS in the order they were scheduled.
 
-        Pass next_cursor back as cursor for the next page. Calls scheduled while you page appear on
-        later pages, each exactly once.
+        Pass next_cursor back as cursor for the next page; calls scheduled meanwhile appear on
+        later pages, once each.
         """
         page = scheduling_service.list_scheduled_events(
             ctx, run_id=run_id, status=status, limit=limit, cursor=cursor
         )
         return ScheduledCallList(scheduled_calls=page, next_cursor=page.next_cursor)
 
-    def cancel_scheduled_call(
-        scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
-    ) -> ScheduledEventOut:
-        """Cancel a pending call: no further attempts. Attempts already made stay recorded.
-        A call in progress or finished cannot be cancelled; cancelling an already cancelled
-        call returns it unchanged. While a dispatcher is placing the call at this very moment
-        the cancel is refused: try again in a moment."""
+    def cancel_scheduled_call(scheduled_event_id: str) -> ScheduledEventOut:
+        """Cancel a pending call: no further attempts (those made stay recorded). A call in
+        progress or finished cannot be cancelled; a cancelled one is returned unchanged.
+        Refused while a dispatcher is placing it this very moment: try again shortly."""
         return scheduling_service.cancel_scheduled_event(ctx, scheduled_event_id)
 
     async def wait_for_call(
-        scheduled_event_id: Annotated[str, Field(description="The scheduled event's id.")],
+        scheduled_event_id: str,
         mcp_ctx: MCPContext,
         timeout_secs: Annotated[
             float | None,
             Field(
-                description="Most wall-clock seconds to wait, 0..300 (default 60).",
+                description="Most wall-clock seconds to wait.",
                 # Shown in the schema only: the range is checked below, with its own message.
                 json_schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECS},
             ),
         ] = DEFAULT_WAIT_SECS,
     ) -> CallWaitResult:
         """Wait until a scheduled call is finished (completed, failed or cancelled), then
-        return everything about it in one answer: status, call_status, call_attempts,
-        conversation_id, the transcript and the insight results (extraction starts when the
-        call ends; the tool waits for it within timeout_secs) — plus when and why calling
-        hours moved the call.
+        return it with its transcript, its insight results (waited for within timeout_secs)
+        and when and why calling hours moved it.
 
-        Sends progress notifications while waiting. If timeout_secs passes first it returns
-        the current state with timed_out=true; call it again to keep waiting.
+        Sends progress notifications. If timeout_secs passes first it returns the current
+        state with timed_out=true: call again to keep waiting.
         """
         wait = wait_secs(timeout_secs)
         # Insights are extracted where calls are dispatched; a worker is configured like this

@@ -19,18 +19,15 @@ from mission_server.services.schemas import OutModel
 
 
 class DoNotCallAdded(DoNotCallEntry):
-    already_listed: bool = Field(
-        description="True when the target was on the list before (its first reason stays)."
-    )
+    already_listed: bool = Field(description="Listed before; its first reason stays.")
     open_calls: int = Field(
-        description="Calls to the target still pending or in progress: none of their further "
-        "attempts is placed (each fails with error code do_not_call when due)."
+        description="Its calls pending or in progress; each fails with do_not_call when due."
     )
 
 
 class DoNotCallRemoved(OutModel):
-    target: str = Field(description="The target, normalised (E.164 or SIP URI).")
-    removed: bool = Field(description="False when it was not on the list.")
+    target: str = Field(description="Normalised: E.164 or SIP URI.")
+    removed: bool  # false: it was not on the list (the tool says so)
 
 
 class DoNotCallList(OutModel):
@@ -41,8 +38,7 @@ class DoNotCallList(OutModel):
 TargetArg = Annotated[
     str,
     Field(
-        description="Phone number (E.164 such as '+13125550101'; without '+' it is read as a "
-        "US/Canada number) or SIP URI."
+        description="E.164 such as '+13125550101' (no '+': US/Canada) or SIP URI."
     ),
 ]
 
@@ -54,14 +50,12 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         target: TargetArg,
         reason: Annotated[
             str | None,
-            Field(description="Why, e.g. 'asked not to be called'; kept with the entry."),
+            Field(description="e.g. 'asked not to be called'."),
         ] = None,
     ) -> DoNotCallAdded:
-        """Put a phone number or SIP URI on the do-not-call list. From then on scheduling a
-        call or SMS to it is refused, and the dispatcher checks the list before every
-        placement, so calls already scheduled to it are not placed either. Adding a target
-        that is already listed changes nothing. Returns the entry and how many open calls to
-        it there are."""
+        """Put a phone number or SIP URI on the do-not-call list: scheduling a call or SMS to
+        it is refused, and calls already scheduled to it are not placed (the list is checked
+        before every placement). Adding a listed target changes nothing."""
         entry, already = do_not_call_service.put_do_not_call(ctx, target, reason)
         return DoNotCallAdded(
             **entry.model_dump(),
@@ -70,15 +64,14 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         )
 
     def remove_do_not_call(target: TargetArg) -> DoNotCallRemoved:
-        """Take a phone number or SIP URI off the do-not-call list, so it may be called
-        again. Calls that already failed because of the list stay failed; schedule new ones.
-        Removing a target that is not listed changes nothing (removed: false)."""
+        """Take a phone number or SIP URI off the do-not-call list. Calls that already failed
+        because of it stay failed: schedule new ones. Removing an unlisted target changes
+        nothing (removed: false)."""
         removed = do_not_call_service.remove_do_not_call(ctx, target)
         return DoNotCallRemoved(target=normalise_target(target, "target"), removed=removed)
 
     def list_do_not_call(limit: LimitArg = None, cursor: CursorArg = None) -> DoNotCallList:
-        """List the do-not-call list, in target order, one page at a time: each target with
-        its reason and when it was added.
+        """List the do-not-call list in target order.
 
         Pass next_cursor back as cursor for the next page.
         """

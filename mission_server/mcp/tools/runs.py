@@ -43,90 +43,68 @@ RunStatusChange = Literal["running", "paused", "succeeded", "failed", "cancelled
 
 def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None:
     def create_mission(
-        name: Annotated[str, Field(description="Short name, e.g. 'Corporate catering quotes'.")],
+        name: Annotated[str, Field(description="e.g. 'Corporate catering quotes'.")],
         instructions: Annotated[
             str | None, Field(description="What the mission must achieve, in full.")
         ] = None,
         description: Annotated[str | None, Field(description="One-line summary.")] = None,
-        metadata: Annotated[
-            dict[str, Any] | None, Field(description="Free-form key/values.")
-        ] = None,
+        metadata: dict[str, Any] | None = None,
     ) -> MissionOut:
-        """Create a mission: the reusable definition of a task (e.g. 'get catering quotes').
-
-        Use once per kind of task, then start_run for each execution. Returns the mission with
-        its mission_id.
-        """
+        """Create a mission: the reusable definition of a task (e.g. 'get catering quotes'),
+        once per kind of task; then start_run for each execution."""
         return mission_service.create_mission(
             ctx, name=name, instructions=instructions, description=description, metadata=metadata
         )
 
     def list_missions(limit: LimitArg = None, cursor: CursorArg = None) -> MissionPage:
-        """List missions, newest first, one page at a time.
+        """List missions, newest first.
 
-        Pass next_cursor back as cursor for the next page. New missions
-        are not seen (read page one again).
+        Pass next_cursor back as cursor for the next page. New missions are not seen (read
+        page one again).
         """
         return mission_service.list_missions(ctx, limit=limit, cursor=cursor)
 
-    def get_mission(
-        mission_id: Annotated[str, Field(description="The mission's id.")],
-    ) -> MissionOut:
+    def get_mission(mission_id: str) -> MissionOut:
         """Get one mission by id."""
         return mission_service.get_mission(ctx, mission_id)
 
     def start_run(
-        mission_id: Annotated[str, Field(description="The mission to run.")],
+        mission_id: str,
         input: Annotated[
             dict[str, Any] | None,
-            Field(description="The request's parameters, e.g. {'guests': 50, 'city': 'Chicago'}."),
+            Field(description="The request's parameters, e.g. {'guests': 50}."),
         ] = None,
-        metadata: Annotated[
-            dict[str, Any] | None, Field(description="Free-form key/values.")
-        ] = None,
+        metadata: dict[str, Any] | None = None,
     ) -> RunOut:
-        """Start a run (one execution) of a mission; it is 'running' at once.
-
-        Next: create_plan for the run, then create the assistant with run_id so it is linked.
-        Returns the run with its run_id.
-        """
+        """Start a run (one execution) of a mission; it is 'running' at once. Next:
+        create_plan, then create_assistant with run_id so it is linked."""
         return mission_service.start_run(ctx, mission_id, input=input, metadata=metadata)
 
     def get_run(
-        run_id: Annotated[str, Field(description="The run's id.")],
-        detail: Annotated[
-            RunDetailLevel,
-            Field(description="'compact' (default): what a poll needs; 'full': everything."),
-        ] = "compact",
+        run_id: str,
+        detail: RunDetailLevel = "compact",
     ) -> RunView:
         """Get a run. Compact (default, a few KB whatever the run did): status,
         awaiting_approval, variables (the best value so far), progress counts, each step's
         and call's status, and result_summary once finished.
 
         detail='full' adds the input, result_payload, assistants (with their numbers),
-        scheduled calls in time order named by target (with call_attempts and calling-hours
-        deferrals), conversations (with transcripts and insight results) and the events.
-        To wait for a run, use wait_for_run rather than polling this.
+        scheduled calls named by target (with attempts and calling-hours deferrals),
+        conversations (with transcripts and insight results) and the events. To wait for a
+        run, use wait_for_run rather than polling this.
         """
         return run_view.get_run_view(ctx, run_id, detail)
 
     def list_runs(
         mission_id: Annotated[str | None, Field(description="Only runs of this mission.")] = None,
-        status: Annotated[
-            RunStatus | None,
-            Field(
-                description="Only runs with this status: pending, running, paused, "
-                "succeeded, failed or cancelled."
-            ),
-        ] = None,
+        status: RunStatus | None = None,
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> RunList:
-        """List runs, newest first, optionally of one mission and/or one status, one page at
-        a time.
+        """List runs, newest first, optionally of one mission and/or status.
 
-        Pass next_cursor back as cursor for the next page. New runs are
-        not seen (read page one again).
+        Pass next_cursor back as cursor for the next page. New runs are not seen (read page
+        one again).
         """
         page = mission_service.list_runs(
             ctx, mission_id=mission_id, status=status, limit=limit, cursor=cursor
@@ -134,35 +112,26 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         return RunList(runs=page, next_cursor=page.next_cursor)
 
     def update_run(
-        run_id: Annotated[str, Field(description="The run's id.")],
+        run_id: str,
         status: Annotated[
             RunStatusChange | None,
-            Field(
-                description="New status: running, paused, succeeded, failed or cancelled. "
-                "Finished runs (succeeded, failed, cancelled) cannot change status."
-            ),
+            Field(description="A finished run's status cannot change."),
         ] = None,
         result_summary: Annotated[
-            str | None,
-            Field(description="The outcome for a human, markdown (tables welcome)."),
+            str | None, Field(description="For a human, markdown (tables welcome).")
         ] = None,
         result_payload: Annotated[
             dict[str, Any] | None,
-            Field(
-                description="The outcome as data, e.g. quotes per business, the "
-                "recommendation, conversation_ids."
-            ),
+            Field(description="The outcome as data, e.g. quotes, recommendation, conversation_ids."),
         ] = None,
         error: Annotated[str | None, Field(description="Why the run failed.")] = None,
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Merged into the run's metadata.")
         ] = None,
     ) -> RunOut:
-        """Change a run's status and/or record its result.
-
-        Finish a mission with status='succeeded', result_summary and result_payload. Moving to
-        cancelled, failed or succeeded cancels the run's pending calls; paused holds them.
-        """
+        """Change a run's status and/or record its result. Finish a mission with
+        status='succeeded', result_summary and result_payload. Cancelled, failed or succeeded
+        cancels the run's pending calls; paused holds them."""
         return mission_service.update_run(
             ctx,
             run_id,
@@ -174,7 +143,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         )
 
     def cancel_run(
-        run_id: Annotated[str, Field(description="The run's id.")],
+        run_id: str,
         reason: Annotated[
             str | None, Field(description="Why, recorded as the run's error.")
         ] = None,
@@ -183,11 +152,11 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         Cannot be undone."""
         return mission_service.cancel_run(ctx, run_id, reason=reason)
 
-    def pause_run(run_id: Annotated[str, Field(description="The run's id.")]) -> RunOut:
+    def pause_run(run_id: str) -> RunOut:
         """Pause a run: its pending calls are held (not placed) until resume_run."""
         return mission_service.pause_run(ctx, run_id)
 
-    def resume_run(run_id: Annotated[str, Field(description="The run's id.")]) -> RunOut:
+    def resume_run(run_id: str) -> RunOut:
         """Resume a paused run: its held calls become due again."""
         return mission_service.resume_run(ctx, run_id)
 
@@ -203,49 +172,44 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
     tools.add(resume_run, title="Resume run", idempotent=True)
 
     def set_run_variables(
-        run_id: Annotated[str, Field(description="The run's id.")],
+        run_id: str,
         variables: Annotated[
             dict[str, Any],
             Field(
                 description="Name → string, number or boolean, e.g. {'best_quote': '$65 per "
-                "person from Lakefront Catering'}. null removes a variable."
+                "person'}; null removes one."
             ),
         ],
     ) -> RunVariables:
-        """Set interim values (e.g. best_quote) that every later call of the run receives as
-        dynamic variables — the assistant's {{best_quote}} placeholders and
-        {{#best_quote}}…{{/best_quote}} sections. Merged into the existing variables.
-
+        """Set interim values (e.g. best_quote), merged into the run's, that every later call
+        of the run receives as dynamic variables (a call's own dynamic_variables win): the
+        assistant's {{best_quote}} placeholders and {{#best_quote}}…{{/best_quote}} sections.
         Use after each call's insights, before the next call is placed.
         """
         merged = plans.set_run_variables(ctx, run_id, variables)
         return RunVariables(run_id=run_id, variables=merged)
 
-    def get_run_variables(
-        run_id: Annotated[str, Field(description="The run's id.")],
-    ) -> RunVariables:
+    def get_run_variables(run_id: str) -> RunVariables:
         """Get the run's interim variables (see set_run_variables)."""
         return RunVariables(run_id=run_id, variables=plans.get_run_variables(ctx, run_id))
 
     async def wait_for_run(
-        run_id: Annotated[str, Field(description="The run's id.")],
+        run_id: str,
         mcp_ctx: MCPContext,
         timeout_secs: Annotated[
             float | None,
             Field(
-                description="Most wall-clock seconds to wait, 0..300 (default 60).",
+                description="Most wall-clock seconds to wait.",
                 json_schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECS},
             ),
         ] = DEFAULT_WAIT_SECS,
     ) -> RunWaitResult:
         """Wait until a run is finished (succeeded, failed or cancelled) or waits for
-        approve_run, then return it: status, progress, variables, result_summary and
-        result_payload.
+        approve_run, then return its compact view and result_payload.
 
-        Sends progress notifications while waiting (calls placed and answered, the best value
-        so far). If timeout_secs passes first it returns the current state with
-        timed_out=true; call it again to keep waiting. Use after run_mission instead of
-        polling get_run.
+        Sends progress notifications (calls placed and answered, the best value so far). If
+        timeout_secs passes first it returns the current state with timed_out=true: call
+        again to keep waiting. Use after run_mission instead of polling get_run.
         """
         wait = wait_secs(timeout_secs)
         return await _wait_for_run(ctx, mcp_ctx, run_id, wait, poll_secs)

@@ -19,14 +19,9 @@ def register(tools: ToolRegistrar, ctx: Context, dispatcher_running: Callable[[]
     version = server_version()
 
     def server_status() -> ServerStatus:
-        """Where and when this server runs. Call it first.
-
-        Returns the telephony provider ('simulated': nothing real is dialled; 'telnyx': REAL
-        calls), the server's current time (simulated time in simulation — scheduled_at values
-        are in this time), the simulation speed, the database kind, the extractor that reads
-        finished calls ('simulated': the rehearsal's ground truth) and whether this process
-        places due calls (dispatcher_running; when false, `mission worker` processes must run).
-        """
+        """Where and when this server runs: call it first. It says whether calls are REAL
+        (provider 'telnyx') or simulated, and the server's time, which scheduled_at values are
+        in."""
         clock_kind = getattr(ctx.clock, "kind", type(ctx.clock).__name__.lower())
         return ServerStatus(
             provider=ctx.provider.name,
