@@ -29,9 +29,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         instructions: Annotated[
             str,
             Field(
-                description="System prompt. Use {{placeholders}} for values that change per "
-                "call and sections like {{#best_quote}}We have an offer of {{best_quote}}."
-                "{{/best_quote}} that appear only once the variable is set."
+                description="System prompt: {{placeholders}} for per-call values; sections like "
+                "{{#best_quote}}Offer: {{best_quote}}.{{/best_quote}} appear once it is set."
             ),
         ],
         greeting: Annotated[
@@ -45,29 +44,25 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         ] = None,
         insight_group_id: Annotated[
             str | None,
-            Field(description="Insight group whose insights are extracted from every call."),
+            Field(description="Its insights are extracted from every call."),
         ] = None,
         run_id: Annotated[
             str | None,
             Field(
-                description="Link the assistant to this run (recommended): its phone number "
-                "is released when the run ends."
+                description="Link to this run (recommended): its number is released when the "
+                "run ends."
             ),
         ] = None,
         keep_number: Annotated[
             bool,
             Field(
-                description="Keep the assistant's phone number when its runs end (default: "
-                "the number is released for the next mission)."
+                description="Keep its number when its runs end (default: released)."
             ),
         ] = False,
     ) -> AssistantOut:
-        """Create a voice assistant at the telephony provider and record it.
-
-        One assistant can serve the baseline call and the leverage calls: put the interim
-        values in {{placeholders}} and set them with set_run_variables. Next:
-        assign_phone_number. Returns the assistant with its assistant_id.
-        """
+        """Create a voice assistant at the telephony provider. One assistant can serve the
+        baseline and the leverage calls: put interim values in {{placeholders}} and set them
+        with set_run_variables. Next: assign_phone_number."""
         return assistant_service.create_assistant(
             ctx,
             name=name,
@@ -82,19 +77,18 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         )
 
     def update_assistant(
-        assistant_id: Annotated[str, Field(description="The assistant's id.")],
-        name: Annotated[str | None, Field(description="New name.")] = None,
-        instructions: Annotated[str | None, Field(description="New system prompt.")] = None,
-        greeting: Annotated[str | None, Field(description="New greeting.")] = None,
-        model: Annotated[str | None, Field(description="New model.")] = None,
-        voice: Annotated[str | None, Field(description="New voice.")] = None,
+        assistant_id: str,
+        name: str | None = None,
+        instructions: Annotated[str | None, Field(description="System prompt.")] = None,
+        greeting: str | None = None,
+        model: str | None = None,
+        voice: str | None = None,
         dynamic_variables: Annotated[
-            dict[str, Any] | None, Field(description="Replaces the default values.")
+            dict[str, Any] | None, Field(description="Replaces the defaults.")
         ] = None,
-        insight_group_id: Annotated[str | None, Field(description="New insight group.")] = None,
+        insight_group_id: str | None = None,
         keep_number: Annotated[
-            bool | None,
-            Field(description="Keep the phone number when the assistant's runs end."),
+            bool | None, Field(description="Keep its number when its runs end.")
         ] = None,
     ) -> AssistantOut:
         """Change an assistant; only the fields given change. Calls already placed keep what
@@ -117,23 +111,23 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> AssistantList:
-        """List assistants, newest first, with their phone numbers, one page at a time.
+        """List assistants, newest first, with their phone numbers.
 
-        Pass next_cursor back as cursor for the next page. New
-        assistants are not seen (read page one again).
+        Pass next_cursor back as cursor for the next page. New assistants are not seen (read
+        page one again).
         """
         page = assistant_service.list_assistants(ctx, run_id=run_id, limit=limit, cursor=cursor)
         return AssistantList(assistants=page, next_cursor=page.next_cursor)
 
     def list_phone_numbers(
         available_only: Annotated[
-            bool, Field(description="Only numbers not assigned to any assistant.")
+            bool, Field(description="Only unassigned numbers.")
         ] = False,
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> PhoneNumberList:
-        """List the account's phone numbers (caller IDs) in number order, one page at a
-        time, and which assistant each is assigned to.
+        """List the account's phone numbers (caller IDs) in number order, each with its
+        assistant.
 
         Pass next_cursor back as cursor for the next page.
         """
@@ -143,29 +137,22 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         return PhoneNumberList(phone_numbers=page, next_cursor=page.next_cursor)
 
     def assign_phone_number(
-        assistant_id: Annotated[str, Field(description="The assistant's id.")],
+        assistant_id: str,
         phone_number: Annotated[
             str | None,
             Field(
-                description="E.164 number of the account, added to the assistant's numbers "
-                "(a campaign spreads over them); omitted: a free one is picked (an assistant "
-                "that already has one keeps it)."
+                description="An account number (E.164), added to the assistant's (a campaign "
+                "spreads over them); omitted: a free one (an assistant with one keeps it)."
             ),
         ] = None,
         run_id: Annotated[
             str | None,
-            Field(
-                description="Record the assignment in this run's events and link the "
-                "assistant to the run (the number is released when the run ends)."
-            ),
+            Field(description="Record it in this run's events and link the assistant to it."),
         ] = None,
     ) -> PhoneNumberOut:
-        """Give the assistant a phone number to call from. Required before schedule_call.
-
-        A number comes back by itself when the assistant's run ends (unless the assistant has
-        keep_number). If no number is free the error names the runs holding them and says how
-        to get one.
-        """
+        """Give the assistant a phone number to call from: required before schedule_call. It
+        comes back by itself when the assistant's run ends (unless keep_number). If none is
+        free the error names the runs holding them and how to get one."""
         return assistant_service.assign_phone_number(
             ctx, assistant_id, phone_number=phone_number, run_id=run_id
         )
@@ -175,15 +162,14 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         run_id: Annotated[
             str | None,
             Field(
-                description="Record the release in this run's events (default: in the events "
-                "of every run its assistant is linked to)."
+                description="Record the release in this run's events (default: of every run "
+                "its assistant is linked to)."
             ),
         ] = None,
     ) -> PhoneNumberOut:
-        """Free a phone number now (it is unassigned from its assistant at the provider) so
-        another assistant can call from it. Numbers are released by themselves when their
-        run ends; use this for an assistant with keep_number or one without a run. A free
-        number is returned as is."""
+        """Free a phone number now (unassigned from its assistant at the provider) for another
+        assistant. Numbers are released by themselves when their run ends: use this for an
+        assistant with keep_number or without a run. A free number is returned as is."""
         return assistant_service.release_phone_number(ctx, phone_number, run_id=run_id)
 
     tools.add(create_assistant, title="Create assistant", open_world=True)

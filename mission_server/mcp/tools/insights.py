@@ -37,20 +37,19 @@ log = logging.getLogger(__name__)
 
 def register(tools: ToolRegistrar, ctx: Context) -> None:
     def get_conversation(
-        conversation_id: Annotated[str, Field(description="The conversation's id.")],
+        conversation_id: str,
     ) -> ConversationDetail:
         """Get a conversation (one answered call or SMS thread): who was called, when, the
-        rendered greeting and instructions the assistant used, the full transcript
-        (messages) and its insight results."""
+        rendered greeting and instructions used, the transcript (messages) and its insight
+        results."""
         return conversation_detail(ctx, conversation_id)
 
     def get_conversation_insights(
-        conversation_id: Annotated[str, Field(description="The conversation's id.")],
+        conversation_id: str,
     ) -> ConversationInsights:
-        """Get the insight results extracted from a conversation (e.g. the quoted price):
-        one per insight of the assistant's insight group (or a free-text summary when it has
-        none), each with status (pending, in_progress, completed, failed), result and, for
-        failures, the reason."""
+        """Get a conversation's insight results (e.g. the quoted price): one per insight of
+        the assistant's group (or a free-text summary when it has none), each with status
+        (pending, in_progress, completed, failed), result and, for failures, the reason."""
         return ConversationInsights(
             conversation_id=conversation_id,
             insights=extraction.get_conversation_insights(ctx.engine, conversation_id),
@@ -58,14 +57,14 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
     def create_insight(
         name: Annotated[str, Field(description="e.g. 'quote'.")],
-        instructions: Annotated[str, Field(description="What to extract from the conversation.")],
+        instructions: Annotated[str, Field(description="What to extract.")],
         parameters: Annotated[
             list[dict[str, Any]] | None,
             Field(
-                description="Structured output fields: [{'name': 'price_per_person', "
-                "'type': 'number', 'required': true, 'description': '…'}]. Types: string, enum "
-                "(with 'enum': [...]), number, integer, boolean, array, array(string), "
-                "array(number), array(boolean), object. Omitted: free-text insight."
+                description="Fields, e.g. [{'name': 'price_per_person', 'type': 'number', "
+                "'required': true, 'description': '…'}]. Types: string, enum (with 'enum': "
+                "[...]), number, integer, boolean, array, array(string), array(number), "
+                "array(boolean), object. Omitted: free text."
             ),
         ] = None,
     ) -> InsightOut:
@@ -81,7 +80,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
 
     def create_insight_group(
         name: Annotated[str, Field(description="e.g. 'Catering quote insights'.")],
-        insight_ids: Annotated[list[str], Field(description="The insights of the group.")],
+        insight_ids: list[str],
         webhook_url: Annotated[
             str | None,
             Field(description="HTTPS URL that receives the results of every conversation."),
@@ -98,10 +97,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         )
 
     def assign_insight_group(
-        assistant_id: Annotated[str, Field(description="The assistant's id.")],
-        insight_group_id: Annotated[
-            str | None, Field(description="The insight group's id; null removes the group.")
-        ],
+        assistant_id: str,
+        insight_group_id: Annotated[str | None, Field(description="null removes the group.")],
         webhook_url: Annotated[
             str | None,
             Field(description="Overrides the group's webhook URL for this assistant."),
@@ -124,30 +121,28 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         target: Annotated[
             str,
             Field(
-                description="The end user's phone number in any common form ('+13125550101', "
-                "'312-555-0101', '+1 312 555 0101'; no '+' means US/Canada) or SIP URI."
+                description="The end user's number in any common form ('+13125550101', "
+                "'312-555-0101'; no '+': US/Canada) or SIP URI."
             ),
         ],
         metadata: Annotated[
             dict[str, Any] | None,
             Field(
                 description="Only conversations whose metadata (schedule_call's "
-                "conversation_metadata) has every one of these key/values, e.g. "
-                "{'customer_id': '123'}."
+                "conversation_metadata) has all these key/values."
             ),
         ] = None,
         limit: Annotated[
-            int | None, Field(strict=True, description="Page size, 1..100 (default 5).")
+            int | None, Field(strict=True, description="Page size, 1..100, default 5.")
         ] = None,
         cursor: CursorArg = None,
     ) -> PriorConversationList:
         """Memory: the earlier conversations with this end user, newest first, each with its
-        insight results (e.g. the price they quoted last time, the summary).
+        insight results (e.g. the price quoted last time). Use before calling someone again:
+        put what matters into the assistant's instructions or dynamic_variables.
 
-        Use before calling someone again, to give the call context: put what matters into the
-        assistant's instructions or dynamic_variables. Returns the target as matched (E.164)
-        and the conversations (an empty list means no earlier conversation); pass next_cursor
-        back as cursor for older ones.
+        An empty list means no earlier conversation; pass next_cursor back as cursor for
+        older ones.
         """
         matched = normalise_target(target, field="target")
         page = extraction.list_prior_conversations(
@@ -164,22 +159,20 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         status: Annotated[
             Literal["failed", "delivered"] | None,
             Field(
-                description="'failed' (no attempt got a 2xx answer: gave up after retries, "
-                "refused, or not sent because MISSION_WEBHOOK_SECRET is not set) or "
-                "'delivered'."
+                description="'failed': no attempt got a 2xx (gave up after retries, refused, or "
+                "MISSION_WEBHOOK_SECRET not set)."
             ),
         ] = None,
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> WebhookDeliveryList:
-        """List insight-webhook deliveries (the signed conversation.insights.completed POSTs
-        to an insight group's or assistant's webhook_url), newest first, each with every
-        attempt: status_code, latency_ms, error, delivered.
+        """List insight-webhook deliveries (signed conversation.insights.completed POSTs to a
+        group's or assistant's webhook_url), newest first, each with every attempt. Use it to
+        check that results arrived, or with status='failed' to find what to re-send with
+        redeliver_webhook. URLs have credentials and query values masked.
 
-        Use it to check that results reached the endpoint, or with status='failed' to find
-        the deliveries to re-send with redeliver_webhook. URLs have credentials and query
-        values masked. Pass next_cursor back as cursor for the next page; new deliveries
-        are not seen (read page one again).
+        Pass next_cursor back as cursor for the next page; new deliveries are not seen (read
+        page one again).
         """
         page = webhook_delivery.list_deliveries(
             ctx.engine, conversation_id, status=status, limit=limit, cursor=cursor
@@ -195,13 +188,11 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ),
         ],
     ) -> WebhookDeliveryOut:
-        """Send a conversation's insights webhook again, as a new signed delivery with fresh
-        attempts: the conversation's current insight results, to the webhook URL configured
-        now (fix the endpoint or the URL first). Retries within the usual bound.
-
-        Returns the new delivery with its attempts; delivered=false means it failed again
-        (attempts[].error says why). Refused, with nothing sent, when the id is unknown, the
-        conversation has no webhook configured, or MISSION_WEBHOOK_SECRET is not set.
+        """Send a conversation's insights webhook again: a new signed delivery of its current
+        insight results to the webhook URL configured now (fix the endpoint or URL first),
+        with the usual retries. delivered=false means it failed again (attempts[].error says
+        why). Refused, with nothing sent, if the id is unknown, no webhook is configured, or
+        MISSION_WEBHOOK_SECRET is not set.
         """
         return webhook_delivery.redeliver(
             ctx.engine,

@@ -24,20 +24,20 @@ def register(tools: ToolRegistrar, ctx: Context, runner: Callable[[], MissionRun
         spec: Annotated[
             dict[str, Any] | str | None,
             Field(
-                description="A mission spec (object, or YAML/JSON text): name, objective, "
+                description="A mission spec, object or YAML/JSON text: name, objective, "
                 "strategy (sequential_leverage or parallel), assistant {name, instructions, "
                 "greeting}, targets [{name, phone, timezone?, notes?}], extract [{name, type, "
                 "required?, description?, enum?}], leverage {field, variable, better: lower|"
                 "higher}, retry {max_retries_client_errors, retry_interval_secs}, "
-                "calling_window, require_approval. Give this or request."
+                "calling_window, require_approval. This or request."
             ),
         ] = None,
         request: Annotated[
             str | None,
             Field(
                 description="The mission in plain language, e.g. 'Call Lakefront Catering "
-                "+13125550101 and Chicago Grill Co +13125550102 for a lunch quote for 50'. "
-                "Without an LLM configured it must list targets with phone numbers."
+                "+13125550101 for a lunch quote for 50'. Without an LLM it must list targets "
+                "with phone numbers."
             ),
         ] = None,
         require_approval: Annotated[
@@ -48,23 +48,21 @@ def register(tools: ToolRegistrar, ctx: Context, runner: Callable[[], MissionRun
             ),
         ] = None,
     ) -> RunOut:
-        """Run a whole mission autonomously: the planner creates the mission, run and plan,
-        the voice assistant and its number, schedules each target's call (inside calling
-        hours, with retries), carries the best result so far into later calls, extracts
-        insights and compiles a result summary and payload.
+        """Run a whole mission autonomously: the planner creates the mission, run, plan,
+        assistant and number, schedules each target's call (in calling hours, with retries),
+        carries the best result so far into later calls, extracts insights and compiles a
+        result summary and payload.
 
-        Returns the run at once (status 'running'); follow it with get_run or the
-        mission://runs/{run_id} resources until it is 'succeeded' or 'failed'. With
-        require_approval, nothing is dispatched until approve_run.
+        Returns the run at once ('running'); follow it with wait_for_run or get_run until it
+        is 'succeeded' or 'failed'. With require_approval, nothing is dispatched until
+        approve_run.
         """
         run_id = runner().start(spec, request, require_approval)
         return get_run_record(ctx, run_id)
 
     def approve_run(
-        run_id: Annotated[str, Field(description="The run waiting for approval.")],
-        approved: Annotated[
-            bool, Field(description="true lets the run place its calls; false cancels it.")
-        ],
+        run_id: str,
+        approved: bool,
         note: Annotated[str | None, Field(description="Why, recorded in the run's events.")] = None,
     ) -> RunOut:
         """Approve or reject a run started with require_approval. Approval lets its calls be

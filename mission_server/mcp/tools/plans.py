@@ -27,33 +27,32 @@ log = logging.getLogger(__name__)
 
 def register(tools: ToolRegistrar, ctx: Context) -> None:
     def create_plan(
-        run_id: Annotated[str, Field(description="The run's id.")],
+        run_id: str,
         steps: Annotated[
             list[PlanStepSpec],
             Field(
-                description="The steps in order, e.g. [{'step_id': 'create-assistant', "
-                "'description': 'Create the negotiator assistant', 'sequence': 1}, …]."
+                description="In order, e.g. [{'step_id': 'create-assistant', 'description': "
+                "'Create the negotiator assistant'}, …]."
             ),
         ],
     ) -> PlanOut:
-        """Write the run's plan: all steps in one go (all or nothing). Every step starts
-        'pending'.
+        """Write the run's plan: all steps in one go (all or nothing), each 'pending'.
 
         Plan before acting: a typical negotiation plan is create-assistant → baseline call →
-        one leverage call per remaining business → compare-and-recommend. Returns the steps.
+        one leverage call per remaining business → compare-and-recommend.
         """
         created = plans.create_plan(ctx, run_id, [s.model_dump(exclude_none=True) for s in steps])
         return PlanOut(run_id=run_id, steps=created)
 
     def add_plan_step(
-        run_id: Annotated[str, Field(description="The run's id.")],
-        step_id: Annotated[str, Field(description="Slug unique within the run.")],
-        description: Annotated[str, Field(description="What the step does.")],
+        run_id: str,
+        step_id: Annotated[str, Field(description="Slug unique in the run.")],
+        description: Annotated[str, Field(description="One line.")],
         sequence: Annotated[
             int | None, Field(strict=True, description="Order; omitted: after the last step.")
         ] = None,
-        parent_step_id: Annotated[str | None, Field(description="Parent step, if any.")] = None,
-        metadata: Annotated[dict[str, Any] | None, Field(description="Key/values.")] = None,
+        parent_step_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> PlanStepOut:
         """Add one step to an existing plan (e.g. a follow-up call you decided on later)."""
         return plans.add_plan_step(
@@ -67,48 +66,31 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         )
 
     def update_plan_step(
-        run_id: Annotated[str, Field(description="The run's id.")],
-        step_id: Annotated[str, Field(description="The step to change.")],
-        status: Annotated[
-            StepStatus,
-            Field(description="pending, in_progress, completed, skipped or failed."),
-        ],
+        run_id: str,
+        step_id: str,
+        status: StepStatus,
         metadata: Annotated[
-            dict[str, Any] | None, Field(description="Merged into the step's metadata.")
+            dict[str, Any] | None, Field(description="Merged into the step's.")
         ] = None,
     ) -> PlanStepOut:
-        """Move a plan step to a new status. The matching event (step_started,
-        step_completed, step_failed) is logged for you — do not log it again.
-
-        Mark a step in_progress when you start it and completed/failed when done.
-        """
+        """Move a plan step to a new status: in_progress when you start it, completed or
+        failed when done. The matching event (step_started, …) is logged for you: do not log
+        it again."""
         return plans.update_plan_step(ctx, run_id, step_id, status, metadata=metadata)
 
     def log_event(
-        run_id: Annotated[str, Field(description="The run's id.")],
-        type: Annotated[
-            EventType,
-            Field(
-                description="status_change, step_started, step_completed, step_failed, "
-                "tool_call, tool_result, message, error or custom."
-            ),
-        ],
-        summary: Annotated[str, Field(description="One line for the audit trail.")],
-        step_id: Annotated[str | None, Field(description="The step it belongs to.")] = None,
+        run_id: str,
+        type: EventType,
+        summary: Annotated[str, Field(description="One line.")],
+        step_id: str | None = None,
         agent_id: Annotated[str | None, Field(description="Who logged it.")] = None,
         payload: Annotated[dict[str, Any] | None, Field(description="Details as data.")] = None,
         idempotency_key: Annotated[
             str | None,
-            Field(
-                description="Makes retries safe: a repeated key returns the first event and "
-                "writes nothing."
-            ),
+            Field(description="A repeated key returns the first event and writes nothing."),
         ] = None,
     ) -> EventOut:
-        """Append an event to the run's audit trail (decisions, findings, errors).
-
-        Returns the event; with a repeated idempotency_key, the event first logged with it.
-        """
+        """Append an event to the run's audit trail (decisions, findings, errors)."""
         return plans.log_event(
             ctx,
             run_id,
@@ -121,17 +103,16 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         )
 
     def list_events(
-        run_id: Annotated[str, Field(description="The run's id.")],
-        type: Annotated[EventType | None, Field(description="Only events of this type.")] = None,
-        step_id: Annotated[str | None, Field(description="Only events of this step.")] = None,
+        run_id: str,
+        type: EventType | None = None,
+        step_id: str | None = None,
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> EventList:
-        """List the run's events, oldest first: the audit trail of what happened, one page
-        at a time.
+        """List the run's events (its audit trail), oldest first.
 
-        Pass next_cursor back as cursor for the next page. Events logged while you page appear on
-        later pages, each exactly once.
+        Pass next_cursor back as cursor for the next page; events logged meanwhile appear on
+        later pages, once each.
         """
         page = plans.list_events(
             ctx, run_id, type=type, step_id=step_id, limit=limit, cursor=cursor
