@@ -57,8 +57,8 @@ MAX_LIMIT = 500
 NEXT_CURSOR_DOC = "null on the last page."
 #: The description of every ``cursor`` and ``limit`` argument (``cursor`` omitted: the first
 #: page, as its name says).
-CURSOR_DOC = "A previous page's next_cursor, same filters."
-LIMIT_DOC = f"Page size, 1..{MAX_LIMIT}, default {DEFAULT_LIMIT}."
+CURSOR_DOC = "A next_cursor, same filters."
+LIMIT_DOC = f"1..{MAX_LIMIT}, default {DEFAULT_LIMIT}."
 
 #: The kinds a key column may have, as the cursor stores them.
 KeyKind = type[datetime] | type[str] | type[int]

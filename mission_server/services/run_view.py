@@ -78,7 +78,7 @@ class RunBrief(OutModel):
     mission_id: str
     mission_name: str
     status: str
-    awaiting_approval: bool = Field(description="No call is placed until approve_run.")
+    awaiting_approval: bool  # no call is placed until approve_run (that tool says so)
     error: str | None = None
     created_at: datetime  # service clock, like every time but recorded_at
     started_at: datetime | None = None
@@ -108,7 +108,7 @@ class RunView(RunBrief):
     calls_placed: int | None = None
     approval_required: bool | None = None
     approved_at: datetime | None = None
-    recorded_at: datetime | None = Field(default=None, description="Wall clock, not server time.")
+    recorded_at: datetime | None = Field(default=None, description="Wall clock.")
     plan: list[PlanStepOut] | None = None
     assistants: list[AssistantOut] | None = None
     scheduled_calls: list[RunCallOut] | None = None

@@ -69,13 +69,12 @@ class RunOut(_Out):
     calls_placed: int = 0
     approval_required: bool = False
     approved_at: datetime | None = None
-    awaiting_approval: bool = Field(
-        default=False, description="No call is placed until approve_run."
-    )
+    #: No call of the run is placed until approve_run (its status stays, e.g. running).
+    awaiting_approval: bool = False
     #: Service clock (simulated time in a rehearsal), like every time but ``recorded_at``.
     created_at: datetime
     #: Absent on runs recorded before it was kept (an optional field says so).
-    recorded_at: datetime | None = Field(default=None, description="Wall clock, not server time.")
+    recorded_at: datetime | None = Field(default=None, description="Wall clock.")
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime

@@ -113,8 +113,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     ) -> AssistantList:
         """List assistants, newest first, with their phone numbers.
 
-        Pass next_cursor back as cursor for the next page. New assistants are not seen (read
-        page one again).
+        Pass next_cursor back as cursor (new assistants: read page one again).
         """
         page = assistant_service.list_assistants(ctx, run_id=run_id, limit=limit, cursor=cursor)
         return AssistantList(assistants=page, next_cursor=page.next_cursor)
@@ -129,7 +128,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         """List the account's phone numbers (caller IDs) in number order, each with its
         assistant.
 
-        Pass next_cursor back as cursor for the next page.
+        Pass next_cursor back as cursor.
         """
         page = assistant_service.list_phone_numbers(
             ctx, available_only=available_only, limit=limit, cursor=cursor

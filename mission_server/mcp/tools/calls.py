@@ -49,25 +49,23 @@ INSIGHT_GRACE_SECS = 30.0
 ScheduledAt = Annotated[
     str | None,
     Field(
-        description="ISO-8601 with offset, in server time, in the future, e.g. "
-        "'2026-03-10T15:00:00Z'. Omitted: as soon as calling hours allow. A time outside them "
-        "moves to the next opening (the result's deferrals say why)."
+        description="ISO-8601 with offset, server time, future, e.g. '2026-03-10T15:00:00Z'. "
+        "Omitted: as soon as calling hours allow; outside them it moves to the next opening "
+        "(see deferrals)."
     ),
 ]
 RunIdArg = Annotated[str | None, Field(description="Its run (recommended).")]
-StepIdArg = Annotated[str | None, Field(description="Its plan step.")]
 IdempotencyKeyArg = Annotated[
     str | None,
     Field(
-        description="Makes retries safe: the same key and arguments return the first event "
-        "unchanged (even past its time); other arguments with it are an error."
+        description="Same key and arguments: the first event, unchanged (even past its time); "
+        "other arguments: an error."
     ),
 ]
 DynamicVariablesArg = Annotated[
     dict[str, Any] | None,
     Field(
-        description="This call's placeholder values; they win over run variables and the "
-        "assistant's defaults."
+        description="Placeholder values; win over run variables and assistant defaults."
     ),
 ]
 MetadataArg = Annotated[
@@ -77,8 +75,8 @@ MetadataArg = Annotated[
 TimezoneArg = Annotated[
     str | None,
     Field(
-        description="Recipient's IANA zone, e.g. 'America/Chicago'. Required for SIP URIs and "
-        "numbers of no known zone; else it narrows calling hours, never widens them."
+        description="IANA zone, e.g. 'America/Chicago'; required for SIP URIs and numbers of "
+        "unknown zone, else it narrows calling hours, never widens them."
     ),
 ]
 
@@ -112,14 +110,13 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
             ),
         ] = None,
         run_id: RunIdArg = None,
-        step_id: StepIdArg = None,
+        step_id: str | None = None,
         idempotency_key: IdempotencyKeyArg = None,
         timezone: TimezoneArg = None,
     ) -> ScheduledEventOut:
         """Schedule an outbound AI phone call within the recipient's legal calling hours, with
-        optional retries. Run variables are read when the call is placed, not now.
-
-        Returns the scheduled event ('pending'); then wait_for_call.
+        optional retries. Run variables are read when the call is placed, not now. Then
+        wait_for_call.
         """
         return scheduling_service.create_scheduled_event(
             ctx,
@@ -149,12 +146,11 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         dynamic_variables: DynamicVariablesArg = None,
         conversation_metadata: MetadataArg = None,
         run_id: RunIdArg = None,
-        step_id: StepIdArg = None,
+        step_id: str | None = None,
         idempotency_key: IdempotencyKeyArg = None,
         timezone: TimezoneArg = None,
     ) -> ScheduledEventOut:
-        """Schedule an SMS from the assistant's number (no retries: phone calls only).
-        Returns the scheduled event."""
+        """Schedule an SMS from the assistant's number (no retries: phone calls only)."""
         return scheduling_service.create_scheduled_event(
             ctx,
             assistant_id=assistant_id,
@@ -183,8 +179,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
     ) -> ScheduledCallList:
         """List scheduled calls and SMS in the order they were scheduled.
 
-        Pass next_cursor back as cursor for the next page; calls scheduled meanwhile appear on
-        later pages, once each.
+        Pass next_cursor back as cursor; calls scheduled meanwhile appear on later pages.
         """
         page = scheduling_service.list_scheduled_events(
             ctx, run_id=run_id, status=status, limit=limit, cursor=cursor

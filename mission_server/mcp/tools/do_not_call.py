@@ -73,7 +73,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     def list_do_not_call(limit: LimitArg = None, cursor: CursorArg = None) -> DoNotCallList:
         """List the do-not-call list in target order.
 
-        Pass next_cursor back as cursor for the next page.
+        Pass next_cursor back as cursor.
         """
         page = do_not_call_service.do_not_call_page(ctx, limit=limit, cursor=cursor)
         return DoNotCallList(entries=page, next_cursor=page.next_cursor)

@@ -48,8 +48,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         conversation_id: str,
     ) -> ConversationInsights:
         """Get a conversation's insight results (e.g. the quoted price): one per insight of
-        the assistant's group (or a free-text summary when it has none), each with status
-        (pending, in_progress, completed, failed), result and, for failures, the reason."""
+        the assistant's group (or a free-text summary when it has none), each with status,
+        result and, if failed, the reason."""
         return ConversationInsights(
             conversation_id=conversation_id,
             insights=extraction.get_conversation_insights(ctx.engine, conversation_id),
@@ -62,7 +62,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             list[dict[str, Any]] | None,
             Field(
                 description="Fields, e.g. [{'name': 'price_per_person', 'type': 'number', "
-                "'required': true, 'description': '…'}]. Types: string, enum (with 'enum': "
+                "'required': true}]. Types: string, enum (with 'enum': "
                 "[...]), number, integer, boolean, array, array(string), array(number), "
                 "array(boolean), object. Omitted: free text."
             ),
@@ -133,7 +133,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             ),
         ] = None,
         limit: Annotated[
-            int | None, Field(strict=True, description="Page size, 1..100, default 5.")
+            int | None, Field(strict=True, description="1..100, default 5.")
         ] = None,
         cursor: CursorArg = None,
     ) -> PriorConversationList:
@@ -171,8 +171,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         check that results arrived, or with status='failed' to find what to re-send with
         redeliver_webhook. URLs have credentials and query values masked.
 
-        Pass next_cursor back as cursor for the next page; new deliveries are not seen (read
-        page one again).
+        Pass next_cursor back as cursor (new deliveries: read page one again).
         """
         page = webhook_delivery.list_deliveries(
             ctx.engine, conversation_id, status=status, limit=limit, cursor=cursor

@@ -50,12 +50,11 @@ def register(tools: ToolRegistrar, ctx: Context, runner: Callable[[], MissionRun
     ) -> RunOut:
         """Run a whole mission autonomously: the planner creates the mission, run, plan,
         assistant and number, schedules each target's call (in calling hours, with retries),
-        carries the best result so far into later calls, extracts insights and compiles a
+        carries the best result so far into later calls, extracts insights and writes a
         result summary and payload.
 
-        Returns the run at once ('running'); follow it with wait_for_run or get_run until it
-        is 'succeeded' or 'failed'. With require_approval, nothing is dispatched until
-        approve_run.
+        Returns the run at once ('running'): follow it with wait_for_run or get_run. With
+        require_approval, nothing is dispatched until approve_run.
         """
         run_id = runner().start(spec, request, require_approval)
         return get_run_record(ctx, run_id)
@@ -66,7 +65,7 @@ def register(tools: ToolRegistrar, ctx: Context, runner: Callable[[], MissionRun
         note: Annotated[str | None, Field(description="Why, recorded in the run's events.")] = None,
     ) -> RunOut:
         """Approve or reject a run started with require_approval. Approval lets its calls be
-        placed; rejection cancels the run (no call was placed). Returns the run."""
+        placed; rejection cancels the run (no call was placed)."""
         return runner().approve(run_id, approved, note)
 
     tools.add(run_mission, title="Run mission", open_world=True)

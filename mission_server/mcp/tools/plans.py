@@ -111,8 +111,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
     ) -> EventList:
         """List the run's events (its audit trail), oldest first.
 
-        Pass next_cursor back as cursor for the next page; events logged meanwhile appear on
-        later pages, once each.
+        Pass next_cursor back as cursor; events logged meanwhile appear on later pages.
         """
         page = plans.list_events(
             ctx, run_id, type=type, step_id=step_id, limit=limit, cursor=cursor

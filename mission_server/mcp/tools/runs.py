@@ -59,8 +59,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
     def list_missions(limit: LimitArg = None, cursor: CursorArg = None) -> MissionPage:
         """List missions, newest first.
 
-        Pass next_cursor back as cursor for the next page. New missions are not seen (read
-        page one again).
+        Pass next_cursor back as cursor (new missions: read page one again).
         """
         return mission_service.list_missions(ctx, limit=limit, cursor=cursor)
 
@@ -84,14 +83,13 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         run_id: str,
         detail: RunDetailLevel = "compact",
     ) -> RunView:
-        """Get a run. Compact (default, a few KB whatever the run did): status,
-        awaiting_approval, variables (the best value so far), progress counts, each step's
-        and call's status, and result_summary once finished.
+        """Get a run. Compact (default, a few KB): status, awaiting_approval, variables (the
+        best value so far), progress counts, each step's and call's status, result_summary
+        once finished.
 
-        detail='full' adds the input, result_payload, assistants (with their numbers),
-        scheduled calls named by target (with attempts and calling-hours deferrals),
-        conversations (with transcripts and insight results) and the events. To wait for a
-        run, use wait_for_run rather than polling this.
+        detail='full' adds the input, result_payload, assistants, scheduled calls named by
+        target (with attempts and calling-hours deferrals), conversations (transcripts,
+        insight results) and events. To wait, use wait_for_run rather than polling this.
         """
         return run_view.get_run_view(ctx, run_id, detail)
 
@@ -103,8 +101,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
     ) -> RunList:
         """List runs, newest first, optionally of one mission and/or status.
 
-        Pass next_cursor back as cursor for the next page. New runs are not seen (read page
-        one again).
+        Pass next_cursor back as cursor (new runs: read page one again).
         """
         page = mission_service.list_runs(
             ctx, mission_id=mission_id, status=status, limit=limit, cursor=cursor
@@ -148,8 +145,8 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
             str | None, Field(description="Why, recorded as the run's error.")
         ] = None,
     ) -> RunOut:
-        """Cancel a run and every pending call of it (calls already finished stay recorded).
-        Cannot be undone."""
+        """Cancel a run and its pending calls (finished calls stay recorded). Cannot be
+        undone."""
         return mission_service.cancel_run(ctx, run_id, reason=reason)
 
     def pause_run(run_id: str) -> RunOut:
@@ -181,10 +178,10 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
             ),
         ],
     ) -> RunVariables:
-        """Set interim values (e.g. best_quote), merged into the run's, that every later call
-        of the run receives as dynamic variables (a call's own dynamic_variables win): the
+        """Set interim values (e.g. best_quote), merged into the run's: every later call of
+        the run gets them as dynamic variables (its own dynamic_variables win) for the
         assistant's {{best_quote}} placeholders and {{#best_quote}}…{{/best_quote}} sections.
-        Use after each call's insights, before the next call is placed.
+        Use after each call's insights, before the next call.
         """
         merged = plans.set_run_variables(ctx, run_id, variables)
         return RunVariables(run_id=run_id, variables=merged)
