@@ -52,6 +52,11 @@ def wire_bytes(result: Any) -> int:
     return len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
 
 
+def json_bytes(value: Any) -> int:
+    """The bytes of ``value`` as compact UTF-8 JSON, as it is in the wire bytes."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def view_bytes(result: Any) -> int:
     """The bytes of a tool result's JSON, once (the result carries it twice: as structured
     content and, for clients that read only text, as the text block)."""
@@ -70,13 +75,11 @@ async def measure(tmp: Path) -> dict[str, Any]:
             tools = [t.model_dump(by_alias=True, exclude_none=True) for t in listed.tools]
             compact = await client.call_tool("get_run", {"run_id": run_id})
             full = await client.call_tool("get_run", {"run_id": run_id, "detail": "full"})
-        largest = sorted(((len(json.dumps(t).encode()), t["name"]) for t in tools), reverse=True)[
-            :5
-        ]
+        largest = sorted(((json_bytes(t), t["name"]) for t in tools), reverse=True)[:5]
         return {
             "tools": len(tools),
             "tools_list_bytes": wire_bytes(listed),
-            "output_schema_bytes": sum(len(json.dumps(t.get("outputSchema", {}))) for t in tools),
+            "output_schema_bytes": sum(json_bytes(t.get("outputSchema", {})) for t in tools),
             "nullable_type_lists": nullable_type_lists(tools),
             "largest_tools": {name: size for size, name in largest},
             "get_run_compact_bytes": view_bytes(compact),

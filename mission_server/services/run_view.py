@@ -52,7 +52,7 @@ class RunProgress(OutModel):
     steps: dict[str, int] = Field(description="Plan steps per status.")
     calls: dict[str, int] = Field(description="Calls and SMS per status.")
     attempts: int = Field(description="Call attempts placed, retries included.")
-    answered: int = Field(description="Calls answered.")
+    answered: int  # calls answered
 
 
 class StepBrief(OutModel):

@@ -30,14 +30,14 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             str,
             Field(
                 description="System prompt: {{placeholders}} for per-call values; sections like "
-                "{{#best_quote}}Offer: {{best_quote}}.{{/best_quote}} appear once it is set."
+                "{{#best_quote}}Offer: {{best_quote}}.{{/best_quote}} appear once the variable is set."
             ),
         ],
         greeting: Annotated[
             str | None, Field(description="First sentence the assistant says.")
         ] = None,
-        model: Annotated[str | None, Field(description="LLM model name, if not default.")] = None,
-        voice: Annotated[str | None, Field(description="Voice name, if not default.")] = None,
+        model: str | None = None,
+        voice: str | None = None,
         dynamic_variables: Annotated[
             dict[str, Any] | None,
             Field(description="Default values for placeholders."),
@@ -55,9 +55,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         ] = None,
         keep_number: Annotated[
             bool,
-            Field(
-                description="Keep its number when its runs end (default: released)."
-            ),
+            Field(description="Keep its number when its runs end (default: released)."),
         ] = False,
     ) -> AssistantOut:
         """Create a voice assistant at the telephony provider. One assistant can serve the
@@ -119,9 +117,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         return AssistantList(assistants=page, next_cursor=page.next_cursor)
 
     def list_phone_numbers(
-        available_only: Annotated[
-            bool, Field(description="Only unassigned numbers.")
-        ] = False,
+        available_only: Annotated[bool, Field(description="Only unassigned numbers.")] = False,
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> PhoneNumberList:
@@ -161,8 +157,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         run_id: Annotated[
             str | None,
             Field(
-                description="Record the release in this run's events (default: of every run "
-                "its assistant is linked to)."
+                description="Record the release in this run's events (default: in those of "
+                "every run its assistant is linked to)."
             ),
         ] = None,
     ) -> PhoneNumberOut:

@@ -49,7 +49,8 @@ INSIGHT_GRACE_SECS = 30.0
 ScheduledAt = Annotated[
     str | None,
     Field(
-        description="ISO-8601 with offset, server time, future, e.g. '2026-03-10T15:00:00Z'. "
+        description="ISO-8601 with offset in server time, in the future, e.g. "
+        "'2026-03-10T15:00:00Z'. "
         "Omitted: as soon as calling hours allow; outside them it moves to the next opening "
         "(see deferrals)."
     ),
@@ -58,15 +59,13 @@ RunIdArg = Annotated[str | None, Field(description="Its run (recommended).")]
 IdempotencyKeyArg = Annotated[
     str | None,
     Field(
-        description="Same key and arguments: the first event, unchanged (even past its time); "
-        "other arguments: an error."
+        description="Makes retries safe: the same key and arguments return the first event "
+        "unchanged (even past its time); other arguments are an error."
     ),
 ]
 DynamicVariablesArg = Annotated[
     dict[str, Any] | None,
-    Field(
-        description="Placeholder values; win over run variables and assistant defaults."
-    ),
+    Field(description="Placeholder values; win over run variables and assistant defaults."),
 ]
 MetadataArg = Annotated[
     dict[str, Any] | None,
@@ -208,8 +207,8 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float) -> None:
         return it with its transcript, its insight results (waited for within timeout_secs)
         and when and why calling hours moved it.
 
-        Sends progress notifications. If timeout_secs passes first it returns the current
-        state with timed_out=true: call again to keep waiting.
+        Sends progress notifications. If timeout_secs passes first it returns with
+        timed_out=true: call again to keep waiting.
         """
         wait = wait_secs(timeout_secs)
         # Insights are extracted where calls are dispatched; a worker is configured like this

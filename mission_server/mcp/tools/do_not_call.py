@@ -37,9 +37,7 @@ class DoNotCallList(OutModel):
 
 TargetArg = Annotated[
     str,
-    Field(
-        description="E.164 such as '+13125550101' (no '+': US/Canada) or SIP URI."
-    ),
+    Field(description="E.164 such as '+13125550101' (no '+': US/Canada) or SIP URI."),
 ]
 
 

@@ -132,9 +132,7 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
                 "conversation_metadata) has all these key/values."
             ),
         ] = None,
-        limit: Annotated[
-            int | None, Field(strict=True, description="1..100, default 5.")
-        ] = None,
+        limit: Annotated[int | None, Field(strict=True, description="1..100, default 5.")] = None,
         cursor: CursorArg = None,
     ) -> PriorConversationList:
         """Memory: the earlier conversations with this end user, newest first, each with its
@@ -166,10 +164,10 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         limit: LimitArg = None,
         cursor: CursorArg = None,
     ) -> WebhookDeliveryList:
-        """List insight-webhook deliveries (signed conversation.insights.completed POSTs to a
-        group's or assistant's webhook_url), newest first, each with every attempt. Use it to
-        check that results arrived, or with status='failed' to find what to re-send with
-        redeliver_webhook. URLs have credentials and query values masked.
+        """List insight-webhook deliveries (the signed POSTs of insight results to a
+        webhook_url), newest first, each with every attempt. Use it to check that results
+        arrived, or with status='failed' to find what to re-send with redeliver_webhook. URLs
+        have credentials and query values masked.
 
         Pass next_cursor back as cursor (new deliveries: read page one again).
         """

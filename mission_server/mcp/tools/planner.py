@@ -64,8 +64,8 @@ def register(tools: ToolRegistrar, ctx: Context, runner: Callable[[], MissionRun
         approved: bool,
         note: Annotated[str | None, Field(description="Why, recorded in the run's events.")] = None,
     ) -> RunOut:
-        """Approve or reject a run started with require_approval. Approval lets its calls be
-        placed; rejection cancels the run (no call was placed)."""
+        """Approve or reject a run started with require_approval, which places no call until
+        approved (awaiting_approval; its status stays, e.g. running). Rejection cancels it."""
         return runner().approve(run_id, approved, note)
 
     tools.add(run_mission, title="Run mission", open_world=True)

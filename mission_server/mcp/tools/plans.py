@@ -83,8 +83,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
         type: EventType,
         summary: Annotated[str, Field(description="One line.")],
         step_id: str | None = None,
-        agent_id: Annotated[str | None, Field(description="Who logged it.")] = None,
-        payload: Annotated[dict[str, Any] | None, Field(description="Details as data.")] = None,
+        agent_id: str | None = None,
+        payload: dict[str, Any] | None = None,
         idempotency_key: Annotated[
             str | None,
             Field(description="A repeated key returns the first event and writes nothing."),

@@ -119,9 +119,11 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         ] = None,
         result_payload: Annotated[
             dict[str, Any] | None,
-            Field(description="The outcome as data, e.g. quotes, recommendation, conversation_ids."),
+            Field(
+                description="The outcome as data, e.g. quotes, recommendation, conversation_ids."
+            ),
         ] = None,
-        error: Annotated[str | None, Field(description="Why the run failed.")] = None,
+        error: str | None = None,
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Merged into the run's metadata.")
         ] = None,
@@ -205,8 +207,7 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         approve_run, then return its compact view and result_payload.
 
         Sends progress notifications (calls placed and answered, the best value so far). If
-        timeout_secs passes first it returns the current state with timed_out=true: call
-        again to keep waiting. Use after run_mission instead of polling get_run.
+        timeout_secs passes first it returns with timed_out=true: call again to keep waiting. Use after run_mission instead of polling get_run.
         """
         wait = wait_secs(timeout_secs)
         return await _wait_for_run(ctx, mcp_ctx, run_id, wait, poll_secs)
