@@ -30,7 +30,8 @@ def register(tools: ToolRegistrar, ctx: Context) -> None:
             str,
             Field(
                 description="System prompt: {{placeholders}} for per-call values; sections like "
-                "{{#best_quote}}Offer: {{best_quote}}.{{/best_quote}} appear once the variable is set."
+                "{{#best_quote}}Offer: {{best_quote}}.{{/best_quote}} appear once the variable "
+                "is set."
             ),
         ],
         greeting: Annotated[

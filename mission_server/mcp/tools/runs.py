@@ -207,7 +207,8 @@ def register(tools: ToolRegistrar, ctx: Context, poll_secs: float = 0.2) -> None
         approve_run, then return its compact view and result_payload.
 
         Sends progress notifications (calls placed and answered, the best value so far). If
-        timeout_secs passes first it returns with timed_out=true: call again to keep waiting. Use after run_mission instead of polling get_run.
+        timeout_secs passes first it returns with timed_out=true: call again to keep waiting.
+        Use after run_mission instead of polling get_run.
         """
         wait = wait_secs(timeout_secs)
         return await _wait_for_run(ctx, mcp_ctx, run_id, wait, poll_secs)
