@@ -75,7 +75,8 @@ async def test_every_published_schema_is_portable_and_every_result_matches_it(tm
         run_id = runner.start(catering())
         drive_virtual(ctx, runner, [run_id])
         async with Client(build_server(ctx, wait_poll_secs=0.01)) as client:
-            tools = {t.name: t for t in (await client.list_tools()).tools}
+            listed = await client.list_tools()
+            tools = {t.name: t for t in listed.tools}
             full = await ok(client, "get_run", run_id=run_id, detail="full")
             call = full["scheduled_calls"][0]
             results = {
@@ -122,3 +123,5 @@ async def test_every_published_schema_is_portable_and_every_result_matches_it(tm
     assert compact["detail"] == "compact" and full_view["detail"] == "full"
     assert compact["progress"] == full_view["progress"]
     assert len(json.dumps(compact, separators=(",", ":")).encode()) < 3000
+    # What an agent reads before its first call (issue 14): tools/list as sent, under 80 KB.
+    assert len(listed.model_dump_json(by_alias=True, exclude_none=True).encode()) < 80_000
