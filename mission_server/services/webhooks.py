@@ -55,8 +55,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import case, func
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, case, func
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
@@ -82,7 +82,7 @@ from mission_server.secrets import scrub
 from mission_server.services.insight_schemas import WebhookAttemptOut, WebhookDeliveryOut
 from mission_server.services.paging import Keyset, Page, page_limit
 from state import models as m
-from state.db import session_scope
+from state.db import reader, session_scope
 from state.types import new_id
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "deliver_conversation_insights",
     "list_deliveries",
     "redeliver",
+    "webhook_target",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,38 @@ def _group_and_url(
     if group is None:
         return None, None
     return group, assistant.webhook_url or group.webhook_url
+
+
+_CONVERSATIONS = m.Conversation.__table__
+_ASSISTANTS = m.Assistant.__table__
+_GROUPS = m.InsightGroup.__table__
+_TARGET = (
+    select(
+        _ASSISTANTS.c.insight_group_id.label("assistant_group_id"),
+        _GROUPS.c.insight_group_id,
+        _ASSISTANTS.c.webhook_url.label("assistant_url"),
+        _GROUPS.c.webhook_url.label("group_url"),
+    )
+    .select_from(
+        _CONVERSATIONS.outerjoin(
+            _ASSISTANTS, _ASSISTANTS.c.assistant_id == _CONVERSATIONS.c.assistant_id
+        ).outerjoin(_GROUPS, _GROUPS.c.insight_group_id == _ASSISTANTS.c.insight_group_id)
+    )
+    .where(_CONVERSATIONS.c.conversation_id == bindparam("conversation_id"))
+)
+
+
+def webhook_target(conn: Connection, conversation_id: str) -> tuple[str | None, str | None] | None:
+    """The conversation's insight group id and the webhook URL that applies (the assistant's
+    own override, else the group's), read in one query on ``conn``: the group is None when
+    the assistant has none, the URL None when neither has one. None when there is no such
+    conversation."""
+    row = conn.execute(_TARGET, {"conversation_id": conversation_id}).first()
+    if row is None:
+        return None
+    if not row.assistant_group_id or row.insight_group_id is None:
+        return None, None
+    return row.insight_group_id, row.assistant_url or row.group_url or None
 
 
 def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any], str | None]:
@@ -320,12 +353,12 @@ def deliver_conversation_insights(
         ValidationError: ``now`` has no timezone.
     """
     now = ensure_utc(now, "now")
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
-            raise NotFound("conversation", conversation_id)
-        group, url = _group_and_url(session, conversation)
-    if group is None or not url:
+    with reader(engine).connect() as conn:  # one cheap query when no webhook applies
+        found = webhook_target(conn, conversation_id)
+    if found is None:
+        raise NotFound("conversation", conversation_id)
+    group_id, url = found
+    if group_id is None or not url:
         return None
     payload, url = build_payload(engine, conversation_id)
     if not url:
@@ -333,7 +366,7 @@ def deliver_conversation_insights(
     return _send(
         engine,
         conversation_id=conversation_id,
-        group_id=group.insight_group_id,
+        group_id=group_id,
         url=url,
         payload=payload,
         now=now,
