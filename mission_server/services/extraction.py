@@ -1,10 +1,12 @@
 """Extraction and memory: a finished conversation's insight results, and the prior
 conversations with a target (``reference/02_memory.md``).
 
-Extraction moves each result row ``pending → in_progress → completed | failed``, committing
-each step so a watcher sees progress; an extractor that raises turns into a ``failed`` row
-with the reason, never a row stuck half-way. The results are then delivered to the group's
-webhook.
+Extraction moves each result row ``pending → in_progress → completed | failed``, committed
+before and after each extractor call so a watcher sees progress (the rows are written
+``pending`` with the first one already ``in_progress``, and each result is stored in the
+commit that starts the next insight: one transaction per insight, plus one); an extractor
+that raises turns into a ``failed`` row with the reason, never a row stuck half-way. The
+results are then delivered to the group's webhook, when one applies.
 """
 
 from __future__ import annotations
