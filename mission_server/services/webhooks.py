@@ -56,6 +56,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import bindparam, case, func
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
@@ -96,27 +97,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _group_and_url(
-    session: Session, conversation: m.Conversation
-) -> tuple[m.InsightGroup | None, str | None]:
-    if not conversation.assistant_id:
-        return None, None
-    assistant = session.get(m.Assistant, conversation.assistant_id)
-    if assistant is None or not assistant.insight_group_id:
-        return None, None
-    group = session.get(m.InsightGroup, assistant.insight_group_id)
-    if group is None:
-        return None, None
-    return group, assistant.webhook_url or group.webhook_url
-
-
 _CONVERSATIONS = m.Conversation.__table__
 _ASSISTANTS = m.Assistant.__table__
 _GROUPS = m.InsightGroup.__table__
+_MEMBERS = m.InsightGroupMember.__table__
+_INSIGHTS = m.Insight.__table__
+_RESULTS = m.InsightResult.__table__
 _TARGET = (
-    select(
+    core_select(
         _ASSISTANTS.c.insight_group_id.label("assistant_group_id"),
         _GROUPS.c.insight_group_id,
+        _GROUPS.c.name,
         _ASSISTANTS.c.webhook_url.label("assistant_url"),
         _GROUPS.c.webhook_url.label("group_url"),
     )
@@ -127,6 +118,35 @@ _TARGET = (
     )
     .where(_CONVERSATIONS.c.conversation_id == bindparam("conversation_id"))
 )
+#: The group's insights in order with the conversation's result of each (if any).
+_GROUP_RESULTS = (
+    core_select(
+        _MEMBERS.c.insight_id,
+        _INSIGHTS.c.name,
+        _RESULTS.c.status,
+        _RESULTS.c.result,
+    )
+    .select_from(
+        _MEMBERS.outerjoin(_INSIGHTS, _INSIGHTS.c.insight_id == _MEMBERS.c.insight_id).outerjoin(
+            _RESULTS,
+            (_RESULTS.c.insight_id == _MEMBERS.c.insight_id)
+            & (_RESULTS.c.conversation_id == bindparam("conversation_id")),
+        )
+    )
+    .where(_MEMBERS.c.insight_group_id == bindparam("insight_group_id"))
+    .order_by(_MEMBERS.c.position)
+)
+
+
+def _target(conn: Connection, conversation_id: str) -> tuple[bool, Any, str | None]:
+    """Whether the conversation exists; its group's row (None when its assistant has none)
+    and the URL that applies (the assistant's own, else the group's)."""
+    row = conn.execute(_TARGET, {"conversation_id": conversation_id}).first()
+    if row is None:
+        return False, None, None
+    if not row.assistant_group_id or row.insight_group_id is None:
+        return True, None, None
+    return True, row, row.assistant_url or row.group_url
 
 
 def webhook_target(conn: Connection, conversation_id: str) -> tuple[str | None, str | None] | None:
@@ -134,12 +154,28 @@ def webhook_target(conn: Connection, conversation_id: str) -> tuple[str | None, 
     own override, else the group's), read in one query on ``conn``: the group is None when
     the assistant has none, the URL None when neither has one. None when there is no such
     conversation."""
-    row = conn.execute(_TARGET, {"conversation_id": conversation_id}).first()
-    if row is None:
+    found, group, url = _target(conn, conversation_id)
+    if not found:
         return None
-    if not row.assistant_group_id or row.insight_group_id is None:
-        return None, None
-    return row.insight_group_id, row.assistant_url or row.group_url or None
+    return (group.insight_group_id if group is not None else None), url or None
+
+
+def _payload(conn: Connection, conversation_id: str, group: Any) -> dict[str, Any]:
+    rows = conn.execute(
+        _GROUP_RESULTS,
+        {"conversation_id": conversation_id, "insight_group_id": group.insight_group_id},
+    ).all()
+    return {
+        "event_type": EVENT_TYPE,
+        "conversation_id": conversation_id,
+        "insight_group_id": group.insight_group_id,
+        "insight_group_name": group.name,
+        "insights": [
+            {"insight_id": row.insight_id, "insight_name": row.name or "", "result": row.result}
+            for row in rows
+            if row.status == "completed"
+        ],
+    }
 
 
 def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any], str | None]:
@@ -149,45 +185,13 @@ def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any],
     Raises:
         NotFound: no such conversation, or its assistant has no insight group.
     """
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
+    with reader(engine).connect() as conn:
+        found, group, url = _target(conn, conversation_id)
+        if not found:
             raise NotFound("conversation", conversation_id)
-        group, url = _group_and_url(session, conversation)
         if group is None:
             raise NotFound("insight group for conversation", conversation_id)
-        members = session.exec(
-            select(m.InsightGroupMember)
-            .where(m.InsightGroupMember.insight_group_id == group.insight_group_id)
-            .order_by(col(m.InsightGroupMember.position))
-        ).all()
-        results = {
-            r.insight_id: r
-            for r in session.exec(
-                select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
-            ).all()
-        }
-        insights = []
-        for member in members:
-            result = results.get(member.insight_id)
-            if result is None or result.status != "completed":
-                continue
-            insight = session.get(m.Insight, member.insight_id)
-            insights.append(
-                {
-                    "insight_id": member.insight_id,
-                    "insight_name": insight.name if insight else "",
-                    "result": result.result,
-                }
-            )
-        payload = {
-            "event_type": EVENT_TYPE,
-            "conversation_id": conversation_id,
-            "insight_group_id": group.insight_group_id,
-            "insight_group_name": group.name,
-            "insights": insights,
-        }
-        return payload, url
+        return _payload(conn, conversation_id, group), url
 
 
 def _record(engine: Engine, row: m.WebhookDelivery) -> WebhookAttemptOut:
@@ -354,19 +358,16 @@ def deliver_conversation_insights(
     """
     now = ensure_utc(now, "now")
     with reader(engine).connect() as conn:  # one cheap query when no webhook applies
-        found = webhook_target(conn, conversation_id)
-    if found is None:
-        raise NotFound("conversation", conversation_id)
-    group_id, url = found
-    if group_id is None or not url:
-        return None
-    payload, url = build_payload(engine, conversation_id)
-    if not url:
-        return None
+        found, group, url = _target(conn, conversation_id)
+        if not found:
+            raise NotFound("conversation", conversation_id)
+        if group is None or not url:
+            return None
+        payload = _payload(conn, conversation_id, group)
     return _send(
         engine,
         conversation_id=conversation_id,
-        group_id=group_id,
+        group_id=group.insight_group_id,
         url=url,
         payload=payload,
         now=now,
