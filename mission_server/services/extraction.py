@@ -1,20 +1,28 @@
 """Extraction and memory: a finished conversation's insight results, and the prior
 conversations with a target (``reference/02_memory.md``).
 
-Extraction moves each result row ``pending → in_progress → completed | failed``, committing
-each step so a watcher sees progress; an extractor that raises turns into a ``failed`` row
-with the reason, never a row stuck half-way. The results are then delivered to the group's
-webhook.
+Extraction moves each result row ``pending → in_progress → completed | failed``, committed
+before and after each extractor call so a watcher sees progress (the rows are written
+``pending`` with the first one already ``in_progress``, and each result is stored in the
+commit that starts the next insight: one transaction per insight, plus one); an extractor
+that raises turns into a ``failed`` row with the reason, never a row stuck half-way. The
+results are then delivered to the group's webhook, when one applies.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import Text, bindparam, cast
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
@@ -25,7 +33,10 @@ from mission_server.insights.accuracy import Tally, score_fields
 from mission_server.insights.base import (
     ExtractionResult,
     Extractor,
+    InsightDefinition,
+    InsightParameter,
 )
+from mission_server.insights.schema import parse_parameters
 from mission_server.insights.truth import conversation_truth
 from mission_server.net.webhooks import WebhookSender
 from mission_server.services.context import Context
@@ -34,102 +45,282 @@ from mission_server.services.insight_schemas import (
     PriorConversationOut,
 )
 from mission_server.services.insights import (
+    DEFAULT_SUMMARY_INSIGHT_ID,
     definition_of,
     ensure_default_summary_insight,
     missing_fields,
     result_out,
 )
 from mission_server.services.paging import Keyset, Page, page_limit
-from mission_server.services.webhooks import deliver_conversation_insights
+from mission_server.services.webhooks import deliver_conversation_insights, webhook_target
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
-from state.db import session_scope
 
 log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- extraction
 
+_CONVERSATIONS = m.Conversation.__table__
+_ASSISTANTS = m.Assistant.__table__
+_GROUPS = m.InsightGroup.__table__
+_MEMBERS = m.InsightGroupMember.__table__
+_INSIGHTS = m.Insight.__table__
+_MESSAGES = m.Message.__table__
+_RESULTS = m.InsightResult.__table__
 
-def _variables(conversation: m.Conversation, extra: Mapping[str, Any] | None) -> dict[str, str]:
+# The statements of the hot path are built once (SQLAlchemy Core, no ORM objects): extraction
+# runs after every call of a campaign.
+
+#: The conversation, its assistant's group and the group's insights in order: one row per
+#: insight (one row with no insight when there is no group or it has none).
+_CONTEXT = (
+    core_select(
+        _CONVERSATIONS.c.channel,
+        _CONVERSATIONS.c.agent_target,
+        _CONVERSATIONS.c.end_user_target,
+        _CONVERSATIONS.c.dynamic_variables,
+        _CONVERSATIONS.c.started_at,
+        _ASSISTANTS.c.insight_group_id.label("assistant_group_id"),
+        _GROUPS.c.insight_group_id,
+        _INSIGHTS.c.insight_id,
+        _INSIGHTS.c.name,
+        _INSIGHTS.c.instructions,
+        # As stored (JSON text): the key of the parsed parameters' cache.
+        cast(_INSIGHTS.c.parameters, Text).label("parameters"),
+    )
+    .select_from(
+        _CONVERSATIONS.outerjoin(
+            _ASSISTANTS, _ASSISTANTS.c.assistant_id == _CONVERSATIONS.c.assistant_id
+        )
+        .outerjoin(_GROUPS, _GROUPS.c.insight_group_id == _ASSISTANTS.c.insight_group_id)
+        .outerjoin(_MEMBERS, _MEMBERS.c.insight_group_id == _GROUPS.c.insight_group_id)
+        .outerjoin(_INSIGHTS, _INSIGHTS.c.insight_id == _MEMBERS.c.insight_id)
+    )
+    .where(_CONVERSATIONS.c.conversation_id == bindparam("conversation_id"))
+    .order_by(_MEMBERS.c.position)
+)
+_INSIGHT = core_select(
+    _INSIGHTS.c.insight_id,
+    _INSIGHTS.c.name,
+    _INSIGHTS.c.instructions,
+    cast(_INSIGHTS.c.parameters, Text).label("parameters"),
+).where(_INSIGHTS.c.insight_id == bindparam("insight_id"))
+_TRANSCRIPT = (
+    core_select(_MESSAGES.c.role, _MESSAGES.c.text, _MESSAGES.c.sent_at, _MESSAGES.c.facts)
+    .where(_MESSAGES.c.conversation_id == bindparam("conversation_id"))
+    .order_by(_MESSAGES.c.seq)
+)
+_EXISTING = core_select(_RESULTS.c.insight_id, _RESULTS.c.created_at).where(
+    _RESULTS.c.conversation_id == bindparam("conversation_id")
+)
+_RESULT_ROW = (_RESULTS.c.conversation_id == bindparam("c_id")) & (
+    _RESULTS.c.insight_id == bindparam("i_id")
+)
+_INSERT_RESULT = _RESULTS.insert()
+_RESET_RESULT = (
+    _RESULTS.update()
+    .where(_RESULT_ROW)
+    .values(
+        status=bindparam("status"),
+        result=None,
+        error=None,
+        extractor=bindparam("extractor"),
+        updated_at=bindparam("now"),
+        truth=None,
+    )
+)
+_START_RESULT = (
+    _RESULTS.update().where(_RESULT_ROW).values(status="in_progress", updated_at=bindparam("now"))
+)
+_FINISH_RESULT = (
+    _RESULTS.update()
+    .where(_RESULT_ROW)
+    .values(
+        status=bindparam("status"),
+        updated_at=bindparam("now"),
+        result=bindparam("result"),
+        error=bindparam("error"),
+        truth=bindparam("truth"),
+    )
+)
+
+
+@lru_cache(maxsize=1024)
+def _parameters(insight_id: str, stored: str | None) -> tuple[InsightParameter, ...]:
+    """An insight's parameters parsed from their stored JSON text. Keyed by that text, so an
+    edited row is parsed again; what is returned is immutable, so sharing it is safe."""
+    raw = json.loads(stored) if stored is not None else None
+    # As ``insights.definition_of``: stored rows were validated on the way in; parse again so
+    # a hand-edited row is caught.
+    return parse_parameters(raw or [], field=f"insight {insight_id} parameters")
+
+
+def _variables(row: Any, extra: Mapping[str, Any] | None) -> dict[str, str]:
     # Precedence as for calls: explicit variables > the conversation's own > system values.
     values: dict[str, str] = {
-        "telnyx_conversation_channel": conversation.channel or "",
-        "telnyx_agent_target": conversation.agent_target or "",
-        "telnyx_end_user_target": conversation.end_user_target or "",
+        "telnyx_conversation_channel": row.channel or "",
+        "telnyx_agent_target": row.agent_target or "",
+        "telnyx_end_user_target": row.end_user_target or "",
     }
-    for source in (conversation.dynamic_variables or {}, extra or {}):
+    for source in (row.dynamic_variables or {}, extra or {}):
         for key, value in source.items():
             values[str(key)] = value if isinstance(value, str) else str(value)
     return values
 
 
 def _transcript(
-    session: Session, conversation_id: str, fallback: datetime
+    conn: Connection, conversation_id: str, fallback: datetime
 ) -> list[TranscriptMessage]:
-    rows = session.exec(
-        select(m.Message)
-        .where(m.Message.conversation_id == conversation_id)
-        .order_by(col(m.Message.seq))
-    ).all()
     transcript = []
-    for row in rows:
+    for role, text, sent_at, facts in conn.execute(
+        _TRANSCRIPT, {"conversation_id": conversation_id}
+    ):
         # Unknown roles (tool output, say) are kept as system text, which extractors skip.
-        role: Any = row.role if row.role in ("assistant", "user", "system") else "system"
         transcript.append(
             TranscriptMessage(
-                role=role, text=row.text, sent_at=row.sent_at or fallback, facts=row.facts
+                role=role if role in ("assistant", "user", "system") else "system",
+                text=text,
+                sent_at=sent_at or fallback,
+                facts=facts,
             )
         )
     return transcript
 
 
-def _conversation_insights(
-    session: Session, conversation: m.Conversation
-) -> tuple[m.InsightGroup | None, list[m.Insight]]:
-    assistant = (
-        session.get(m.Assistant, conversation.assistant_id) if (conversation.assistant_id) else None
+@dataclass
+class _Plan:
+    """What one extraction works through, read in its first transaction."""
+
+    group_id: str | None
+    transcript: list[TranscriptMessage]
+    definitions: list[InsightDefinition]
+    names: dict[str, str]
+    created: dict[str, datetime]
+    #: Whether a webhook applies (only read here when there is no insight to extract).
+    webhook: bool = False
+
+
+def _prepare(
+    conn: Connection,
+    conversation_id: str,
+    extractor: str,
+    variables: Mapping[str, Any] | None,
+    now: datetime,
+    deliver: bool,
+) -> _Plan | None:
+    """Read the conversation, its insights and transcript, then mark every result row
+    ``pending`` and the first ``in_progress`` (one transaction). None when the conversation
+    has no group and the default "Summary" insight does not exist yet.
+
+    Raises:
+        NotFound: no such conversation.
+        ValidationError: a stored insight's parameters are not valid (nothing is written).
+    """
+    rows = conn.execute(_CONTEXT, {"conversation_id": conversation_id}).all()
+    if not rows:
+        raise NotFound("conversation", conversation_id)
+    first = rows[0]
+    group_id = first.insight_group_id if first.assistant_group_id else None
+    if group_id is not None:
+        insights = [row for row in rows if row.insight_id is not None]
+    else:
+        summary = conn.execute(_INSIGHT, {"insight_id": DEFAULT_SUMMARY_INSIGHT_ID}).first()
+        if summary is None:
+            return None
+        insights = [summary]
+    moment = first.started_at or now
+    transcript = _transcript(conn, conversation_id, moment)
+    values = _variables(first, variables)
+    # Build every definition before writing anything, so a bad stored insight fails cleanly.
+    definitions = [
+        InsightDefinition(
+            insight_id=row.insight_id,
+            name=row.name,
+            instructions=render(row.instructions, values, moment),
+            parameters=_parameters(row.insight_id, row.parameters),
+        )
+        for row in insights
+    ]
+    plan = _Plan(
+        group_id=group_id,
+        transcript=transcript,
+        definitions=definitions,
+        names={row.insight_id: row.name for row in insights},
+        created={},
     )
-    if assistant is not None and assistant.insight_group_id:
-        group = session.get(m.InsightGroup, assistant.insight_group_id)
-        if group is not None:
-            insights = session.exec(
-                select(m.Insight)
-                .join(
-                    m.InsightGroupMember,
-                    col(m.InsightGroupMember.insight_id) == col(m.Insight.insight_id),
-                )
-                .where(m.InsightGroupMember.insight_group_id == group.insight_group_id)
-                .order_by(col(m.InsightGroupMember.position))
-            ).all()
-            return group, list(insights)
-    return None, []
+    if not definitions:
+        plan.webhook = deliver and group_id is not None and _has_webhook(conn, conversation_id)
+        return plan
+    existing = dict(conn.execute(_EXISTING, {"conversation_id": conversation_id}).all())
+    inserts: list[dict[str, Any]] = []
+    resets: list[dict[str, Any]] = []
+    for index, definition in enumerate(definitions):
+        # The first is started at once: a watcher sees the same progress as before, in one
+        # commit fewer (``pending`` or ``in_progress``, either is unsettled for recovery).
+        status = "in_progress" if index == 0 else "pending"
+        insight_id = definition.insight_id
+        if insight_id in existing:
+            plan.created[insight_id] = existing[insight_id]
+            resets.append(
+                {
+                    "c_id": conversation_id,
+                    "i_id": insight_id,
+                    "status": status,
+                    "extractor": extractor,
+                    "now": now,
+                }
+            )
+        else:
+            plan.created[insight_id] = now
+            inserts.append(
+                {
+                    "conversation_id": conversation_id,
+                    "insight_id": insight_id,
+                    "status": status,
+                    "result": None,
+                    "error": None,
+                    "extractor": extractor,
+                    "truth": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if inserts:
+        conn.execute(_INSERT_RESULT, inserts)
+    if resets:
+        conn.execute(_RESET_RESULT, resets)
+    return plan
 
 
-def _set_status(
-    engine: Engine,
+def _has_webhook(conn: Connection, conversation_id: str) -> bool:
+    found = webhook_target(conn, conversation_id)
+    return found is not None and found[0] is not None and bool(found[1])
+
+
+def _finish(
+    conn: Connection,
     conversation_id: str,
     insight_id: str,
     status: str,
     now: datetime,
-    result: ExtractionResult | None = None,
-    truth: dict[str, Any] | None = None,
-) -> m.InsightResult:
-    with session_scope(engine) as session:
-        row = session.exec(
-            select(m.InsightResult).where(
-                m.InsightResult.conversation_id == conversation_id,
-                m.InsightResult.insight_id == insight_id,
-            )
-        ).one()
-        row.status = status
-        row.updated_at = now
-        if result is not None:
-            row.result = result.result if status == "completed" else None
-            row.error = result.error
-            row.truth = truth
-        session.add(row)
-        return row
+    result: ExtractionResult,
+    truth: dict[str, Any] | None,
+) -> None:
+    done = conn.execute(
+        _FINISH_RESULT,
+        {
+            "c_id": conversation_id,
+            "i_id": insight_id,
+            "status": status,
+            "now": now,
+            "result": result.result if status == "completed" else None,
+            "error": result.error,
+            "truth": truth,
+        },
+    )
+    if done.rowcount != 1:  # the row went away mid-extraction
+        raise NoResultFound(f"no insight result of {conversation_id!r} for {insight_id!r}")
 
 
 def extract_conversation_insights(
@@ -151,6 +342,12 @@ def extract_conversation_insights(
     Webhook delivery happens when ``deliver`` is true and a URL applies; its outcome is
     recorded in ``WebhookDelivery`` and never fails the extraction.
 
+    One transaction reads what is needed and marks the rows ``pending`` (the first
+    ``in_progress``); then one per insight stores its result and starts the next, so the rows
+    show progress and a process that stops half-way leaves rows still unsettled for the next
+    one (``unextracted_conversations``). The last one also reads whether a webhook applies,
+    so nothing more is done when none does.
+
     Raises:
         NotFound: no such conversation.
         ValidationError: ``now`` without a timezone, or a stored insight whose parameters are
@@ -159,44 +356,18 @@ def extract_conversation_insights(
     now = ensure_utc(now, "now")
     if variables is not None and not isinstance(variables, Mapping):
         raise ValidationError("variables", "must be an object (key/value mapping)", variables)
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
-            raise NotFound("conversation", conversation_id)
-        group, insights = _conversation_insights(session, conversation)
-        transcript = _transcript(session, conversation_id, conversation.started_at or now)
-    if group is None:
-        summary = ensure_default_summary_insight(engine, now=now)
-        with Session(engine) as session:
-            row = session.get(m.Insight, summary.insight_id)
-            assert row is not None
-            insights = [row]
-    values = _variables(conversation, variables)
-    moment = conversation.started_at or now
-    # Build every definition before writing anything, so a bad stored insight fails cleanly.
-    definitions = [definition_of(row, render(row.instructions, values, moment)) for row in insights]
-    names = {row.insight_id: row.name for row in insights}
-
-    with session_scope(engine) as session:
-        existing = {
-            r.insight_id: r
-            for r in session.exec(
-                select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
-            ).all()
-        }
-        for definition in definitions:
-            row = existing.get(definition.insight_id) or m.InsightResult(
-                conversation_id=conversation_id,
-                insight_id=definition.insight_id,
-                created_at=now,
-            )
-            row.status, row.result, row.error = "pending", None, None
-            row.extractor, row.updated_at, row.truth = extractor.name, now, None
-            session.add(row)
+    with engine.begin() as conn:
+        plan = _prepare(conn, conversation_id, extractor.name, variables, now, deliver)
+    if plan is None:
+        ensure_default_summary_insight(engine, now=now)
+        with engine.begin() as conn:
+            plan = _prepare(conn, conversation_id, extractor.name, variables, now, deliver)
+        assert plan is not None
+    transcript, definitions = plan.transcript, plan.definitions
+    webhook = plan.webhook
 
     outputs: list[InsightResultOut] = []
-    for definition in definitions:
-        _set_status(engine, conversation_id, definition.insight_id, "in_progress", now)
+    for index, definition in enumerate(definitions):
         try:
             result = extractor.extract(definition, transcript, conversation_id=conversation_id)
         except Exception as exc:  # an extractor bug must not leave the row in_progress
@@ -212,12 +383,33 @@ def extract_conversation_insights(
         if status == "failed" and not result.error:
             result.error = f"the {extractor.name} extractor reported status {result.status!r}"
         truth = conversation_truth(definition, transcript)
-        row = _set_status(
-            engine, conversation_id, definition.insight_id, status, now, result, truth
+        following = definitions[index + 1] if index + 1 < len(definitions) else None
+        with engine.begin() as conn:
+            _finish(conn, conversation_id, definition.insight_id, status, now, result, truth)
+            if following is not None:
+                conn.execute(
+                    _START_RESULT,
+                    {"c_id": conversation_id, "i_id": following.insight_id, "now": now},
+                )
+            elif deliver and plan.group_id is not None:
+                webhook = _has_webhook(conn, conversation_id)
+        outputs.append(
+            InsightResultOut(
+                conversation_id=conversation_id,
+                insight_id=definition.insight_id,
+                insight_name=plan.names[definition.insight_id],
+                status=status,
+                result=result.result if status == "completed" else None,
+                error=result.error,
+                extractor=extractor.name,
+                missing=list(result.missing),
+                truth=truth,
+                created_at=plan.created[definition.insight_id],
+                updated_at=now,
+            )
         )
-        outputs.append(result_out(row, names[definition.insight_id], result.missing))
 
-    if deliver and group is not None:
+    if webhook:
         deliver_conversation_insights(engine, conversation_id, now=now, sender=sender)
     return outputs
 

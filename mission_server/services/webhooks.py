@@ -55,8 +55,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import case, func
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, case, func
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from mission_server.clock import ensure_utc
@@ -82,7 +83,7 @@ from mission_server.secrets import scrub
 from mission_server.services.insight_schemas import WebhookAttemptOut, WebhookDeliveryOut
 from mission_server.services.paging import Keyset, Page, page_limit
 from state import models as m
-from state.db import session_scope
+from state.db import reader, session_scope
 from state.types import new_id
 
 __all__ = [
@@ -90,23 +91,91 @@ __all__ = [
     "deliver_conversation_insights",
     "list_deliveries",
     "redeliver",
+    "webhook_target",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def _group_and_url(
-    session: Session, conversation: m.Conversation
-) -> tuple[m.InsightGroup | None, str | None]:
-    if not conversation.assistant_id:
-        return None, None
-    assistant = session.get(m.Assistant, conversation.assistant_id)
-    if assistant is None or not assistant.insight_group_id:
-        return None, None
-    group = session.get(m.InsightGroup, assistant.insight_group_id)
-    if group is None:
-        return None, None
-    return group, assistant.webhook_url or group.webhook_url
+_CONVERSATIONS = m.Conversation.__table__
+_ASSISTANTS = m.Assistant.__table__
+_GROUPS = m.InsightGroup.__table__
+_MEMBERS = m.InsightGroupMember.__table__
+_INSIGHTS = m.Insight.__table__
+_RESULTS = m.InsightResult.__table__
+_TARGET = (
+    core_select(
+        _ASSISTANTS.c.insight_group_id.label("assistant_group_id"),
+        _GROUPS.c.insight_group_id,
+        _GROUPS.c.name,
+        _ASSISTANTS.c.webhook_url.label("assistant_url"),
+        _GROUPS.c.webhook_url.label("group_url"),
+    )
+    .select_from(
+        _CONVERSATIONS.outerjoin(
+            _ASSISTANTS, _ASSISTANTS.c.assistant_id == _CONVERSATIONS.c.assistant_id
+        ).outerjoin(_GROUPS, _GROUPS.c.insight_group_id == _ASSISTANTS.c.insight_group_id)
+    )
+    .where(_CONVERSATIONS.c.conversation_id == bindparam("conversation_id"))
+)
+#: The group's insights in order with the conversation's result of each (if any).
+_GROUP_RESULTS = (
+    core_select(
+        _MEMBERS.c.insight_id,
+        _INSIGHTS.c.name,
+        _RESULTS.c.status,
+        _RESULTS.c.result,
+    )
+    .select_from(
+        _MEMBERS.outerjoin(_INSIGHTS, _INSIGHTS.c.insight_id == _MEMBERS.c.insight_id).outerjoin(
+            _RESULTS,
+            (_RESULTS.c.insight_id == _MEMBERS.c.insight_id)
+            & (_RESULTS.c.conversation_id == bindparam("conversation_id")),
+        )
+    )
+    .where(_MEMBERS.c.insight_group_id == bindparam("insight_group_id"))
+    .order_by(_MEMBERS.c.position)
+)
+
+
+def _target(conn: Connection, conversation_id: str) -> tuple[bool, Any, str | None]:
+    """Whether the conversation exists; its group's row (None when its assistant has none)
+    and the URL that applies (the assistant's own, else the group's)."""
+    row = conn.execute(_TARGET, {"conversation_id": conversation_id}).first()
+    if row is None:
+        return False, None, None
+    if not row.assistant_group_id or row.insight_group_id is None:
+        return True, None, None
+    return True, row, row.assistant_url or row.group_url
+
+
+def webhook_target(conn: Connection, conversation_id: str) -> tuple[str | None, str | None] | None:
+    """The conversation's insight group id and the webhook URL that applies (the assistant's
+    own override, else the group's), read in one query on ``conn``: the group is None when
+    the assistant has none, the URL None when neither has one. None when there is no such
+    conversation."""
+    found, group, url = _target(conn, conversation_id)
+    if not found:
+        return None
+    return (group.insight_group_id if group is not None else None), url or None
+
+
+def _payload(conn: Connection, conversation_id: str, group: Any) -> dict[str, Any]:
+    rows = conn.execute(
+        _GROUP_RESULTS,
+        {"conversation_id": conversation_id, "insight_group_id": group.insight_group_id},
+    ).all()
+    return {
+        "event_type": EVENT_TYPE,
+        "conversation_id": conversation_id,
+        "insight_group_id": group.insight_group_id,
+        "insight_group_name": group.name,
+        "insights": [
+            {"insight_id": row.insight_id, "insight_name": row.name or "", "result": row.result}
+            for row in rows
+            if row.status == "completed"
+        ],
+    }
 
 
 def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any], str | None]:
@@ -116,45 +185,13 @@ def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any],
     Raises:
         NotFound: no such conversation, or its assistant has no insight group.
     """
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
+    with reader(engine).connect() as conn:
+        found, group, url = _target(conn, conversation_id)
+        if not found:
             raise NotFound("conversation", conversation_id)
-        group, url = _group_and_url(session, conversation)
         if group is None:
             raise NotFound("insight group for conversation", conversation_id)
-        members = session.exec(
-            select(m.InsightGroupMember)
-            .where(m.InsightGroupMember.insight_group_id == group.insight_group_id)
-            .order_by(col(m.InsightGroupMember.position))
-        ).all()
-        results = {
-            r.insight_id: r
-            for r in session.exec(
-                select(m.InsightResult).where(m.InsightResult.conversation_id == conversation_id)
-            ).all()
-        }
-        insights = []
-        for member in members:
-            result = results.get(member.insight_id)
-            if result is None or result.status != "completed":
-                continue
-            insight = session.get(m.Insight, member.insight_id)
-            insights.append(
-                {
-                    "insight_id": member.insight_id,
-                    "insight_name": insight.name if insight else "",
-                    "result": result.result,
-                }
-            )
-        payload = {
-            "event_type": EVENT_TYPE,
-            "conversation_id": conversation_id,
-            "insight_group_id": group.insight_group_id,
-            "insight_group_name": group.name,
-            "insights": insights,
-        }
-        return payload, url
+        return _payload(conn, conversation_id, group), url
 
 
 def _record(engine: Engine, row: m.WebhookDelivery) -> WebhookAttemptOut:
@@ -320,16 +357,13 @@ def deliver_conversation_insights(
         ValidationError: ``now`` has no timezone.
     """
     now = ensure_utc(now, "now")
-    with Session(engine) as session:
-        conversation = session.get(m.Conversation, conversation_id)
-        if conversation is None:
+    with reader(engine).connect() as conn:  # one cheap query when no webhook applies
+        found, group, url = _target(conn, conversation_id)
+        if not found:
             raise NotFound("conversation", conversation_id)
-        group, url = _group_and_url(session, conversation)
-    if group is None or not url:
-        return None
-    payload, url = build_payload(engine, conversation_id)
-    if not url:
-        return None
+        if group is None or not url:
+            return None
+        payload = _payload(conn, conversation_id, group)
     return _send(
         engine,
         conversation_id=conversation_id,

@@ -344,6 +344,36 @@ def test_extraction_checks_its_inputs_before_writing(engine: Engine) -> None:
         extraction.get_conversation_insights(engine, "ghost")
 
 
+def test_a_stored_insight_edited_by_hand_is_read_as_it_is_now(
+    engine: Engine, seed: Callable[..., Any]
+) -> None:
+    quote, group = quote_group(engine)
+    seeded = seed(engine, TURNS)
+    service.assign_insight_group(engine, seeded.assistant_id, group.insight_group_id, now=NOW)
+    [first] = extraction.extract_conversation_insights(
+        engine, "conv-1", OfflineExtractor(), now=NOW
+    )
+    insights = m.Insight.__table__
+    edit = insights.update().where(insights.c.insight_id == quote.insight_id)
+    with engine.begin() as conn:  # updated_at left as it was, as a hand edit would
+        conn.execute(edit.values(parameters=[{"name": "style", "type": "enum"}]))
+    with pytest.raises(ValidationError) as caught:
+        extraction.extract_conversation_insights(
+            engine, "conv-1", OfflineExtractor(), now=NOW + timedelta(minutes=1)
+        )
+    assert caught.value.field == f"insight {quote.insight_id} parameters[0].enum"
+    [kept] = extraction.get_conversation_insights(engine, "conv-1")
+    assert (kept.status, kept.result, kept.updated_at) == (first.status, first.result, NOW)
+
+    with engine.begin() as conn:
+        conn.execute(edit.values(parameters=[QUOTE_PARAMETERS[0]]))
+    [again] = extraction.extract_conversation_insights(
+        engine, "conv-1", OfflineExtractor(), now=NOW + timedelta(minutes=2)
+    )
+    assert again.status == "completed"
+    assert again.result == {"price_per_person": 62}
+
+
 # ----------------------------------------------------------------------------- memory
 
 
