@@ -18,12 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
-
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_SCHEMA = Path(__file__).with_name("schema_sqlite.sql")
@@ -66,6 +63,9 @@ def current_revision(engine: Engine) -> str | None:
 
 def _revisions(engine: Engine) -> set[str] | None:
     """The ``alembic_version`` rows; None when there is no such table (a new database)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
     try:
         with engine.connect() as connection:
             return set(
@@ -144,7 +144,7 @@ def _split(script: str) -> list[str]:
 _REVISION_LINE = re.compile(r"^-- revision: (\S+)$", re.MULTILINE)
 
 
-def _sqlite_schema_file() -> tuple[frozenset[str], list[str]] | None:
+def sqlite_schema_file() -> tuple[frozenset[str], list[str]] | None:
     """The revisions ``schema_sqlite.sql`` is at and its statements; None without the file."""
     try:
         script = SQLITE_SCHEMA.read_text(encoding="utf-8")
@@ -159,7 +159,7 @@ def _sqlite_schema_file() -> tuple[frozenset[str], list[str]] | None:
 def _create_new_sqlite(engine: Engine) -> bool:
     """Create the schema of an empty SQLite database from ``schema_sqlite.sql`` when that file
     is at the migrations' head; False (nothing done) otherwise."""
-    snapshot = _sqlite_schema_file()
+    snapshot = sqlite_schema_file()
     if snapshot is None or snapshot[0] != head_revisions():
         return False
     with engine.begin() as connection:  # BEGIN IMMEDIATE: one process creates it

@@ -59,15 +59,12 @@ app.add_typer(numbers_app, name="numbers")
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to the newest revision."""
-    from state.db import make_engine, upgrade
-    from state.migrate import current_revision
+    from state.db import upgrade_database
 
     setup_logging()
     with user_errors():
-        engine = make_engine(db)
-        upgrade(engine)
-    where = engine.url.render_as_string(hide_password=True)
-    err_console.print(f"database at revision {current_revision(engine)} ({where})")
+        revision, where = upgrade_database(db)
+    err_console.print(f"database at revision {revision} ({where})")
 
 
 RunIdArgument = Annotated[

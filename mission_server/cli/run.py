@@ -87,7 +87,8 @@ def _imports_without_gc() -> Iterator[None]:
         gc.freeze()
 
 
-#: What a run imports anyway, loaded up front under ``_imports_without_gc``.
+#: What a run imports anyway, loaded up front under ``_imports_without_gc``. Not Alembic: a new
+#: SQLite database is created without it, and one at the head is only checked.
 _RUN_MODULES = (
     "mission_server.engine.runner",
     "mission_server.app",
@@ -95,7 +96,6 @@ _RUN_MODULES = (
     "mission_server.insights.offline",
     "mission_server.services.insights",
     "langgraph.checkpoint.sqlite",
-    "alembic.command",
 )
 
 
