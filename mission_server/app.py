@@ -113,6 +113,9 @@ def make_extractor(
     if choice is None and telnyx:
         from mission_server.insights.telnyx import TelnyxInsightsExtractor
         from mission_server.insights.wakeup import INSIGHTS_READY
+        from mission_server.telephony.telnyx.provider import TelnyxProvider  # loaded already
+
+        assert isinstance(provider, TelnyxProvider)
 
         # Telnyx's insights webhook ends the wait between polls (mcp.telnyx_webhooks).
         if engine is None:
