@@ -122,8 +122,11 @@ def test_the_sqlite_schema_file_is_the_one_the_migrations_write(tmp_path):
     ours, theirs = (
         path.read_text(encoding="utf-8").split("\n", 4) for path in (SQLITE_SCHEMA, written)
     )
-    assert ours[:4] == theirs[:4]  # the header, with the revision
-    assert [_normalised(s) for s in _split(ours[4])] == [_normalised(s) for s in _split(theirs[4])]
+    stale = "state/schema_sqlite.sql is not the migrations' schema: run python -m state.migrate"
+    assert ours[:4] == theirs[:4], stale  # the header, with the revision
+    assert [_normalised(s) for s in _split(ours[4])] == [
+        _normalised(s) for s in _split(theirs[4])
+    ], stale
 
 
 def test_a_sqlite_file_that_is_not_empty_is_migrated_not_overwritten(tmp_path):
