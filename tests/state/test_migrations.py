@@ -141,3 +141,26 @@ def test_a_sqlite_file_that_is_not_empty_is_migrated_not_overwritten(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT x FROM notes")).scalar() == 7
     engine.dispose()
+
+
+def test_a_schema_file_behind_the_migrations_is_not_used(tmp_path, monkeypatch):
+    # A migration added without rewriting the file: new databases are migrated step by step.
+    import state.migrate
+    from state.db import upgrade_database
+
+    behind = tmp_path / "behind.sql"
+    behind.write_text(
+        state.migrate.SQLITE_SCHEMA.read_text(encoding="utf-8").replace(
+            f"-- revision: {alembic_head()}", "-- revision: 0001"
+        ),
+        encoding="utf-8",
+    )
+    assert "-- revision: 0001" in behind.read_text(encoding="utf-8")
+    monkeypatch.setattr(state.migrate, "SQLITE_SCHEMA", behind)
+    migrated = _migrated_by_alembic(tmp_path / "migrated.db")
+    revision, _ = upgrade_database(str(tmp_path / "new.db"))
+    assert revision == alembic_head()
+    created = make_engine(str(tmp_path / "new.db"))
+    assert _schema(created) == _schema(migrated)
+    created.dispose()
+    migrated.dispose()
