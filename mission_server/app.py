@@ -12,6 +12,7 @@ the simulated world. The choice is logged (stderr) so nobody mistakes a rehearsa
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,15 +91,16 @@ def make_extractor(
             without an LLM configured.
         ValidationError: the configured LLM base URL is not an http(s) URL.
     """
-    from mission_server.telephony.telnyx.provider import TelnyxProvider
-
     choice = settings.extractor.strip().lower() if settings.extractor else None
     if choice is not None and choice not in EXTRACTORS:
         raise ConfigurationError(
             f"MISSION_EXTRACTOR (--extractor) must be one of {', '.join(EXTRACTORS)}, "
             f'got "{choice[:40]}"'
         )
-    telnyx = isinstance(provider, TelnyxProvider)
+    # Not imported for the check: a provider of the simulated world does without the Telnyx
+    # modules, and a TelnyxProvider exists only once its module is loaded.
+    telnyx_module = sys.modules.get("mission_server.telephony.telnyx.provider")
+    telnyx = telnyx_module is not None and isinstance(provider, telnyx_module.TelnyxProvider)
     if choice == "simulated" and telnyx:
         raise ConfigurationError(
             "the simulated extractor reads a rehearsal's ground truth, which real Telnyx calls "
@@ -111,6 +113,9 @@ def make_extractor(
     if choice is None and telnyx:
         from mission_server.insights.telnyx import TelnyxInsightsExtractor
         from mission_server.insights.wakeup import INSIGHTS_READY
+        from mission_server.telephony.telnyx.provider import TelnyxProvider  # loaded already
+
+        assert isinstance(provider, TelnyxProvider)
 
         # Telnyx's insights webhook ends the wait between polls (mcp.telnyx_webhooks).
         if engine is None:

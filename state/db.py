@@ -8,20 +8,21 @@ is accepted and pointed at psycopg 3).
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
-    # SQLModel (and pydantic under it) loads where sessions are used: `mission db upgrade`
-    # does without.
+    # SQLAlchemy loads where an engine is made, SQLModel (and pydantic under it) where
+    # sessions are used: `mission db upgrade` of a SQLite file at the head, or new, does
+    # without either (``upgrade_database``).
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import OperationalError
     from sqlmodel import Session
 
 from state.errors import DatabaseUnavailable, StateError
@@ -54,6 +55,10 @@ def normalise_url(url: str | None) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("sqlite://", "sqlite+pysqlite://")):
+        return url
+    from sqlalchemy.engine import make_url
+
     backend = make_url(url).get_backend_name()
     if backend not in {"sqlite", "postgresql"}:
         raise StateError(
@@ -96,6 +101,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     Raises:
         StateError: unsupported database kind.
     """
+    from sqlalchemy import create_engine, event
+
     url = normalise_url(url if url is not None else os.environ.get("MISSION_DB_URL"))
     if url.startswith("sqlite"):
         memory = url in {"sqlite://", "sqlite:///:memory:"}
@@ -121,6 +128,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
     if kwargs.pop("null_pool", False):
+        from sqlalchemy.pool import NullPool
+
         options = {"poolclass": NullPool}
     options.update(kwargs)
     return create_engine(url, **options)
@@ -141,12 +150,88 @@ def upgrade(engine: Engine) -> None:
     Raises:
         DatabaseUnavailable: the database cannot be reached or opened.
     """
+    from sqlalchemy.exc import OperationalError
+
     from state.migrate import upgrade_to_head
 
     try:
         upgrade_to_head(engine)
     except OperationalError as exc:
         raise unavailable(engine, exc) from None
+
+
+#: A SQLite URL whose file name SQLAlchemy renders as it is (nothing to percent-encode).
+_PLAIN_SQLITE_FILE = re.compile(r"sqlite:///([\w./ ~-]+)", re.ASCII)
+
+
+def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
+    """``upgrade`` the database at ``url`` (default: ``MISSION_DB_URL``, else the SQLite
+    file); return its revision and where it is (without a password), for ``mission db
+    upgrade``.
+
+    A SQLite file at the head, or new, is handled with the sqlite3 module alone (SQLAlchemy
+    takes longer to load than the rest of the command): the same pragmas, the same check of
+    ``alembic_version``, the same schema file and lock as ``upgrade``. Anything else goes
+    through an engine.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached or opened.
+        StateError: unsupported database kind.
+    """
+    from state.migrate import current_revision
+
+    url = normalise_url(url if url is not None else os.environ.get("MISSION_DB_URL"))
+    plain = _PLAIN_SQLITE_FILE.fullmatch(url)
+    if plain is not None and plain.group(1) != ":memory:":
+        revision = _upgrade_sqlite_file(plain.group(1))
+        if revision is not None:
+            return revision, url
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        return current_revision(engine), engine.url.render_as_string(hide_password=True)
+    finally:
+        engine.dispose()
+
+
+def _upgrade_sqlite_file(path: str) -> str | None:
+    """The revision of the SQLite file at ``path`` once it is at the head, when that needs no
+    migration (it is there already, or the file is new and gets ``schema_sqlite.sql``); None
+    when it does, or on any error (``upgrade`` then does it, or reports it)."""
+    from state.migrate import head_revisions, sqlite_schema_file
+
+    heads = head_revisions()
+    if heads is None:
+        return None
+    revision = ",".join(sorted(heads))
+    try:
+        with closing(sqlite3.connect(path, timeout=30, check_same_thread=False)) as conn:
+            _sqlite_pragmas(conn, None)
+            if _sqlite_revisions(conn) == heads:
+                return revision
+            snapshot = sqlite_schema_file()
+            if snapshot is None or snapshot[0] != heads:
+                return None
+            conn.execute("BEGIN IMMEDIATE")  # as every writer (make_engine): one creates it
+            try:
+                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    return None  # not new (another process may just have created it)
+                for statement in snapshot[1]:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return revision
+    except sqlite3.Error:
+        return None
+
+
+def _sqlite_revisions(conn: sqlite3.Connection) -> set[str] | None:
+    try:
+        return {row[0] for row in conn.execute("SELECT version_num FROM alembic_version")}
+    except sqlite3.OperationalError:
+        return None
 
 
 def unavailable(engine: Engine, exc: OperationalError) -> DatabaseUnavailable:

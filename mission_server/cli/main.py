@@ -20,6 +20,8 @@ from mission_server.cli.common import (
     DbOption,
     ExtractorOption,
     LimitOption,
+    QuickCommand,
+    QuickGroup,
     SeedOption,
     SimulateOption,
     WorldOption,
@@ -43,9 +45,10 @@ app = typer.Typer(
     help="Agent missions: plan, schedule and run phone-call missions; serve them over MCP.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=QuickGroup,
 )
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, cls=QuickGroup)
 dnc_app = typer.Typer(
     help="The do-not-call list: targets that are never called or texted.", no_args_is_help=True
 )
@@ -56,18 +59,15 @@ numbers_app = typer.Typer(help="The account's phone numbers.", no_args_is_help=T
 app.add_typer(numbers_app, name="numbers")
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=QuickCommand)
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to the newest revision."""
-    from state.db import make_engine, upgrade
-    from state.migrate import current_revision
+    from state.db import upgrade_database
 
     setup_logging()
     with user_errors():
-        engine = make_engine(db)
-        upgrade(engine)
-    where = engine.url.render_as_string(hide_password=True)
-    err_console.print(f"database at revision {current_revision(engine)} ({where})")
+        revision, where = upgrade_database(db)
+    err_console.print(f"database at revision {revision} ({where})")
 
 
 RunIdArgument = Annotated[

@@ -87,15 +87,14 @@ def _imports_without_gc() -> Iterator[None]:
         gc.freeze()
 
 
-#: What a run imports anyway, loaded up front under ``_imports_without_gc``.
+#: What a run imports anyway, loaded up front under ``_imports_without_gc``. Not Alembic: a new
+#: SQLite database is created without it, and one at the head is only checked.
 _RUN_MODULES = (
     "mission_server.engine.runner",
     "mission_server.app",
     "mission_server.telephony.simulated.provider",
-    "mission_server.insights.offline",
     "mission_server.services.insights",
     "langgraph.checkpoint.sqlite",
-    "alembic.command",
 )
 
 
@@ -275,8 +274,6 @@ def _print_accuracy(accuracy: Any) -> None:
 
 
 def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -> int:
-    from rich.markdown import Markdown
-
     from mission_server.services import missions
 
     detail = missions.get_run(ctx, run_id)
@@ -284,6 +281,8 @@ def _finish(ctx: Any, runner: Any, run_id: str, as_json: bool, started: float) -
     if as_json:
         sys.stdout.write(json.dumps(detail.model_dump(mode="json"), indent=2) + "\n")
     elif detail.result_summary:
+        from rich.markdown import Markdown
+
         _out.print(Markdown(detail.result_summary))
     if not as_json:
         _print_accuracy((detail.result_payload or {}).get("extraction_accuracy"))

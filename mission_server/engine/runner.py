@@ -61,7 +61,6 @@ from planner.checkpoint import Checkpointer, checkpointer_for_url
 from planner.errors import LLMError, SpecError
 from planner.graph import PlannerContext, build_graph
 from planner.llm import LLM
-from planner.request import spec_from_request_text
 from planner.spec import MissionSpec, parse_spec, spec_header
 from state import models as m
 from state import repo
@@ -214,6 +213,9 @@ class MissionRunner:
                 else:
                     resolved = self.ops.check_spec(parse_spec(spec))
             elif self.llm is None:
+                # Loaded here: a run from a spec file does without the request reader.
+                from planner.request import spec_from_request_text
+
                 resolved = self.ops.check_spec(spec_from_request_text(request or ""))
         except SpecError as exc:
             raise _as_validation(exc) from None

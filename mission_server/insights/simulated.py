@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from mission_server.insights.base import ExtractionResult, InsightDefinition
-from mission_server.insights.offline import OfflineExtractor
 from mission_server.insights.schema import validate_result
 from mission_server.insights.truth import conversation_truth
 from mission_server.telephony.base import TranscriptMessage
@@ -38,6 +37,9 @@ class SimulatedExtractor:
         truth = conversation_truth(definition, transcript)
         if not definition.structured:
             # A free-text insight states no facts: the offline reader's summary of the text.
+            # (Loaded here: a rehearsal of structured insights only does without it.)
+            from mission_server.insights.offline import OfflineExtractor
+
             return OfflineExtractor().extract(definition, transcript)
         if truth is None:
             return ExtractionResult(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
@@ -22,6 +24,36 @@ def test_db_upgrade_creates_the_schema(tmp_path):
 
     assert f"revision {alembic_head()}" in result.output
     assert db.exists()
+
+
+_LOADED_BY_UPGRADE = """
+import sys
+from mission_server.cli.main import app
+sys.argv = ["mission", "db", "upgrade", "--db", sys.argv[1]]
+try:
+    app()
+finally:
+    print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_db_upgrade_of_a_sqlite_file_loads_no_heavy_library(tmp_path):
+    # `mission db upgrade` starts quickly: a new SQLite file (and one at the head) needs
+    # neither the planner's LangGraph, the MCP SDK, Alembic, SQLAlchemy nor pydantic.
+    db = tmp_path / "quick.db"
+    for _ in ("new", "at the head"):
+        done = subprocess.run(
+            [sys.executable, "-c", _LOADED_BY_UPGRADE, str(db)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "database at revision" in done.stderr
+        loaded = set(done.stdout.split())
+        assert loaded.isdisjoint(
+            {"langgraph", "langchain_core", "mcp", "alembic", "sqlalchemy", "pydantic"}
+        )
 
 
 def test_runs_list_and_show_print_records_as_json(tmp_path):

@@ -567,7 +567,7 @@ def load_world(path: str | Path) -> World:
     except OSError as exc:
         raise ConfigurationError(f"cannot read world file {path}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -577,6 +577,19 @@ def load_world(path: str | Path) -> World:
     if data is None:
         data = {}
     return World.from_dict(data)
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, parsed by libyaml when PyYAML has it (several times faster;
+    the same SafeConstructor builds the same data). A document libyaml refuses is parsed again
+    by the pure-Python parser, so the error is the one ``safe_load`` reports."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.load(text, Loader=loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
 
 
 def _number(value: Decimal) -> int | float:
