@@ -12,14 +12,12 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand, TyperGroup
 
 from mission_server.errors import USER_ERRORS
 from mission_server.secrets import install_logging, scrub
@@ -62,63 +60,6 @@ CursorOption = Annotated[
     str | None,
     typer.Option(help="Show the next page: the cursor the previous page printed (same filters)."),
 ]
-
-try:  # typer's own coercion, to stand in for it (see QuickGroup); absent, typer does it all
-    from typer._coercion import RuntimeParam as _RuntimeParam
-    from typer._coercion import build_runtime_param as _build_runtime_param
-except ImportError:  # pragma: no cover - another typer
-    _RuntimeParam = _build_runtime_param = None  # type: ignore[assignment]
-
-
-class QuickGroup(TyperGroup):
-    """A command group whose ``str`` and ``bool`` parameter values are taken as given when they
-    already are one (or None), as typer would, without building a pydantic TypeAdapter for each
-    parameter first: typer (0.29) coerces every value, even an option not given, through
-    pydantic, and loading it takes about a fifth of ``mission db upgrade``, which needs it for
-    nothing else. Any other value (or type) goes to typer's own coercion, built when first
-    needed. The groups and commands on the way to ``db upgrade`` use it (``QuickCommand``)."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        _take_as_given(self.get_params(ctx))
-        return super().parse_args(ctx, args)
-
-
-class QuickCommand(TyperCommand):
-    """A command whose parameters are coerced as ``QuickGroup``'s are."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        _take_as_given(self.get_params(ctx))
-        return super().parse_args(ctx, args)
-
-
-if _RuntimeParam is not None:
-
-    @dataclass(frozen=True)
-    class _AsGiven(_RuntimeParam):
-        descriptor: Any
-
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            if type(value) is self.annotation:
-                return value  # what typer's coercion returns for it
-            assert _build_runtime_param is not None
-            typer_own = _build_runtime_param(self.descriptor)
-            return typer_own._coerce_value(value, param=param, ctx=ctx)
-
-
-def _take_as_given(params: list[Any]) -> None:
-    if _RuntimeParam is None:
-        return
-    for param in params:
-        descriptor = getattr(param, "type_descriptor", None)
-        if descriptor is None or getattr(param, "_runtime_param", "unknown") is not None:
-            continue  # not typer's, or built already
-        info = descriptor.parameter_info
-        plain = descriptor.file_annotation is None and info.parser is None
-        if plain and descriptor.annotation in (str, bool):
-            param._runtime_param = _AsGiven(
-                parameter_info=info, annotation=descriptor.annotation, descriptor=descriptor
-            )
-
 
 err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()

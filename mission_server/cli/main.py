@@ -20,8 +20,6 @@ from mission_server.cli.common import (
     DbOption,
     ExtractorOption,
     LimitOption,
-    QuickCommand,
-    QuickGroup,
     SeedOption,
     SimulateOption,
     WorldOption,
@@ -45,10 +43,9 @@ app = typer.Typer(
     help="Agent missions: plan, schedule and run phone-call missions; serve them over MCP.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    cls=QuickGroup,
 )
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, cls=QuickGroup)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 dnc_app = typer.Typer(
     help="The do-not-call list: targets that are never called or texted.", no_args_is_help=True
 )
@@ -59,7 +56,7 @@ numbers_app = typer.Typer(help="The account's phone numbers.", no_args_is_help=T
 app.add_typer(numbers_app, name="numbers")
 
 
-@db_app.command("upgrade", cls=QuickCommand)
+@db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the database schema to the newest revision."""
     from state.db import upgrade_database

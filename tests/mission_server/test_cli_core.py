@@ -39,7 +39,7 @@ finally:
 
 def test_db_upgrade_of_a_sqlite_file_loads_no_heavy_library(tmp_path):
     # `mission db upgrade` starts quickly: a new SQLite file (and one at the head) needs
-    # neither the planner's LangGraph, the MCP SDK, Alembic, SQLAlchemy nor pydantic.
+    # neither the planner's LangGraph, the MCP SDK, Alembic nor SQLAlchemy.
     db = tmp_path / "quick.db"
     for _ in ("new", "at the head"):
         done = subprocess.run(
@@ -51,9 +51,7 @@ def test_db_upgrade_of_a_sqlite_file_loads_no_heavy_library(tmp_path):
         assert done.returncode == 0, done.stderr
         assert "database at revision" in done.stderr
         loaded = set(done.stdout.split())
-        assert loaded.isdisjoint(
-            {"langgraph", "langchain_core", "mcp", "alembic", "sqlalchemy", "pydantic"}
-        )
+        assert loaded.isdisjoint({"langgraph", "langchain_core", "mcp", "alembic", "sqlalchemy"})
 
 
 def test_runs_list_and_show_print_records_as_json(tmp_path):
