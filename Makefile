@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# Bytecode for our own modules too, as a regular install has (PYTHONDONTWRITEBYTECODE
+	@# would otherwise make every command compile them again).
+	$(BIN)/python -m compileall -q mission_server planner state
 	touch $(STAMP)
 
 install: $(STAMP)
