@@ -5,8 +5,9 @@ Each size runs in its own process (so peak RSS is that size's), twice:
 * ``planner``: ``MissionRunner.start`` with a parallel availability survey, driven on the
   virtual clock (``drive_virtual``) until the run has finished;
 * ``baseline``: the same calls without the planner — an assistant with the same insight,
-  every call scheduled directly through the service, dispatched on the virtual clock with the
-  same insight extraction.
+  every call scheduled directly through the service as the planner schedules them (``BATCH``
+  at a time with ``create_scheduled_events``), dispatched on the virtual clock with the same
+  insight extraction.
 
 The simulated world is generated here: fictional 555-01xx numbers over area codes in the
 Eastern and Central zones; every 10th target is busy on the first attempt (answers on the
@@ -182,7 +183,9 @@ def run_baseline(count: int) -> dict[str, Any]:
     from mission_server.engine.dispatcher import Dispatcher
     from mission_server.engine.drivers import run_until_idle
     from mission_server.engine.listeners import install_listeners
+    from mission_server.errors import MissionError
     from mission_server.services import assistants, insights, scheduling
+    from planner.graph import BATCH
 
     directory = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
     world, spec = world_and_spec(count, directory)
@@ -207,17 +210,24 @@ def run_baseline(count: int) -> dict[str, Any]:
         insight_group_id=group.insight_group_id,
     )
     assistants.assign_phone_number(ctx, assistant.assistant_id)
-    for target in spec["targets"]:
-        scheduling.create_scheduled_event(
-            ctx,
-            assistant_id=assistant.assistant_id,
-            channel="phone_call",
-            to=target["phone"],
-            dynamic_variables={"target_name": target["name"]},
-            conversation_metadata={"conversation_name": f"{target['name']} — call"},
-            max_retries_client_errors=1,
-            retry_interval_secs=600,
-        )
+    # Scheduled as a campaign schedules them: BATCH calls at a time in one transaction
+    # (``create_scheduled_events``, what the planner's ``schedule_calls`` uses).
+    requests = [
+        {
+            "assistant_id": assistant.assistant_id,
+            "channel": "phone_call",
+            "to": target["phone"],
+            "dynamic_variables": {"target_name": target["name"]},
+            "conversation_metadata": {"conversation_name": f"{target['name']} — call"},
+            "max_retries_client_errors": 1,
+            "retry_interval_secs": 600,
+        }
+        for target in spec["targets"]
+    ]
+    for start in range(0, len(requests), BATCH):
+        for result in scheduling.create_scheduled_events(ctx, requests[start : start + BATCH]):
+            if isinstance(result, MissionError):
+                raise result
     report = run_until_idle(Dispatcher(ctx), ctx.clock)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     ctx.engine.dispose()
