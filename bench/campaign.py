@@ -47,6 +47,10 @@ sys.path.insert(0, str(ROOT))
 WALL_TARGET_S = 60.0
 LINEAR_TARGET = 1.3
 PLANNER_CPU_TARGET_MS = 2.0
+#: Calls scheduled per ``create_scheduled_events`` in the baseline: ``planner.graph.BATCH``,
+#: what a parallel run schedules at a time (not imported: the planner's imports would count
+#: in the baseline's peak RSS).
+BATCH = 200
 START = "2026-03-10T16:00:00Z"  # Tuesday, 11:00 in New York, 10:00 in Chicago
 ZONES = {"America/New_York", "America/Chicago"}
 
@@ -185,7 +189,6 @@ def run_baseline(count: int) -> dict[str, Any]:
     from mission_server.engine.listeners import install_listeners
     from mission_server.errors import MissionError
     from mission_server.services import assistants, insights, scheduling
-    from planner.graph import BATCH
 
     directory = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
     world, spec = world_and_spec(count, directory)
