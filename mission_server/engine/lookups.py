@@ -61,6 +61,8 @@ class Lookups:
         assistant_ids = sorted({r["assistant_id"] for r in pending})
         run_ids = sorted({r["run_id"] for r in rows if r["run_id"]})
         targets = sorted({r["telnyx_end_user_target"] for r in pending})
+        if not pending and not run_ids:
+            return cls(assistants={}, runs={}, do_not_call=set(), asks={})
         with engine.connect() as conn:
             assistants = (
                 {
