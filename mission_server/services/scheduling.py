@@ -6,7 +6,12 @@ top of the first attempt; ``retry_interval_secs`` 60–86400 is required when re
 rejected otherwise; both are rejected for ``sms_chat``, where ``text`` is required;
 ``scheduled_at_fixed_datetime`` must be in the future.
 
-Size: about 680 lines, one module on purpose: creating, listing and cancelling an event
+Creating one event and creating a campaign's batch (``create_scheduled_events``) are the same
+code: the rules on the request alone (``_check_request``), then the rules that read the time
+and the records (``_create_event``) through ``_Reads``, which reads each record once (a batch
+preloads what its requests name) and writes the events with one insert.
+
+Size: about 1,050 lines, one module on purpose: creating, listing and cancelling an event
 share its validation, the idempotency-key comparison and the lease rule that decides what a
 cancel may touch; the do-not-call list is ``services.do_not_call``, calling hours are
 ``domain.calling_hours``.
