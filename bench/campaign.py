@@ -184,6 +184,7 @@ def run_baseline(count: int) -> dict[str, Any]:
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     from mission_server.app import build_context
+    from mission_server.clock import VirtualClock
     from mission_server.engine.dispatcher import Dispatcher
     from mission_server.engine.drivers import run_until_idle
     from mission_server.engine.listeners import install_listeners
@@ -231,7 +232,9 @@ def run_baseline(count: int) -> dict[str, Any]:
         for result in scheduling.create_scheduled_events(ctx, requests[start : start + BATCH]):
             if isinstance(result, MissionError):
                 raise result
-    report = run_until_idle(Dispatcher(ctx), ctx.clock)
+    clock = ctx.clock
+    assert isinstance(clock, VirtualClock)
+    report = run_until_idle(Dispatcher(ctx), clock)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     ctx.engine.dispose()
     return {"placed": report.placed, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
