@@ -5,8 +5,9 @@ Each size runs in its own process (so peak RSS is that size's), twice:
 * ``planner``: ``MissionRunner.start`` with a parallel availability survey, driven on the
   virtual clock (``drive_virtual``) until the run has finished;
 * ``baseline``: the same calls without the planner — an assistant with the same insight,
-  every call scheduled directly through the service, dispatched on the virtual clock with the
-  same insight extraction.
+  every call scheduled directly through the service as the planner schedules them (``BATCH``
+  at a time with ``create_scheduled_events``), dispatched on the virtual clock with the same
+  insight extraction.
 
 The simulated world is generated here: fictional 555-01xx numbers over area codes in the
 Eastern and Central zones; every 10th target is busy on the first attempt (answers on the
@@ -46,6 +47,10 @@ sys.path.insert(0, str(ROOT))
 WALL_TARGET_S = 60.0
 LINEAR_TARGET = 1.3
 PLANNER_CPU_TARGET_MS = 2.0
+#: Calls scheduled per ``create_scheduled_events`` in the baseline: ``planner.graph.BATCH``,
+#: what a parallel run schedules at a time (not imported: the planner's imports would count
+#: in the baseline's peak RSS).
+BATCH = 200
 START = "2026-03-10T16:00:00Z"  # Tuesday, 11:00 in New York, 10:00 in Chicago
 ZONES = {"America/New_York", "America/Chicago"}
 
@@ -179,9 +184,11 @@ def run_baseline(count: int) -> dict[str, Any]:
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     from mission_server.app import build_context
+    from mission_server.clock import VirtualClock
     from mission_server.engine.dispatcher import Dispatcher
     from mission_server.engine.drivers import run_until_idle
     from mission_server.engine.listeners import install_listeners
+    from mission_server.errors import MissionError
     from mission_server.services import assistants, insights, scheduling
 
     directory = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
@@ -207,18 +214,27 @@ def run_baseline(count: int) -> dict[str, Any]:
         insight_group_id=group.insight_group_id,
     )
     assistants.assign_phone_number(ctx, assistant.assistant_id)
-    for target in spec["targets"]:
-        scheduling.create_scheduled_event(
-            ctx,
-            assistant_id=assistant.assistant_id,
-            channel="phone_call",
-            to=target["phone"],
-            dynamic_variables={"target_name": target["name"]},
-            conversation_metadata={"conversation_name": f"{target['name']} — call"},
-            max_retries_client_errors=1,
-            retry_interval_secs=600,
-        )
-    report = run_until_idle(Dispatcher(ctx), ctx.clock)
+    # Scheduled as a campaign schedules them: BATCH calls at a time in one transaction
+    # (``create_scheduled_events``, what the planner's ``schedule_calls`` uses).
+    requests = [
+        {
+            "assistant_id": assistant.assistant_id,
+            "channel": "phone_call",
+            "to": target["phone"],
+            "dynamic_variables": {"target_name": target["name"]},
+            "conversation_metadata": {"conversation_name": f"{target['name']} — call"},
+            "max_retries_client_errors": 1,
+            "retry_interval_secs": 600,
+        }
+        for target in spec["targets"]
+    ]
+    for start in range(0, len(requests), BATCH):
+        for result in scheduling.create_scheduled_events(ctx, requests[start : start + BATCH]):
+            if isinstance(result, MissionError):
+                raise result
+    clock = ctx.clock
+    assert isinstance(clock, VirtualClock)
+    report = run_until_idle(Dispatcher(ctx), clock)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     ctx.engine.dispose()
     return {"placed": report.placed, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}

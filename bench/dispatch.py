@@ -210,7 +210,7 @@ POSTGRES_SCALING_TARGET = 1.6
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pg", default=DEFAULT_PG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -39,17 +40,36 @@ def normalise_target(value: str, field: str = "to") -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, "must be a phone number in E.164 form or a SIP URI", value)
-    text = value.strip()
+    try:
+        return _normalised(value.strip())
+    except _NotATarget as refused:
+        raise ValidationError(field, refused.rule, value) from None
+
+
+class _NotATarget(Exception):
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+
+
+@lru_cache(maxsize=20_000)
+def _normalised(text: str) -> str:
+    """``normalise_target`` of stripped text, read once per spelling (a campaign's numbers are
+    normalised by the scheduler, the dispatcher's provider and the simulator alike).
+
+    Raises:
+        _NotATarget: with the rule broken (not cached).
+    """
     if is_sip_uri(text):
         return normalise_sip_uri(text)
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else "US")
     except phonenumbers.NumberParseException:
-        raise ValidationError(
-            field, "must be a phone number in E.164 form (e.g. +13125550101) or a SIP URI", value
+        raise _NotATarget(
+            "must be a phone number in E.164 form (e.g. +13125550101) or a SIP URI"
         ) from None
     if not phonenumbers.is_valid_number(parsed) and not _is_fictional_nanp(parsed):
-        raise ValidationError(field, "must be a valid, dialable phone number", value)
+        raise _NotATarget("must be a valid, dialable phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -103,16 +123,21 @@ def timezones_for_target(
 def number_timezones(target: str) -> list[str]:
     """The zones of a phone number (several for some), ``[]`` for a SIP URI or a number with
     no known region."""
+    return list(_number_timezones(target))
+
+
+@lru_cache(maxsize=20_000)
+def _number_timezones(target: str) -> tuple[str, ...]:
     if is_sip_uri(target):
-        return []
+        return ()
     try:
         parsed = phonenumbers.parse(target, None)
     except phonenumbers.NumberParseException:
-        return []
+        return ()
     zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
     if not zones and _is_fictional_nanp(parsed):
         # Fictional numbers carry no geography beyond the area code; look that up through a
         # real exchange in the same area code.
         probe = phonenumbers.parse(f"+1{str(parsed.national_number)[:3]}2000000", None)
         zones = [z for z in pn_timezone.time_zones_for_number(probe) if z != "Etc/Unknown"]
-    return sorted(set(zones))
+    return tuple(sorted(set(zones)))

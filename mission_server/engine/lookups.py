@@ -5,11 +5,12 @@ be placed.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
 from mission_server.engine.queue import EVENTS, RUNS
@@ -52,37 +53,41 @@ class Lookups:
 
     @classmethod
     def load(cls, engine: Engine, rows: list[dict[str, Any]]) -> Lookups:
-        assistant_ids = {r["assistant_id"] for r in rows}
-        run_ids = {r["run_id"] for r in rows if r["run_id"]}
-        targets = {r["telnyx_end_user_target"] for r in rows}
-        a_table = m.Assistant.__table__
-        dnc = m.DoNotCall.__table__
+        """What the batch's rows need: the runs of every row; for the rows still to be placed
+        (pending), their assistants, the asks of their insight groups, the do-not-call
+        entries of their targets and their assistants' numbers. A batch of calls in progress
+        only (a campaign's outcomes coming in) reads the runs alone."""
+        pending = [r for r in rows if r["status"] == "pending"]
+        assistant_ids = sorted({r["assistant_id"] for r in pending})
+        run_ids = sorted({r["run_id"] for r in rows if r["run_id"]})
+        targets = sorted({r["telnyx_end_user_target"] for r in pending})
+        if not pending and not run_ids:
+            return cls(assistants={}, runs={}, do_not_call=set(), asks={})
         with engine.connect() as conn:
-            assistants = {
-                r.assistant_id: dict(r._mapping)
-                for r in conn.execute(
-                    select(a_table).where(a_table.c.assistant_id.in_(assistant_ids))
-                )
-            }
-            runs = (
+            assistants = (
                 {
-                    r.run_id: dict(r._mapping)
-                    for r in conn.execute(select(RUNS).where(RUNS.c.run_id.in_(run_ids)))
+                    r.assistant_id: dict(r._mapping)
+                    for r in conn.execute(_ASSISTANTS, {"ids": assistant_ids})
                 }
+                if assistant_ids
+                else {}
+            )
+            runs = (
+                {r.run_id: dict(r._mapping) for r in conn.execute(_RUNS, {"ids": run_ids})}
                 if run_ids
                 else {}
             )
-            blocked = set(
-                conn.execute(select(dnc.c.target).where(dnc.c.target.in_(targets))).scalars()
+            blocked = (
+                set(conn.execute(_BLOCKED, {"targets": targets}).scalars()) if targets else set()
             )
-            groups = {a["insight_group_id"] for a in assistants.values() if a["insight_group_id"]}
+            groups = sorted(
+                {a["insight_group_id"] for a in assistants.values() if a["insight_group_id"]}
+            )
             asks = _asks(conn, groups) if groups else {}
             spread = {
                 r["assistant_id"]
-                for r in rows
-                if r["status"] == "pending"
-                and not r["caller_fixed"]
-                and r["telnyx_conversation_channel"] == "phone_call"
+                for r in pending
+                if not r["caller_fixed"] and r["telnyx_conversation_channel"] == "phone_call"
             }
             numbers, lines = _numbers(conn, spread) if spread else ({}, Counter())
         return cls(
@@ -100,16 +105,8 @@ class Lookups:
         ``reload_run``)."""
         # The SQL twin of the run gate (``Dispatcher._run_gate``, ``domain.guardrails``): only a
         # running run that needs no approval, or has it, may still place a call.
-        statement = (
-            update(RUNS)
-            .where(RUNS.c.run_id == run["run_id"])
-            .where(RUNS.c.status == "running")
-            .where(RUNS.c.approval_required.is_(False) | RUNS.c.approved_at.is_not(None))
-            .where(RUNS.c.call_budget.is_(None) | (RUNS.c.calls_placed < RUNS.c.call_budget))
-            .values(calls_placed=RUNS.c.calls_placed + 1)
-        )
         with engine.begin() as conn:
-            taken = conn.execute(statement).rowcount == 1
+            taken = conn.execute(_TAKE_BUDGET, {"budget_run": run["run_id"]}).rowcount == 1
         if taken:
             run["calls_placed"] = run["calls_placed"] + 1
         return taken
@@ -117,10 +114,30 @@ class Lookups:
     def reload_run(self, engine: Engine, run: dict[str, Any]) -> dict[str, Any]:
         """Read the run again (for this batch's later calls too) and return it."""
         with engine.connect() as conn:
-            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run["run_id"])).one()
+            row = conn.execute(_RUNS, {"ids": [run["run_id"]]}).one()
         fresh = dict(row._mapping)
         self.runs[run["run_id"]] = fresh
         return fresh
+
+
+_ASSISTANT_TABLE = m.Assistant.__table__
+_DO_NOT_CALL = m.DoNotCall.__table__
+_ASSISTANTS = select(_ASSISTANT_TABLE).where(
+    _ASSISTANT_TABLE.c.assistant_id.in_(bindparam("ids", expanding=True))
+)
+_RUNS = select(RUNS).where(RUNS.c.run_id.in_(bindparam("ids", expanding=True)))
+_BLOCKED = select(_DO_NOT_CALL.c.target).where(
+    _DO_NOT_CALL.c.target.in_(bindparam("targets", expanding=True))
+)
+#: One call counted against the run's budget, where the run may still place it.
+_TAKE_BUDGET = (
+    update(RUNS)
+    .where(RUNS.c.run_id == bindparam("budget_run"))
+    .where(RUNS.c.status == "running")
+    .where(RUNS.c.approval_required.is_(False) | RUNS.c.approved_at.is_not(None))
+    .where(RUNS.c.call_budget.is_(None) | (RUNS.c.calls_placed < RUNS.c.call_budget))
+    .values(calls_placed=RUNS.c.calls_placed + 1)
+)
 
 
 def _numbers(conn: Any, assistant_ids: set[str]) -> tuple[dict[str, list[str]], Counter[str]]:
@@ -146,27 +163,48 @@ def _numbers(conn: Any, assistant_ids: set[str]) -> tuple[dict[str, list[str]], 
     return numbers, lines
 
 
-def _asks(conn: Any, groups: set[str]) -> dict[str, tuple[AskedField, ...]]:
-    members = m.InsightGroupMember.__table__
-    insights = m.Insight.__table__
-    query = (
-        select(members.c.insight_group_id, insights.c.insight_id, insights.c.parameters)
-        .join(insights, insights.c.insight_id == members.c.insight_id)
-        .where(members.c.insight_group_id.in_(groups))
-        .order_by(members.c.insight_group_id, members.c.position)
-    )
+_MEMBERS = m.InsightGroupMember.__table__
+_INSIGHTS = m.Insight.__table__
+_ASKS = (
+    select(_MEMBERS.c.insight_group_id, _INSIGHTS.c.insight_id, _INSIGHTS.c.parameters)
+    .join(_INSIGHTS, _INSIGHTS.c.insight_id == _MEMBERS.c.insight_id)
+    .where(_MEMBERS.c.insight_group_id.in_(bindparam("groups", expanding=True)))
+    .order_by(_MEMBERS.c.insight_group_id, _MEMBERS.c.position)
+)
+
+
+def _asks(conn: Any, groups: list[str]) -> dict[str, tuple[AskedField, ...]]:
     found: dict[str, list[AskedField]] = {}
-    for group, insight_id, raw in conn.execute(query):
-        fields = found.setdefault(group, [])
-        for parameter in parse_parameters(raw or [], field=f"insight {insight_id} parameters"):
-            items = parameter.type[6:-1] if parameter.type.startswith("array(") else None
-            fields.append(
-                AskedField(
-                    name=parameter.name,
-                    type=parameter.type,
-                    description=parameter.description,
-                    enum=parameter.enum,
-                    items_type=items,
-                )
-            )
+    for group, insight_id, raw in conn.execute(_ASKS, {"groups": groups}):
+        found.setdefault(group, []).extend(_asked_fields(insight_id, raw))
     return {group: tuple(fields) for group, fields in found.items()}
+
+
+#: The fields of an insight's parameters, by (insight, parameters as JSON): read once per
+#: version of an insight, as a campaign's batches ask for the same few.
+_fields_read: dict[tuple[str, str], tuple[AskedField, ...]] = {}
+
+
+def _asked_fields(insight_id: str, raw: Any) -> tuple[AskedField, ...]:
+    try:
+        key = (insight_id, json.dumps(raw, sort_keys=True))
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _fields_read:
+        return _fields_read[key]
+    fields: list[AskedField] = []
+    for parameter in parse_parameters(raw or [], field=f"insight {insight_id} parameters"):
+        items = parameter.type[6:-1] if parameter.type.startswith("array(") else None
+        fields.append(
+            AskedField(
+                name=parameter.name,
+                type=parameter.type,
+                description=parameter.description,
+                enum=parameter.enum,
+                items_type=items,
+            )
+        )
+    read = tuple(fields)
+    if key is not None and len(_fields_read) < 1000:
+        _fields_read[key] = read
+    return read

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     JSON,
     Boolean,
+    Integer,
     String,
     bindparam,
     case,
@@ -96,7 +97,7 @@ def claim(
     pending, untouched: no attempt is charged."""
     with engine.begin() as conn:
         if limits is None or not limits.active:
-            rows = _take(conn, _due(now, batch_size, postgres), worker_id, lease_until)
+            rows = _take(conn, worker_id, now, lease_until, batch_size, postgres)
         else:
             rows = _claim_limited(conn, worker_id, now, lease_until, batch_size, postgres, limits)
     rows.sort(key=lambda r: r["due_at"])
@@ -118,43 +119,6 @@ class DialLimits:
 
 #: A phone call still to be dialled: the rows the limits hold back.
 _TO_DIAL = (EVENTS.c.status == "pending") & (EVENTS.c.telnyx_conversation_channel == "phone_call")
-
-
-def _due(now: datetime, limit: int, postgres: bool, *where: Any) -> Any:
-    """The ids of up to ``limit`` unheld, unleased rows due at ``now``, by due time."""
-    due = (
-        select(EVENTS.c.scheduled_event_id)
-        .where(
-            EVENTS.c.status.in_(("pending", "in_progress")),
-            EVENTS.c.hold_reason.is_(None),
-            EVENTS.c.due_at <= now,
-            (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
-            *where,
-        )
-        .order_by(EVENTS.c.due_at)
-        .limit(limit)
-    )
-    if postgres:
-        due = due.with_for_update(skip_locked=True)
-    return due
-
-
-def _take(conn: Any, due: Any, worker_id: str, lease_until: datetime) -> list[dict[str, Any]]:
-    """Lease the rows ``due`` selects to ``worker_id``; the rows as they now are."""
-    statement = (
-        update(EVENTS)
-        .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
-        .values(
-            # SET expressions see the old row: an unreleased lease means its holder died,
-            # perhaps after placing; a row released as recovered had a create go unanswered.
-            recovered=EVENTS.c.lease_owner.is_not(None) | EVENTS.c.recovered,
-            lease_owner=worker_id,
-            lease_expires_at=lease_until,
-        )
-        .returning(*_RETURNED)
-    )
-    result = conn.execute(statement)
-    return [_decoded(dict(zip(_NAMES, row, strict=True))) for row in result]
 
 
 # The claimed rows are read with the driver's own values for the JSON, timestamp and boolean
@@ -207,6 +171,66 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+@lru_cache(maxsize=16)
+def _claim_statement(postgres: bool, to_dial: bool | None) -> Any:
+    """The claim of ``_take``: lease to ``:claim_owner`` until ``:claim_until`` the ids of up
+    to ``:claim_limit`` unheld, unleased rows due at ``:claim_now``, by due time; ``to_dial``
+    narrows it to the calls still to be dialled (True) or to every other row (False).
+
+    Built once per shape, so that SQLAlchemy computes its cache key once too."""
+    narrow = () if to_dial is None else ((_TO_DIAL,) if to_dial else (~_TO_DIAL,))
+    now = bindparam("claim_now", type_=UTCDateTime())
+    due = (
+        select(EVENTS.c.scheduled_event_id)
+        .where(
+            EVENTS.c.status.in_(("pending", "in_progress")),
+            EVENTS.c.hold_reason.is_(None),
+            EVENTS.c.due_at <= now,
+            (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
+            *narrow,
+        )
+        .order_by(EVENTS.c.due_at)
+        .limit(bindparam("claim_limit", type_=Integer()))
+    )
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(EVENTS)
+        .where(EVENTS.c.scheduled_event_id.in_(due.scalar_subquery()))
+        .values(
+            # SET expressions see the old row: an unreleased lease means its holder died,
+            # perhaps after placing; a row released as recovered had a create go unanswered.
+            recovered=EVENTS.c.lease_owner.is_not(None) | EVENTS.c.recovered,
+            lease_owner=bindparam("claim_owner", type_=String()),
+            lease_expires_at=bindparam("claim_until", type_=UTCDateTime()),
+        )
+        .returning(*_RETURNED)
+    )
+
+
+def _take(
+    conn: Any,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    postgres: bool,
+    to_dial: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Lease to ``worker_id`` until ``lease_until`` up to ``limit`` rows due at ``now``, by
+    due time (``_claim_statement``); the rows as they now are."""
+    result = conn.execute(
+        _claim_statement(postgres, to_dial),
+        {
+            "claim_now": now,
+            "claim_limit": limit,
+            "claim_owner": worker_id,
+            "claim_until": lease_until,
+        },
+    )
+    return [_decoded(dict(zip(_NAMES, row, strict=True))) for row in result]
+
+
 def _claim_limited(
     conn: Any,
     worker_id: str,
@@ -218,7 +242,7 @@ def _claim_limited(
 ) -> list[dict[str, Any]]:
     next_dial = _lock_pacing(conn)
     # Calls in progress and texts are never held back.
-    rows = _take(conn, _due(now, batch_size, postgres, ~_TO_DIAL), worker_id, lease_until)
+    rows = _take(conn, worker_id, now, lease_until, batch_size, postgres, to_dial=False)
     room = batch_size - len(rows)
     if limits.max_calls is not None:
         room = min(room, limits.max_calls - _lines_in_use(conn, now))
@@ -230,7 +254,7 @@ def _claim_limited(
         room = min(room, 1)
     if room <= 0:
         return rows
-    dialled = _take(conn, _due(now, room, postgres, _TO_DIAL), worker_id, lease_until)
+    dialled = _take(conn, worker_id, now, lease_until, room, postgres, to_dial=True)
     if dialled and limits.interval_secs is not None:
         start = now if next_dial is None else max(as_utc(next_dial) or now, now)
         slot = start + timedelta(seconds=limits.interval_secs * len(dialled))
@@ -238,14 +262,16 @@ def _claim_limited(
     return rows + dialled
 
 
+_PACING_LOCK = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1).with_for_update()
+
+
 def _lock_pacing(conn: Any) -> datetime | None:
     """Lock the ``dial_pacing`` row (creating it the first time) for this transaction; the
     next dial slot it holds."""
-    query = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1).with_for_update()
-    found = conn.execute(query).first()
+    found = conn.execute(_PACING_LOCK).first()
     if found is None:
         conn.execute(_insert_missing_pacing(conn))
-        found = conn.execute(query).first()
+        found = conn.execute(_PACING_LOCK).first()
     return as_utc(found[0]) if found is not None else None
 
 
@@ -259,14 +285,47 @@ def _insert_missing_pacing(conn: Any) -> Any:
     return sqlite_insert(PACING).values(pacing_id=1).on_conflict_do_nothing()
 
 
+#: Phone calls in progress, and calls leased for dialling at ``:lines_now`` (a claim may be
+#: placing them). The statements of this module are built once (their cache keys too).
+_LINES_IN_USE = (
+    select(func.count())
+    .select_from(EVENTS)
+    .where(
+        (EVENTS.c.telnyx_conversation_channel == "phone_call")
+        & (
+            (EVENTS.c.status == "in_progress")
+            | (
+                (EVENTS.c.status == "pending")
+                & EVENTS.c.lease_owner.is_not(None)
+                & (EVENTS.c.lease_expires_at > bindparam("lines_now", type_=UTCDateTime()))
+            )
+        )
+    )
+)
+
+
 def _lines_in_use(conn: Any, now: datetime) -> int:
     """Phone calls in progress, and calls leased for dialling (a claim may be placing them)."""
-    leased = EVENTS.c.lease_owner.is_not(None) & (EVENTS.c.lease_expires_at > now)
-    in_use = (EVENTS.c.telnyx_conversation_channel == "phone_call") & (
-        (EVENTS.c.status == "in_progress") | ((EVENTS.c.status == "pending") & leased)
-    )
-    query = select(func.count()).select_from(EVENTS).where(in_use)
-    return int(conn.execute(query).scalar_one())
+    return int(conn.execute(_LINES_IN_USE, {"lines_now": now}).scalar_one())
+
+
+_lease_end = EVENTS.c.lease_expires_at
+#: When a row needs attention: its due time, or the end of a lease held past it.
+_ATTENTION = case(
+    (_lease_end.is_not(None) & (_lease_end > EVENTS.c.due_at), _lease_end),
+    else_=EVENTS.c.due_at,
+)
+_UNFINISHED = (
+    EVENTS.c.status.in_(("pending", "in_progress")),
+    EVENTS.c.hold_reason.is_(None),
+)
+_NEXT_ANY = select(func.min(_ATTENTION)).where(*_UNFINISHED)
+_NEXT_NOT_TO_DIAL = select(func.min(_ATTENTION)).where(*_UNFINISHED, ~_TO_DIAL)
+_NEXT_TO_DIAL = select(func.min(_ATTENTION)).where(*_UNFINISHED, _TO_DIAL)
+_NEXT_LEASE_TO_DIAL = select(func.min(_lease_end)).where(
+    *_UNFINISHED, _TO_DIAL, EVENTS.c.lease_owner.is_not(None)
+)
+_NEXT_SLOT = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1)
 
 
 def next_due(
@@ -279,39 +338,32 @@ def next_due(
     With ``limits``, a call waiting to be dialled needs attention at its dial slot at the
     earliest, and while every line is in use (at ``now``) only when a lease held for dialling
     ends; the calls in progress, which free the lines, are looked at as ever."""
-    lease_end = EVENTS.c.lease_expires_at
-    attention = case(
-        (lease_end.is_not(None) & (lease_end > EVENTS.c.due_at), lease_end),
-        else_=EVENTS.c.due_at,
-    )
-    unfinished = (
-        EVENTS.c.status.in_(("pending", "in_progress")),
-        EVENTS.c.hold_reason.is_(None),
-    )
     with reader(engine).connect() as conn:
         if limits is None or not limits.active:
-            return as_utc(conn.execute(select(func.min(attention)).where(*unfinished)).scalar())
+            return as_utc(conn.execute(_NEXT_ANY).scalar())
         now = now or datetime.now(UTC)
-        found = [conn.execute(select(func.min(attention)).where(*unfinished, ~_TO_DIAL)).scalar()]
+        found = [conn.execute(_NEXT_NOT_TO_DIAL).scalar()]
         if limits.max_calls is not None and _lines_in_use(conn, now) >= limits.max_calls:
-            held = select(func.min(lease_end)).where(
-                *unfinished, _TO_DIAL, EVENTS.c.lease_owner.is_not(None)
-            )
-            found.append(conn.execute(held).scalar())
+            found.append(conn.execute(_NEXT_LEASE_TO_DIAL).scalar())
         else:
-            waiting = as_utc(
-                conn.execute(select(func.min(attention)).where(*unfinished, _TO_DIAL)).scalar()
-            )
+            waiting = as_utc(conn.execute(_NEXT_TO_DIAL).scalar())
             if waiting is not None and limits.interval_secs is not None:
-                slot = conn.execute(
-                    select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1)
-                ).scalar()
-                slot = as_utc(slot)
+                slot = as_utc(conn.execute(_NEXT_SLOT).scalar())
                 if slot is not None and slot > waiting:
                     waiting = slot
             found.append(waiting)
     moments = [as_utc(v) for v in found if v is not None]
     return min(t for t in moments if t is not None) if moments else None
+
+
+_INSERT_ATTEMPTS = insert(ATTEMPTS)
+_INSERT_CONVERSATIONS = insert(CONVERSATIONS)
+_INSERT_MESSAGES = insert(MESSAGES)
+_INSERT_RUN_EVENTS = insert(RUN_EVENTS)
+#: Which of the conversations ``:ids`` are already recorded.
+_CONVERSATIONS_FOUND = select(CONVERSATIONS.c.conversation_id).where(
+    CONVERSATIONS.c.conversation_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: datetime) -> None:
@@ -351,28 +403,21 @@ def record(engine: Engine, worker_id: str, work: Sequence[Recordable], now: date
             # A run resumed or approved after this batch read it has already released its
             # calls; the holds just written must not outlive that (nothing would ever
             # release them again).
-            conn.execute(_release_stale_holds(held))
+            conn.execute(_RELEASE_STALE_HOLDS, {"held": held})
         if attempts:
-            conn.execute(insert(ATTEMPTS), attempts)
+            conn.execute(_INSERT_ATTEMPTS, attempts)
         if conversations:
-            existing = set(
-                conn.execute(
-                    select(CONVERSATIONS.c.conversation_id).where(
-                        CONVERSATIONS.c.conversation_id.in_(
-                            [c["conversation_id"] for c in conversations]
-                        )
-                    )
-                ).scalars()
-            )
+            ids = [c["conversation_id"] for c in conversations]
+            existing = set(conn.execute(_CONVERSATIONS_FOUND, {"ids": ids}).scalars())
             fresh = [c for c in conversations if c["conversation_id"] not in existing]
             if fresh:
-                conn.execute(insert(CONVERSATIONS), fresh)
-                ids = {c["conversation_id"] for c in fresh}
-                fresh_messages = [x for x in messages if x["conversation_id"] in ids]
+                conn.execute(_INSERT_CONVERSATIONS, fresh)
+                fresh_ids = {c["conversation_id"] for c in fresh}
+                fresh_messages = [x for x in messages if x["conversation_id"] in fresh_ids]
                 if fresh_messages:
-                    conn.execute(insert(MESSAGES), fresh_messages)
+                    conn.execute(_INSERT_MESSAGES, fresh_messages)
         if run_events:
-            conn.execute(insert(RUN_EVENTS), run_events)
+            conn.execute(_INSERT_RUN_EVENTS, run_events)
 
 
 #: The columns the act phase may change.
@@ -422,8 +467,8 @@ def _release(worker_id: str, columns: tuple[str, ...]) -> Any:
     )
 
 
-def _release_stale_holds(event_ids: list[str]) -> Any:
-    """Clear the hold of each of these events whose run no longer holds its calls.
+def _release_stale_holds() -> Any:
+    """Clear the hold of each of the events ``:held`` whose run no longer holds its calls.
 
     The hold rule of ``domain.guardrails.hold_reason`` in SQL, per written hold: a ``paused``
     hold stands while the run is paused, an ``awaiting_approval`` hold while the run requires
@@ -444,10 +489,16 @@ def _release_stale_holds(event_ids: list[str]) -> Any:
     )
     return (
         update(EVENTS)
-        .where(EVENTS.c.scheduled_event_id.in_(event_ids), EVENTS.c.hold_reason.is_not(None))
+        .where(
+            EVENTS.c.scheduled_event_id.in_(bindparam("held", expanding=True)),
+            EVENTS.c.hold_reason.is_not(None),
+        )
         .where(~still_held)
         .values(hold_reason=None)
     )
+
+
+_RELEASE_STALE_HOLDS = _release_stale_holds()
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -6,7 +6,12 @@ top of the first attempt; ``retry_interval_secs`` 60–86400 is required when re
 rejected otherwise; both are rejected for ``sms_chat``, where ``text`` is required;
 ``scheduled_at_fixed_datetime`` must be in the future.
 
-Size: about 680 lines, one module on purpose: creating, listing and cancelling an event
+Creating one event and creating a campaign's batch (``create_scheduled_events``) are the same
+code: the rules on the request alone (``_check_request``), then the rules that read the time
+and the records (``_create_event``) through ``_Reads``, which reads each record once (a batch
+preloads what its requests name) and writes the events with one insert.
+
+Size: about 1,050 lines, one module on purpose: creating, listing and cancelling an event
 share its validation, the idempotency-key comparison and the lease rule that decides what a
 cancel may touch; the do-not-call list is ``services.do_not_call``, calling hours are
 ``domain.calling_hours``.
@@ -15,11 +20,13 @@ cancel may touch; the do-not-call list is ``services.do_not_call``, calling hour
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -47,6 +54,7 @@ from state.transitions import (
     SCHEDULED_EVENT_TRANSITIONS,
     check_transition,
 )
+from state.types import new_id
 
 CHANNELS = ("phone_call", "sms_chat")
 MAX_RETRIES = (0, 10)
@@ -193,28 +201,34 @@ def create_scheduled_event(
         ValidationError, NotFound (assistant, run, step), ConflictError, GuardrailError
         (do-not-call list, finished run).
     """
-    with session_scope(ctx.engine) as session:
-        out, wake_at = _create_event(
-            ctx,
-            session,
-            assistant_id=assistant_id,
-            channel=channel,
-            to=to,
-            from_number=from_number,
-            scheduled_at=scheduled_at,
-            text=text,
-            dynamic_variables=dynamic_variables,
-            conversation_metadata=conversation_metadata,
-            max_retries_client_errors=max_retries_client_errors,
-            retry_interval_secs=retry_interval_secs,
-            run_id=run_id,
-            step_id=step_id,
-            idempotency_key=idempotency_key,
-            timezone=timezone,
-            calling_window=calling_window,
-        )
-    if wake_at is not None:
-        ctx.wake(wake_at)
+    checked = _check_request(
+        assistant_id=assistant_id,
+        channel=channel,
+        to=to,
+        from_number=from_number,
+        scheduled_at=scheduled_at,
+        text=text,
+        dynamic_variables=dynamic_variables,
+        conversation_metadata=conversation_metadata,
+        max_retries_client_errors=max_retries_client_errors,
+        retry_interval_secs=retry_interval_secs,
+        run_id=run_id,
+        step_id=step_id,
+        idempotency_key=idempotency_key,
+        timezone=timezone,
+        calling_window=calling_window,
+    )
+    try:
+        with session_scope(ctx.engine) as session:
+            reads = _Reads(session)
+            out = _create_event(ctx, reads, checked)
+            reads.write()
+    except IntegrityError:
+        raise ConflictError(
+            f"idempotency_key {checked.idempotency_key!r} was used concurrently; retry the request"
+        ) from None
+    if reads.wakes:
+        ctx.wake(reads.wakes[0])
     return out
 
 
@@ -225,20 +239,34 @@ def create_scheduled_events(
     takes, with the same rules; return, in order, each event or the error that refused it
     (a refused request writes nothing, the others are still scheduled). Should two writers
     race on an idempotency key, the batch is redone one request at a time.
+
+    What the rules read is read once for the batch: the first events of the idempotency keys,
+    the do-not-call entries of the targets and the plan steps named, in one query each; each
+    assistant, its numbers and each run once. The events (and their run events) are written
+    with one insert each.
     """
     results: list[ScheduledEventOut | MissionError] = []
-    wakes: list[datetime] = []
+    checked: list[_Checked | None] = []
+    for request in requests:
+        try:
+            checked.append(_check_request(**request))
+        except MissionError as exc:
+            checked.append(None)
+            results.append(exc)
+            continue
+        results.append(_PENDING)
     try:
         with session_scope(ctx.engine) as session:
-            for request in requests:
-                try:
-                    out, wake_at = _create_event(ctx, session, batch=True, **request)
-                except MissionError as exc:
-                    results.append(exc)
+            reads = _Reads(session)
+            reads.preload([c for c in checked if c is not None])
+            for index, item in enumerate(checked):
+                if item is None:
                     continue
-                results.append(out)
-                if wake_at is not None:
-                    wakes.append(wake_at)
+                try:
+                    results[index] = _create_event(ctx, reads, item)
+                except MissionError as exc:
+                    results[index] = exc
+            reads.write()
     except IntegrityError:
         results = []
         for request in requests:
@@ -247,14 +275,57 @@ def create_scheduled_events(
             except MissionError as exc:
                 results.append(exc)
         return results
-    if wakes:
-        ctx.wake(min(wakes))
+    if reads.wakes:
+        ctx.wake(min(reads.wakes))
     return results
 
 
-def _create_event(
-    ctx: Context,
-    session: Session,
+#: A placeholder in ``create_scheduled_events``' results while the batch is written.
+_PENDING: Any = object()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A request to schedule, after the rules that need neither the database nor the time:
+    the values as they are stored."""
+
+    assistant_id: str
+    channel: str
+    target: str
+    retries: int
+    interval: int | None
+    text: str | None
+    variables: dict[str, Any]
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    window: CallingWindow
+    zones: list[str]
+    given_from: str | None
+    asked_for: datetime | None
+    run_id: str | None
+    step_id: str | None
+
+    def asked(self) -> dict[str, Any]:
+        """What ``_same_request_or_conflict`` compares with an idempotency key's first event."""
+        return {
+            "assistant_id": self.assistant_id,
+            "telnyx_conversation_channel": self.channel,
+            "to": self.target,
+            "from_number": self.given_from,
+            "scheduled_at": self.asked_for,
+            "text": self.text,
+            "dynamic_variables": self.variables,
+            "conversation_metadata": self.metadata,
+            "max_retries_client_errors": self.retries,
+            "retry_interval_secs": self.interval,
+            "run_id": self.run_id,
+            "step_id": self.step_id,
+            "timezone": self.zones,
+            "calling_window": self.window.to_dict(),
+        }
+
+
+def _check_request(
     *,
     assistant_id: str,
     channel: str,
@@ -271,10 +342,12 @@ def _create_event(
     idempotency_key: str | None = None,
     timezone: str | None = None,
     calling_window: dict[str, Any] | None = None,
-    batch: bool = False,
-) -> tuple[ScheduledEventOut, datetime | None]:
-    """The body of ``create_scheduled_event`` in a session the caller holds; returns the
-    event and when to wake the dispatcher (None when held). Raises as it does."""
+) -> _Checked:
+    """The rules of ``create_scheduled_event`` on the request alone, in their order.
+
+    Raises:
+        ValidationError.
+    """
     require_choice(channel, "telnyx_conversation_channel", CHANNELS)
     target = normalise_target(to, "to")
     retries, interval = validate_retry_policy(
@@ -291,39 +364,197 @@ def _create_event(
     window = CallingWindow.from_dict(calling_window)
     zones = timezones_for_target(target, timezone)
     given_from = None if from_number is None else normalise_target(from_number, "from_number")
-    asked_for = _parse_scheduled_at(scheduled_at)
-    now = ctx.now()
+    return _Checked(
+        assistant_id=assistant_id,
+        channel=channel,
+        target=target,
+        retries=retries,
+        interval=interval,
+        text=text,
+        variables=variables,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+        window=window,
+        zones=zones,
+        given_from=given_from,
+        asked_for=_parse_scheduled_at(scheduled_at),
+        run_id=run_id,
+        step_id=step_id,
+    )
 
-    if idempotency_key is not None:
-        existing = session.exec(
-            select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == idempotency_key)
-        ).first()
-        if existing is not None:
-            same = _same_request_or_conflict(
-                session,
-                existing,
-                {
-                    "assistant_id": assistant_id,
-                    "telnyx_conversation_channel": channel,
-                    "to": target,
-                    "from_number": given_from,
-                    "scheduled_at": asked_for,
-                    "text": text,
-                    "dynamic_variables": variables,
-                    "conversation_metadata": metadata,
-                    "max_retries_client_errors": retries,
-                    "retry_interval_secs": interval,
-                    "run_id": run_id,
-                    "step_id": step_id,
-                    "timezone": zones,
-                    "calling_window": window.to_dict(),
-                },
+
+#: How many values one ``IN (…)`` of the batch's look-ups carries.
+_IN_CHUNK = 500
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
+
+
+class _Reads:
+    """What scheduling reads and writes in one transaction: each record it reads is read once
+    (preloaded for a batch), and the events it makes are written together (``write``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._assistants: dict[str, m.Assistant] = {}
+        self._first_numbers: dict[str, m.PhoneNumber | None] = {}
+        self._numbers: dict[str, m.PhoneNumber | None] = {}
+        self._runs: dict[str, m.Run] = {}
+        #: Preloaded for a batch (None: looked up one at a time).
+        self._existing: dict[str, m.ScheduledEvent] | None = None
+        self._attempts: dict[str, list[m.CallAttempt]] = {}
+        self._steps: set[tuple[str, str]] | None = None
+        self._blocked: set[str] | None = None
+        #: The events made here, by idempotency key (they are the first events of their keys).
+        self._made: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+        self.run_events: list[dict[str, Any]] = []
+        #: When to wake the dispatcher: the due time of each event made that is not held.
+        self.wakes: list[datetime] = []
+
+    def preload(self, checked: list[_Checked]) -> None:
+        """Read, for the whole batch, in one query each: the events of the idempotency keys
+        (and their attempts), the do-not-call entries of the targets, the plan steps named."""
+        session = self.session
+        keys = sorted({c.idempotency_key for c in checked if c.idempotency_key is not None})
+        self._existing = {}
+        for chunk in _chunks(keys):
+            for row in session.exec(
+                select(m.ScheduledEvent).where(col(m.ScheduledEvent.idempotency_key).in_(chunk))
+            ):
+                assert row.idempotency_key is not None
+                self._existing[row.idempotency_key] = row
+        if self._existing:
+            self._attempts = attempts_by_event(
+                session, [row.scheduled_event_id for row in self._existing.values()]
             )
-            return same, None
-    if asked_for is None:
+        targets = sorted({c.target for c in checked})
+        self._blocked = set()
+        for chunk in _chunks(targets):
+            self._blocked.update(
+                session.exec(select(m.DoNotCall.target).where(col(m.DoNotCall.target).in_(chunk)))
+            )
+        steps = {(c.run_id, c.step_id) for c in checked if c.run_id and c.step_id is not None}
+        self._steps = set()
+        for run_id in sorted({run_id for run_id, _ in steps}):
+            wanted = sorted(step for run, step in steps if run == run_id)
+            for chunk in _chunks(wanted):
+                found = session.exec(
+                    select(m.PlanStep.step_id).where(
+                        m.PlanStep.run_id == run_id, col(m.PlanStep.step_id).in_(chunk)
+                    )
+                )
+                self._steps.update((run_id, step) for step in found)
+
+    def first_event(self, key: str) -> tuple[Any, list[m.CallAttempt]] | None:
+        """The first event of idempotency key ``key`` and its attempts, if there is one."""
+        made = self._made.get(key)
+        if made is not None:
+            return made, []
+        if self._existing is not None:
+            row = self._existing.get(key)
+            if row is None:
+                return None
+            return row, self._attempts.get(row.scheduled_event_id, [])
+        row = self.session.exec(
+            select(m.ScheduledEvent).where(m.ScheduledEvent.idempotency_key == key)
+        ).first()
+        if row is None:
+            return None
+        return row, attempts_by_event(self.session, [row.scheduled_event_id]).get(
+            row.scheduled_event_id, []
+        )
+
+    def assistant(self, assistant_id: str) -> m.Assistant:
+        """Raises: NotFound."""
+        found = self._assistants.get(assistant_id)
+        if found is None:
+            found = self._assistants[assistant_id] = load_assistant(self.session, assistant_id)
+        return found
+
+    def first_number(self, assistant_id: str) -> m.PhoneNumber | None:
+        """The assistant's number a call is made from unless it names one (HD voice first)."""
+        if assistant_id not in self._first_numbers:
+            self._first_numbers[assistant_id] = self.session.exec(
+                select(m.PhoneNumber)
+                .where(m.PhoneNumber.assistant_id == assistant_id)
+                .order_by(col(m.PhoneNumber.hd_voice).desc())
+            ).first()
+        return self._first_numbers[assistant_id]
+
+    def number(self, phone_number: str) -> m.PhoneNumber | None:
+        if phone_number not in self._numbers:
+            self._numbers[phone_number] = self.session.get(m.PhoneNumber, phone_number)
+        return self._numbers[phone_number]
+
+    def run(self, run_id: str) -> m.Run:
+        """Raises: NotFound."""
+        found = self._runs.get(run_id)
+        if found is None:
+            found = self._runs[run_id] = load_run(self.session, run_id)
+        return found
+
+    def has_step(self, run_id: str, step_id: str) -> bool:
+        if self._steps is not None:
+            return (run_id, step_id) in self._steps
+        return (
+            self.session.exec(
+                select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
+            ).first()
+            is not None
+        )
+
+    def do_not_call(self, target: str) -> bool:
+        if self._blocked is not None:
+            return target in self._blocked
+        return is_do_not_call(self.session, target)
+
+    def add(self, event: dict[str, Any], run_event: dict[str, Any] | None) -> ScheduledEventOut:
+        """Keep a new event (and its run event) for ``write``; the event as returned."""
+        self.events.append(event)
+        if run_event is not None:
+            self.run_events.append(run_event)
+        row = SimpleNamespace(**event)
+        if event["idempotency_key"] is not None:
+            self._made[event["idempotency_key"]] = row
+        if event["hold_reason"] is None:
+            self.wakes.append(event["due_at"])
+        return ScheduledEventOut.of(cast(m.ScheduledEvent, row), [])
+
+    def write(self) -> None:
+        """Insert the events made, then their run events, one statement each.
+
+        Raises:
+            IntegrityError: an idempotency key was used concurrently.
+        """
+        conn = self.session.connection()
+        if self.events:
+            conn.execute(insert(m.ScheduledEvent.__table__), self.events)
+        if self.run_events:
+            conn.execute(insert(m.Event.__table__), self.run_events)
+
+
+def _create_event(ctx: Context, reads: _Reads, checked: _Checked) -> ScheduledEventOut:
+    """The rules of ``create_scheduled_event`` that read the time or the database, in their
+    order; the event made (kept in ``reads`` to be written), or the first event of its
+    idempotency key.
+
+    Raises:
+        ValidationError, NotFound, ConflictError, GuardrailError.
+    """
+    c = checked
+    assistant_id, target, run_id, step_id = c.assistant_id, c.target, c.run_id, c.step_id
+    now = ctx.now()
+    if c.idempotency_key is not None:
+        first = reads.first_event(c.idempotency_key)
+        if first is not None:
+            existing, attempts = first
+            return _same_request_or_conflict(existing, c.asked(), attempts)
+    if c.asked_for is None:
         requested = now
     else:
-        requested = asked_for
+        requested = c.asked_for
         if requested <= now:
             raise ValidationError(
                 "scheduled_at",
@@ -337,14 +568,10 @@ def _create_event(
                 f"(server time is {now.isoformat()})",
                 requested.isoformat(),
             )
-    due, reason = defer_for_calling_hours(requested, zones, window, ctx.provider.schedule_lead)
-    assistant = load_assistant(session, assistant_id)
-    if given_from is None:
-        number = session.exec(
-            select(m.PhoneNumber)
-            .where(m.PhoneNumber.assistant_id == assistant_id)
-            .order_by(col(m.PhoneNumber.hd_voice).desc())
-        ).first()
+    due, reason = defer_for_calling_hours(requested, c.zones, c.window, ctx.provider.schedule_lead)
+    assistant = reads.assistant(assistant_id)
+    if c.given_from is None:
+        number = reads.first_number(assistant_id)
         if number is None:
             raise ValidationError(
                 "from_number",
@@ -354,13 +581,13 @@ def _create_event(
             )
         agent_target = number.phone_number
     else:
-        agent_target = given_from
-        number = session.get(m.PhoneNumber, agent_target)
+        agent_target = c.given_from
+        number = reads.number(agent_target)
         if number is None or number.assistant_id != assistant_id:
             raise ValidationError(
                 "from_number", "must be a number assigned to this assistant", agent_target
             )
-    if channel == "sms_chat" and isinstance(ctx.provider, SmsPlatform):
+    if c.channel == "sms_chat" and isinstance(ctx.provider, SmsPlatform):
         # Refused here, at scheduling time, when the account cannot send SMS.
         ctx.provider.prepare_sms(
             assistant.provider_ref or assistant.assistant_id,
@@ -372,78 +599,75 @@ def _create_event(
         )
     hold = None
     if run_id is not None:
-        run = load_run(session, run_id)
+        run = reads.run(run_id)
         refuse_finished_run(run_id, run.status, "schedule calls")
         hold = hold_reason(run.status, run.approval_required, run.approved_at)
-        if (
-            step_id is not None
-            and session.exec(
-                select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
-            ).first()
-            is None
-        ):
+        if step_id is not None and not reads.has_step(run_id, step_id):
             raise ValidationError("step_id", "must name a step of the run's plan", step_id)
-    if is_do_not_call(session, target):
+    if reads.do_not_call(target):
         raise GuardrailError(f"{target} is on the do-not-call list; it will not be contacted")
-    row = m.ScheduledEvent(
-        assistant_id=assistant_id,
-        run_id=run_id,
-        step_id=step_id,
-        telnyx_conversation_channel=channel,
-        telnyx_end_user_target=target,
-        telnyx_agent_target=agent_target,
-        caller_fixed=given_from is not None,
-        scheduled_at_fixed_datetime=due,
-        requested_at=requested,
-        due_at=due,
-        text=text,
-        dynamic_variables=variables,
-        conversation_metadata=metadata,
-        max_retries_client_errors=retries,
-        retry_interval_secs=interval,
-        status="pending",
-        errors=[],
-        idempotency_key=idempotency_key,
-        timezones=zones,
-        calling_window=window.to_dict(),
-        hold_reason=hold,
-        deferrals=[deferral_record(requested, due, reason, now)] if reason else [],
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
+    event_id = new_id()
+    event = {
+        "scheduled_event_id": event_id,
+        "assistant_id": assistant_id,
+        "run_id": run_id,
+        "step_id": step_id,
+        "telnyx_conversation_channel": c.channel,
+        "telnyx_end_user_target": target,
+        "telnyx_agent_target": agent_target,
+        "scheduled_at_fixed_datetime": due,
+        "requested_at": requested,
+        "due_at": due,
+        "text": c.text,
+        "dynamic_variables": c.variables,
+        "conversation_metadata": c.metadata,
+        "max_retries_client_errors": c.retries,
+        "retry_interval_secs": c.interval,
+        "status": "pending",
+        "call_status": None,
+        "conversation_id": None,
+        "errors": [],
+        "idempotency_key": c.idempotency_key,
+        "timezones": c.zones,
+        "calling_window": c.window.to_dict(),
+        "deferrals": [deferral_record(requested, due, reason, now)] if reason else [],
+        "hold_reason": hold,
+        "current_attempt": 0,
+        "in_flight_call_control_id": None,
+        "in_flight_placed_at": None,
+        "in_flight_context": None,
+        "recovered": False,
+        "caller_fixed": c.given_from is not None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    run_event = None
     if run_id is not None:
-        summary = f"{'Call' if channel == 'phone_call' else 'SMS'} to {target} scheduled"
+        summary = f"{'Call' if c.channel == 'phone_call' else 'SMS'} to {target} scheduled"
         summary += f" for {due.isoformat()}"
         if reason:
             summary += f" (moved from {requested.isoformat()}: {reason})"
         if hold:
             summary += f"; held: {hold.replace('_', ' ')}"
-        append_event(
-            session,
-            run_id,
-            "tool_result",
-            summary,
-            now,
-            step_id=step_id,
-            payload={
-                "scheduled_event_id": row.scheduled_event_id,
+        run_event = {
+            "event_id": new_id(),
+            "run_id": run_id,
+            "type": "tool_result",
+            "summary": summary,
+            "step_id": step_id,
+            "agent_id": None,
+            "payload": {
+                "scheduled_event_id": event_id,
                 "to": target,
                 "scheduled_at_fixed_datetime": due.isoformat(),
                 "deferred": bool(reason),
             },
-        )
-    try:
-        session.flush()
-    except IntegrityError:
-        if batch:
-            raise
-        session.rollback()
-        raise ConflictError(
-            f"idempotency_key {idempotency_key!r} was used concurrently; retry the request"
-        ) from None
-    out = ScheduledEventOut.of(row, [])
-    return out, (due if hold is None else None)
+            "idempotency_key": None,
+            "created_at": now,
+        }
+    return reads.add(event, run_event)
 
 
 def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:
@@ -471,9 +695,10 @@ def _parse_scheduled_at(value: datetime | str | None) -> datetime | None:
 
 
 def _same_request_or_conflict(
-    session: Session, existing: m.ScheduledEvent, request: dict[str, Any]
+    existing: m.ScheduledEvent, request: dict[str, Any], attempts: list[m.CallAttempt]
 ) -> ScheduledEventOut:
-    """The first event of an idempotency key, when ``request`` asks for the same thing.
+    """The first event of an idempotency key (with its ``attempts``), when ``request`` asks
+    for the same thing.
 
     Raises:
         ConflictError: naming every field that differs from the first request.
@@ -509,8 +734,7 @@ def _same_request_or_conflict(
             f"idempotency_key {existing.idempotency_key!r} was already used for scheduled event "
             f"{existing.scheduled_event_id} with different parameters: {details}"
         )
-    attempts = attempts_by_event(session, [existing.scheduled_event_id])
-    return ScheduledEventOut.of(existing, attempts.get(existing.scheduled_event_id, []))
+    return ScheduledEventOut.of(existing, attempts)
 
 
 def _plain(value: Any) -> Any:

@@ -13,6 +13,7 @@ from mission_server.errors import ConflictError, GuardrailError, ValidationError
 from mission_server.services import assistants, missions, plans, scheduling
 from mission_server.services import do_not_call as do_not_call_service
 from mission_server.services.context import CallFinished
+from mission_server.services.schemas import ScheduledEventOut
 from state import models as m
 from state.errors import NotFound
 
@@ -391,3 +392,50 @@ def test_out_of_range_dates_nul_characters_and_oversized_fields_are_refused(
     assert refused.value.field == field and rule in str(refused.value)
     assert len(str(refused.value)) < 300
     assert event_count(ctx.engine) == before
+
+
+def test_a_batch_schedules_each_call_as_alone_refusing_only_the_bad_ones(ctx, assistant):
+    """``create_scheduled_events`` (a campaign's calls): each request gets what scheduling it
+    alone gets — the event, or the error that refused it, in order — and only the refused ones
+    are missing; a key repeated in the batch or used before it returns the first event."""
+    mission = missions.create_mission(ctx, "M")
+    run = missions.start_run(ctx, mission.mission_id)
+    plans.create_plan(ctx, run.run_id, [{"step_id": "call-1", "description": "call"}])
+    earlier = schedule(ctx, assistant, to="+13125550120", idempotency_key="k-before")
+    do_not_call_service.add_do_not_call(ctx, "+13125550107")
+    base = {"assistant_id": assistant.assistant_id, "channel": "phone_call"}
+    in_run = {**base, "run_id": run.run_id, "step_id": "call-1"}
+    requests = [
+        {**in_run, "to": "312-555-0101", "idempotency_key": "k-1", "dynamic_variables": {"a": 1}},
+        {**in_run, "to": "+13125550101", "idempotency_key": "k-1", "dynamic_variables": {"a": 1}},
+        {**in_run, "to": "+13125550101", "idempotency_key": "k-1", "dynamic_variables": {"a": 2}},
+        {**base, "to": "+13125550107"},
+        {**in_run, "to": "+13125550102", "step_id": "call-9"},
+        {**base, "to": "+13125550103", "channel": "fax"},
+        {**base, "to": "+13125550120", "idempotency_key": "k-before"},
+        {**in_run, "to": "+13125550104", "scheduled_at": "2026-03-11T01:00:00Z"},
+    ]
+    results = scheduling.create_scheduled_events(ctx, requests)
+
+    first, again, conflict, listed, no_step, fax, before, evening = results
+    assert isinstance(first, ScheduledEventOut) and first.telnyx_end_user_target == CHICAGO
+    assert again == first
+    assert isinstance(conflict, ConflictError) and "dynamic_variables" in str(conflict)
+    assert isinstance(listed, GuardrailError) and "do-not-call" in str(listed)
+    assert isinstance(no_step, ValidationError) and no_step.field == "step_id"
+    assert isinstance(fax, ValidationError) and fax.field == "telnyx_conversation_channel"
+    assert before == earlier
+    # Moved into calling hours, as alone.
+    assert isinstance(evening, ScheduledEventOut)
+    assert evening.scheduled_at_fixed_datetime == datetime.fromisoformat("2026-03-11T14:00:00Z")
+    assert evening.deferrals and "outside calling hours" in evening.deferrals[0].reason
+    assert event_count(ctx.engine) == 3
+    stored = {e.scheduled_event_id: e for e in scheduling.all_scheduled_events(ctx, run.run_id)}
+    assert stored == {first.scheduled_event_id: first, evening.scheduled_event_id: evening}
+    logged = [e.summary for e in plans.list_events(ctx, run.run_id) if "scheduled" in e.summary]
+    assert logged == [
+        f"Call to {CHICAGO} scheduled for 2026-03-10T15:00:00+00:00",
+        "Call to +13125550104 scheduled for 2026-03-11T14:00:00+00:00 (moved from "
+        "2026-03-11T01:00:00+00:00: outside calling hours (mon–fri 09:00–17:00 local "
+        "(America/Chicago)); it would be Tue 20:00 in America/Chicago)",
+    ]
