@@ -28,6 +28,8 @@ import re
 import sys
 import threading
 from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["MASK", "SCRUBBER", "Scrubber", "install_logging", "scrub", "scrub_data"]
@@ -82,6 +84,8 @@ class Scrubber:
 
     def scrub_data(self, data: Any) -> Any:
         """``data`` (strings, in dicts, lists, tuples and pydantic models) scrubbed, as a copy."""
+        if type(data) in _PLAIN:  # most values of a database statement: nothing to scrub
+            return data
         if isinstance(data, str):
             return self.scrub(data)
         if isinstance(data, dict):
@@ -96,6 +100,10 @@ class Scrubber:
             }
             return data.model_copy(update=update)
         return data
+
+
+#: Values that hold no text (exact types: a str subclass is still scrubbed).
+_PLAIN: frozenset[type] = frozenset({type(None), bool, int, float, Decimal, datetime, date})
 
 
 def _is_model(data: Any) -> bool:
