@@ -437,6 +437,14 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
     insights are extracted. The resume value is not trusted; the records are re-read."""
     ops = _ops(runtime)
     progress = ops.ready_calls(state["run_id"], RECORD_BATCH)
+    update: dict[str, Any] = {}
+    if (
+        progress.outstanding < state.get("outstanding", 0)
+        and (state.get("spec") or {}).get("strategy") == "sequential_leverage"
+    ):
+        # Outcomes recorded that this state has not seen (it was saved before them, and the
+        # process stopped): the best value so far comes from the records.
+        update["best"] = _recovered_best(ops, _spec(state), state)
     if progress.ready:
         ready = [
             {
@@ -449,14 +457,14 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
             }
             for r in progress.ready
         ]
-        return {"ready": ready, "outstanding": progress.outstanding}
+        return {**update, "ready": ready, "outstanding": progress.outstanding}
     if not progress.outstanding:
-        return {"ready": [], "outstanding": 0}
+        return {**update, "ready": [], "outstanding": 0}
     if ops.run_status(state["run_id"]) in TERMINAL_RUN:
         # Cancelled with calls still queued: they will never finish, so stop waiting.
-        return _stopped(ops, state) or {}
+        return _stopped(ops, state) or update
     interrupt({"kind": "calls", "run_id": state["run_id"], "waiting_for": progress.outstanding})
-    return {"ready": [], "outstanding": progress.outstanding}
+    return {**update, "ready": [], "outstanding": progress.outstanding}
 
 
 def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
@@ -508,30 +516,60 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
         ):
             best = {"index": index, "name": outcome["name"], "value": outcome["final_value"]}
     ops.record_outcomes(run_id, outcomes, events=events, moves=moves)
-    if (
-        leverage is not None
-        and spec.strategy == "sequential_leverage"
-        and best is not None
-        and best != state.get("best")
-    ):
-        # The next call renders the assistant's {{#best_quote}} section with this.
-        variables = {leverage.variable: variable_value(best["value"])}
-        if leverage.name_variable:
-            variables[leverage.name_variable] = best["name"]
-        ops.set_run_variables(run_id, variables)
-        ops.log_event(
-            run_id,
-            "custom",
-            f"Leverage updated: best {leverage.label.lower()} so far "
-            f"{format_value(best['value'], leverage)} from {best['name']}",
-            payload={"variables": variables},
-            idempotency_key=f"{run_id}:leverage:{best['index']}",
-        )
+    if best != state.get("best"):
+        _carry_leverage(ops, spec, run_id, best)
     return {
         "best": best,
         "ready": [],
         "outstanding": max(0, state.get("outstanding", 0) - len(outcomes)),
     }
+
+
+def _carry_leverage(
+    ops: MissionOps, spec: MissionSpec, run_id: str, best: dict[str, Any] | None
+) -> None:
+    """Carry a new best value into the run's variables (sequential leverage only): the next
+    call renders the assistant's {{#best_quote}} section with it."""
+    leverage = spec.leverage
+    if leverage is None or spec.strategy != "sequential_leverage" or best is None:
+        return
+    variables = {leverage.variable: variable_value(best["value"])}
+    if leverage.name_variable:
+        variables[leverage.name_variable] = best["name"]
+    ops.set_run_variables(run_id, variables)
+    ops.log_event(
+        run_id,
+        "custom",
+        f"Leverage updated: best {leverage.label.lower()} so far "
+        f"{format_value(best['value'], leverage)} from {best['name']}",
+        payload={"variables": variables},
+        idempotency_key=f"{run_id}:leverage:{best['index']}",
+    )
+
+
+def _recovered_best(
+    ops: MissionOps, spec: MissionSpec, state: MissionState
+) -> dict[str, Any] | None:
+    """The best value so far as the recorded outcomes say (sequential leverage), carried into
+    the run again. For a state saved before its last outcomes were recorded: the runner
+    checkpoints a wake-up when it ends, so a process stopped in between resumes from the
+    state before it, with the outcomes already in the records."""
+    leverage = spec.leverage
+    best: dict[str, Any] | None = None
+    if leverage is None:
+        return None
+    for outcome in ops.load_outcomes(state["run_id"]):
+        if is_usable(outcome, spec) and is_better(
+            outcome["final_value"], best["value"] if best else None, leverage
+        ):
+            best = {
+                "index": outcome["index"],
+                "name": outcome["name"],
+                "value": outcome["final_value"],
+            }
+    if best != state.get("best"):
+        _carry_leverage(ops, spec, state["run_id"], best)
+    return best
 
 
 def compile_node(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
