@@ -457,7 +457,12 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
             }
             for r in progress.ready
         ]
-        return {**update, "ready": ready, "outstanding": progress.outstanding}
+        # Recorded here, in the step that found them: one step (and one checkpoint) per
+        # wake-up fewer than handing them to ``record`` through the state.
+        recorded = _record(
+            ops, _spec(state), {**state, **update, "outstanding": progress.outstanding}, ready
+        )
+        return {**update, **recorded}
     if not progress.outstanding:
         return {**update, "ready": [], "outstanding": 0}
     if ops.run_status(state["run_id"]) in TERMINAL_RUN:
@@ -468,15 +473,22 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
 
 
 def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
-    """Record each finished call's outcome; carry the best value so far into the run."""
+    """Record the calls ``wait`` left in the state (``_record``). ``wait`` records what it
+    finds itself; this node finishes the work of a checkpoint saved between the two."""
     ops = _ops(runtime)
-    spec = _spec(state)
+    return _record(ops, _spec(state), state, state.get("ready") or [])
+
+
+def _record(
+    ops: MissionOps, spec: MissionSpec, state: MissionState, ready: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Record each finished call's outcome (all in one ``record_outcomes``); carry the best
+    value so far into the run."""
     run_id = state["run_id"]
     leverage = spec.leverage
     best = state.get("best")
     outcomes: dict[int, dict[str, Any]] = {}
     moves: list[tuple[str, Any, dict[str, Any] | None]] = []
-    ready = state.get("ready") or []
     results = ops.get_call_results([entry["scheduled_event_id"] for entry in ready])
     events: list[dict[str, Any]] = []
     for entry, result in zip(ready, results, strict=True):
@@ -630,6 +642,8 @@ def _after_wait(state: MissionState) -> str:
         return END
     if state.get("ready"):
         return "record"
+    if _parallel(state) and _more_to_dispatch(state):
+        return "dispatch"
     if state.get("outstanding", 0) > 0:
         return "wait"
     return "dispatch" if _more_to_dispatch(state) else "compile"
