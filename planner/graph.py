@@ -95,6 +95,7 @@ class MissionState(TypedDict):
     outstanding: NotRequired[int]
     best: NotRequired[dict[str, Any] | None]
     ready: NotRequired[list[dict[str, Any]]]
+    armed: NotRequired[bool]
     finished: NotRequired[bool]
     final_status: NotRequired[str]
 
@@ -429,14 +430,22 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
         )
     if refused:
         ops.record_outcomes(run_id, refused, events=events, moves=failed_moves)
-    return {"cursor": stop, "outstanding": len(entries) - len(refused)}
+    return {"cursor": stop, "outstanding": len(entries) - len(refused), "armed": False}
 
 
 def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
     """Wait for outstanding calls: an ``interrupt()`` resumed when one is terminal and its
-    insights are extracted. The resume value is not trusted; the records are re-read."""
+    insights are extracted. The resume value is not trusted; the records are re-read, and
+    the calls found ready are recorded in this step.
+
+    ``armed``: the step before (a ``wait`` of the same wake-up) has just read the records and
+    recorded every ready call, so this one stops at once; a call that settles after that read
+    wakes the run again."""
     ops = _ops(runtime)
-    progress = ops.ready_calls(state["run_id"], RECORD_BATCH)
+    run_id = state["run_id"]
+    if state.get("armed") and state.get("outstanding", 0) > 0:
+        interrupt({"kind": "calls", "run_id": run_id, "waiting_for": state.get("outstanding")})
+    progress = ops.ready_calls(run_id, RECORD_BATCH)
     update: dict[str, Any] = {}
     if (
         progress.outstanding < state.get("outstanding", 0)
@@ -462,14 +471,16 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
         recorded = _record(
             ops, _spec(state), {**state, **update, "outstanding": progress.outstanding}, ready
         )
-        return {**update, **recorded}
+        # A full batch may leave more ready calls: then the next step reads again.
+        return {**update, **recorded, "armed": len(ready) < RECORD_BATCH}
     if not progress.outstanding:
-        return {**update, "ready": [], "outstanding": 0}
-    if ops.run_status(state["run_id"]) in TERMINAL_RUN:
+        return {**update, "ready": [], "outstanding": 0, "armed": False}
+    if ops.run_status(run_id) in TERMINAL_RUN:
         # Cancelled with calls still queued: they will never finish, so stop waiting.
         return _stopped(ops, state) or update
-    interrupt({"kind": "calls", "run_id": state["run_id"], "waiting_for": progress.outstanding})
-    return {**update, "ready": [], "outstanding": progress.outstanding}
+    if not state.get("armed"):
+        interrupt({"kind": "calls", "run_id": run_id, "waiting_for": progress.outstanding})
+    return {**update, "ready": [], "outstanding": progress.outstanding, "armed": True}
 
 
 def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
@@ -534,6 +545,7 @@ def _record(
         "best": best,
         "ready": [],
         "outstanding": max(0, state.get("outstanding", 0) - len(outcomes)),
+        "armed": False,
     }
 
 
