@@ -236,23 +236,33 @@ class ServiceOps:
         idempotency_key: str | None = None,
     ) -> None:
         """Append an event (idempotent on the key). Raises: NotFound, ValidationError."""
-        plans.log_event(
+        plans.log_events(
             self.ctx,
             run_id,
-            type,
-            summary,
-            step_id=step_id,
-            payload=payload,
-            idempotency_key=idempotency_key,
+            [
+                {
+                    "type": type,
+                    "summary": summary,
+                    "step_id": step_id,
+                    "payload": payload,
+                    "idempotency_key": idempotency_key,
+                }
+            ],
         )
 
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
         """Merge variables into the run, writing only on change. Raises: NotFound,
         ValidationError. Nothing on a run someone finished from outside (the graph stops at
         its next check)."""
-        if self.run_status(run_id) in TERMINAL_RUN:
+        with reader(self.ctx.engine).connect() as conn:
+            row = conn.execute(
+                sa_select(_RUNS.c.status, _RUNS.c.variables).where(_RUNS.c.run_id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound("run", run_id)
+        if row.status in TERMINAL_RUN:
             return
-        current = plans.get_run_variables(self.ctx, run_id)
+        current = dict(row.variables or {})
         if all(current.get(k) == v for k, v in variables.items()):
             return
         plans.set_run_variables(self.ctx, run_id, variables)
@@ -713,37 +723,50 @@ class ServiceOps:
                 }
             )
         if noted:
-            with session_scope(self.ctx.engine) as session:
+            with self.ctx.engine.begin() as conn:
                 # A target whose outcome is already recorded (a node run again) stays so.
-                recorded = set(
-                    session.exec(
-                        select(m.RunTarget.position).where(
-                            m.RunTarget.run_id == run_id,
-                            m.RunTarget.state == "recorded",
-                            col(m.RunTarget.position).in_([n["position"] for n in noted]),
-                        )
-                    ).all()
+                conn.execute(
+                    update(_TARGETS)
+                    .where(
+                        _TARGETS.c.run_id == run_id,
+                        _TARGETS.c.position == bindparam("b_position"),
+                        _TARGETS.c.state != "recorded",
+                    )
+                    .values(
+                        scheduled_event_id=bindparam("b_event"),
+                        memo=bindparam("b_memo"),
+                        state="scheduled",
+                    ),
+                    [
+                        {
+                            "b_position": n["position"],
+                            "b_event": n["scheduled_event_id"],
+                            "b_memo": n["memo"],
+                        }
+                        for n in noted
+                    ],
                 )
-                fresh = [n for n in noted if n["position"] not in recorded]
-                if fresh:
-                    session.exec(update(m.RunTarget), params=fresh)
         return results
 
     def ready_calls(self, run_id: str, limit: int) -> Progress:
         """Outstanding targets (a call scheduled, no outcome) whose call is terminal and whose
-        insights have settled: a count on the targets' state index, then only the outstanding
-        targets whose call is terminal (and their insights' statuses) are read."""
+        insights have settled. One statement: the outstanding targets whose call is terminal,
+        each with the count of the run's outstanding targets and its insights' settledness
+        (a count on the targets' state index alone when none is terminal)."""
         targets = _TARGETS
+        outstanding_q = (
+            sa_select(func.count())
+            .select_from(targets)
+            .where(targets.c.run_id == run_id, targets.c.state == "scheduled")
+            .correlate(None)
+        )
+        conversation = _EVENTS.c.conversation_id
+        results_q = (
+            sa_select(func.count())
+            .select_from(_RESULTS)
+            .where(_RESULTS.c.conversation_id == conversation)
+        )
         with reader(self.ctx.engine).connect() as conn:
-            outstanding = int(
-                conn.execute(
-                    sa_select(func.count())
-                    .select_from(targets)
-                    .where(targets.c.run_id == run_id, targets.c.state == "scheduled")
-                ).scalar_one()
-            )
-            if not outstanding:
-                return Progress((), 0)
             rows = conn.execute(
                 sa_select(
                     targets.c.position,
@@ -753,12 +776,14 @@ class ServiceOps:
                     targets.c.step_id,
                     targets.c.scheduled_event_id,
                     targets.c.memo,
-                    _EVENTS.c.conversation_id,
+                    conversation,
+                    outstanding_q.scalar_subquery().label("outstanding"),
+                    results_q.scalar_subquery().label("results"),
+                    results_q.where(_RESULTS.c.status.not_in(_INSIGHT_DONE_STATUSES))
+                    .scalar_subquery()
+                    .label("unsettled"),
                 )
-                .join(
-                    _EVENTS,
-                    _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id,
-                )
+                .join(_EVENTS, _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id)
                 .where(
                     targets.c.run_id == run_id,
                     targets.c.state == "scheduled",
@@ -766,27 +791,19 @@ class ServiceOps:
                 )
                 .order_by(targets.c.position)
             ).all()
-            conversations = [r.conversation_id for r in rows if r.conversation_id is not None]
-            statuses: dict[str, set[str]] = {}
-            for start in range(0, len(conversations), 500):
-                for conversation, status in conn.execute(
-                    sa_select(_RESULTS.c.conversation_id, _RESULTS.c.status).where(
-                        _RESULTS.c.conversation_id.in_(conversations[start : start + 500])
-                    )
-                ):
-                    statuses.setdefault(conversation, set()).add(status)
+            if rows:
+                outstanding = int(rows[0].outstanding)
+            else:
+                outstanding = int(conn.execute(outstanding_q).scalar_one())
         ready: list[RunTarget] = []
         for row in rows:
-            conversation = row.conversation_id
             if len(ready) >= limit:
                 break
-            if conversation is not None:
-                settled = statuses.get(conversation)
-                if not settled or not settled <= _INSIGHT_DONE:
-                    # Not extracted yet (or half-done): the full rule, extracting on demand.
-                    status = self._insights(conversation)[0]
-                    if status not in _INSIGHT_DONE and status is not None:
-                        continue
+            if row.conversation_id is not None and (not row.results or row.unsettled):
+                # Not extracted yet (or half-done): the full rule, extracting on demand.
+                status = self._insights(row.conversation_id)[0]
+                if status not in _INSIGHT_DONE and status is not None:
+                    continue
             ready.append(self._run_target(row))
         return Progress(tuple(ready), outstanding)
 
@@ -811,11 +828,7 @@ class ServiceOps:
         now = self.ctx.now()
         with session_scope(self.ctx.engine) as session:
             conn = session.connection()
-            if (
-                conn.execute(sa_select(_RUNS.c.run_id).where(_RUNS.c.run_id == run_id)).first()
-                is None
-            ):
-                raise NotFound("run", run_id)
+            plans.require_run(conn, run_id)
             plans.append_events(session, run_id, checked_events, now)
             plans.move_steps(session, run_id, checked_moves, now, keep_finished=True)
             if rows:
@@ -901,6 +914,7 @@ _MESSAGES = m.Message.__table__  # type: ignore[attr-defined]
 _RESULTS = m.InsightResult.__table__  # type: ignore[attr-defined]
 _INSIGHTS = m.Insight.__table__  # type: ignore[attr-defined]
 _TERMINAL_EVENTS = tuple(sorted(TERMINAL_EVENT))
+_INSIGHT_DONE_STATUSES = tuple(sorted(_INSIGHT_DONE))
 
 
 def _result_of_row(

@@ -321,6 +321,15 @@ _STEPS = m.PlanStep.__table__  # type: ignore[attr-defined]
 _EVENTS = m.Event.__table__  # type: ignore[attr-defined]
 
 
+def require_run(conn: Any, run_id: str) -> None:
+    """Raises: NotFound unless the run exists (one column read on ``conn``)."""
+    if conn.execute(sa_select(_RUNS.c.run_id).where(_RUNS.c.run_id == run_id)).first() is None:
+        raise NotFound("run", run_id)
+
+
+_RUNS = m.Run.__table__  # type: ignore[attr-defined]
+
+
 def _event_row(
     run_id: str,
     type: str,
@@ -448,7 +457,7 @@ def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
     if not checked:
         return 0
     with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
+        require_run(session.connection(), run_id)
         return append_events(session, run_id, checked, ctx.now())
 
 
