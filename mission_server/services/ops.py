@@ -826,11 +826,10 @@ class ServiceOps:
         if not rows and not checked_events and not checked_moves:
             return
         now = self.ctx.now()
-        with session_scope(self.ctx.engine) as session:
-            conn = session.connection()
+        with self.ctx.engine.begin() as conn:
             plans.require_run(conn, run_id)
-            plans.append_events(session, run_id, checked_events, now)
-            plans.move_steps(session, run_id, checked_moves, now, keep_finished=True)
+            plans.append_events(conn, run_id, checked_events, now)
+            plans.move_steps(conn, run_id, checked_moves, now, keep_finished=True)
             if rows:
                 conn.execute(
                     update(_TARGETS)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -205,8 +206,8 @@ def update_plan_steps(
     checked = check_step_moves(moves)
     if not checked:
         return
-    with session_scope(ctx.engine) as session:
-        move_steps(session, run_id, checked, ctx.now(), keep_finished=keep_finished)
+    with ctx.engine.begin() as conn:
+        move_steps(conn, run_id, checked, ctx.now(), keep_finished=keep_finished)
 
 
 def check_step_moves(
@@ -226,7 +227,7 @@ def check_step_moves(
 
 
 def move_steps(
-    session: Session,
+    session: Session | Connection,
     run_id: str,
     checked: list[tuple[str, str, dict[str, Any] | None]],
     now: Any,
@@ -242,7 +243,7 @@ def move_steps(
     """
     if not checked:
         return
-    conn = session.connection()
+    conn = _connection(session)
     table = _STEPS
     ids = sorted({step_id for step_id, _, _ in checked})
     rows: dict[str, dict[str, Any]] = {}
@@ -264,7 +265,7 @@ def move_steps(
     for step_id, status, meta in checked:
         step = rows.get(step_id)
         if step is None:
-            load_run(session, run_id)
+            require_run(conn, run_id)
             raise NotFound("plan step", f"{run_id}/{step_id}")
         if keep_finished and step["status"] in _FINISHED:
             continue
@@ -319,6 +320,10 @@ def move_steps(
 _FINISHED = frozenset({"completed", "skipped", "failed"})
 _STEPS = m.PlanStep.__table__  # type: ignore[attr-defined]
 _EVENTS = m.Event.__table__  # type: ignore[attr-defined]
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session if isinstance(session, Connection) else session.connection()
 
 
 def require_run(conn: Any, run_id: str) -> None:
@@ -456,9 +461,9 @@ def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
     checked = check_events(events)
     if not checked:
         return 0
-    with session_scope(ctx.engine) as session:
-        require_run(session.connection(), run_id)
-        return append_events(session, run_id, checked, ctx.now())
+    with ctx.engine.begin() as conn:
+        require_run(conn, run_id)
+        return append_events(conn, run_id, checked, ctx.now())
 
 
 def check_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -479,10 +484,12 @@ def check_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checked
 
 
-def append_events(session: Session, run_id: str, checked: list[dict[str, Any]], now: Any) -> int:
+def append_events(
+    session: Session | Connection, run_id: str, checked: list[dict[str, Any]], now: Any
+) -> int:
     """Append events checked by ``check_events`` in the caller's session (its transaction),
     skipping the idempotency keys already logged; return how many were written."""
-    conn = session.connection()
+    conn = _connection(session)
     keys = [e["idempotency_key"] for e in checked if e["idempotency_key"] is not None]
     seen: set[str] = set()
     for start in range(0, len(keys), 500):
