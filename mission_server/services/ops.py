@@ -190,9 +190,14 @@ class ServiceOps:
         return str(status)
 
     def run_metadata(self, run_id: str) -> dict[str, Any]:
-        """The run's metadata. Raises: NotFound."""
-        with session_scope(self.ctx.engine) as session:
-            return dict(repo.load_run(session, run_id).meta or {})
+        """The run's metadata (one column read). Raises: NotFound."""
+        with reader(self.ctx.engine).connect() as conn:
+            row = conn.execute(
+                sa_select(_RUNS.c["metadata"]).where(_RUNS.c.run_id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound("run", run_id)
+        return dict(row[0] or {})
 
     def _merge_planner_metadata(self, run_id: str, values: dict[str, Any]) -> None:
         current = self.run_metadata(run_id).get("planner") or {}
@@ -203,7 +208,13 @@ class ServiceOps:
         outside (the graph stops at its next check). Raises: NotFound, ValidationError."""
         if self.run_status(run_id) in TERMINAL_RUN:
             return
-        existing = {s.step_id for s in plans.get_plan(self.ctx, run_id)}
+        steps_table = m.PlanStep.__table__  # type: ignore[attr-defined]
+        with reader(self.ctx.engine).connect() as conn:
+            existing = set(
+                conn.execute(
+                    sa_select(steps_table.c.step_id).where(steps_table.c.run_id == run_id)
+                ).scalars()
+            )
         fresh = [
             {"step_id": s.step_id, "description": s.description, "metadata": s.metadata}
             for s in steps
@@ -657,17 +668,26 @@ class ServiceOps:
         )
 
     def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
-        with session_scope(self.ctx.engine) as session:
-            rows = session.exec(
-                select(m.RunTarget)
-                .where(
-                    m.RunTarget.run_id == run_id,
-                    col(m.RunTarget.position) >= start,
-                    col(m.RunTarget.position) < stop,
+        targets = _TARGETS
+        with reader(self.ctx.engine).connect() as conn:
+            rows = conn.execute(
+                sa_select(
+                    targets.c.position,
+                    targets.c.name,
+                    targets.c.phone,
+                    targets.c.target,
+                    targets.c.step_id,
+                    targets.c.scheduled_event_id,
+                    targets.c.memo,
                 )
-                .order_by(col(m.RunTarget.position))
+                .where(
+                    targets.c.run_id == run_id,
+                    targets.c.position >= start,
+                    targets.c.position < stop,
+                )
+                .order_by(targets.c.position)
             ).all()
-            return [self._run_target(r) for r in rows]
+        return [self._run_target(r) for r in rows]
 
     def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
         rows = [
