@@ -331,6 +331,11 @@ class MissionRunner:
         """``approval`` or ``calls`` when the run's graph waits at an interrupt, else None."""
         return _interrupt_kind(self.graph.get_state(self._config(run_id)).interrupts)
 
+    def waiting_here(self, run_id: str) -> str | None:
+        """What the run's graph stopped at when this process last advanced it (``calls``,
+        ``approval``), None when unknown; unlike ``waiting_for`` it reads no checkpoint."""
+        return self._waiting.get(run_id)
+
     def drain(self) -> int:
         """Advance every queued run (``inline`` mode); return how many advanced."""
         count = 0
@@ -578,6 +583,11 @@ def drive_virtual(
             on_sweep()
 
     def finished() -> bool:
+        if any(runner.waiting_here(r) == "calls" for r in ids):
+            # A run whose graph this process saw stop at its wait for calls has not
+            # finished (a cancellation through the runner wakes it first): no need to ask the
+            # records after every sweep. At worst the loop runs until nothing is due.
+            return False
         return all(s in TERMINAL_RUN for s in run_statuses(ctx, ids).values())
 
     runner.drain()

@@ -493,30 +493,30 @@ class ServiceOps:
                         _EVENTS.c.conversation_id,
                         _EVENTS.c.errors,
                         _EVENTS.c.deferrals,
-                    ).where(_EVENTS.c.scheduled_event_id.in_(chunk))
-                ):
-                    events[row.scheduled_event_id] = row
-                for row in conn.execute(
-                    sa_select(
-                        _ATTEMPTS.c.scheduled_event_id,
                         _ATTEMPTS.c.attempt_number,
-                        _ATTEMPTS.c.call_status,
+                        _ATTEMPTS.c.call_status.label("attempt_status"),
                         _ATTEMPTS.c.call_duration,
                         _ATTEMPTS.c.cost,
                         _ATTEMPTS.c.voicemail,
                     )
-                    .where(_ATTEMPTS.c.scheduled_event_id.in_(chunk))
-                    .order_by(_ATTEMPTS.c.attempt_number)
-                ):
-                    attempts.setdefault(row.scheduled_event_id, []).append(
-                        AttemptInfo(
-                            attempt_number=row.attempt_number,
-                            call_status=row.call_status,
-                            duration_secs=row.call_duration,
-                            cost=row.cost,
-                            voicemail=bool(row.voicemail),
-                        )
+                    .outerjoin(
+                        _ATTEMPTS,
+                        _ATTEMPTS.c.scheduled_event_id == _EVENTS.c.scheduled_event_id,
                     )
+                    .where(_EVENTS.c.scheduled_event_id.in_(chunk))
+                    .order_by(_EVENTS.c.scheduled_event_id, _ATTEMPTS.c.attempt_number)
+                ):
+                    events.setdefault(row.scheduled_event_id, row)
+                    if row.attempt_number is not None:
+                        attempts.setdefault(row.scheduled_event_id, []).append(
+                            AttemptInfo(
+                                attempt_number=row.attempt_number,
+                                call_status=row.attempt_status,
+                                duration_secs=row.call_duration,
+                                cost=row.cost,
+                                voicemail=bool(row.voicemail),
+                            )
+                        )
             missing = [i for i in ids if i not in events]
             if missing:
                 raise NotFound("scheduled event", missing[0])
@@ -526,18 +526,23 @@ class ServiceOps:
             for start in range(0, len(conversations), 500):
                 chunk = conversations[start : start + 500]
                 for row in conn.execute(
-                    sa_select(_CONVERSATIONS.c.conversation_id, _CONVERSATIONS.c.name).where(
-                        _CONVERSATIONS.c.conversation_id.in_(chunk)
+                    sa_select(
+                        _CONVERSATIONS.c.conversation_id,
+                        _CONVERSATIONS.c.name,
+                        _MESSAGES.c.role,
+                        _MESSAGES.c.text,
                     )
+                    .outerjoin(
+                        _MESSAGES,
+                        _MESSAGES.c.conversation_id == _CONVERSATIONS.c.conversation_id,
+                    )
+                    .where(_CONVERSATIONS.c.conversation_id.in_(chunk))
+                    .order_by(_CONVERSATIONS.c.conversation_id, _MESSAGES.c.seq)
                 ):
                     names[row.conversation_id] = row.name
-                    messages[row.conversation_id] = []
-                for row in conn.execute(
-                    sa_select(_MESSAGES.c.conversation_id, _MESSAGES.c.role, _MESSAGES.c.text)
-                    .where(_MESSAGES.c.conversation_id.in_(chunk))
-                    .order_by(_MESSAGES.c.conversation_id, _MESSAGES.c.seq)
-                ):
-                    messages[row.conversation_id].append((row.role, row.text))
+                    said = messages.setdefault(row.conversation_id, [])
+                    if row.role is not None:
+                        said.append((row.role, row.text))
                 for row in conn.execute(
                     sa_select(
                         _RESULTS.c.conversation_id,
