@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -468,9 +468,8 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
         ]
         # Recorded here, in the step that found them: one step (and one checkpoint) per
         # wake-up fewer than handing them to ``record`` through the state.
-        recorded = _record(
-            ops, _spec(state), {**state, **update, "outstanding": progress.outstanding}, ready
-        )
+        seen = cast(MissionState, {**state, **update, "outstanding": progress.outstanding})
+        recorded = _record(ops, _spec(state), seen, ready)
         # A full batch may leave more ready calls: then the next step reads again.
         return {**update, **recorded, "armed": len(ready) < RECORD_BATCH}
     if not progress.outstanding:
