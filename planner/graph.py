@@ -10,16 +10,20 @@
   ``BATCH`` calls (``parallel``, back to ``dispatch`` until every target's call is scheduled)
   with the run's current variables, all of a batch in one ``MissionOps.schedule_calls``;
   ``wait`` asks the records which calls are ready (``ready_calls``) and is an ``interrupt()``
-  that the service resumes when a call is terminal and its insights are extracted; ``record``
-  turns each ready call into the target's outcome, stored in the records
-  (``record_outcomes``), and, in sequential mode, carries the best value so far into the run
-  variables for the next call.
+  that the service resumes when a call is terminal and its insights are extracted; it turns
+  each ready call into the target's outcome, stored in the records (``record_outcomes``), and,
+  in sequential mode, carries the best value so far into the run variables for the next call
+  (``record`` does the same for ready calls a checkpoint of an earlier version handed it). A
+  wake-up is two steps: the ``wait`` that reads and records, and an ``armed`` ``wait`` that
+  stops at once.
 * ``compile`` writes the result summary and payload and finishes the run.
 
 Every node may run again from its start (after ``interrupt()`` and after a crash), so each is
 idempotent: creations go through idempotent ``MissionOps`` methods, calls are scheduled with
 idempotency keys derived from the run and the target, events with idempotency keys, and
-``wait`` re-reads the calls' state instead of trusting the resume value.
+``wait`` re-reads the calls' state instead of trusting the resume value. The runner
+checkpoints when the graph stops (``durability="exit"``), so a crash replays every node since
+the last stop: the best value so far is then read back from the recorded outcomes.
 
 Scale: the checkpointed state holds the spec without its targets and a few counters, never
 a per-target list; the targets, their calls and outcomes live in the records, and a step
