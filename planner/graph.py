@@ -10,16 +10,20 @@
   ``BATCH`` calls (``parallel``, back to ``dispatch`` until every target's call is scheduled)
   with the run's current variables, all of a batch in one ``MissionOps.schedule_calls``;
   ``wait`` asks the records which calls are ready (``ready_calls``) and is an ``interrupt()``
-  that the service resumes when a call is terminal and its insights are extracted; ``record``
-  turns each ready call into the target's outcome, stored in the records
-  (``record_outcomes``), and, in sequential mode, carries the best value so far into the run
-  variables for the next call.
+  that the service resumes when a call is terminal and its insights are extracted; it turns
+  each ready call into the target's outcome, stored in the records (``record_outcomes``), and,
+  in sequential mode, carries the best value so far into the run variables for the next call
+  (``record`` does the same for ready calls a checkpoint of an earlier version handed it). A
+  wake-up is two steps: the ``wait`` that reads and records, and an ``armed`` ``wait`` that
+  stops at once.
 * ``compile`` writes the result summary and payload and finishes the run.
 
 Every node may run again from its start (after ``interrupt()`` and after a crash), so each is
 idempotent: creations go through idempotent ``MissionOps`` methods, calls are scheduled with
 idempotency keys derived from the run and the target, events with idempotency keys, and
-``wait`` re-reads the calls' state instead of trusting the resume value.
+``wait`` re-reads the calls' state instead of trusting the resume value. The runner
+checkpoints when the graph stops (``durability="exit"``), so a crash replays every node since
+the last stop: the best value so far is then read back from the recorded outcomes.
 
 Scale: the checkpointed state holds the spec without its targets and a few counters, never
 a per-target list; the targets, their calls and outcomes live in the records, and a step
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -95,6 +99,7 @@ class MissionState(TypedDict):
     outstanding: NotRequired[int]
     best: NotRequired[dict[str, Any] | None]
     ready: NotRequired[list[dict[str, Any]]]
+    armed: NotRequired[bool]
     finished: NotRequired[bool]
     final_status: NotRequired[str]
 
@@ -429,14 +434,30 @@ def dispatch(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str,
         )
     if refused:
         ops.record_outcomes(run_id, refused, events=events, moves=failed_moves)
-    return {"cursor": stop, "outstanding": len(entries) - len(refused)}
+    return {"cursor": stop, "outstanding": len(entries) - len(refused), "armed": False}
 
 
 def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
     """Wait for outstanding calls: an ``interrupt()`` resumed when one is terminal and its
-    insights are extracted. The resume value is not trusted; the records are re-read."""
+    insights are extracted. The resume value is not trusted; the records are re-read, and
+    the calls found ready are recorded in this step.
+
+    ``armed``: the step before (a ``wait`` of the same wake-up) has just read the records and
+    recorded every ready call, so this one stops at once; a call that settles after that read
+    wakes the run again."""
     ops = _ops(runtime)
-    progress = ops.ready_calls(state["run_id"], RECORD_BATCH)
+    run_id = state["run_id"]
+    if state.get("armed") and state.get("outstanding", 0) > 0:
+        interrupt({"kind": "calls", "run_id": run_id, "waiting_for": state.get("outstanding")})
+    progress = ops.ready_calls(run_id, RECORD_BATCH)
+    update: dict[str, Any] = {}
+    if (
+        progress.outstanding < state.get("outstanding", 0)
+        and (state.get("spec") or {}).get("strategy") == "sequential_leverage"
+    ):
+        # Outcomes recorded that this state has not seen (it was saved before them, and the
+        # process stopped): the best value so far comes from the records.
+        update["best"] = _recovered_best(ops, _spec(state), state)
     if progress.ready:
         ready = [
             {
@@ -449,26 +470,39 @@ def wait(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any
             }
             for r in progress.ready
         ]
-        return {"ready": ready, "outstanding": progress.outstanding}
+        # Recorded here, in the step that found them: one step (and one checkpoint) per
+        # wake-up fewer than handing them to ``record`` through the state.
+        seen = cast(MissionState, {**state, **update, "outstanding": progress.outstanding})
+        recorded = _record(ops, _spec(state), seen, ready)
+        # A full batch may leave more ready calls: then the next step reads again.
+        return {**update, **recorded, "armed": len(ready) < RECORD_BATCH}
     if not progress.outstanding:
-        return {"ready": [], "outstanding": 0}
-    if ops.run_status(state["run_id"]) in TERMINAL_RUN:
+        return {**update, "ready": [], "outstanding": 0, "armed": False}
+    if ops.run_status(run_id) in TERMINAL_RUN:
         # Cancelled with calls still queued: they will never finish, so stop waiting.
-        return _stopped(ops, state) or {}
-    interrupt({"kind": "calls", "run_id": state["run_id"], "waiting_for": progress.outstanding})
-    return {"ready": [], "outstanding": progress.outstanding}
+        return _stopped(ops, state) or update
+    if not state.get("armed"):
+        interrupt({"kind": "calls", "run_id": run_id, "waiting_for": progress.outstanding})
+    return {**update, "ready": [], "outstanding": progress.outstanding, "armed": True}
 
 
 def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
-    """Record each finished call's outcome; carry the best value so far into the run."""
+    """Record the calls ``wait`` left in the state (``_record``). ``wait`` records what it
+    finds itself; this node finishes the work of a checkpoint saved between the two."""
     ops = _ops(runtime)
-    spec = _spec(state)
+    return _record(ops, _spec(state), state, state.get("ready") or [])
+
+
+def _record(
+    ops: MissionOps, spec: MissionSpec, state: MissionState, ready: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Record each finished call's outcome (all in one ``record_outcomes``); carry the best
+    value so far into the run."""
     run_id = state["run_id"]
     leverage = spec.leverage
     best = state.get("best")
     outcomes: dict[int, dict[str, Any]] = {}
     moves: list[tuple[str, Any, dict[str, Any] | None]] = []
-    ready = state.get("ready") or []
     results = ops.get_call_results([entry["scheduled_event_id"] for entry in ready])
     events: list[dict[str, Any]] = []
     for entry, result in zip(ready, results, strict=True):
@@ -508,30 +542,61 @@ def record(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, A
         ):
             best = {"index": index, "name": outcome["name"], "value": outcome["final_value"]}
     ops.record_outcomes(run_id, outcomes, events=events, moves=moves)
-    if (
-        leverage is not None
-        and spec.strategy == "sequential_leverage"
-        and best is not None
-        and best != state.get("best")
-    ):
-        # The next call renders the assistant's {{#best_quote}} section with this.
-        variables = {leverage.variable: variable_value(best["value"])}
-        if leverage.name_variable:
-            variables[leverage.name_variable] = best["name"]
-        ops.set_run_variables(run_id, variables)
-        ops.log_event(
-            run_id,
-            "custom",
-            f"Leverage updated: best {leverage.label.lower()} so far "
-            f"{format_value(best['value'], leverage)} from {best['name']}",
-            payload={"variables": variables},
-            idempotency_key=f"{run_id}:leverage:{best['index']}",
-        )
+    if best != state.get("best"):
+        _carry_leverage(ops, spec, run_id, best)
     return {
         "best": best,
         "ready": [],
         "outstanding": max(0, state.get("outstanding", 0) - len(outcomes)),
+        "armed": False,
     }
+
+
+def _carry_leverage(
+    ops: MissionOps, spec: MissionSpec, run_id: str, best: dict[str, Any] | None
+) -> None:
+    """Carry a new best value into the run's variables (sequential leverage only): the next
+    call renders the assistant's {{#best_quote}} section with it."""
+    leverage = spec.leverage
+    if leverage is None or spec.strategy != "sequential_leverage" or best is None:
+        return
+    variables = {leverage.variable: variable_value(best["value"])}
+    if leverage.name_variable:
+        variables[leverage.name_variable] = best["name"]
+    ops.set_run_variables(run_id, variables)
+    ops.log_event(
+        run_id,
+        "custom",
+        f"Leverage updated: best {leverage.label.lower()} so far "
+        f"{format_value(best['value'], leverage)} from {best['name']}",
+        payload={"variables": variables},
+        idempotency_key=f"{run_id}:leverage:{best['index']}",
+    )
+
+
+def _recovered_best(
+    ops: MissionOps, spec: MissionSpec, state: MissionState
+) -> dict[str, Any] | None:
+    """The best value so far as the recorded outcomes say (sequential leverage), carried into
+    the run again. For a state saved before its last outcomes were recorded: the runner
+    checkpoints a wake-up when it ends, so a process stopped in between resumes from the
+    state before it, with the outcomes already in the records."""
+    leverage = spec.leverage
+    best: dict[str, Any] | None = None
+    if leverage is None:
+        return None
+    for outcome in ops.load_outcomes(state["run_id"]):
+        if is_usable(outcome, spec) and is_better(
+            outcome["final_value"], best["value"] if best else None, leverage
+        ):
+            best = {
+                "index": outcome["index"],
+                "name": outcome["name"],
+                "value": outcome["final_value"],
+            }
+    if best != state.get("best"):
+        _carry_leverage(ops, spec, state["run_id"], best)
+    return best
 
 
 def compile_node(state: MissionState, runtime: Runtime[PlannerContext]) -> dict[str, Any]:
@@ -592,6 +657,8 @@ def _after_wait(state: MissionState) -> str:
         return END
     if state.get("ready"):
         return "record"
+    if _parallel(state) and _more_to_dispatch(state):
+        return "dispatch"
     if state.get("outstanding", 0) > 0:
         return "wait"
     return "dispatch" if _more_to_dispatch(state) else "compile"

@@ -44,6 +44,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from mission_server.engine.dispatcher import Dispatcher
@@ -64,7 +65,7 @@ from planner.llm import LLM
 from planner.spec import MissionSpec, parse_spec, spec_header
 from state import models as m
 from state import repo
-from state.db import session_scope
+from state.db import reader, session_scope
 from state.transitions import TERMINAL_RUN
 
 __all__ = [
@@ -157,6 +158,9 @@ class MissionRunner:
         self._queued: dict[str, deque[dict[str, Any] | None]] = {}
         self._active: set[str] = set()
         self._known: dict[str, bool] = {}
+        #: What each run's graph stopped at when this process last advanced it (``calls`` or
+        #: ``approval``); absent when unknown (read from the checkpoint then).
+        self._waiting: dict[str, str | None] = {}
         self._executor = (
             DaemonPool(workers, name="planner", what="planner step") if mode == "thread" else None
         )
@@ -327,11 +331,12 @@ class MissionRunner:
 
     def waiting_for(self, run_id: str) -> str | None:
         """``approval`` or ``calls`` when the run's graph waits at an interrupt, else None."""
-        snapshot = self.graph.get_state(self._config(run_id))
-        kinds = {i.value.get("kind") for i in snapshot.interrupts if isinstance(i.value, dict)}
-        if "approval" in kinds:
-            return "approval"
-        return "calls" if kinds else None
+        return _interrupt_kind(self.graph.get_state(self._config(run_id)).interrupts)
+
+    def waiting_here(self, run_id: str) -> str | None:
+        """What the run's graph stopped at when this process last advanced it (``calls``,
+        ``approval``), None when unknown; unlike ``waiting_for`` it reads no checkpoint."""
+        return self._waiting.get(run_id)
 
     def drain(self) -> int:
         """Advance every queued run (``inline`` mode); return how many advanced."""
@@ -450,30 +455,47 @@ class MissionRunner:
 
     def _advance(self, run_id: str, resume: dict[str, Any] | None) -> None:
         config = self._config(run_id)
-        snapshot = self.graph.get_state(config)
         payload: Any
-        if resume is not None:
+        durability: Literal["sync", "exit"] = "exit"
+        if resume is None and self._waiting.get(run_id) == "calls":
+            # This process saw the graph stop at its wait for calls: a wake-up, without
+            # reading the checkpoint first.
+            payload = Command(resume={"kind": "wake"})
+        elif resume is not None:
             payload = Command(resume=resume)
-        elif snapshot.interrupts:
-            if self.waiting_for(run_id) == "approval":
-                if missions.get_run_record(self.ctx, run_id).approved_at is None:
-                    return  # only a person's decision resumes it
-                # Approved, but the process stopped before the graph heard of it.
-                payload = Command(resume={"approved": True, "note": None})
-            else:
-                payload = Command(resume={"kind": "wake"})
-        elif snapshot.next:
-            payload = None  # interrupted mid-step (a crash): continue from the checkpoint
-        elif snapshot.values:
-            return  # finished
         else:
-            payload = self._initial_input(run_id)
-        self.graph.invoke(
+            snapshot = self.graph.get_state(config)
+            if snapshot.interrupts:
+                if _interrupt_kind(snapshot.interrupts) == "approval":
+                    if missions.get_run_record(self.ctx, run_id).approved_at is None:
+                        return  # only a person's decision resumes it
+                    # Approved, but the process stopped before the graph heard of it.
+                    payload = Command(resume={"approved": True, "note": None})
+                else:
+                    payload = Command(resume={"kind": "wake"})
+            elif snapshot.next:
+                payload = None  # interrupted mid-step (a crash): continue from the checkpoint
+            elif snapshot.values:
+                return  # finished
+            else:
+                payload = self._initial_input(run_id)
+                if payload.get("spec") is None:
+                    # A request read by the LLM: its answer is checkpointed at once, so a
+                    # resumed run goes on with the same spec.
+                    durability = "sync"
+        self._waiting.pop(run_id, None)
+        # ``exit``: one checkpoint when the graph stops (at an interrupt or the end), not one
+        # per step; a process stopped in between resumes from the previous stop, and every
+        # node is idempotent (``planner.graph``).
+        out = self.graph.invoke(
             payload,
             config,
             context=PlannerContext(ops=self.ops, llm=self.llm),
-            durability="sync",
+            durability=durability,
         )
+        interrupts = out.get("__interrupt__") if isinstance(out, dict) else None
+        if interrupts:
+            self._waiting[run_id] = _interrupt_kind(interrupts)
 
     def _initial_input(self, run_id: str) -> dict[str, Any]:
         run = missions.get_run_record(self.ctx, run_id)
@@ -487,6 +509,14 @@ class MissionRunner:
         }
 
 
+def _interrupt_kind(interrupts: Iterable[Any]) -> str | None:
+    """``approval`` or ``calls`` for the interrupts a graph stopped at, None for none."""
+    kinds = {i.value.get("kind") for i in interrupts if isinstance(i.value, dict)}
+    if "approval" in kinds:
+        return "approval"
+    return "calls" if kinds else None
+
+
 # ---------------------------------------------------------------------- service functions
 
 
@@ -495,9 +525,17 @@ class MissionRunner:
 
 def run_statuses(ctx: Context, run_ids: Iterable[str]) -> dict[str, str]:
     ids = list(run_ids)
-    with session_scope(ctx.engine) as session:
-        rows = session.exec(select(m.Run).where(col(m.Run.run_id).in_(ids))).all()
-        return {r.run_id: r.status for r in rows}
+    runs = m.Run.__table__  # type: ignore[attr-defined]
+    statuses: dict[str, str] = {}
+    with reader(ctx.engine).connect() as conn:
+        for start in range(0, len(ids), 500):
+            for run_id, status in conn.execute(
+                sa_select(runs.c.run_id, runs.c.status).where(
+                    runs.c.run_id.in_(ids[start : start + 500])
+                )
+            ):
+                statuses[run_id] = status
+    return statuses
 
 
 def latest_activity(ctx: Context, run_id: str) -> datetime | None:
@@ -547,6 +585,11 @@ def drive_virtual(
             on_sweep()
 
     def finished() -> bool:
+        if any(runner.waiting_here(r) == "calls" for r in ids):
+            # A run whose graph this process saw stop at its wait for calls has not
+            # finished (a cancellation through the runner wakes it first): no need to ask the
+            # records after every sweep. At worst the loop runs until nothing is due.
+            return False
         return all(s in TERMINAL_RUN for s in run_statuses(ctx, ids).values())
 
     runner.drain()

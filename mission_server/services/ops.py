@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
@@ -49,7 +49,7 @@ from planner.ops import (
 from planner.spec import MissionSpec, Target
 from state import models as m
 from state import repo
-from state.db import session_scope
+from state.db import reader, session_scope
 from state.errors import NotFound
 from state.transitions import TERMINAL_EVENT, TERMINAL_RUN
 
@@ -180,14 +180,24 @@ class ServiceOps:
         ).run_id
 
     def run_status(self, run_id: str) -> str:
-        """The run's status. Raises: NotFound."""
-        with session_scope(self.ctx.engine) as session:
-            return repo.load_run(session, run_id).status
+        """The run's status (one column read). Raises: NotFound."""
+        with reader(self.ctx.engine).connect() as conn:
+            status = conn.execute(
+                sa_select(_RUNS.c.status).where(_RUNS.c.run_id == run_id)
+            ).scalar_one_or_none()
+        if status is None:
+            raise NotFound("run", run_id)
+        return str(status)
 
     def run_metadata(self, run_id: str) -> dict[str, Any]:
-        """The run's metadata. Raises: NotFound."""
-        with session_scope(self.ctx.engine) as session:
-            return dict(repo.load_run(session, run_id).meta or {})
+        """The run's metadata (one column read). Raises: NotFound."""
+        with reader(self.ctx.engine).connect() as conn:
+            row = conn.execute(
+                sa_select(_RUNS.c["metadata"]).where(_RUNS.c.run_id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound("run", run_id)
+        return dict(row[0] or {})
 
     def _merge_planner_metadata(self, run_id: str, values: dict[str, Any]) -> None:
         current = self.run_metadata(run_id).get("planner") or {}
@@ -198,7 +208,13 @@ class ServiceOps:
         outside (the graph stops at its next check). Raises: NotFound, ValidationError."""
         if self.run_status(run_id) in TERMINAL_RUN:
             return
-        existing = {s.step_id for s in plans.get_plan(self.ctx, run_id)}
+        steps_table = m.PlanStep.__table__  # type: ignore[attr-defined]
+        with reader(self.ctx.engine).connect() as conn:
+            existing = set(
+                conn.execute(
+                    sa_select(steps_table.c.step_id).where(steps_table.c.run_id == run_id)
+                ).scalars()
+            )
         fresh = [
             {"step_id": s.step_id, "description": s.description, "metadata": s.metadata}
             for s in steps
@@ -215,17 +231,10 @@ class ServiceOps:
         status: StepStatus,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Move a step unless it already finished. Raises: NotFound, IllegalTransition."""
-        with session_scope(self.ctx.engine) as session:
-            row = session.exec(
-                select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
-            ).first()
-            current = row.status if row is not None else None
-        if current in _FINAL_STEP:
-            # A node that runs again after a crash repeats its step moves; a finished step
-            # stays as it finished.
-            return
-        plans.update_plan_step(self.ctx, run_id, step_id, status, metadata)
+        """Move a step unless it already finished (a node that runs again after a crash
+        repeats its step moves; a finished step stays as it finished). Raises: NotFound,
+        IllegalTransition, ValidationError."""
+        plans.update_plan_steps(self.ctx, run_id, [(step_id, status, metadata)], keep_finished=True)
 
     def log_event(
         self,
@@ -238,23 +247,33 @@ class ServiceOps:
         idempotency_key: str | None = None,
     ) -> None:
         """Append an event (idempotent on the key). Raises: NotFound, ValidationError."""
-        plans.log_event(
+        plans.log_events(
             self.ctx,
             run_id,
-            type,
-            summary,
-            step_id=step_id,
-            payload=payload,
-            idempotency_key=idempotency_key,
+            [
+                {
+                    "type": type,
+                    "summary": summary,
+                    "step_id": step_id,
+                    "payload": payload,
+                    "idempotency_key": idempotency_key,
+                }
+            ],
         )
 
     def set_run_variables(self, run_id: str, variables: dict[str, Any]) -> None:
         """Merge variables into the run, writing only on change. Raises: NotFound,
         ValidationError. Nothing on a run someone finished from outside (the graph stops at
         its next check)."""
-        if self.run_status(run_id) in TERMINAL_RUN:
+        with reader(self.ctx.engine).connect() as conn:
+            row = conn.execute(
+                sa_select(_RUNS.c.status, _RUNS.c.variables).where(_RUNS.c.run_id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound("run", run_id)
+        if row.status in TERMINAL_RUN:
             return
-        current = plans.get_run_variables(self.ctx, run_id)
+        current = dict(row.variables or {})
         if all(current.get(k) == v for k, v in variables.items()):
             return
         plans.set_run_variables(self.ctx, run_id, variables)
@@ -453,40 +472,90 @@ class ServiceOps:
         return self._call_result(event, name, transcript, insight)
 
     def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
-        """``get_call_result`` of each call, read in one session (a batch of calls to
-        record costs a few queries, not a few per call). Raises: NotFound."""
+        """``get_call_result`` of each call, read together (a batch of calls to record costs
+        a few queries, not a few per call). Raises: NotFound."""
         if not scheduled_event_ids:
             return []
-        with session_scope(self.ctx.engine) as session:
-            rows = {
-                r.scheduled_event_id: r
-                for r in session.exec(
-                    select(m.ScheduledEvent).where(
-                        col(m.ScheduledEvent.scheduled_event_id).in_(scheduled_event_ids)
+        ids = list(dict.fromkeys(scheduled_event_ids))
+        events: dict[str, Any] = {}
+        attempts: dict[str, list[AttemptInfo]] = {}
+        names: dict[str, str | None] = {}
+        messages: dict[str, list[tuple[str, str]]] = {}
+        results: dict[str, list[Any]] = {}
+        with reader(self.ctx.engine).connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for row in conn.execute(
+                    sa_select(
+                        _EVENTS.c.scheduled_event_id,
+                        _EVENTS.c.status,
+                        _EVENTS.c.call_status,
+                        _EVENTS.c.conversation_id,
+                        _EVENTS.c.errors,
+                        _EVENTS.c.deferrals,
+                        _ATTEMPTS.c.attempt_number,
+                        _ATTEMPTS.c.call_status.label("attempt_status"),
+                        _ATTEMPTS.c.call_duration,
+                        _ATTEMPTS.c.cost,
+                        _ATTEMPTS.c.voicemail,
                     )
-                )
-            }
-            missing = [i for i in scheduled_event_ids if i not in rows]
+                    .outerjoin(
+                        _ATTEMPTS,
+                        _ATTEMPTS.c.scheduled_event_id == _EVENTS.c.scheduled_event_id,
+                    )
+                    .where(_EVENTS.c.scheduled_event_id.in_(chunk))
+                    .order_by(_EVENTS.c.scheduled_event_id, _ATTEMPTS.c.attempt_number)
+                ):
+                    events.setdefault(row.scheduled_event_id, row)
+                    if row.attempt_number is not None:
+                        attempts.setdefault(row.scheduled_event_id, []).append(
+                            AttemptInfo(
+                                attempt_number=row.attempt_number,
+                                call_status=row.attempt_status,
+                                duration_secs=row.call_duration,
+                                cost=row.cost,
+                                voicemail=bool(row.voicemail),
+                            )
+                        )
+            missing = [i for i in ids if i not in events]
             if missing:
                 raise NotFound("scheduled event", missing[0])
-            attempts = repo.attempts_by_event(session, list(rows))
-            events = {i: ScheduledEventOut.of(r, attempts.get(i, [])) for i, r in rows.items()}
-            ids = [e.conversation_id for e in events.values() if e.conversation_id is not None]
-            names: dict[str, str | None] = {}
-            messages: dict[str, list[tuple[str, str]]] = {}
-            if ids:
-                for row in session.exec(
-                    select(m.Conversation).where(col(m.Conversation.conversation_id).in_(ids))
+            conversations = [
+                e.conversation_id for e in events.values() if e.conversation_id is not None
+            ]
+            for start in range(0, len(conversations), 500):
+                chunk = conversations[start : start + 500]
+                for row in conn.execute(
+                    sa_select(
+                        _CONVERSATIONS.c.conversation_id,
+                        _CONVERSATIONS.c.name,
+                        _MESSAGES.c.role,
+                        _MESSAGES.c.text,
+                    )
+                    .outerjoin(
+                        _MESSAGES,
+                        _MESSAGES.c.conversation_id == _CONVERSATIONS.c.conversation_id,
+                    )
+                    .where(_CONVERSATIONS.c.conversation_id.in_(chunk))
+                    .order_by(_CONVERSATIONS.c.conversation_id, _MESSAGES.c.seq)
                 ):
                     names[row.conversation_id] = row.name
-                    messages[row.conversation_id] = []
-                for message in session.exec(
-                    select(m.Message)
-                    .where(col(m.Message.conversation_id).in_(ids))
-                    .order_by(col(m.Message.conversation_id), col(m.Message.seq))
+                    said = messages.setdefault(row.conversation_id, [])
+                    if row.role is not None:
+                        said.append((row.role, row.text))
+                for row in conn.execute(
+                    sa_select(
+                        _RESULTS.c.conversation_id,
+                        _RESULTS.c.status,
+                        _RESULTS.c.result,
+                        _RESULTS.c.error,
+                    )
+                    .join(_INSIGHTS, _INSIGHTS.c.insight_id == _RESULTS.c.insight_id)
+                    .where(_RESULTS.c.conversation_id.in_(chunk))
+                    .order_by(_RESULTS.c.id)
                 ):
-                    messages[message.conversation_id].append((message.role, message.text))
-            results = extraction.conversation_results(session, ids)
+                    results.setdefault(row.conversation_id, []).append(row)
+        simulated = self.ctx.provider.name == "simulated"
         out: list[CallResult] = []
         for event_id in scheduled_event_ids:
             event = events[event_id]
@@ -500,11 +569,13 @@ class ServiceOps:
                     insight = self._insights(conversation)
             known = conversation is not None and conversation in names
             out.append(
-                self._call_result(
+                _result_of_row(
                     event,
+                    tuple(attempts.get(event_id, ())),
                     names.get(conversation) if known and conversation else None,
                     tuple(messages[conversation]) if known and conversation else None,
                     insight,
+                    simulated,
                 )
             )
         return out
@@ -602,17 +673,26 @@ class ServiceOps:
         )
 
     def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
-        with session_scope(self.ctx.engine) as session:
-            rows = session.exec(
-                select(m.RunTarget)
-                .where(
-                    m.RunTarget.run_id == run_id,
-                    col(m.RunTarget.position) >= start,
-                    col(m.RunTarget.position) < stop,
+        targets = _TARGETS
+        with reader(self.ctx.engine).connect() as conn:
+            rows = conn.execute(
+                sa_select(
+                    targets.c.position,
+                    targets.c.name,
+                    targets.c.phone,
+                    targets.c.target,
+                    targets.c.step_id,
+                    targets.c.scheduled_event_id,
+                    targets.c.memo,
                 )
-                .order_by(col(m.RunTarget.position))
+                .where(
+                    targets.c.run_id == run_id,
+                    targets.c.position >= start,
+                    targets.c.position < stop,
+                )
+                .order_by(targets.c.position)
             ).all()
-            return [self._run_target(r) for r in rows]
+        return [self._run_target(r) for r in rows]
 
     def set_target_steps(self, run_id: str, step_ids: list[str]) -> None:
         rows = [
@@ -668,83 +748,87 @@ class ServiceOps:
                 }
             )
         if noted:
-            with session_scope(self.ctx.engine) as session:
+            with self.ctx.engine.begin() as conn:
                 # A target whose outcome is already recorded (a node run again) stays so.
-                recorded = set(
-                    session.exec(
-                        select(m.RunTarget.position).where(
-                            m.RunTarget.run_id == run_id,
-                            m.RunTarget.state == "recorded",
-                            col(m.RunTarget.position).in_([n["position"] for n in noted]),
-                        )
-                    ).all()
+                conn.execute(
+                    update(_TARGETS)
+                    .where(
+                        _TARGETS.c.run_id == run_id,
+                        _TARGETS.c.position == bindparam("b_position"),
+                        _TARGETS.c.state != "recorded",
+                    )
+                    .values(
+                        scheduled_event_id=bindparam("b_event"),
+                        memo=bindparam("b_memo"),
+                        state="scheduled",
+                    ),
+                    [
+                        {
+                            "b_position": n["position"],
+                            "b_event": n["scheduled_event_id"],
+                            "b_memo": n["memo"],
+                        }
+                        for n in noted
+                    ],
                 )
-                fresh = [n for n in noted if n["position"] not in recorded]
-                if fresh:
-                    session.exec(update(m.RunTarget), params=fresh)
         return results
 
     def ready_calls(self, run_id: str, limit: int) -> Progress:
         """Outstanding targets (a call scheduled, no outcome) whose call is terminal and whose
-        insights have settled, found with one query over the outstanding targets."""
-        with session_scope(self.ctx.engine) as session:
-            outstanding = int(
-                session.exec(
-                    select(func.count())
-                    .select_from(m.RunTarget)
-                    .where(m.RunTarget.run_id == run_id, m.RunTarget.state == "scheduled")
-                ).one()
-            )
-            if not outstanding:
-                return Progress((), 0)
-            rows = (
-                session.connection()
-                .execute(
-                    sa_select(
-                        col(m.RunTarget.position),
-                        col(m.RunTarget.name),
-                        col(m.RunTarget.phone),
-                        col(m.RunTarget.target),
-                        col(m.RunTarget.step_id),
-                        col(m.RunTarget.scheduled_event_id),
-                        col(m.RunTarget.memo),
-                        col(m.ScheduledEvent.conversation_id),
-                    )
-                    .join(
-                        m.ScheduledEvent,
-                        col(m.ScheduledEvent.scheduled_event_id)
-                        == col(m.RunTarget.scheduled_event_id),
-                    )
-                    .where(
-                        col(m.RunTarget.run_id) == run_id,
-                        col(m.RunTarget.state) == "scheduled",
-                        col(m.ScheduledEvent.status).in_(tuple(TERMINAL_EVENT)),
-                    )
-                    .order_by(col(m.RunTarget.position))
+        insights have settled. One statement: the outstanding targets whose call is terminal,
+        each with the count of the run's outstanding targets and its insights' settledness
+        (a count on the targets' state index alone when none is terminal)."""
+        targets = _TARGETS
+        outstanding_q = (
+            sa_select(func.count())
+            .select_from(targets)
+            .where(targets.c.run_id == run_id, targets.c.state == "scheduled")
+            .correlate(None)
+        )
+        conversation = _EVENTS.c.conversation_id
+        results_q = (
+            sa_select(func.count())
+            .select_from(_RESULTS)
+            .where(_RESULTS.c.conversation_id == conversation)
+        )
+        with reader(self.ctx.engine).connect() as conn:
+            rows = conn.execute(
+                sa_select(
+                    targets.c.position,
+                    targets.c.name,
+                    targets.c.phone,
+                    targets.c.target,
+                    targets.c.step_id,
+                    targets.c.scheduled_event_id,
+                    targets.c.memo,
+                    conversation,
+                    outstanding_q.scalar_subquery().label("outstanding"),
+                    results_q.scalar_subquery().label("results"),
+                    results_q.where(_RESULTS.c.status.not_in(_INSIGHT_DONE_STATUSES))
+                    .scalar_subquery()
+                    .label("unsettled"),
                 )
-                .all()
-            )
-            conversations = [r.conversation_id for r in rows if r.conversation_id is not None]
-            statuses: dict[str, set[str]] = {}
-            for start in range(0, len(conversations), 500):
-                for conversation, status in session.exec(
-                    select(m.InsightResult.conversation_id, m.InsightResult.status).where(
-                        col(m.InsightResult.conversation_id).in_(conversations[start : start + 500])
-                    )
-                ):
-                    statuses.setdefault(conversation, set()).add(status)
+                .join(_EVENTS, _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id)
+                .where(
+                    targets.c.run_id == run_id,
+                    targets.c.state == "scheduled",
+                    _EVENTS.c.status.in_(_TERMINAL_EVENTS),
+                )
+                .order_by(targets.c.position)
+            ).all()
+            if rows:
+                outstanding = int(rows[0].outstanding)
+            else:
+                outstanding = int(conn.execute(outstanding_q).scalar_one())
         ready: list[RunTarget] = []
         for row in rows:
-            conversation = row.conversation_id
             if len(ready) >= limit:
                 break
-            if conversation is not None:
-                settled = statuses.get(conversation)
-                if not settled or not settled <= _INSIGHT_DONE:
-                    # Not extracted yet (or half-done): the full rule, extracting on demand.
-                    status = self._insights(conversation)[0]
-                    if status not in _INSIGHT_DONE and status is not None:
-                        continue
+            if row.conversation_id is not None and (not row.results or row.unsettled):
+                # Not extracted yet (or half-done): the full rule, extracting on demand.
+                status = self._insights(row.conversation_id)[0]
+                if status not in _INSIGHT_DONE and status is not None:
+                    continue
             ready.append(self._run_target(row))
         return Progress(tuple(ready), outstanding)
 
@@ -762,18 +846,25 @@ class ServiceOps:
         checked_events = plans.check_events(events or [])
         checked_moves = plans.check_step_moves(list(moves or []))
         rows = [
-            {"run_id": run_id, "position": position, "outcome": outcome, "state": "recorded"}
-            for position, outcome in outcomes.items()
+            {"b_position": position, "b_outcome": outcome} for position, outcome in outcomes.items()
         ]
         if not rows and not checked_events and not checked_moves:
             return
         now = self.ctx.now()
-        with session_scope(self.ctx.engine) as session:
-            repo.load_run(session, run_id)
-            plans.append_events(session, run_id, checked_events, now)
-            plans.move_steps(session, run_id, checked_moves, now, keep_finished=True)
+        with self.ctx.engine.begin() as conn:
+            plans.require_run(conn, run_id)
+            plans.append_events(conn, run_id, checked_events, now)
+            plans.move_steps(conn, run_id, checked_moves, now, keep_finished=True)
             if rows:
-                session.exec(update(m.RunTarget), params=rows)
+                conn.execute(
+                    update(_TARGETS)
+                    .where(
+                        _TARGETS.c.run_id == run_id,
+                        _TARGETS.c.position == bindparam("b_position"),
+                    )
+                    .values(outcome=bindparam("b_outcome"), state="recorded"),
+                    rows,
+                )
 
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
         with session_scope(self.ctx.engine) as session:
@@ -836,6 +927,57 @@ class ServiceOps:
         if not results or any(r.status not in _INSIGHT_DONE for r in results):
             return "pending", None, None
         return _insight_of(results)
+
+
+_RUNS = m.Run.__table__  # type: ignore[attr-defined]
+_TARGETS = m.RunTarget.__table__  # type: ignore[attr-defined]
+_EVENTS = m.ScheduledEvent.__table__  # type: ignore[attr-defined]
+_ATTEMPTS = m.CallAttempt.__table__  # type: ignore[attr-defined]
+_CONVERSATIONS = m.Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGES = m.Message.__table__  # type: ignore[attr-defined]
+_RESULTS = m.InsightResult.__table__  # type: ignore[attr-defined]
+_INSIGHTS = m.Insight.__table__  # type: ignore[attr-defined]
+_TERMINAL_EVENTS = tuple(sorted(TERMINAL_EVENT))
+_INSIGHT_DONE_STATUSES = tuple(sorted(_INSIGHT_DONE))
+
+
+def _result_of_row(
+    event: Any,
+    attempts: tuple[AttemptInfo, ...],
+    name: str | None,
+    transcript: tuple[tuple[str, str], ...] | None,
+    insight: tuple[str | None, dict[str, Any] | None, str | None] | None,
+    simulated: bool,
+) -> CallResult:
+    """``ServiceOps._call_result`` of a scheduled event read as a row."""
+    raw_errors = event.errors or []
+    errors = tuple(
+        str(e.get("detail") or e.get("code") or e) if isinstance(e, dict) else str(e)
+        for e in raw_errors
+    )
+    codes = tuple(str(e["code"]) for e in raw_errors if isinstance(e, dict) and e.get("code"))
+    terminal = event.status in TERMINAL_EVENT
+    status, insights, error = insight if insight is not None else (None, None, None)
+    ready = terminal
+    if terminal and event.conversation_id is not None:
+        ready = status in _INSIGHT_DONE or status is None
+    return CallResult(
+        scheduled_event_id=event.scheduled_event_id,
+        status=event.status,
+        call_status=event.call_status,
+        conversation_id=event.conversation_id,
+        attempts=attempts,
+        errors=errors,
+        deferrals=len(event.deferrals or []),
+        insight_status=status,
+        insights=insights,
+        insight_error=error,
+        ready=ready,
+        error_codes=codes,
+        conversation_name=name,
+        transcript=transcript,
+        cost_basis="simulated" if simulated else "provider",
+    )
 
 
 def _insight_of(results: list[Any]) -> tuple[str | None, dict[str, Any] | None, str | None]:

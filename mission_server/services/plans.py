@@ -10,6 +10,9 @@ from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -38,6 +41,7 @@ from state.transitions import (
     STEP_TRANSITIONS,
     check_transition,
 )
+from state.types import new_id
 
 # --------------------------------------------------------------------------- plan steps
 
@@ -202,8 +206,8 @@ def update_plan_steps(
     checked = check_step_moves(moves)
     if not checked:
         return
-    with session_scope(ctx.engine) as session:
-        move_steps(session, run_id, checked, ctx.now(), keep_finished=keep_finished)
+    with ctx.engine.begin() as conn:
+        move_steps(conn, run_id, checked, ctx.now(), keep_finished=keep_finished)
 
 
 def check_step_moves(
@@ -223,38 +227,136 @@ def check_step_moves(
 
 
 def move_steps(
-    session: Session,
+    session: Session | Connection,
     run_id: str,
     checked: list[tuple[str, str, dict[str, Any] | None]],
     now: Any,
     *,
     keep_finished: bool = False,
 ) -> None:
-    """Apply moves checked by ``check_step_moves`` in the caller's session.
+    """Apply moves checked by ``check_step_moves`` in the caller's session (its transaction),
+    as ``_move_step`` each, in order; the rows are read and written with a few statements
+    whatever the number of moves.
 
     Raises:
         NotFound, IllegalTransition.
     """
     if not checked:
         return
+    conn = _connection(session)
+    table = _STEPS
     ids = sorted({step_id for step_id, _, _ in checked})
-    rows = {
-        s.step_id: s
-        for s in session.exec(
-            select(m.PlanStep).where(m.PlanStep.run_id == run_id, col(m.PlanStep.step_id).in_(ids))
-        )
-    }
+    rows: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(
+            sa_select(
+                table.c.id,
+                table.c.step_id,
+                table.c.description,
+                table.c.status,
+                table.c["metadata"],
+                table.c.started_at,
+                table.c.finished_at,
+            ).where(table.c.run_id == run_id, table.c.step_id.in_(ids[start : start + 500]))
+        ):
+            rows[row.step_id] = dict(row._mapping)
+    changed_rows: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
     for step_id, status, meta in checked:
         step = rows.get(step_id)
         if step is None:
-            load_run(session, run_id)
+            require_run(conn, run_id)
             raise NotFound("plan step", f"{run_id}/{step_id}")
-        if keep_finished and step.status in _FINISHED:
+        if keep_finished and step["status"] in _FINISHED:
             continue
-        _move_step(session, step, status, meta, now)
+        check_transition("plan step", step_id, STEP_TRANSITIONS, step["status"], status)
+        changed = step["status"] != status
+        step["status"] = status
+        if status == "in_progress" and step["started_at"] is None:
+            step["started_at"] = now
+        if status in _FINISHED:
+            step["finished_at"] = now
+        if meta is not None:
+            step["metadata"] = {**(step["metadata"] or {}), **meta}
+        changed_rows[step_id] = step
+        if changed:
+            events.append(
+                _event_row(
+                    run_id,
+                    _STEP_EVENT.get(status, "custom"),
+                    f"Step {step_id} {status.replace('_', ' ')}: {step['description']}",
+                    now,
+                    step_id=step_id,
+                    payload={"status": status, **({"metadata": meta} if meta else {})},
+                )
+            )
+    if changed_rows:
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                metadata=bindparam("b_metadata"),
+                started_at=bindparam("b_started_at"),
+                finished_at=bindparam("b_finished_at"),
+                updated_at=bindparam("b_updated_at"),
+            ),
+            [
+                {
+                    "b_id": r["id"],
+                    "b_status": r["status"],
+                    "b_metadata": r["metadata"],
+                    "b_started_at": r["started_at"],
+                    "b_finished_at": r["finished_at"],
+                    "b_updated_at": now,
+                }
+                for r in changed_rows.values()
+            ],
+        )
+    if events:
+        conn.execute(insert(_EVENTS), events)
 
 
 _FINISHED = frozenset({"completed", "skipped", "failed"})
+_STEPS = m.PlanStep.__table__  # type: ignore[attr-defined]
+_EVENTS = m.Event.__table__  # type: ignore[attr-defined]
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session if isinstance(session, Connection) else session.connection()
+
+
+def require_run(conn: Any, run_id: str) -> None:
+    """Raises: NotFound unless the run exists (one column read on ``conn``)."""
+    if conn.execute(sa_select(_RUNS.c.run_id).where(_RUNS.c.run_id == run_id)).first() is None:
+        raise NotFound("run", run_id)
+
+
+_RUNS = m.Run.__table__  # type: ignore[attr-defined]
+
+
+def _event_row(
+    run_id: str,
+    type: str,
+    summary: str,
+    now: Any,
+    *,
+    step_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """One row of the event log, as ``state.repo.append_event`` writes it."""
+    return {
+        "event_id": new_id(),
+        "run_id": run_id,
+        "type": type,
+        "summary": summary,
+        "step_id": step_id,
+        "agent_id": None,
+        "payload": payload or {},
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+    }
 
 
 def _move_step(
@@ -359,9 +461,9 @@ def log_events(ctx: Context, run_id: str, events: list[dict[str, Any]]) -> int:
     checked = check_events(events)
     if not checked:
         return 0
-    with session_scope(ctx.engine) as session:
-        load_run(session, run_id)
-        return append_events(session, run_id, checked, ctx.now())
+    with ctx.engine.begin() as conn:
+        require_run(conn, run_id)
+        return append_events(conn, run_id, checked, ctx.now())
 
 
 def check_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -382,41 +484,46 @@ def check_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checked
 
 
-def append_events(session: Session, run_id: str, checked: list[dict[str, Any]], now: Any) -> int:
-    """Append events checked by ``check_events`` in the caller's session, skipping the
-    idempotency keys already logged; return how many were written."""
+def append_events(
+    session: Session | Connection, run_id: str, checked: list[dict[str, Any]], now: Any
+) -> int:
+    """Append events checked by ``check_events`` in the caller's session (its transaction),
+    skipping the idempotency keys already logged; return how many were written."""
+    conn = _connection(session)
     keys = [e["idempotency_key"] for e in checked if e["idempotency_key"] is not None]
     seen: set[str] = set()
     for start in range(0, len(keys), 500):
         seen.update(
             k
-            for k in session.exec(
-                select(m.Event.idempotency_key).where(
-                    m.Event.run_id == run_id,
-                    col(m.Event.idempotency_key).in_(keys[start : start + 500]),
+            for (k,) in conn.execute(
+                sa_select(_EVENTS.c.idempotency_key).where(
+                    _EVENTS.c.run_id == run_id,
+                    _EVENTS.c.idempotency_key.in_(keys[start : start + 500]),
                 )
             )
             if k is not None
         )
-    written = 0
+    rows: list[dict[str, Any]] = []
     for event in checked:
         key = event["idempotency_key"]
         if key is not None:
             if key in seen:
                 continue
             seen.add(key)
-        append_event(
-            session,
-            run_id,
-            event["type"],
-            event["summary"],
-            now,
-            step_id=event["step_id"],
-            payload=event["payload"],
-            idempotency_key=key,
+        rows.append(
+            _event_row(
+                run_id,
+                event["type"],
+                event["summary"],
+                now,
+                step_id=event["step_id"],
+                payload=event["payload"],
+                idempotency_key=key,
+            )
         )
-        written += 1
-    return written
+    if rows:
+        conn.execute(insert(_EVENTS), rows)
+    return len(rows)
 
 
 def _event_by_key(session: Session, run_id: str, key: str) -> m.Event | None:
