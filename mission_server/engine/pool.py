@@ -2,8 +2,9 @@
 
 Long-running processes hand it work whose state is in the records, so abandoning it is safe:
 insight extraction (a finished call without settled results is extracted by the next process)
-and the planner's graph steps (checkpointed with ``durability="sync"``; the next process resumes
-the run from its checkpoint). ``concurrent.futures.ThreadPoolExecutor`` would not do: the
+and the planner's graph steps (checkpointed when a run stops, ``durability="exit"``; the next
+process resumes the run from its last checkpoint and replays the steps since, which are
+idempotent). ``concurrent.futures.ThreadPoolExecutor`` would not do: the
 interpreter joins its threads at exit, so one step waiting minutes on an LLM or on Telnyx would
 keep a stopped worker alive for minutes.
 """
