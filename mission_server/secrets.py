@@ -53,6 +53,7 @@ class Scrubber:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern = self._compile()
+        self._remembered: dict[str, str] = {}
         self.add(*secrets)
 
     def _compile(self) -> re.Pattern[str]:
@@ -71,16 +72,30 @@ class Scrubber:
         with self._lock:
             self._secrets |= fresh
             self._pattern = self._compile()
+            # After the pattern: a scrub that reads the new memory also reads the new pattern.
+            self._remembered = {}
 
     @property
     def _lower(self) -> set[str]:
         return {s.lower() for s in self._secrets}
 
     def scrub(self, text: str) -> str:
-        """``text`` with every secret and credential-shaped token replaced by ``***``."""
+        """``text`` with every secret and credential-shaped token replaced by ``***``.
+
+        Short texts are remembered (ids, numbers and statuses come back in every database
+        statement); the memory is dropped whenever a secret is added."""
         if not text:
             return text
-        return self._pattern.sub(MASK, text)
+        if len(text) > _REMEMBERED_LENGTH:
+            return self._pattern.sub(MASK, text)
+        remembered = self._remembered  # read before the pattern: see ``add``
+        done = remembered.get(text)
+        if done is None:
+            done = self._pattern.sub(MASK, text)
+            if len(remembered) >= _REMEMBERED_TEXTS:
+                remembered.clear()
+            remembered[text] = done
+        return done
 
     def scrub_data(self, data: Any) -> Any:
         """``data`` (strings, in dicts, lists, tuples and pydantic models) scrubbed, as a copy."""
@@ -93,7 +108,7 @@ class Scrubber:
         if isinstance(data, list):
             return [self.scrub_data(v) for v in data]  # type: ignore[misc]
         if isinstance(data, tuple):
-            return tuple(self.scrub_data(v) for v in data)  # type: ignore[misc]
+            return tuple([self.scrub_data(v) for v in data])  # type: ignore[misc]
         if _is_model(data):
             update = {
                 name: self.scrub_data(getattr(data, name)) for name in type(data).model_fields
@@ -101,6 +116,10 @@ class Scrubber:
             return data.model_copy(update=update)
         return data
 
+
+#: Texts up to this length are remembered once scrubbed, this many at most.
+_REMEMBERED_LENGTH = 200
+_REMEMBERED_TEXTS = 8192
 
 #: Values that hold no text (exact types: a str subclass is still scrubbed).
 _PLAIN: frozenset[type] = frozenset({type(None), bool, int, float, Decimal, datetime, date})

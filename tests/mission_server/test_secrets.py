@@ -81,6 +81,15 @@ def test_the_scrubber_masks_every_secret_in_any_case_and_credential_shapes() -> 
     assert Scrubber(["ab"]).scrub("ab") == "ab"  # too short to be a secret
 
 
+def test_a_text_scrubbed_before_a_secret_was_added_is_scrubbed_for_it_after() -> None:
+    scrubber = Scrubber()
+    seen = "token Zq9xLm42Rt"
+    assert scrubber.scrub(seen) == seen  # remembered as clean
+    scrubber.add("Zq9xLm42Rt")
+    assert scrubber.scrub(seen) == "token ***"
+    assert scrubber.scrub_data([(seen, 3)]) == [("token ***", 3)]
+
+
 def test_settings_register_every_secret_with_the_one_scrubber() -> None:
     settings()
     for secret in SECRETS:
