@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from mission_server.domain.guardrails import HOLD_AWAITING_APPROVAL, HOLD_PAUSED, PAUSED_RUN
 from state import models as m
@@ -319,13 +319,51 @@ _UNFINISHED = (
     EVENTS.c.status.in_(("pending", "in_progress")),
     EVENTS.c.hold_reason.is_(None),
 )
-_NEXT_ANY = select(func.min(_ATTENTION)).where(*_UNFINISHED)
-_NEXT_NOT_TO_DIAL = select(func.min(_ATTENTION)).where(*_UNFINISHED, ~_TO_DIAL)
-_NEXT_TO_DIAL = select(func.min(_ATTENTION)).where(*_UNFINISHED, _TO_DIAL)
 _NEXT_LEASE_TO_DIAL = select(func.min(_lease_end)).where(
     *_UNFINISHED, _TO_DIAL, EVENTS.c.lease_owner.is_not(None)
 )
 _NEXT_SLOT = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1)
+_PHONE = EVENTS.c.telnyx_conversation_channel == "phone_call"
+#: Rows looked at in due order before the exact aggregate is asked instead (see ``_earliest``).
+_WALK = 16
+
+
+@cache
+def _walk_and_min(status: str, channel: bool | None) -> tuple[Any, Any]:
+    where = [EVENTS.c.status == status, EVENTS.c.hold_reason.is_(None)]
+    if channel is not None:
+        where.append(_PHONE if channel else ~_PHONE)
+    walk = select(EVENTS.c.due_at, _lease_end).where(*where).order_by(EVENTS.c.due_at)
+    return walk.limit(_WALK), select(func.min(_ATTENTION)).where(*where)
+
+
+def _earliest(conn: Connection, status: str, phone: bool | None = None) -> datetime | None:
+    """The earliest attention time (``_ATTENTION``) of the unheld rows in ``status`` (only
+    phone calls, or only the others, with ``phone``), without reading them all: the rows are
+    walked in due order on the claim index (status, due_at), and since a row needs attention
+    at its due time or later, the walk ends at the first row due no earlier than the best
+    found. A walk that does not end within ``_WALK`` rows (many leases held past their due
+    time, or rows of the other channel) asks the exact aggregate."""
+    walk, exact = _walk_and_min(status, phone)
+    rows: list[tuple[datetime, datetime | None]] = [tuple(r) for r in conn.execute(walk)]
+    best: datetime | None = None
+    for due_value, lease_value in rows:
+        due = as_utc(due_value)
+        assert due is not None  # due_at is NOT NULL
+        if best is not None and due >= best:
+            return best
+        lease = as_utc(lease_value)
+        attention = lease if lease is not None and lease > due else due
+        if best is None or attention < best:
+            best = attention
+    if len(rows) < _WALK:
+        return best
+    return as_utc(conn.execute(exact).scalar())
+
+
+def _earliest_of(*moments: datetime | None) -> datetime | None:
+    found = [t for t in moments if t is not None]
+    return min(found) if found else None
 
 
 def next_due(
@@ -337,23 +375,25 @@ def next_due(
 
     With ``limits``, a call waiting to be dialled needs attention at its dial slot at the
     earliest, and while every line is in use (at ``now``) only when a lease held for dialling
-    ends; the calls in progress, which free the lines, are looked at as ever."""
+    ends; the calls in progress, which free the lines, are looked at as ever.
+
+    Its cost does not grow with the rows waiting (``_earliest``)."""
     with reader(engine).connect() as conn:
+        in_progress = _earliest(conn, "in_progress")
         if limits is None or not limits.active:
-            return as_utc(conn.execute(_NEXT_ANY).scalar())
+            return _earliest_of(in_progress, _earliest(conn, "pending"))
         now = now or datetime.now(UTC)
-        found = [conn.execute(_NEXT_NOT_TO_DIAL).scalar()]
+        found = [in_progress, _earliest(conn, "pending", phone=False)]
         if limits.max_calls is not None and _lines_in_use(conn, now) >= limits.max_calls:
-            found.append(conn.execute(_NEXT_LEASE_TO_DIAL).scalar())
+            found.append(as_utc(conn.execute(_NEXT_LEASE_TO_DIAL).scalar()))
         else:
-            waiting = as_utc(conn.execute(_NEXT_TO_DIAL).scalar())
+            waiting = _earliest(conn, "pending", phone=True)
             if waiting is not None and limits.interval_secs is not None:
                 slot = as_utc(conn.execute(_NEXT_SLOT).scalar())
                 if slot is not None and slot > waiting:
                     waiting = slot
             found.append(waiting)
-    moments = [as_utc(v) for v in found if v is not None]
-    return min(t for t in moments if t is not None) if moments else None
+    return _earliest_of(*found)
 
 
 _INSERT_ATTEMPTS = insert(ATTEMPTS)

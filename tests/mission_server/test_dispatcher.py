@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mission_server.clock import VirtualClock
 from mission_server.domain.calling_hours import CallingWindow, is_inside, next_allowed
@@ -601,3 +601,67 @@ def test_a_run_resumed_while_its_batch_is_processed_is_not_left_holding_its_call
     assert scheduling.get_scheduled_event(ctx, held.scheduled_event_id).hold_reason is None
     run_all(ctx)
     assert scheduling.get_scheduled_event(ctx, held.scheduled_event_id).status == "completed"
+
+
+_MOMENT = st.integers(min_value=0, max_value=600)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["pending", "in_progress", "completed"]),
+            _MOMENT,  # due, seconds after T0
+            st.one_of(st.none(), _MOMENT),  # lease end
+            st.booleans(),  # held
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+@example(  # more leases held past their due time than the walk looks at
+    rows=[("in_progress", n, 500, False) for n in range(20)] + [("in_progress", 100, None, False)]
+)
+def test_next_due_is_the_earliest_attention_of_any_unheld_unfinished_row(ctx, rows):
+    """next_due walks only the first rows in due order; it must agree with reading them all,
+    leases held past their due time (more than the walk looks at) included."""
+    from sqlalchemy import delete, update
+
+    from mission_server.engine.queue import next_due
+
+    events = m.ScheduledEvent.__table__
+    with ctx.engine.begin() as conn:
+        conn.execute(delete(events))
+    with Session(ctx.engine) as session:
+        known = session.exec(select(m.Assistant.assistant_id)).first()
+    assistant_id = known or make_assistant(ctx).assistant_id  # one for every example
+    made = scheduling.create_scheduled_events(
+        ctx,
+        [
+            {"assistant_id": assistant_id, "channel": "phone_call", "to": f"+1312555{n:04d}"}
+            for n in range(len(rows))
+        ],
+    )
+    assert not [e for e in made if isinstance(e, Exception)]
+    base = ctx.clock.now()
+    expected = []
+    with ctx.engine.begin() as conn:
+        for event, (status, due, lease, held) in zip(made, rows, strict=True):
+            due_at = base + timedelta(seconds=due)
+            lease_at = None if lease is None else base + timedelta(seconds=lease)
+            conn.execute(
+                update(events)
+                .where(events.c.scheduled_event_id == event.scheduled_event_id)
+                .values(
+                    status=status,
+                    due_at=due_at,
+                    lease_expires_at=lease_at,
+                    lease_owner=None if lease is None else "w",
+                    hold_reason="paused" if held else None,
+                )
+            )
+            if status != "completed" and not held:
+                expected.append(lease_at if lease_at and lease_at > due_at else due_at)
+    assert next_due(ctx.engine) == (min(expected) if expected else None)
