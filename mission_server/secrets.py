@@ -103,12 +103,17 @@ class Scrubber:
             return data
         if isinstance(data, str):
             return self.scrub(data)
+        # In a container, a value with no text is kept without a call (a batch of rows holds
+        # hundreds of thousands of them).
         if isinstance(data, dict):
-            return {self.scrub_data(k): self.scrub_data(v) for k, v in data.items()}  # type: ignore[misc]
+            return {
+                self.scrub_data(k): v if type(v) in _PLAIN else self.scrub_data(v)
+                for k, v in data.items()  # type: ignore[misc]
+            }
         if isinstance(data, list):
-            return [self.scrub_data(v) for v in data]  # type: ignore[misc]
+            return [v if type(v) in _PLAIN else self.scrub_data(v) for v in data]  # type: ignore[misc]
         if isinstance(data, tuple):
-            return tuple([self.scrub_data(v) for v in data])  # type: ignore[misc]
+            return tuple([v if type(v) in _PLAIN else self.scrub_data(v) for v in data])  # type: ignore[misc]
         if _is_model(data):
             update = {
                 name: self.scrub_data(getattr(data, name)) for name in type(data).model_fields
