@@ -597,33 +597,8 @@ class ServiceOps:
             )
             for a in event.call_attempts
         )
-        errors = tuple(
-            str(e.get("detail") or e.get("code") or e) if isinstance(e, dict) else str(e)
-            for e in event.errors
-        )
-        codes = tuple(str(e["code"]) for e in event.errors if isinstance(e, dict) and e.get("code"))
-        terminal = event.status in TERMINAL_EVENT
-        status, insights, error = insight if insight is not None else (None, None, None)
-        ready = terminal
-        if terminal and event.conversation_id is not None:
-            ready = status in _INSIGHT_DONE or status is None
-        return CallResult(
-            scheduled_event_id=event.scheduled_event_id,
-            status=event.status,
-            call_status=event.call_status,
-            conversation_id=event.conversation_id,
-            attempts=attempts,
-            errors=errors,
-            deferrals=len(event.deferrals),
-            insight_status=status,
-            insights=insights,
-            insight_error=error,
-            ready=ready,
-            error_codes=codes,
-            conversation_name=name,
-            transcript=transcript,
-            cost_basis="simulated" if self.ctx.provider.name == "simulated" else "provider",
-        )
+        simulated = self.ctx.provider.name == "simulated"
+        return _result_of_row(event, attempts, name, transcript, insight, simulated)
 
     # ------------------------------------------------------------------ targets
 
@@ -676,15 +651,7 @@ class ServiceOps:
         targets = _TARGETS
         with reader(self.ctx.engine).connect() as conn:
             rows = conn.execute(
-                sa_select(
-                    targets.c.position,
-                    targets.c.name,
-                    targets.c.phone,
-                    targets.c.target,
-                    targets.c.step_id,
-                    targets.c.scheduled_event_id,
-                    targets.c.memo,
-                )
+                sa_select(*_TARGET_COLUMNS)
                 .where(
                     targets.c.run_id == run_id,
                     targets.c.position >= start,
@@ -794,13 +761,7 @@ class ServiceOps:
         with reader(self.ctx.engine).connect() as conn:
             rows = conn.execute(
                 sa_select(
-                    targets.c.position,
-                    targets.c.name,
-                    targets.c.phone,
-                    targets.c.target,
-                    targets.c.step_id,
-                    targets.c.scheduled_event_id,
-                    targets.c.memo,
+                    *_TARGET_COLUMNS,
                     conversation,
                     outstanding_q.scalar_subquery().label("outstanding"),
                     results_q.scalar_subquery().label("results"),
@@ -938,6 +899,11 @@ _MESSAGES = m.Message.__table__  # type: ignore[attr-defined]
 _RESULTS = m.InsightResult.__table__  # type: ignore[attr-defined]
 _INSIGHTS = m.Insight.__table__  # type: ignore[attr-defined]
 _TERMINAL_EVENTS = tuple(sorted(TERMINAL_EVENT))
+#: What ``ServiceOps._run_target`` reads of a target row.
+_TARGET_COLUMNS = tuple(
+    _TARGETS.c[name]
+    for name in ("position", "name", "phone", "target", "step_id", "scheduled_event_id", "memo")
+)
 _INSIGHT_DONE_STATUSES = tuple(sorted(_INSIGHT_DONE))
 
 
@@ -949,7 +915,8 @@ def _result_of_row(
     insight: tuple[str | None, dict[str, Any] | None, str | None] | None,
     simulated: bool,
 ) -> CallResult:
-    """``ServiceOps._call_result`` of a scheduled event read as a row."""
+    """The call result of a scheduled event (a row, or a ``ScheduledEventOut``) with its
+    attempts, conversation name, transcript and insight."""
     raw_errors = event.errors or []
     errors = tuple(
         str(e.get("detail") or e.get("code") or e) if isinstance(e, dict) else str(e)
