@@ -52,7 +52,11 @@ from mission_server.services.insights import (
     result_out,
 )
 from mission_server.services.paging import Keyset, Page, page_limit
-from mission_server.services.webhooks import deliver_conversation_insights, webhook_target
+from mission_server.services.webhooks import (
+    CONVERSATION_GROUP,
+    deliver_conversation_insights,
+    webhook_target,
+)
 from mission_server.telephony.base import TranscriptMessage
 from state import models as m
 
@@ -90,12 +94,9 @@ _CONTEXT = (
         cast(_INSIGHTS.c.parameters, Text).label("parameters"),
     )
     .select_from(
-        _CONVERSATIONS.outerjoin(
-            _ASSISTANTS, _ASSISTANTS.c.assistant_id == _CONVERSATIONS.c.assistant_id
-        )
-        .outerjoin(_GROUPS, _GROUPS.c.insight_group_id == _ASSISTANTS.c.insight_group_id)
-        .outerjoin(_MEMBERS, _MEMBERS.c.insight_group_id == _GROUPS.c.insight_group_id)
-        .outerjoin(_INSIGHTS, _INSIGHTS.c.insight_id == _MEMBERS.c.insight_id)
+        CONVERSATION_GROUP.outerjoin(
+            _MEMBERS, _MEMBERS.c.insight_group_id == _GROUPS.c.insight_group_id
+        ).outerjoin(_INSIGHTS, _INSIGHTS.c.insight_id == _MEMBERS.c.insight_id)
     )
     .where(_CONVERSATIONS.c.conversation_id == bindparam("conversation_id"))
     .order_by(_MEMBERS.c.position)

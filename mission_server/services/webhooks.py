@@ -87,6 +87,7 @@ from state.db import reader, session_scope
 from state.types import new_id
 
 __all__ = [
+    "CONVERSATION_GROUP",
     "build_payload",
     "deliver_conversation_insights",
     "list_deliveries",
@@ -103,6 +104,10 @@ _GROUPS = m.InsightGroup.__table__
 _MEMBERS = m.InsightGroupMember.__table__
 _INSIGHTS = m.Insight.__table__
 _RESULTS = m.InsightResult.__table__
+#: A conversation with its assistant and the assistant's insight group (either may be absent).
+CONVERSATION_GROUP = _CONVERSATIONS.outerjoin(
+    _ASSISTANTS, _ASSISTANTS.c.assistant_id == _CONVERSATIONS.c.assistant_id
+).outerjoin(_GROUPS, _GROUPS.c.insight_group_id == _ASSISTANTS.c.insight_group_id)
 _TARGET = (
     core_select(
         _ASSISTANTS.c.insight_group_id.label("assistant_group_id"),
@@ -111,11 +116,7 @@ _TARGET = (
         _ASSISTANTS.c.webhook_url.label("assistant_url"),
         _GROUPS.c.webhook_url.label("group_url"),
     )
-    .select_from(
-        _CONVERSATIONS.outerjoin(
-            _ASSISTANTS, _ASSISTANTS.c.assistant_id == _CONVERSATIONS.c.assistant_id
-        ).outerjoin(_GROUPS, _GROUPS.c.insight_group_id == _ASSISTANTS.c.insight_group_id)
-    )
+    .select_from(CONVERSATION_GROUP)
     .where(_CONVERSATIONS.c.conversation_id == bindparam("conversation_id"))
 )
 #: The group's insights in order with the conversation's result of each (if any).
