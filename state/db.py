@@ -198,7 +198,7 @@ def _upgrade_sqlite_file(path: str) -> str | None:
     """The revision of the SQLite file at ``path`` once it is at the head, when that needs no
     migration (it is there already, or the file is new and gets ``schema_sqlite.sql``); None
     when it does, or on any error (``upgrade`` then does it, or reports it)."""
-    from state.migrate import head_revisions, sqlite_schema_file
+    from state.migrate import head_revisions, new_sqlite_schema
 
     heads = head_revisions()
     if heads is None:
@@ -209,14 +209,14 @@ def _upgrade_sqlite_file(path: str) -> str | None:
             _sqlite_pragmas(conn, None)
             if _sqlite_revisions(conn) == heads:
                 return revision
-            snapshot = sqlite_schema_file()
-            if snapshot is None or snapshot[0] != heads:
+            statements = new_sqlite_schema()
+            if statements is None:
                 return None
             conn.execute("BEGIN IMMEDIATE")  # as every writer (make_engine): one creates it
             try:
                 if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     return None  # not new (another process may just have created it)
-                for statement in snapshot[1]:
+                for statement in statements:
                     conn.execute(statement)
                 conn.execute("COMMIT")
             finally:

@@ -156,16 +156,25 @@ def sqlite_schema_file() -> tuple[frozenset[str], list[str]] | None:
     return frozenset(found.group(1).split(",")), _split(script)
 
 
+def new_sqlite_schema() -> list[str] | None:
+    """The statements of ``schema_sqlite.sql`` when it is at the migrations' head (a new
+    SQLite database can be created from it); None otherwise."""
+    snapshot = sqlite_schema_file()
+    if snapshot is None or snapshot[0] != head_revisions():
+        return None
+    return snapshot[1]
+
+
 def _create_new_sqlite(engine: Engine) -> bool:
     """Create the schema of an empty SQLite database from ``schema_sqlite.sql`` when that file
     is at the migrations' head; False (nothing done) otherwise."""
-    snapshot = sqlite_schema_file()
-    if snapshot is None or snapshot[0] != head_revisions():
+    statements = new_sqlite_schema()
+    if statements is None:
         return False
     with engine.begin() as connection:  # BEGIN IMMEDIATE: one process creates it
         if connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
             return False
-        for statement in snapshot[1]:
+        for statement in statements:
             connection.exec_driver_sql(statement)
     return True
 
