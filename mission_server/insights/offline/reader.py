@@ -403,6 +403,16 @@ Monday Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Mr Mrs M
 """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _MAX_SHORT_ANSWER = 6
+#: A reply that only says they cannot tell ("I'm sorry, I don't have that information", "I
+#: couldn't tell you that, I'm afraid"): no answer, even to a field that wants the reply.
+_NO_ANSWER = re.compile(
+    r"^(?:(?:i'm |i am )?sorry,?\s*)?(?:"
+    r"(?:i|we) (?:don't|do not) have (?:that|this|the|any) (?:information|info|details?)|"
+    r"(?:i|we) (?:can't|cannot|couldn't) (?:tell you|say)(?: that)?|"
+    r"(?:i|we) (?:don't|do not) know|no idea|(?:i'm|i am|we're|we are) not sure"
+    r")(?:,?\s*(?:i'm afraid|sorry))?[.!]?$",
+    re.IGNORECASE,
+)
 _AFFIRM = re.compile(
     r"\b(?:we (?:do|have|offer|provide|carry|can|also)|we've got|i've got|(?:is|are) included|"
     r"includes?|comes? with|yes|yeah|of course|available)\b",
@@ -1005,6 +1015,8 @@ class _Reader:
         for reply in exchange.replies:
             said = reply.text.translate(_APOSTROPHES)
             if intent.text_kind == "said":
+                if _NO_ANSWER.match(said.strip()):
+                    continue
                 text = _clean_answer(said)
                 if text:
                     return text

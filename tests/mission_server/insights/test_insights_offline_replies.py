@@ -56,6 +56,35 @@ def test_a_reply_that_does_not_know_is_no_list_and_names_no_value(say: Say, repl
 
 
 @pytest.mark.parametrize(
+    ("reply", "read"),
+    [
+        ("I'm sorry, I don't have that information.", None),
+        ("I couldn't tell you that, I'm afraid.", None),
+        ("We don't know.", None),
+        ("We don't have any openings that week.", "We don't have any openings that week"),
+        ("Thursday at 6pm or Friday at noon.", "Thursday at 6pm or Friday at noon"),
+    ],
+)
+def test_a_field_wanting_the_reply_does_not_take_a_reply_that_cannot_tell(
+    say: Say, reply: str, read: str | None
+) -> None:
+    """The venue example's ``offered_times`` ("Their answer about the times they could
+    offer"): "I don't have that information" is no answer about times, so it is missing with
+    the reason; a reply that says something, a no included, is read as said."""
+    times = _p("offered_times", "string", "Their answer about the times they could offer")
+    result = _read(
+        say,
+        [times],
+        ("assistant", "What times could you offer for the reception?"),
+        ("user", reply),
+        ("assistant", "Thank you for your time. Goodbye!"),
+        ("user", "Thanks, bye!"),
+    )
+    assert result.result.get("offered_times") == read
+    assert ("offered_times" in result.reasons) == (read is None)
+
+
+@pytest.mark.parametrize(
     ("reply", "items"),
     [
         ("We offer packing.", ["packing"]),
