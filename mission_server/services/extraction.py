@@ -415,13 +415,20 @@ def extract_conversation_insights(
     return outputs
 
 
+#: The most bytes (as JSON) the listed mismatches take: the accuracy rides in the run's result
+#: payload, which the planner fits in 14,000 of the 16 KiB a payload may take
+#: (``planner.result.PAYLOAD_BUDGET``), so the two together stay under it.
+MISMATCH_BYTES = 1_500
+
+
 def extraction_accuracy(engine: Engine, run_id: str) -> dict[str, Any] | None:
     """How well the run's conversations were read, where their truth is known (a rehearsal):
     per field, the value read against the value said (``insights.accuracy``). None when no
     result of the run carries a truth (real calls).
 
-    ``mismatches`` lists the wrong values (at most 20): a value read that no one said, or
-    another value than the one said.
+    ``mismatches`` lists the wrong values, the first 20 that fit in ``MISMATCH_BYTES``: a
+    value read that no one said, or another value than the one said; ``mismatches_total``
+    counts them all.
     """
     query = (
         select(m.InsightResult, m.Insight, m.Conversation)
@@ -451,10 +458,14 @@ def extraction_accuracy(engine: Engine, run_id: str) -> dict[str, Any] | None:
                 where[index] = conversation.name or conversation.conversation_id
     if not conversations:
         return None
-    mismatches = [
-        {"conversation": where[i], "field": v.name, "said": v.truth, "read": v.read}
-        for i, v in enumerate(tally.mismatches[:20])
-    ]
+    mismatches: list[dict[str, Any]] = []
+    size = 2
+    for i, v in enumerate(tally.mismatches[:20]):
+        item = {"conversation": where[i], "field": v.name, "said": v.truth, "read": v.read}
+        size += len(json.dumps(item, ensure_ascii=False).encode()) + 2
+        if size > MISMATCH_BYTES:
+            break
+        mismatches.append(item)
     return {
         "conversations": len(conversations),
         "extractors": sorted(extractors),
@@ -466,6 +477,7 @@ def extraction_accuracy(engine: Engine, run_id: str) -> dict[str, Any] | None:
         "absent": tally.absent,
         **tally.rates(),
         "mismatches": mismatches,
+        "mismatches_total": len(tally.mismatches),
     }
 
 

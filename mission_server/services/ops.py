@@ -742,9 +742,13 @@ class ServiceOps:
 
     def ready_calls(self, run_id: str, limit: int) -> Progress:
         """Outstanding targets (a call scheduled, no outcome) whose call is terminal and whose
-        insights have settled. One statement: the outstanding targets whose call is terminal,
-        each with the count of the run's outstanding targets and its insights' settledness
-        (a count on the targets' state index alone when none is terminal)."""
+        insights have settled, oldest position first.
+
+        A step reads as many rows as it records, not every outstanding target: one statement
+        per ``limit`` rows, the outstanding targets whose call is terminal in position order on
+        the targets' state index, each with the count of the run's outstanding targets and
+        its insights' settledness (a count on that index alone when none is terminal). It
+        reads further only past calls whose insights are still being extracted."""
         targets = _TARGETS
         outstanding_q = (
             sa_select(func.count())
@@ -758,39 +762,48 @@ class ServiceOps:
             .select_from(_RESULTS)
             .where(_RESULTS.c.conversation_id == conversation)
         )
-        with reader(self.ctx.engine).connect() as conn:
-            rows = conn.execute(
-                sa_select(
-                    *_TARGET_COLUMNS,
-                    conversation,
-                    outstanding_q.scalar_subquery().label("outstanding"),
-                    results_q.scalar_subquery().label("results"),
-                    results_q.where(_RESULTS.c.status.not_in(_INSIGHT_DONE_STATUSES))
-                    .scalar_subquery()
-                    .label("unsettled"),
-                )
-                .join(_EVENTS, _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id)
-                .where(
-                    targets.c.run_id == run_id,
-                    targets.c.state == "scheduled",
-                    _EVENTS.c.status.in_(_TERMINAL_EVENTS),
-                )
-                .order_by(targets.c.position)
-            ).all()
-            if rows:
-                outstanding = int(rows[0].outstanding)
-            else:
-                outstanding = int(conn.execute(outstanding_q).scalar_one())
+        page = (
+            sa_select(
+                *_TARGET_COLUMNS,
+                conversation,
+                outstanding_q.scalar_subquery().label("outstanding"),
+                results_q.scalar_subquery().label("results"),
+                results_q.where(_RESULTS.c.status.not_in(_INSIGHT_DONE_STATUSES))
+                .scalar_subquery()
+                .label("unsettled"),
+            )
+            .join(_EVENTS, _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id)
+            .where(
+                targets.c.run_id == run_id,
+                targets.c.state == "scheduled",
+                targets.c.position > bindparam("after"),
+                _EVENTS.c.status.in_(_TERMINAL_EVENTS),
+            )
+            .order_by(targets.c.position)
+            .limit(limit)
+        )
         ready: list[RunTarget] = []
-        for row in rows:
-            if len(ready) >= limit:
-                break
-            if row.conversation_id is not None and (not row.results or row.unsettled):
-                # Not extracted yet (or half-done): the full rule, extracting on demand.
-                status = self._insights(row.conversation_id)[0]
-                if status not in _INSIGHT_DONE and status is not None:
-                    continue
-            ready.append(self._run_target(row))
+        outstanding: int | None = None
+        after = -1
+        with reader(self.ctx.engine).connect() as conn:
+            while len(ready) < limit:
+                rows = conn.execute(page, {"after": after}).all()
+                if rows and outstanding is None:
+                    outstanding = int(rows[0].outstanding)
+                for row in rows:
+                    if len(ready) >= limit:
+                        break
+                    after = row.position
+                    if row.conversation_id is not None and (not row.results or row.unsettled):
+                        # Not extracted yet (or half-done): the full rule, extracting on demand.
+                        status = self._insights(row.conversation_id)[0]
+                        if status not in _INSIGHT_DONE and status is not None:
+                            continue
+                    ready.append(self._run_target(row))
+                if len(rows) < limit:
+                    break
+            if outstanding is None:
+                outstanding = int(conn.execute(outstanding_q).scalar_one())
         return Progress(tuple(ready), outstanding)
 
     def record_outcomes(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from mission_server.app import MissionApp
 from mission_server.engine.dispatcher import Dispatcher
@@ -413,3 +414,94 @@ def test_a_mission_of_600_targets_keeps_them_in_the_records_and_dispatches_in_ba
     assert not any(isinstance(v, list | dict) and len(v) > 50 for v in state.values())
     runner.drain()  # woken again: nothing is scheduled twice
     assert len(all_calls(ctx, run_id)) == 600
+
+
+def test_ready_calls_reads_a_batch_at_a_time_and_pages_past_calls_still_being_extracted(
+    tmp_path,
+):
+    """A wake-up reads as many finished calls as it records, not every outstanding target;
+    calls whose insights are still pending are passed over, not waited on, and the calls
+    after them are still found."""
+    import yaml
+
+    from mission_server.engine.drivers import run_until_idle
+    from planner.graph import RECORD_BATCH
+
+    codes = ("630", "708", "847")
+    venues = [
+        {"name": f"Venue {i:03d}", "phone": f"+1{codes[i // 100]}55501{i % 100:02d}"}
+        for i in range(300)
+    ]
+    world = yaml.safe_load((EXAMPLES / "world.yaml").read_text(encoding="utf-8"))
+    world["businesses"] = [{**v, "facts": {"availability": "we have availability"}} for v in venues]
+    world_path = tmp_path / "world.yaml"
+    world_path.write_text(yaml.safe_dump(world), encoding="utf-8")
+    ctx = make_ctx(str(tmp_path / "missions.db"), tmp_path, world=world_path)
+    runner = MissionRunner(ctx, mode="inline")
+    spec = load_spec(EXAMPLES / "venue-availability.yaml").model_dump(mode="json")
+    spec["targets"] = venues
+    run_id = runner.start(spec)
+    runner.drain()  # every call scheduled; the runner is not woken while they are placed
+    run_until_idle(Dispatcher(ctx), ctx.clock)
+    targets = m.RunTarget.__table__
+    results = m.InsightResult.__table__
+    conversations = m.Conversation.__table__
+    with ctx.engine.begin() as conn:
+        # The first 150 targets' insights back to pending, as if still being extracted.
+        held = {
+            row.position: row.conversation_id
+            for row in conn.execute(
+                sa.select(targets.c.position, conversations.c.conversation_id)
+                .join(
+                    conversations,
+                    conversations.c.scheduled_event_id == targets.c.scheduled_event_id,
+                )
+                .where(targets.c.run_id == run_id, targets.c.position < 150)
+            )
+        }
+        assert len(held) == 150
+        conn.execute(
+            results.update()
+            .where(results.c.conversation_id.in_(list(held.values())))
+            .values(status="pending")
+        )
+
+    on_demand, runner.ops.extract_on_demand = runner.ops.extract_on_demand, False
+    progress = runner.ops.ready_calls(run_id, RECORD_BATCH)  # another worker extracts them
+    runner.ops.extract_on_demand = on_demand
+    assert progress.outstanding == 300
+    assert len(progress.ready) == RECORD_BATCH
+    assert min(t.position for t in progress.ready) >= 150
+    assert [t.position for t in progress.ready] == sorted(t.position for t in progress.ready)
+
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            results.update()
+            .where(results.c.conversation_id.in_(list(held.values())))
+            .values(status="completed")
+        )
+    detail = run_to_end(ctx, runner, run_id)
+    assert detail.status == "succeeded", detail.error
+    assert runner.ops.ready_calls(run_id, RECORD_BATCH).outstanding == 0
+    assert len(runner.ops.load_outcomes(run_id)) == 300
+    payload = missions.get_run(ctx, run_id).result_payload or {}
+    assert payload["listed"]["of"] == 300 and payload["extraction_accuracy"]["wrong"] == 0
+
+    # A reader that got every conversation wrong, at length: the rehearsal's accuracy lists
+    # what fits beside the targets, and the run's result is still recorded.
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            results.update().values(
+                result={"availability": "fully booked", "offered_times": "Thursday " * 60}
+            )
+        )
+    runner.ops.complete_run(
+        run_id, status="succeeded", summary="again", payload=payload, error=None
+    )
+    again = missions.get_run(ctx, run_id).result_payload or {}
+    accuracy = again["extraction_accuracy"]
+    assert accuracy["mismatches_total"] == 600
+    assert 0 < len(accuracy["mismatches"]) < 20
+    assert again["targets"] == payload["targets"]
+    runner.close()
+    ctx.engine.dispose()

@@ -27,11 +27,12 @@ def catering(**changes: Any) -> dict[str, Any]:
     return spec
 
 
-def make_ctx(url: str, tmp_path: Path) -> Context:
-    """A context on ``url`` over the example world, its virtual clock at the world's start."""
+def make_ctx(url: str, tmp_path: Path, world: Path = WORLD) -> Context:
+    """A context on ``url`` over the example world (or ``world``), its virtual clock at the
+    world's start."""
     engine = make_engine(url)
     create_schema(engine)
-    provider = SimulatedProvider.from_path(WORLD, ledger_path=tmp_path / "ledger.jsonl")
+    provider = SimulatedProvider.from_path(world, ledger_path=tmp_path / "ledger.jsonl")
     assert provider.world.start_time is not None
     return Context(
         engine=engine,
