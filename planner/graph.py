@@ -503,7 +503,12 @@ def _record(
     best = state.get("best")
     outcomes: dict[int, dict[str, Any]] = {}
     moves: list[tuple[str, Any, dict[str, Any] | None]] = []
-    results = ops.get_call_results([entry["scheduled_event_id"] for entry in ready])
+    # The transcripts tell whether a call mentioned the leverage it carried; nothing else
+    # needs them.
+    results = ops.get_call_results(
+        [entry["scheduled_event_id"] for entry in ready],
+        transcripts=any(entry["offered"] for entry in ready),
+    )
     events: list[dict[str, Any]] = []
     for entry, result in zip(ready, results, strict=True):
         index = entry["position"]

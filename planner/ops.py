@@ -311,8 +311,11 @@ class MissionOps(Protocol):
         """Every recorded outcome of the run, by position."""
         ...
 
-    def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
-        """``get_call_result`` of each call, in order, read together."""
+    def get_call_results(
+        self, scheduled_event_ids: list[str], *, transcripts: bool = True
+    ) -> list[CallResult]:
+        """``get_call_result`` of each call, in order, read together; without their
+        transcripts (``transcript`` None) when ``transcripts`` is false."""
         ...
 
     def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:

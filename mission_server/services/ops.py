@@ -471,9 +471,13 @@ class ServiceOps:
             insight = self._insights(event.conversation_id)
         return self._call_result(event, name, transcript, insight)
 
-    def get_call_results(self, scheduled_event_ids: list[str]) -> list[CallResult]:
+    def get_call_results(
+        self, scheduled_event_ids: list[str], *, transcripts: bool = True
+    ) -> list[CallResult]:
         """``get_call_result`` of each call, read together (a batch of calls to record costs
-        a few queries, not a few per call). Raises: NotFound."""
+        a few queries, not a few per call); ``transcripts`` false leaves out the messages
+        (the planner reads them only to tell whether a call mentioned the leverage).
+        Raises: NotFound."""
         if not scheduled_event_ids:
             return []
         ids = list(dict.fromkeys(scheduled_event_ids))
@@ -525,24 +529,32 @@ class ServiceOps:
             ]
             for start in range(0, len(conversations), 500):
                 chunk = conversations[start : start + 500]
-                for row in conn.execute(
-                    sa_select(
-                        _CONVERSATIONS.c.conversation_id,
-                        _CONVERSATIONS.c.name,
-                        _MESSAGES.c.role,
-                        _MESSAGES.c.text,
-                    )
-                    .outerjoin(
-                        _MESSAGES,
-                        _MESSAGES.c.conversation_id == _CONVERSATIONS.c.conversation_id,
-                    )
-                    .where(_CONVERSATIONS.c.conversation_id.in_(chunk))
-                    .order_by(_CONVERSATIONS.c.conversation_id, _MESSAGES.c.seq)
-                ):
-                    names[row.conversation_id] = row.name
-                    said = messages.setdefault(row.conversation_id, [])
-                    if row.role is not None:
-                        said.append((row.role, row.text))
+                if transcripts:
+                    for row in conn.execute(
+                        sa_select(
+                            _CONVERSATIONS.c.conversation_id,
+                            _CONVERSATIONS.c.name,
+                            _MESSAGES.c.role,
+                            _MESSAGES.c.text,
+                        )
+                        .outerjoin(
+                            _MESSAGES,
+                            _MESSAGES.c.conversation_id == _CONVERSATIONS.c.conversation_id,
+                        )
+                        .where(_CONVERSATIONS.c.conversation_id.in_(chunk))
+                        .order_by(_CONVERSATIONS.c.conversation_id, _MESSAGES.c.seq)
+                    ):
+                        names[row.conversation_id] = row.name
+                        said = messages.setdefault(row.conversation_id, [])
+                        if row.role is not None:
+                            said.append((row.role, row.text))
+                else:
+                    for row in conn.execute(
+                        sa_select(_CONVERSATIONS.c.conversation_id, _CONVERSATIONS.c.name).where(
+                            _CONVERSATIONS.c.conversation_id.in_(chunk)
+                        )
+                    ):
+                        names[row.conversation_id] = row.name
                 for row in conn.execute(
                     sa_select(
                         _RESULTS.c.conversation_id,
@@ -573,7 +585,9 @@ class ServiceOps:
                     event,
                     tuple(attempts.get(event_id, ())),
                     names.get(conversation) if known and conversation else None,
-                    tuple(messages[conversation]) if known and conversation else None,
+                    tuple(messages[conversation])
+                    if transcripts and known and conversation
+                    else None,
                     insight,
                     simulated,
                 )

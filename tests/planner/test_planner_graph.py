@@ -164,7 +164,7 @@ class FakeOps:
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
         return [self.outcomes[k] for k in sorted(self.outcomes)]
 
-    def get_call_results(self, ids: list[str]) -> list[CallResult]:
+    def get_call_results(self, ids: list[str], *, transcripts: bool = True) -> list[CallResult]:
         return [self.get_call_result(i) for i in ids]
 
     def log_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
