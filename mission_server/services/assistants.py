@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlmodel import Session, col, select
 
 from mission_server.domain.targets import normalise_target
@@ -264,28 +267,36 @@ def list_assistants(
 
 
 def sync_phone_numbers(ctx: Context) -> None:
-    """Record the provider's numbers locally (new ones appear; assignments are kept)."""
+    """Record the provider's numbers locally (new ones appear; assignments are kept). Reads
+    two columns of the known numbers and writes only what changed: every number assignment
+    syncs, so it must not cost a row object per number of the account."""
     numbers = ctx.provider.list_phone_numbers()
     now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        known = {n.phone_number: n for n in session.exec(select(m.PhoneNumber))}
+    table = m.PhoneNumber.__table__  # type: ignore[attr-defined]
+    with ctx.engine.begin() as conn:
+        known = dict(conn.execute(sa_select(table.c.phone_number, table.c.hd_voice)).all())
+        fresh = [
+            {
+                "phone_number": info.phone_number,
+                "number_id": info.number_id,
+                "hd_voice": info.hd_voice,
+                "provider": ctx.provider.name,
+                "assistant_id": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for info in numbers
+            if info.phone_number not in known
+        ]
+        if fresh:
+            conn.execute(sa_insert(table), fresh)
         for info in numbers:
-            row = known.get(info.phone_number)
-            if row is None:
-                session.add(
-                    m.PhoneNumber(
-                        phone_number=info.phone_number,
-                        number_id=info.number_id,
-                        hd_voice=info.hd_voice,
-                        provider=ctx.provider.name,
-                        created_at=now,
-                        updated_at=now,
-                    )
+            if info.phone_number in known and bool(known[info.phone_number]) != info.hd_voice:
+                conn.execute(
+                    sa_update(table)
+                    .where(table.c.phone_number == info.phone_number)
+                    .values(hd_voice=info.hd_voice, updated_at=now)
                 )
-            elif row.hd_voice != info.hd_voice:
-                row.hd_voice = info.hd_voice
-                row.updated_at = now
-                session.add(row)
 
 
 def list_phone_numbers(
