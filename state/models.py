@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from state.types import JSONType, UTCDateTime, new_id
@@ -111,12 +111,16 @@ class RunTarget(TableModel, table=True):
 
     The planner's checkpointed state holds none of this (its size must not grow with the
     mission); it reads the rows it needs. ``state``: ``new`` (not scheduled yet),
-    ``scheduled`` (a call is out), ``recorded`` (the outcome is written). ``memo`` is what
-    the planner keeps about the call (the leverage it carried).
+    ``scheduled`` (a call is out), ``ended`` (the call has ended: set by the database's
+    trigger, ``state.triggers``, in the statement that ends it), ``recorded`` (the outcome
+    is written). ``memo`` is what the planner keeps about the call (the leverage it carried).
     """
 
     __tablename__ = "run_targets"
-    __table_args__ = (Index("ix_run_targets_run_state", "run_id", "state", "position"),)
+    __table_args__ = (
+        Index("ix_run_targets_run_state", "run_id", "state", "position"),
+        Index("ix_run_targets_scheduled_event_id", "scheduled_event_id"),
+    )
 
     run_id: str = Field(foreign_key="runs.run_id", primary_key=True, max_length=64)
     position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
@@ -515,3 +519,14 @@ class DialPacing(TableModel, table=True):
 
     pacing_id: int = Field(default=1, sa_column=Column(Integer, primary_key=True))
     next_dial_at: datetime | None = _ts()
+
+
+@event.listens_for(SQLModel.metadata, "after_create")
+def _create_triggers(target: Any, connection: Any, **kw: Any) -> None:
+    """``create_schema`` makes the database's trigger too (``state.triggers``), once the tables
+    it joins exist."""
+    from state import triggers
+
+    names = {t.name for t in kw.get("tables", target.sorted_tables)}  # the tables made now
+    if {"run_targets", "scheduled_events"} <= names:
+        triggers.create_call_ended(connection)

@@ -1,7 +1,7 @@
 -- Written by `python -m state.migrate`: the schema the migrations build on SQLite, as
 -- SQLite recorded it. A new SQLite database is created from it (state/migrate.py).
 -- Do not edit; rewrite it after adding a migration.
--- revision: 0009
+-- revision: 0010
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -259,9 +259,9 @@ CREATE TABLE "scheduled_events" (
 	updated_at DATETIME NOT NULL, 
 	caller_fixed BOOLEAN DEFAULT 0 NOT NULL, 
 	PRIMARY KEY (scheduled_event_id), 
-	FOREIGN KEY(run_id) REFERENCES runs (run_id), 
+	UNIQUE (idempotency_key), 
 	FOREIGN KEY(assistant_id) REFERENCES assistants (assistant_id), 
-	UNIQUE (idempotency_key)
+	FOREIGN KEY(run_id) REFERENCES runs (run_id)
 );
 CREATE TABLE sim_clock (
 	clock_id INTEGER NOT NULL, 
@@ -329,6 +329,7 @@ CREATE INDEX ix_messages_conversation_seq ON messages (conversation_id, seq);
 CREATE INDEX ix_missions_created_at ON missions (created_at);
 CREATE INDEX ix_plan_steps_run_id ON plan_steps (run_id);
 CREATE INDEX ix_run_targets_run_state ON run_targets (run_id, state, position);
+CREATE INDEX ix_run_targets_scheduled_event_id ON run_targets (scheduled_event_id);
 CREATE INDEX ix_runs_created_at ON runs (created_at);
 CREATE INDEX ix_runs_mission_id ON runs (mission_id);
 CREATE INDEX ix_runs_status ON runs (status);
@@ -340,4 +341,5 @@ CREATE INDEX ix_telnyx_outbox_lane ON telnyx_outbox (lane, status, id);
 CREATE INDEX ix_telnyx_outbox_status ON telnyx_outbox (status, next_attempt_at);
 CREATE INDEX ix_webhook_deliveries_conversation_id ON webhook_deliveries (conversation_id);
 CREATE INDEX ix_webhook_deliveries_delivery_id ON webhook_deliveries (delivery_id);
-INSERT INTO alembic_version (version_num) VALUES ('0009');
+CREATE TRIGGER trg_run_targets_call_ended AFTER UPDATE OF status ON scheduled_events FOR EACH ROW WHEN NEW.status IN ('cancelled', 'completed', 'failed') AND OLD.status NOT IN ('cancelled', 'completed', 'failed') BEGIN UPDATE run_targets SET state = 'ended' WHERE scheduled_event_id = NEW.scheduled_event_id AND state = 'scheduled'; END;
+INSERT INTO alembic_version (version_num) VALUES ('0010');

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, case, func, insert, literal_column, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
@@ -730,18 +730,38 @@ class ServiceOps:
             )
         if noted:
             with self.ctx.engine.begin() as conn:
-                # A target whose outcome is already recorded (a node run again) stays so.
+                # The calls' rows are locked first (PostgreSQL; SQLite has one writer): a call
+                # that ends meanwhile is either seen ended here or, ended after this commits,
+                # marked by the database's trigger (state.triggers), never neither.
+                conn.execute(
+                    sa_select(_EVENTS.c.scheduled_event_id)
+                    .where(
+                        _EVENTS.c.scheduled_event_id.in_([n["scheduled_event_id"] for n in noted])
+                    )
+                    .with_for_update(read=True)
+                ).all()
+                # A target whose call has ended or whose outcome is recorded (a node run again)
+                # stays so; a call already ended (scheduled before, by the same key) is noted
+                # ended.
+                ended = (
+                    sa_select(_EVENTS.c.status)
+                    .where(_EVENTS.c.scheduled_event_id == bindparam("b_event"))
+                    .scalar_subquery()
+                    # Literal statuses: an executemany cannot expand a list parameter.
+                    .in_([literal_column(f"'{status}'") for status in _TERMINAL_EVENTS])
+                )
                 conn.execute(
                     update(_TARGETS)
                     .where(
                         _TARGETS.c.run_id == run_id,
                         _TARGETS.c.position == bindparam("b_position"),
                         _TARGETS.c.state != "recorded",
+                        _TARGETS.c.state != "ended",
                     )
                     .values(
                         scheduled_event_id=bindparam("b_event"),
                         memo=bindparam("b_memo"),
-                        state="scheduled",
+                        state=case((ended, "ended"), else_="scheduled"),
                     ),
                     [
                         {
@@ -755,19 +775,19 @@ class ServiceOps:
         return results
 
     def ready_calls(self, run_id: str, limit: int) -> Progress:
-        """Outstanding targets (a call scheduled, no outcome) whose call is terminal and whose
+        """Outstanding targets (a call scheduled, no outcome) whose call has ended and whose
         insights have settled, oldest position first.
 
-        A step reads as many rows as it records, not every outstanding target: one statement
-        per ``limit`` rows, the outstanding targets whose call is terminal in position order on
-        the targets' state index, each with the count of the run's outstanding targets and
-        its insights' settledness (a count on that index alone when none is terminal). It
-        reads further only past calls whose insights are still being extracted."""
+        The targets whose call has ended are ``ended`` (the database's trigger marks them in
+        the statement that ends the call, ``state.triggers``), so a step reads them on the
+        targets' state index, one statement per ``limit`` rows, never the calls still out:
+        its cost does not grow with the targets. It reads further only past calls whose
+        insights are still being extracted."""
         targets = _TARGETS
         outstanding_q = (
             sa_select(func.count())
             .select_from(targets)
-            .where(targets.c.run_id == run_id, targets.c.state == "scheduled")
+            .where(targets.c.run_id == run_id, targets.c.state.in_(("scheduled", "ended")))
             .correlate(None)
         )
         conversation = _EVENTS.c.conversation_id
@@ -789,9 +809,8 @@ class ServiceOps:
             .join(_EVENTS, _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id)
             .where(
                 targets.c.run_id == run_id,
-                targets.c.state == "scheduled",
+                targets.c.state == "ended",
                 targets.c.position > bindparam("after"),
-                _EVENTS.c.status.in_(_TERMINAL_EVENTS),
             )
             .order_by(targets.c.position)
             .limit(limit)
