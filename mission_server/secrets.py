@@ -53,6 +53,7 @@ class Scrubber:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern = self._compile()
+        self._probe: tuple[str, ...] | None = self._probe_for(set())
         self._remembered: dict[str, str] = {}
         self.add(*secrets)
 
@@ -72,8 +73,18 @@ class Scrubber:
         with self._lock:
             self._secrets |= fresh
             self._pattern = self._compile()
+            self._probe = self._probe_for(self._secrets)
             # After the pattern: a scrub that reads the new memory also reads the new pattern.
             self._remembered = {}
+
+    @staticmethod
+    def _probe_for(secrets: set[str]) -> tuple[str, ...] | None:
+        """What an ASCII text must contain (lower-cased) for the pattern to match anything in
+        it: each secret lower-cased, "bearer " and "sk-"; None when a secret is not ASCII (a
+        non-ASCII letter may match an ASCII one case-insensitively, "K" and "k")."""
+        if not all(s.isascii() for s in secrets):
+            return None
+        return (*sorted({s.lower() for s in secrets}), "bearer ", "sk-")
 
     @property
     def _lower(self) -> set[str]:
@@ -87,6 +98,13 @@ class Scrubber:
         if not text:
             return text
         if len(text) > _REMEMBERED_LENGTH:
+            probe = self._probe
+            if probe is not None and text.isascii():
+                # A JSON column's text is ASCII (json.dumps escapes the rest): it needs the
+                # pattern only if it holds one of the pieces any match starts from.
+                lowered = text.lower()
+                if not any(piece in lowered for piece in probe):
+                    return text
             return self._pattern.sub(MASK, text)
         remembered = self._remembered  # read before the pattern: see ``add``
         done = remembered.get(text)
@@ -99,27 +117,44 @@ class Scrubber:
 
     def scrub_data(self, data: Any) -> Any:
         """``data`` (strings, in dicts, lists, tuples and pydantic models) scrubbed, as a copy."""
-        if type(data) in _PLAIN:  # most values of a database statement: nothing to scrub
+        kind = type(data)
+        if kind in _PLAIN:  # most values of a database statement: nothing to scrub
             return data
+        if kind is str:
+            return self.scrub(data)
         if isinstance(data, str):
             return self.scrub(data)
-        # In a container, a value with no text is kept without a call (a batch of rows holds
-        # hundreds of thousands of them).
+        # In a container, a value with no text is kept and a text scrubbed without a further
+        # call (a batch of rows holds hundreds of thousands of them).
         if isinstance(data, dict):
             return {
-                self.scrub_data(k): v if type(v) in _PLAIN else self.scrub_data(v)
+                self.scrub_data(k): self._item(v)
                 for k, v in data.items()  # type: ignore[misc]
             }
         if isinstance(data, list):
-            return [v if type(v) in _PLAIN else self.scrub_data(v) for v in data]  # type: ignore[misc]
+            return self._items(data)  # type: ignore[arg-type]
         if isinstance(data, tuple):
-            return tuple([v if type(v) in _PLAIN else self.scrub_data(v) for v in data])  # type: ignore[misc]
+            return tuple(self._items(data))  # type: ignore[arg-type]
         if _is_model(data):
             update = {
                 name: self.scrub_data(getattr(data, name)) for name in type(data).model_fields
             }
             return data.model_copy(update=update)
         return data
+
+    def _item(self, value: Any) -> Any:
+        kind = type(value)
+        if kind in _PLAIN:
+            return value
+        if kind is str:
+            return self.scrub(value)
+        return self.scrub_data(value)
+
+    def _items(self, values: Iterable[Any]) -> list[Any]:
+        plain, scrub, deeper = _PLAIN, self.scrub, self.scrub_data
+        return [
+            v if type(v) in plain else scrub(v) if type(v) is str else deeper(v) for v in values
+        ]
 
 
 #: Texts up to this length are remembered once scrubbed, this many at most.

@@ -81,6 +81,25 @@ def test_the_scrubber_masks_every_secret_in_any_case_and_credential_shapes() -> 
     assert Scrubber(["ab"]).scrub("ab") == "ab"  # too short to be a secret
 
 
+@pytest.mark.parametrize("pad", ["x" * 300, '{"payload": "' + "é" * 300 + '"}'])
+def test_a_long_text_is_masked_wherever_the_secret_or_a_credential_is_in_it(pad: str) -> None:
+    """Texts past the remembered length (JSON payloads) skip the pattern when they hold none
+    of the pieces a match starts from; any that holds one is still masked."""
+    scrubber = Scrubber(["Abcdef123"])
+    for echo in echoes("Abcdef123"):
+        assert scrubber.scrub(f"{pad} key {echo}!") == f"{pad} key ***!"
+        assert scrubber.scrub(f"{echo} {pad}") == f"*** {pad}"
+    assert scrubber.scrub(f"{pad} BEARER tok.en-123") == f"{pad} BEARER ***"
+    assert scrubber.scrub(f"{pad} SK-abcdefgh1234") == f"{pad} ***"
+    assert scrubber.scrub(f"{pad} task-abcdefgh1234") == f"{pad} task-abcdefgh1234"
+    assert scrubber.scrub(pad) == pad
+
+
+def test_a_secret_with_a_letter_that_matches_an_ascii_one_is_masked_in_ascii_text() -> None:
+    kelvin = "\u212aey-5551234"  # KELVIN SIGN: the pattern matches it against "k"
+    assert Scrubber([kelvin]).scrub("x" * 300 + " key-5551234") == "x" * 300 + " ***"
+
+
 def test_a_text_scrubbed_before_a_secret_was_added_is_scrubbed_for_it_after() -> None:
     scrubber = Scrubber()
     seen = "token Zq9xLm42Rt"
