@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import bindparam, case, func, insert, literal_column, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
 from mission_server.domain.calling_hours import CallingWindow
@@ -689,10 +690,24 @@ class ServiceOps:
         self, run_id: str, *, assistant_id: str, calls: list[CallRequest]
     ) -> list[str | OperationFailed]:
         """Schedule the calls in one transaction (``scheduling.create_scheduled_events``, the
-        rules of ``schedule_call`` for each) and note the scheduled ones on their targets.
-        Raises: NotFound."""
-        results: list[str | OperationFailed] = []
-        noted: list[dict[str, Any]] = []
+        rules of ``schedule_call`` for each), noting the scheduled ones on their targets in the
+        same transaction. Raises: NotFound."""
+
+        def note(
+            conn: Connection, outs: list[ScheduledEventOut | MissionError], committed: bool
+        ) -> None:
+            noted = [
+                {
+                    "b_position": call.position,
+                    "b_event": out.scheduled_event_id,
+                    "b_memo": call.memo,
+                }
+                for call, out in zip(calls, outs, strict=True)
+                if not isinstance(out, MissionError)
+            ]
+            if noted:
+                _note_targets(conn, run_id, noted, lock=committed)
+
         outs = scheduling.create_scheduled_events(
             self.ctx,
             [
@@ -712,66 +727,15 @@ class ServiceOps:
                 }
                 for call in calls
             ],
+            then=note,
         )
+        results: list[str | OperationFailed] = []
         for call, out in zip(calls, outs, strict=True):
             if isinstance(out, MissionError):
                 code = self._refusal_code(out, run_id, call.to)
                 results.append(OperationFailed(str(out), code=code))
-                continue
-            results.append(out.scheduled_event_id)
-            noted.append(
-                {
-                    "run_id": run_id,
-                    "position": call.position,
-                    "scheduled_event_id": out.scheduled_event_id,
-                    "memo": call.memo,
-                    "state": "scheduled",
-                }
-            )
-        if noted:
-            with self.ctx.engine.begin() as conn:
-                # The calls' rows are locked first (PostgreSQL; SQLite has one writer): a call
-                # that ends meanwhile is either seen ended here or, ended after this commits,
-                # marked by the database's trigger (state.triggers), never neither.
-                conn.execute(
-                    sa_select(_EVENTS.c.scheduled_event_id)
-                    .where(
-                        _EVENTS.c.scheduled_event_id.in_([n["scheduled_event_id"] for n in noted])
-                    )
-                    .with_for_update(read=True)
-                ).all()
-                # A target whose call has ended or whose outcome is recorded (a node run again)
-                # stays so; a call already ended (scheduled before, by the same key) is noted
-                # ended.
-                ended = (
-                    sa_select(_EVENTS.c.status)
-                    .where(_EVENTS.c.scheduled_event_id == bindparam("b_event"))
-                    .scalar_subquery()
-                    # Literal statuses: an executemany cannot expand a list parameter.
-                    .in_([literal_column(f"'{status}'") for status in _TERMINAL_EVENTS])
-                )
-                conn.execute(
-                    update(_TARGETS)
-                    .where(
-                        _TARGETS.c.run_id == run_id,
-                        _TARGETS.c.position == bindparam("b_position"),
-                        _TARGETS.c.state != "recorded",
-                        _TARGETS.c.state != "ended",
-                    )
-                    .values(
-                        scheduled_event_id=bindparam("b_event"),
-                        memo=bindparam("b_memo"),
-                        state=case((ended, "ended"), else_="scheduled"),
-                    ),
-                    [
-                        {
-                            "b_position": n["position"],
-                            "b_event": n["scheduled_event_id"],
-                            "b_memo": n["memo"],
-                        }
-                        for n in noted
-                    ],
-                )
+            else:
+                results.append(out.scheduled_event_id)
         return results
 
     def ready_calls(self, run_id: str, limit: int) -> Progress:
@@ -951,6 +915,52 @@ _TARGET_COLUMNS = tuple(
     for name in ("position", "name", "phone", "target", "step_id", "scheduled_event_id", "memo")
 )
 _INSIGHT_DONE_STATUSES = tuple(sorted(_INSIGHT_DONE))
+
+
+def _note_targets(
+    conn: Connection, run_id: str, noted: list[dict[str, Any]], *, lock: bool
+) -> None:
+    """Note each scheduled call (``b_event``, with the planner's ``b_memo``) on its target
+    (``b_position``). A target whose call has ended or whose outcome is recorded (a node run
+    again) stays so; a call that has already ended (scheduled before, by the same key) is
+    noted ``ended`` (after that, the database's trigger marks it: ``state.triggers``).
+
+    ``lock``: the calls were committed before this transaction, so a call may be ending
+    meanwhile; their rows are locked first (PostgreSQL; SQLite has one writer), so it is seen
+    ended here or, ended after this commits, marked by the trigger, never neither."""
+    if lock:
+        conn.execute(
+            sa_select(_EVENTS.c.scheduled_event_id)
+            .where(_EVENTS.c.scheduled_event_id.in_(sorted(n["b_event"] for n in noted)))
+            .order_by(_EVENTS.c.scheduled_event_id)
+            .with_for_update(read=True)
+        ).all()
+    conn.execute(_NOTE_TARGET.where(_TARGETS.c.run_id == run_id), noted)
+
+
+#: ``_note_targets``' update (an executemany cannot expand a list parameter: literal statuses).
+_NOTE_TARGET = (
+    update(_TARGETS)
+    .where(
+        _TARGETS.c.position == bindparam("b_position"),
+        _TARGETS.c.state != "recorded",
+        _TARGETS.c.state != "ended",
+    )
+    .values(
+        scheduled_event_id=bindparam("b_event"),
+        memo=bindparam("b_memo"),
+        state=case(
+            (
+                sa_select(_EVENTS.c.status)
+                .where(_EVENTS.c.scheduled_event_id == bindparam("b_event"))
+                .scalar_subquery()
+                .in_([literal_column(f"'{status}'") for status in _TERMINAL_EVENTS]),
+                "ended",
+            ),
+            else_="scheduled",
+        ),
+    )
+)
 
 
 def _result_of_row(

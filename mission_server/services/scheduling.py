@@ -20,6 +20,7 @@ cancel may touch; the do-not-call list is ``services.do_not_call``, calling hour
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -233,12 +235,20 @@ def create_scheduled_event(
 
 
 def create_scheduled_events(
-    ctx: Context, requests: list[dict[str, Any]]
+    ctx: Context,
+    requests: list[dict[str, Any]],
+    *,
+    then: Callable[[Connection, list[ScheduledEventOut | MissionError], bool], None] | None = None,
 ) -> list[ScheduledEventOut | MissionError]:
     """Schedule many calls in one transaction: each request is what ``create_scheduled_event``
     takes, with the same rules; return, in order, each event or the error that refused it
     (a refused request writes nothing, the others are still scheduled). Should two writers
     race on an idempotency key, the batch is redone one request at a time.
+
+    ``then(connection, results, committed)`` writes what the caller keeps about the events
+    in the same transaction, before anyone else can see them (``committed`` False); after a
+    race, when the events were committed one by one, in a transaction of its own
+    (``committed`` True: others may be acting on them already).
 
     What the rules read is read once for the batch: the first events of the idempotency keys,
     the do-not-call entries of the targets and the plan steps named, in one query each; each
@@ -267,6 +277,8 @@ def create_scheduled_events(
                 except MissionError as exc:
                     results[index] = exc
             reads.write()
+            if then is not None:
+                then(session.connection(), results, False)
     except IntegrityError:
         results = []
         for request in requests:
@@ -274,6 +286,9 @@ def create_scheduled_events(
                 results.append(create_scheduled_event(ctx, **request))
             except MissionError as exc:
                 results.append(exc)
+        if then is not None:
+            with ctx.engine.begin() as conn:
+                then(conn, results, True)
         return results
     if reads.wakes:
         ctx.wake(min(reads.wakes))

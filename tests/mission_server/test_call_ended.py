@@ -131,3 +131,29 @@ def test_the_migration_marks_the_calls_that_ended_before_it(tmp_path) -> None:
     runner.close()
     ctx.engine.dispose()
     engine.dispose()
+
+
+def test_after_a_race_on_a_key_the_calls_are_still_noted_on_their_targets(
+    world, monkeypatch
+) -> None:
+    """Two writers racing on an idempotency key make the batch go one call at a time; the
+    targets are then noted in a transaction of their own, the calls' rows locked first."""
+    from sqlalchemy.exc import IntegrityError
+
+    ctx, runner = world
+    write = scheduling._Reads.write
+    raced = []
+
+    def write_once(self):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(True)
+            raise IntegrityError("INSERT", {}, Exception("another writer took the key"))
+        write(self)
+
+    monkeypatch.setattr(scheduling._Reads, "write", write_once)
+    run_id = runner.start(catering(strategy="parallel"))
+    runner.drain()
+    assert raced
+    assert set(states(ctx, run_id).values()) == {"scheduled"}
+    drive_virtual(ctx, runner, [run_id])
+    assert missions.get_run(ctx, run_id).status == "succeeded"
