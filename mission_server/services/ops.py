@@ -183,9 +183,7 @@ class ServiceOps:
     def run_status(self, run_id: str) -> str:
         """The run's status (one column read). Raises: NotFound."""
         with reader(self.ctx.engine).connect() as conn:
-            status = conn.execute(
-                sa_select(_RUNS.c.status).where(_RUNS.c.run_id == run_id)
-            ).scalar_one_or_none()
+            status = conn.execute(_RUN_STATUS, {"s_run": run_id}).scalar_one_or_none()
         if status is None:
             raise NotFound("run", run_id)
         return str(status)
@@ -663,16 +661,9 @@ class ServiceOps:
         )
 
     def load_targets(self, run_id: str, start: int, stop: int) -> list[RunTarget]:
-        targets = _TARGETS
         with reader(self.ctx.engine).connect() as conn:
             rows = conn.execute(
-                sa_select(*_TARGET_COLUMNS)
-                .where(
-                    targets.c.run_id == run_id,
-                    targets.c.position >= start,
-                    targets.c.position < stop,
-                )
-                .order_by(targets.c.position)
+                _TARGETS_BETWEEN, {"t_run": run_id, "t_start": start, "t_stop": stop}
             ).all()
         return [self._run_target(r) for r in rows]
 
@@ -747,44 +738,14 @@ class ServiceOps:
         targets' state index, one statement per ``limit`` rows, never the calls still out:
         its cost does not grow with the targets. It reads further only past calls whose
         insights are still being extracted."""
-        targets = _TARGETS
-        outstanding_q = (
-            sa_select(func.count())
-            .select_from(targets)
-            .where(targets.c.run_id == run_id, targets.c.state.in_(("scheduled", "ended")))
-            .correlate(None)
-        )
-        conversation = _EVENTS.c.conversation_id
-        results_q = (
-            sa_select(func.count())
-            .select_from(_RESULTS)
-            .where(_RESULTS.c.conversation_id == conversation)
-        )
-        page = (
-            sa_select(
-                *_TARGET_COLUMNS,
-                conversation,
-                outstanding_q.scalar_subquery().label("outstanding"),
-                results_q.scalar_subquery().label("results"),
-                results_q.where(_RESULTS.c.status.not_in(_INSIGHT_DONE_STATUSES))
-                .scalar_subquery()
-                .label("unsettled"),
-            )
-            .join(_EVENTS, _EVENTS.c.scheduled_event_id == targets.c.scheduled_event_id)
-            .where(
-                targets.c.run_id == run_id,
-                targets.c.state == "ended",
-                targets.c.position > bindparam("after"),
-            )
-            .order_by(targets.c.position)
-            .limit(limit)
-        )
         ready: list[RunTarget] = []
         outstanding: int | None = None
         after = -1
         with reader(self.ctx.engine).connect() as conn:
             while len(ready) < limit:
-                rows = conn.execute(page, {"after": after}).all()
+                rows = conn.execute(
+                    _READY_PAGE, {"r_run": run_id, "after": after, "r_limit": limit}
+                ).all()
                 if rows and outstanding is None:
                     outstanding = int(rows[0].outstanding)
                 for row in rows:
@@ -800,7 +761,7 @@ class ServiceOps:
                 if len(rows) < limit:
                     break
             if outstanding is None:
-                outstanding = int(conn.execute(outstanding_q).scalar_one())
+                outstanding = int(conn.execute(_OUTSTANDING, {"r_run": run_id}).scalar_one())
         return Progress(tuple(ready), outstanding)
 
     def record_outcomes(
@@ -915,6 +876,53 @@ _TARGET_COLUMNS = tuple(
     for name in ("position", "name", "phone", "target", "step_id", "scheduled_event_id", "memo")
 )
 _INSIGHT_DONE_STATUSES = tuple(sorted(_INSIGHT_DONE))
+
+# Statements of the planner's per-step reads, built once (building a statement and its cache
+# key costs about as much as running it).
+_RUN_STATUS = sa_select(_RUNS.c.status).where(_RUNS.c.run_id == bindparam("s_run"))
+_TARGETS_BETWEEN = (
+    sa_select(*_TARGET_COLUMNS)
+    .where(
+        _TARGETS.c.run_id == bindparam("t_run"),
+        _TARGETS.c.position >= bindparam("t_start"),
+        _TARGETS.c.position < bindparam("t_stop"),
+    )
+    .order_by(_TARGETS.c.position)
+)
+#: The run's outstanding targets (a call scheduled, no outcome recorded).
+_OUTSTANDING = (
+    sa_select(func.count())
+    .select_from(_TARGETS)
+    .where(
+        _TARGETS.c.run_id == bindparam("r_run"),
+        _TARGETS.c.state.in_([literal_column("'scheduled'"), literal_column("'ended'")]),
+    )
+)
+_RESULTS_OF_CALL = (
+    sa_select(func.count())
+    .select_from(_RESULTS)
+    .where(_RESULTS.c.conversation_id == _EVENTS.c.conversation_id)
+)
+#: ``ready_calls``' page: up to ``r_limit`` targets whose call has ended, past ``after``.
+_READY_PAGE = (
+    sa_select(
+        *_TARGET_COLUMNS,
+        _EVENTS.c.conversation_id,
+        _OUTSTANDING.correlate(None).scalar_subquery().label("outstanding"),
+        _RESULTS_OF_CALL.scalar_subquery().label("results"),
+        _RESULTS_OF_CALL.where(_RESULTS.c.status.not_in(_INSIGHT_DONE_STATUSES))
+        .scalar_subquery()
+        .label("unsettled"),
+    )
+    .join(_EVENTS, _EVENTS.c.scheduled_event_id == _TARGETS.c.scheduled_event_id)
+    .where(
+        _TARGETS.c.run_id == bindparam("r_run"),
+        _TARGETS.c.state == "ended",
+        _TARGETS.c.position > bindparam("after"),
+    )
+    .order_by(_TARGETS.c.position)
+    .limit(bindparam("r_limit"))
+)
 
 
 def _note_targets(

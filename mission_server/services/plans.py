@@ -267,21 +267,10 @@ def move_steps(
     if not checked:
         return
     conn = _connection(session)
-    table = _STEPS
     ids = sorted({step_id for step_id, _, _ in checked})
     rows: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
-        for row in conn.execute(
-            sa_select(
-                table.c.id,
-                table.c.step_id,
-                table.c.description,
-                table.c.status,
-                table.c["metadata"],
-                table.c.started_at,
-                table.c.finished_at,
-            ).where(table.c.run_id == run_id, table.c.step_id.in_(ids[start : start + 500]))
-        ):
+        for row in conn.execute(_STEPS_OF, {"m_run": run_id, "m_steps": ids[start : start + 500]}):
             rows[row.step_id] = dict(row._mapping)
     changed_rows: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
@@ -315,15 +304,7 @@ def move_steps(
             )
     if changed_rows:
         conn.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                metadata=bindparam("b_metadata"),
-                started_at=bindparam("b_started_at"),
-                finished_at=bindparam("b_finished_at"),
-                updated_at=bindparam("b_updated_at"),
-            ),
+            _MOVE_STEP,
             [
                 {
                     "b_id": r["id"],
@@ -337,12 +318,38 @@ def move_steps(
             ],
         )
     if events:
-        conn.execute(insert(_EVENTS), events)
+        conn.execute(_INSERT_EVENTS, events)
 
 
 _FINISHED = frozenset({"completed", "skipped", "failed"})
 _STEPS = m.PlanStep.__table__  # type: ignore[attr-defined]
 _EVENTS = m.Event.__table__  # type: ignore[attr-defined]
+# ``move_steps``' statements, built once (a planner step moves steps several times a second,
+# and building a statement and its cache key costs about as much as running it).
+_STEPS_OF = sa_select(
+    _STEPS.c.id,
+    _STEPS.c.step_id,
+    _STEPS.c.description,
+    _STEPS.c.status,
+    _STEPS.c["metadata"],
+    _STEPS.c.started_at,
+    _STEPS.c.finished_at,
+).where(
+    _STEPS.c.run_id == bindparam("m_run"),
+    _STEPS.c.step_id.in_(bindparam("m_steps", expanding=True)),
+)
+_MOVE_STEP = (
+    update(_STEPS)
+    .where(_STEPS.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        metadata=bindparam("b_metadata"),
+        started_at=bindparam("b_started_at"),
+        finished_at=bindparam("b_finished_at"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 def _connection(session: Session | Connection) -> Connection:
@@ -351,11 +358,16 @@ def _connection(session: Session | Connection) -> Connection:
 
 def require_run(conn: Any, run_id: str) -> None:
     """Raises: NotFound unless the run exists (one column read on ``conn``)."""
-    if conn.execute(sa_select(_RUNS.c.run_id).where(_RUNS.c.run_id == run_id)).first() is None:
+    if conn.execute(_RUN_EXISTS, {"r_run": run_id}).first() is None:
         raise NotFound("run", run_id)
 
 
 _RUNS = m.Run.__table__  # type: ignore[attr-defined]
+_RUN_EXISTS = sa_select(_RUNS.c.run_id).where(_RUNS.c.run_id == bindparam("r_run"))
+_KEYS_LOGGED = sa_select(_EVENTS.c.idempotency_key).where(
+    _EVENTS.c.run_id == bindparam("k_run"),
+    _EVENTS.c.idempotency_key.in_(bindparam("k_keys", expanding=True)),
+)
 
 
 def _event_row(
@@ -519,10 +531,7 @@ def append_events(
         seen.update(
             k
             for (k,) in conn.execute(
-                sa_select(_EVENTS.c.idempotency_key).where(
-                    _EVENTS.c.run_id == run_id,
-                    _EVENTS.c.idempotency_key.in_(keys[start : start + 500]),
-                )
+                _KEYS_LOGGED, {"k_run": run_id, "k_keys": keys[start : start + 500]}
             )
             if k is not None
         )
@@ -545,7 +554,7 @@ def append_events(
             )
         )
     if rows:
-        conn.execute(insert(_EVENTS), rows)
+        conn.execute(_INSERT_EVENTS, rows)
     return len(rows)
 
 
