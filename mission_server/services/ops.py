@@ -191,9 +191,7 @@ class ServiceOps:
     def run_metadata(self, run_id: str) -> dict[str, Any]:
         """The run's metadata (one column read). Raises: NotFound."""
         with reader(self.ctx.engine).connect() as conn:
-            row = conn.execute(
-                sa_select(_RUNS.c["metadata"]).where(_RUNS.c.run_id == run_id)
-            ).first()
+            row = conn.execute(_RUN_METADATA, {"s_run": run_id}).first()
         if row is None:
             raise NotFound("run", run_id)
         return dict(row[0] or {})
@@ -488,27 +486,7 @@ class ServiceOps:
         with reader(self.ctx.engine).connect() as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                for row in conn.execute(
-                    sa_select(
-                        _EVENTS.c.scheduled_event_id,
-                        _EVENTS.c.status,
-                        _EVENTS.c.call_status,
-                        _EVENTS.c.conversation_id,
-                        _EVENTS.c.errors,
-                        _EVENTS.c.deferrals,
-                        _ATTEMPTS.c.attempt_number,
-                        _ATTEMPTS.c.call_status.label("attempt_status"),
-                        _ATTEMPTS.c.call_duration,
-                        _ATTEMPTS.c.cost,
-                        _ATTEMPTS.c.voicemail,
-                    )
-                    .outerjoin(
-                        _ATTEMPTS,
-                        _ATTEMPTS.c.scheduled_event_id == _EVENTS.c.scheduled_event_id,
-                    )
-                    .where(_EVENTS.c.scheduled_event_id.in_(chunk))
-                    .order_by(_EVENTS.c.scheduled_event_id, _ATTEMPTS.c.attempt_number)
-                ):
+                for row in conn.execute(_CALLS_WITH_ATTEMPTS, {"c_ids": chunk}):
                     events.setdefault(row.scheduled_event_id, row)
                     if row.attempt_number is not None:
                         attempts.setdefault(row.scheduled_event_id, []).append(
@@ -529,42 +507,15 @@ class ServiceOps:
             for start in range(0, len(conversations), 500):
                 chunk = conversations[start : start + 500]
                 if transcripts:
-                    for row in conn.execute(
-                        sa_select(
-                            _CONVERSATIONS.c.conversation_id,
-                            _CONVERSATIONS.c.name,
-                            _MESSAGES.c.role,
-                            _MESSAGES.c.text,
-                        )
-                        .outerjoin(
-                            _MESSAGES,
-                            _MESSAGES.c.conversation_id == _CONVERSATIONS.c.conversation_id,
-                        )
-                        .where(_CONVERSATIONS.c.conversation_id.in_(chunk))
-                        .order_by(_CONVERSATIONS.c.conversation_id, _MESSAGES.c.seq)
-                    ):
+                    for row in conn.execute(_TRANSCRIPTS, {"c_ids": chunk}):
                         names[row.conversation_id] = row.name
                         said = messages.setdefault(row.conversation_id, [])
                         if row.role is not None:
                             said.append((row.role, row.text))
                 else:
-                    for row in conn.execute(
-                        sa_select(_CONVERSATIONS.c.conversation_id, _CONVERSATIONS.c.name).where(
-                            _CONVERSATIONS.c.conversation_id.in_(chunk)
-                        )
-                    ):
+                    for row in conn.execute(_CONVERSATION_NAMES, {"c_ids": chunk}):
                         names[row.conversation_id] = row.name
-                for row in conn.execute(
-                    sa_select(
-                        _RESULTS.c.conversation_id,
-                        _RESULTS.c.status,
-                        _RESULTS.c.result,
-                        _RESULTS.c.error,
-                    )
-                    .join(_INSIGHTS, _INSIGHTS.c.insight_id == _RESULTS.c.insight_id)
-                    .where(_RESULTS.c.conversation_id.in_(chunk))
-                    .order_by(_RESULTS.c.id)
-                ):
+                for row in conn.execute(_RESULTS_OF, {"c_ids": chunk}):
                     results.setdefault(row.conversation_id, []).append(row)
         simulated = self.ctx.provider.name == "simulated"
         out: list[CallResult] = []
@@ -788,15 +739,7 @@ class ServiceOps:
             plans.append_events(conn, run_id, checked_events, now)
             plans.move_steps(conn, run_id, checked_moves, now, keep_finished=True)
             if rows:
-                conn.execute(
-                    update(_TARGETS)
-                    .where(
-                        _TARGETS.c.run_id == run_id,
-                        _TARGETS.c.position == bindparam("b_position"),
-                    )
-                    .values(outcome=bindparam("b_outcome"), state="recorded"),
-                    rows,
-                )
+                conn.execute(_RECORD_OUTCOME, [{**r, "b_run": run_id} for r in rows])
 
     def load_outcomes(self, run_id: str) -> list[dict[str, Any]]:
         with session_scope(self.ctx.engine) as session:
@@ -880,6 +823,15 @@ _INSIGHT_DONE_STATUSES = tuple(sorted(_INSIGHT_DONE))
 # Statements of the planner's per-step reads, built once (building a statement and its cache
 # key costs about as much as running it).
 _RUN_STATUS = sa_select(_RUNS.c.status).where(_RUNS.c.run_id == bindparam("s_run"))
+_RUN_METADATA = sa_select(_RUNS.c["metadata"]).where(_RUNS.c.run_id == bindparam("s_run"))
+_RECORD_OUTCOME = (
+    update(_TARGETS)
+    .where(
+        _TARGETS.c.run_id == bindparam("b_run"),
+        _TARGETS.c.position == bindparam("b_position"),
+    )
+    .values(outcome=bindparam("b_outcome"), state="recorded")
+)
 _TARGETS_BETWEEN = (
     sa_select(*_TARGET_COLUMNS)
     .where(
@@ -902,6 +854,45 @@ _RESULTS_OF_CALL = (
     sa_select(func.count())
     .select_from(_RESULTS)
     .where(_RESULTS.c.conversation_id == _EVENTS.c.conversation_id)
+)
+#: ``get_call_results``' reads, each for a chunk of ids (``c_ids``).
+_CALLS_WITH_ATTEMPTS = (
+    sa_select(
+        _EVENTS.c.scheduled_event_id,
+        _EVENTS.c.status,
+        _EVENTS.c.call_status,
+        _EVENTS.c.conversation_id,
+        _EVENTS.c.errors,
+        _EVENTS.c.deferrals,
+        _ATTEMPTS.c.attempt_number,
+        _ATTEMPTS.c.call_status.label("attempt_status"),
+        _ATTEMPTS.c.call_duration,
+        _ATTEMPTS.c.cost,
+        _ATTEMPTS.c.voicemail,
+    )
+    .outerjoin(_ATTEMPTS, _ATTEMPTS.c.scheduled_event_id == _EVENTS.c.scheduled_event_id)
+    .where(_EVENTS.c.scheduled_event_id.in_(bindparam("c_ids", expanding=True)))
+    .order_by(_EVENTS.c.scheduled_event_id, _ATTEMPTS.c.attempt_number)
+)
+_TRANSCRIPTS = (
+    sa_select(
+        _CONVERSATIONS.c.conversation_id,
+        _CONVERSATIONS.c.name,
+        _MESSAGES.c.role,
+        _MESSAGES.c.text,
+    )
+    .outerjoin(_MESSAGES, _MESSAGES.c.conversation_id == _CONVERSATIONS.c.conversation_id)
+    .where(_CONVERSATIONS.c.conversation_id.in_(bindparam("c_ids", expanding=True)))
+    .order_by(_CONVERSATIONS.c.conversation_id, _MESSAGES.c.seq)
+)
+_CONVERSATION_NAMES = sa_select(_CONVERSATIONS.c.conversation_id, _CONVERSATIONS.c.name).where(
+    _CONVERSATIONS.c.conversation_id.in_(bindparam("c_ids", expanding=True))
+)
+_RESULTS_OF = (
+    sa_select(_RESULTS.c.conversation_id, _RESULTS.c.status, _RESULTS.c.result, _RESULTS.c.error)
+    .join(_INSIGHTS, _INSIGHTS.c.insight_id == _RESULTS.c.insight_id)
+    .where(_RESULTS.c.conversation_id.in_(bindparam("c_ids", expanding=True)))
+    .order_by(_RESULTS.c.id)
 )
 #: ``ready_calls``' page: up to ``r_limit`` targets whose call has ended, past ``after``.
 _READY_PAGE = (

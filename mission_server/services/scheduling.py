@@ -27,7 +27,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -406,6 +406,24 @@ def _chunks(values: list[str]) -> list[list[str]]:
     return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
 
 
+# ``_Reads``' batch reads, built once (building a statement costs about as much as running it).
+_EVENTS_OF_KEYS = select(m.ScheduledEvent).where(
+    col(m.ScheduledEvent.idempotency_key).in_(bindparam("r_keys", expanding=True))
+)
+_BLOCKED_OF = select(m.DoNotCall.target).where(
+    col(m.DoNotCall.target).in_(bindparam("r_targets", expanding=True))
+)
+_STEPS_OF_RUN = select(m.PlanStep.step_id).where(
+    m.PlanStep.run_id == bindparam("r_run"),
+    col(m.PlanStep.step_id).in_(bindparam("r_steps", expanding=True)),
+)
+_FIRST_NUMBER = (
+    select(m.PhoneNumber)
+    .where(m.PhoneNumber.assistant_id == bindparam("r_assistant"))
+    .order_by(col(m.PhoneNumber.hd_voice).desc())
+)
+
+
 class _Reads:
     """What scheduling reads and writes in one transaction: each record it reads is read once
     (preloaded for a batch), and the events it makes are written together (``write``)."""
@@ -435,9 +453,7 @@ class _Reads:
         keys = sorted({c.idempotency_key for c in checked if c.idempotency_key is not None})
         self._existing = {}
         for chunk in _chunks(keys):
-            for row in session.exec(
-                select(m.ScheduledEvent).where(col(m.ScheduledEvent.idempotency_key).in_(chunk))
-            ):
+            for row in session.exec(_EVENTS_OF_KEYS, params={"r_keys": chunk}):
                 assert row.idempotency_key is not None
                 self._existing[row.idempotency_key] = row
         if self._existing:
@@ -447,19 +463,13 @@ class _Reads:
         targets = sorted({c.target for c in checked})
         self._blocked = set()
         for chunk in _chunks(targets):
-            self._blocked.update(
-                session.exec(select(m.DoNotCall.target).where(col(m.DoNotCall.target).in_(chunk)))
-            )
+            self._blocked.update(session.exec(_BLOCKED_OF, params={"r_targets": chunk}))
         steps = {(c.run_id, c.step_id) for c in checked if c.run_id and c.step_id is not None}
         self._steps = set()
         for run_id in sorted({run_id for run_id, _ in steps}):
             wanted = sorted(step for run, step in steps if run == run_id)
             for chunk in _chunks(wanted):
-                found = session.exec(
-                    select(m.PlanStep.step_id).where(
-                        m.PlanStep.run_id == run_id, col(m.PlanStep.step_id).in_(chunk)
-                    )
-                )
+                found = session.exec(_STEPS_OF_RUN, params={"r_run": run_id, "r_steps": chunk})
                 self._steps.update((run_id, step) for step in found)
 
     def first_event(self, key: str) -> tuple[Any, list[m.CallAttempt]] | None:
@@ -492,9 +502,7 @@ class _Reads:
         """The assistant's number a call is made from unless it names one (HD voice first)."""
         if assistant_id not in self._first_numbers:
             self._first_numbers[assistant_id] = self.session.exec(
-                select(m.PhoneNumber)
-                .where(m.PhoneNumber.assistant_id == assistant_id)
-                .order_by(col(m.PhoneNumber.hd_voice).desc())
+                _FIRST_NUMBER, params={"r_assistant": assistant_id}
             ).first()
         return self._first_numbers[assistant_id]
 
@@ -545,9 +553,13 @@ class _Reads:
         """
         conn = self.session.connection()
         if self.events:
-            conn.execute(insert(m.ScheduledEvent.__table__), self.events)
+            conn.execute(_INSERT_SCHEDULED, self.events)
         if self.run_events:
-            conn.execute(insert(m.Event.__table__), self.run_events)
+            conn.execute(_INSERT_RUN_EVENTS, self.run_events)
+
+
+_INSERT_SCHEDULED = insert(m.ScheduledEvent.__table__)  # type: ignore[attr-defined]
+_INSERT_RUN_EVENTS = insert(m.Event.__table__)  # type: ignore[attr-defined]
 
 
 def _create_event(ctx: Context, reads: _Reads, checked: _Checked) -> ScheduledEventOut:
