@@ -28,6 +28,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -50,7 +51,8 @@ from mission_server.services.schemas import ScheduledEventOut
 from mission_server.telephony.base import CancellableCalls, NumberInfo, SmsPlatform
 from state import models as m
 from state.db import session_scope
-from state.repo import append_event, attempts_by_event, load_assistant, load_event, load_run
+from state.errors import NotFound
+from state.repo import append_event, attempts_by_event, load_event
 from state.transitions import (
     EVENT_STATUSES,
     SCHEDULED_EVENT_TRANSITIONS,
@@ -417,6 +419,16 @@ _STEPS_OF_RUN = select(m.PlanStep.step_id).where(
     m.PlanStep.run_id == bindparam("r_run"),
     col(m.PlanStep.step_id).in_(bindparam("r_steps", expanding=True)),
 )
+_ASSISTANT_OF = sa_select(
+    m.Assistant.__table__.c.assistant_id,  # type: ignore[attr-defined]
+    m.Assistant.__table__.c.name,  # type: ignore[attr-defined]
+    m.Assistant.__table__.c.provider_ref,  # type: ignore[attr-defined]
+).where(m.Assistant.__table__.c.assistant_id == bindparam("r_assistant"))  # type: ignore[attr-defined]
+_RUN_OF = sa_select(
+    m.Run.__table__.c.status,  # type: ignore[attr-defined]
+    m.Run.__table__.c.approval_required,  # type: ignore[attr-defined]
+    m.Run.__table__.c.approved_at,  # type: ignore[attr-defined]
+).where(m.Run.__table__.c.run_id == bindparam("r_run"))  # type: ignore[attr-defined]
 _FIRST_NUMBER = (
     select(m.PhoneNumber)
     .where(m.PhoneNumber.assistant_id == bindparam("r_assistant"))
@@ -430,10 +442,10 @@ class _Reads:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._assistants: dict[str, m.Assistant] = {}
+        self._assistants: dict[str, Any] = {}
         self._first_numbers: dict[str, m.PhoneNumber | None] = {}
         self._numbers: dict[str, m.PhoneNumber | None] = {}
-        self._runs: dict[str, m.Run] = {}
+        self._runs: dict[str, Any] = {}
         #: Preloaded for a batch (None: looked up one at a time).
         self._existing: dict[str, m.ScheduledEvent] | None = None
         self._attempts: dict[str, list[m.CallAttempt]] = {}
@@ -491,11 +503,19 @@ class _Reads:
             row.scheduled_event_id, []
         )
 
-    def assistant(self, assistant_id: str) -> m.Assistant:
-        """Raises: NotFound."""
+    def assistant(self, assistant_id: str) -> Any:
+        """The columns scheduling reads of the assistant (``assistant_id``, ``name``,
+        ``provider_ref``). Raises: NotFound."""
         found = self._assistants.get(assistant_id)
         if found is None:
-            found = self._assistants[assistant_id] = load_assistant(self.session, assistant_id)
+            found = (
+                self.session.connection()
+                .execute(_ASSISTANT_OF, {"r_assistant": assistant_id})
+                .first()
+            )
+            if found is None:
+                raise NotFound("assistant", assistant_id)
+            self._assistants[assistant_id] = found
         return found
 
     def first_number(self, assistant_id: str) -> m.PhoneNumber | None:
@@ -511,11 +531,15 @@ class _Reads:
             self._numbers[phone_number] = self.session.get(m.PhoneNumber, phone_number)
         return self._numbers[phone_number]
 
-    def run(self, run_id: str) -> m.Run:
-        """Raises: NotFound."""
+    def run(self, run_id: str) -> Any:
+        """The columns scheduling reads of the run (``status``, ``approval_required``,
+        ``approved_at``). Raises: NotFound."""
         found = self._runs.get(run_id)
         if found is None:
-            found = self._runs[run_id] = load_run(self.session, run_id)
+            found = self.session.connection().execute(_RUN_OF, {"r_run": run_id}).first()
+            if found is None:
+                raise NotFound("run", run_id)
+            self._runs[run_id] = found
         return found
 
     def has_step(self, run_id: str, step_id: str) -> bool:
