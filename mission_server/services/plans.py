@@ -617,8 +617,10 @@ def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> d
         if isinstance(value, dict | list):
             raise ValidationError(f"variables.{key}", "must be a string, number or boolean", value)
     now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        run = load_run(session, run_id)
+    with ctx.engine.begin() as conn:
+        run = conn.execute(_RUN_VARIABLES, {"r_run": run_id}).first()
+        if run is None:
+            raise NotFound("run", run_id)
         refuse_finished_run(run_id, run.status, "set run variables")
         merged = dict(run.variables or {})
         for key, value in variables.items():
@@ -626,18 +628,30 @@ def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> d
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        run.variables = merged
-        run.updated_at = now
-        session.add(run)
-        append_event(
-            session,
-            run_id,
-            "custom",
-            "Run variables set: " + ", ".join(sorted(variables)),
-            now,
-            payload={"variables": variables},
+        conn.execute(_SET_VARIABLES, {"r_run": run_id, "r_variables": merged, "r_now": now})
+        conn.execute(
+            _INSERT_EVENTS,
+            [
+                _event_row(
+                    run_id,
+                    "custom",
+                    "Run variables set: " + ", ".join(sorted(variables)),
+                    now,
+                    payload={"variables": variables},
+                )
+            ],
         )
     return merged
+
+
+_RUN_VARIABLES = sa_select(_RUNS.c.status, _RUNS.c.variables).where(
+    _RUNS.c.run_id == bindparam("r_run")
+)
+_SET_VARIABLES = (
+    update(_RUNS)
+    .where(_RUNS.c.run_id == bindparam("r_run"))
+    .values(variables=bindparam("r_variables"), updated_at=bindparam("r_now"))
+)
 
 
 def get_run_variables(ctx: Context, run_id: str) -> dict[str, Any]:
