@@ -263,9 +263,7 @@ class ServiceOps:
         ValidationError. Nothing on a run someone finished from outside (the graph stops at
         its next check)."""
         with reader(self.ctx.engine).connect() as conn:
-            row = conn.execute(
-                sa_select(_RUNS.c.status, _RUNS.c.variables).where(_RUNS.c.run_id == run_id)
-            ).first()
+            row = conn.execute(plans.RUN_VARIABLES, {"r_run": run_id}).first()
         if row is None:
             raise NotFound("run", run_id)
         if row.status in TERMINAL_RUN:
@@ -934,13 +932,14 @@ def _note_targets(
             .order_by(_EVENTS.c.scheduled_event_id)
             .with_for_update(read=True)
         ).all()
-    conn.execute(_NOTE_TARGET.where(_TARGETS.c.run_id == run_id), noted)
+    conn.execute(_NOTE_TARGET, [{**n, "b_run": run_id} for n in noted])
 
 
 #: ``_note_targets``' update (an executemany cannot expand a list parameter: literal statuses).
 _NOTE_TARGET = (
     update(_TARGETS)
     .where(
+        _TARGETS.c.run_id == bindparam("b_run"),
         _TARGETS.c.position == bindparam("b_position"),
         _TARGETS.c.state != "recorded",
         _TARGETS.c.state != "ended",

@@ -133,7 +133,7 @@ def create_plan(
         # Core inserts: a plan of 10,000 steps is one statement, not 10,000 ORM objects.
         conn.execute(insert(_STEPS), rows)
         conn.execute(
-            insert(_EVENTS),
+            _INSERT_EVENTS,
             [
                 _event_row(
                     run_id,
@@ -198,18 +198,21 @@ def update_plan_step(
     Raises:
         NotFound, IllegalTransition, ValidationError.
     """
-    require_choice(status, "status", STEP_STATUSES)
-    meta = require_mapping(metadata, "metadata") if metadata is not None else None
-    now = ctx.now()
-    with session_scope(ctx.engine) as session:
-        step = session.exec(
-            select(m.PlanStep).where(m.PlanStep.run_id == run_id, m.PlanStep.step_id == step_id)
-        ).first()
-        if step is None:
-            load_run(session, run_id)
-            raise NotFound("plan step", f"{run_id}/{step_id}")
-        _move_step(session, step, status, meta, now)
-    return PlanStepOut.of(step)
+    checked = check_step_moves([(step_id, status, metadata)])
+    with ctx.engine.begin() as conn:
+        move_steps(conn, run_id, checked, ctx.now())
+        row = conn.execute(_STEP_ROW, {"m_run": run_id, "m_step": step_id}).one()._mapping
+    return PlanStepOut(
+        step_id=row["step_id"],
+        description=row["description"],
+        sequence=row["sequence"],
+        parent_step_id=row["parent_step_id"],
+        status=row["status"],
+        metadata=row["metadata"] or {},
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def update_plan_steps(
@@ -258,8 +261,9 @@ def move_steps(
     keep_finished: bool = False,
 ) -> None:
     """Apply moves checked by ``check_step_moves`` in the caller's session (its transaction),
-    as ``_move_step`` each, in order; the rows are read and written with a few statements
-    whatever the number of moves.
+    in order: each checked against the step transitions, its times and metadata set, and a
+    step event logged when its status changes; the rows are read and written with a few
+    statements whatever the number of moves.
 
     Raises:
         NotFound, IllegalTransition.
@@ -350,6 +354,9 @@ _MOVE_STEP = (
     )
 )
 _INSERT_EVENTS = insert(_EVENTS)
+_STEP_ROW = sa_select(_STEPS).where(
+    _STEPS.c.run_id == bindparam("m_run"), _STEPS.c.step_id == bindparam("m_step")
+)
 
 
 def _connection(session: Session | Connection) -> Connection:
@@ -392,32 +399,6 @@ def _event_row(
         "idempotency_key": idempotency_key,
         "created_at": now,
     }
-
-
-def _move_step(
-    session: Session, step: m.PlanStep, status: str, meta: dict[str, Any] | None, now: Any
-) -> None:
-    check_transition("plan step", step.step_id, STEP_TRANSITIONS, step.status, status)
-    changed = step.status != status
-    step.status = status
-    if status == "in_progress" and step.started_at is None:
-        step.started_at = now
-    if status in {"completed", "failed", "skipped"}:
-        step.finished_at = now
-    if meta is not None:
-        step.meta = {**(step.meta or {}), **meta}
-    step.updated_at = now
-    session.add(step)
-    if changed:
-        append_event(
-            session,
-            step.run_id,
-            _STEP_EVENT.get(status, "custom"),
-            f"Step {step.step_id} {status.replace('_', ' ')}: {step.description}",
-            now,
-            step_id=step.step_id,
-            payload={"status": status, **({"metadata": meta} if meta else {})},
-        )
 
 
 def get_plan(ctx: Context, run_id: str) -> list[PlanStepOut]:
@@ -618,7 +599,7 @@ def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> d
             raise ValidationError(f"variables.{key}", "must be a string, number or boolean", value)
     now = ctx.now()
     with ctx.engine.begin() as conn:
-        run = conn.execute(_RUN_VARIABLES, {"r_run": run_id}).first()
+        run = conn.execute(RUN_VARIABLES, {"r_run": run_id}).first()
         if run is None:
             raise NotFound("run", run_id)
         refuse_finished_run(run_id, run.status, "set run variables")
@@ -644,7 +625,8 @@ def set_run_variables(ctx: Context, run_id: str, variables: dict[str, Any]) -> d
     return merged
 
 
-_RUN_VARIABLES = sa_select(_RUNS.c.status, _RUNS.c.variables).where(
+#: A run's status and variables (``r_run``).
+RUN_VARIABLES = sa_select(_RUNS.c.status, _RUNS.c.variables).where(
     _RUNS.c.run_id == bindparam("r_run")
 )
 _SET_VARIABLES = (
