@@ -117,8 +117,14 @@ class DialLimits:
         return self.max_calls is not None or self.interval_secs is not None
 
 
+_PHONE = EVENTS.c.telnyx_conversation_channel == "phone_call"
 #: A phone call still to be dialled: the rows the limits hold back.
-_TO_DIAL = (EVENTS.c.status == "pending") & (EVENTS.c.telnyx_conversation_channel == "phone_call")
+_TO_DIAL = (EVENTS.c.status == "pending") & _PHONE
+#: Rows not finished and not held.
+_UNFINISHED = (
+    EVENTS.c.status.in_(("pending", "in_progress")),
+    EVENTS.c.hold_reason.is_(None),
+)
 
 
 # The claimed rows are read with the driver's own values for the JSON, timestamp and boolean
@@ -183,8 +189,7 @@ def _claim_statement(postgres: bool, to_dial: bool | None) -> Any:
     due = (
         select(EVENTS.c.scheduled_event_id)
         .where(
-            EVENTS.c.status.in_(("pending", "in_progress")),
-            EVENTS.c.hold_reason.is_(None),
+            *_UNFINISHED,
             EVENTS.c.due_at <= now,
             (EVENTS.c.lease_expires_at.is_(None)) | (EVENTS.c.lease_expires_at <= now),
             *narrow,
@@ -291,7 +296,7 @@ _LINES_IN_USE = (
     select(func.count())
     .select_from(EVENTS)
     .where(
-        (EVENTS.c.telnyx_conversation_channel == "phone_call")
+        _PHONE
         & (
             (EVENTS.c.status == "in_progress")
             | (
@@ -315,15 +320,10 @@ _ATTENTION = case(
     (_lease_end.is_not(None) & (_lease_end > EVENTS.c.due_at), _lease_end),
     else_=EVENTS.c.due_at,
 )
-_UNFINISHED = (
-    EVENTS.c.status.in_(("pending", "in_progress")),
-    EVENTS.c.hold_reason.is_(None),
-)
 _NEXT_LEASE_TO_DIAL = select(func.min(_lease_end)).where(
     *_UNFINISHED, _TO_DIAL, EVENTS.c.lease_owner.is_not(None)
 )
 _NEXT_SLOT = select(PACING.c.next_dial_at).where(PACING.c.pacing_id == 1)
-_PHONE = EVENTS.c.telnyx_conversation_channel == "phone_call"
 #: Rows looked at in due order before the exact aggregate is asked instead (see ``_earliest``).
 _WALK = 16
 
