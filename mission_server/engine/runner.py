@@ -43,7 +43,7 @@ import yaml
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
@@ -51,6 +51,7 @@ from mission_server.engine.dispatcher import Dispatcher
 from mission_server.engine.drivers import run_until_idle
 from mission_server.engine.listeners import install_listeners
 from mission_server.engine.pool import DaemonPool
+from mission_server.engine.queue import RUNS
 from mission_server.errors import ConflictError, ValidationError
 from mission_server.net.openai import OpenAICompatibleLLM
 from mission_server.services import missions
@@ -523,17 +524,18 @@ def _interrupt_kind(interrupts: Iterable[Any]) -> str | None:
 # ---------------------------------------------------------------------- virtual-time driver
 
 
+#: ``run_statuses``' read, built once: the virtual-time driver asks after every sweep.
+_STATUSES = sa_select(RUNS.c.run_id, RUNS.c.status).where(
+    RUNS.c.run_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def run_statuses(ctx: Context, run_ids: Iterable[str]) -> dict[str, str]:
     ids = list(run_ids)
-    runs = m.Run.__table__  # type: ignore[attr-defined]
     statuses: dict[str, str] = {}
     with reader(ctx.engine).connect() as conn:
         for start in range(0, len(ids), 500):
-            for run_id, status in conn.execute(
-                sa_select(runs.c.run_id, runs.c.status).where(
-                    runs.c.run_id.in_(ids[start : start + 500])
-                )
-            ):
+            for run_id, status in conn.execute(_STATUSES, {"ids": ids[start : start + 500]}):
                 statuses[run_id] = status
     return statuses
 
