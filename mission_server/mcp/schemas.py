@@ -54,9 +54,8 @@ def slim(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
     ``output``: the schema of a tool result, where no default says anything (every field is
     always present); in an input schema only ``null`` defaults go.
     """
-    if output:  # the result model's docstring: the tool's description says it
-        schema.pop("description", None)
-    _slim(schema, output=output)
+    # A result's root is its model, whose docstring the tool's description says.
+    _slim(schema, output=output, model=output)
     return schema
 
 
