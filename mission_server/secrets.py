@@ -117,20 +117,14 @@ class Scrubber:
 
     def scrub_data(self, data: Any) -> Any:
         """``data`` (strings, in dicts, lists, tuples and pydantic models) scrubbed, as a copy."""
-        kind = type(data)
-        if kind in _PLAIN:  # most values of a database statement: nothing to scrub
+        if type(data) in _PLAIN:  # most values of a database statement: nothing to scrub
             return data
-        if kind is str:
-            return self.scrub(data)
         if isinstance(data, str):
             return self.scrub(data)
         # In a container, a value with no text is kept and a text scrubbed without a further
         # call (a batch of rows holds hundreds of thousands of them).
         if isinstance(data, dict):
-            return {
-                self.scrub_data(k): self._item(v)
-                for k, v in data.items()  # type: ignore[misc]
-            }
+            return dict(zip(self._items(data), self._items(data.values()), strict=True))  # type: ignore[arg-type]
         if isinstance(data, list):
             return self._items(data)  # type: ignore[arg-type]
         if isinstance(data, tuple):
@@ -141,14 +135,6 @@ class Scrubber:
             }
             return data.model_copy(update=update)
         return data
-
-    def _item(self, value: Any) -> Any:
-        kind = type(value)
-        if kind in _PLAIN:
-            return value
-        if kind is str:
-            return self.scrub(value)
-        return self.scrub_data(value)
 
     def _items(self, values: Iterable[Any]) -> list[Any]:
         plain, scrub, deeper = _PLAIN, self.scrub, self.scrub_data
