@@ -196,7 +196,6 @@ class _Plan:
     group_id: str | None
     transcript: list[TranscriptMessage]
     definitions: list[InsightDefinition]
-    names: dict[str, str]
     created: dict[str, datetime]
     #: Whether a webhook applies (only read here when there is no insight to extract).
     webhook: bool = False
@@ -247,7 +246,6 @@ def _prepare(
         group_id=group_id,
         transcript=transcript,
         definitions=definitions,
-        names={row.insight_id: row.name for row in insights},
         created={},
     )
     if not definitions:
@@ -398,7 +396,7 @@ def extract_conversation_insights(
             InsightResultOut(
                 conversation_id=conversation_id,
                 insight_id=definition.insight_id,
-                insight_name=plan.names[definition.insight_id],
+                insight_name=definition.name,
                 status=status,
                 result=result.result if status == "completed" else None,
                 error=result.error,

@@ -88,7 +88,6 @@ from state.types import new_id
 
 __all__ = [
     "CONVERSATION_GROUP",
-    "build_payload",
     "deliver_conversation_insights",
     "list_deliveries",
     "redeliver",
@@ -177,22 +176,6 @@ def _payload(conn: Connection, conversation_id: str, group: Any) -> dict[str, An
             if row.status == "completed"
         ],
     }
-
-
-def build_payload(engine: Engine, conversation_id: str) -> tuple[dict[str, Any], str | None]:
-    """The ``conversation.insights.completed`` payload for the conversation, and the URL it
-    goes to (None when no webhook applies).
-
-    Raises:
-        NotFound: no such conversation, or its assistant has no insight group.
-    """
-    with reader(engine).connect() as conn:
-        found, group, url = _target(conn, conversation_id)
-        if not found:
-            raise NotFound("conversation", conversation_id)
-        if group is None:
-            raise NotFound("insight group for conversation", conversation_id)
-        return _payload(conn, conversation_id, group), url
 
 
 def _record(engine: Engine, row: m.WebhookDelivery) -> WebhookAttemptOut:
