@@ -182,7 +182,7 @@ def upgrade_database(url: str | None = None) -> tuple[str | None, str]:
 
     url = normalise_url(url if url is not None else os.environ.get("MISSION_DB_URL"))
     plain = _PLAIN_SQLITE_FILE.fullmatch(url)
-    if plain is not None and plain.group(1) != ":memory:":
+    if plain is not None:  # the pattern matches no ":memory:" (no colon in a file name)
         revision = _upgrade_sqlite_file(plain.group(1))
         if revision is not None:
             return revision, url
